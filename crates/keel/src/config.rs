@@ -1,0 +1,105 @@
+//! Limits and deadlines, each a documented field with a sane default.
+
+use std::time::Duration;
+
+/// Every limit and deadline a server enforces.
+///
+/// Build one with [`Config::default`] and change the fields you care about:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = keel::Config {
+///     max_body: 8 << 20,
+///     header_timeout: Duration::from_secs(5),
+///     ..keel::Config::default()
+/// };
+/// assert_eq!(config.max_headers, 100);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest request head (request line and header fields) in bytes; larger
+    /// gets `431 Request Header Fields Too Large`. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more gets `431`. Default 100, at most
+    /// [`Config::HEADER_COUNT_CEILING`].
+    pub max_headers: usize,
+    /// Longest request target in bytes; longer gets `414 URI Too Long`. Default 8 KiB.
+    pub max_target: usize,
+    /// Largest request body in bytes, after chunked decoding; larger gets
+    /// `413 Content Too Large` and a close without reading the rest. Default 1 MiB.
+    pub max_body: usize,
+    /// Most connections one worker holds; past it the worker leaves new
+    /// connections in the kernel's accept queue. Default 32 768.
+    pub max_connections_per_worker: usize,
+    /// Response bytes queued for one connection before the worker stops reading
+    /// and parsing its requests until the peer catches up. Default 256 KiB.
+    pub max_output_buffered: usize,
+    /// Time allowed from a connection's first byte (or its accept) to a complete
+    /// request head; past it the worker answers `408` and closes. Default 10 s.
+    pub header_timeout: Duration,
+    /// Time allowed to receive a whole request body once its head is in; past
+    /// it `408` and a close. Default 30 s.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests before it
+    /// is closed without a response. Default 60 s.
+    pub idle_timeout: Duration,
+    /// How long queued response bytes may wait for a peer that does not read
+    /// before the connection is dropped. Default 30 s.
+    pub write_timeout: Duration,
+    /// After a response that closes the connection, how long the worker keeps
+    /// reading (and discarding) what the peer still sends, so that the peer
+    /// sees the response instead of a reset. Default 2 s.
+    pub linger_timeout: Duration,
+    /// Initial capacity of each pooled read and write buffer. Default 8 KiB.
+    pub buffer_size: usize,
+    /// Largest buffer the pool keeps when a connection gives it back; larger
+    /// ones (grown by a big body) are freed. Default 64 KiB.
+    pub max_pooled_buffer: usize,
+    /// Most idle buffers each worker keeps for reuse. Default 1024.
+    pub max_pooled_buffers: usize,
+    /// Value of the `Server` response header, or `None` to send none. Default `Some("keel")`.
+    pub server_name: Option<String>,
+}
+
+impl Config {
+    /// Hard ceiling on [`Config::max_headers`]: the parser keeps this many header
+    /// slots on the stack.
+    pub const HEADER_COUNT_CEILING: usize = 256;
+
+    /// The smallest deadline, which sets how often the worker's coarse timer ticks.
+    pub(crate) fn timer_tick(&self) -> Duration {
+        let shortest = [
+            self.header_timeout,
+            self.body_timeout,
+            self.idle_timeout,
+            self.write_timeout,
+            self.linger_timeout,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+        (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_target: 8 * 1024,
+            max_body: 1024 * 1024,
+            max_connections_per_worker: 32 * 1024,
+            max_output_buffered: 256 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            linger_timeout: Duration::from_secs(2),
+            buffer_size: 8 * 1024,
+            max_pooled_buffer: 64 * 1024,
+            max_pooled_buffers: 1024,
+            server_name: Some("keel".to_owned()),
+        }
+    }
+}

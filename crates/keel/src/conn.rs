@@ -1,0 +1,492 @@
+//! The connection state machine, without sockets: bytes in, responses out.
+//!
+//! The worker reads from a socket into [`Conn::read_buffer`], calls
+//! [`Conn::process`], and writes [`Conn::output`] back. The in-memory test
+//! driver and the fuzz harness do the same with plain byte slices, so every
+//! path through here is the one real connections take.
+
+use crate::body::{ChunkLimits, ChunkedDecoder};
+use crate::parse::{self, header_slots, BodyLength, Framing};
+use crate::pool::BufferPool;
+use crate::stats::WorkerCounters;
+use crate::{Config, Handler, ProtocolError, Request, Response, StatusCode, Version};
+use bytes::{Bytes, BytesMut};
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Free space a read wants in the input buffer before it grows.
+const MIN_READ_ROOM: usize = 2048;
+
+/// What a connection's worker lends it while it processes requests.
+pub(crate) struct Env<'a, H: ?Sized> {
+    pub(crate) handler: &'a H,
+    pub(crate) config: &'a Config,
+    pub(crate) counters: &'a WorkerCounters,
+    pub(crate) pool: &'a mut BufferPool,
+    /// `Server: ...\r\n`, or empty.
+    pub(crate) server_line: &'a [u8],
+    /// The server is shutting down: answer the request in progress with
+    /// `Connection: close` and take no more.
+    pub(crate) draining: bool,
+}
+
+/// Whether requests are still being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading and answering requests.
+    Open,
+    /// The last response is queued: flush it, then close. Input is ignored.
+    Closing,
+}
+
+/// What the connection waits for, which decides its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Nothing buffered: between requests (or before the first).
+    NextRequest,
+    /// Part of a request head.
+    Head,
+    /// The body of a request whose head is in.
+    Body,
+    /// Closing after its last response.
+    Close,
+}
+
+/// A head that was parsed while its body is still arriving.
+#[derive(Clone, Copy, Debug)]
+struct AwaitingBody {
+    framing: Framing,
+    chunked: ChunkedDecoder,
+}
+
+/// Queued response bytes: the output buffer, with large shared bodies
+/// spliced in at recorded offsets, and how much of it all has been written.
+#[derive(Default)]
+pub(crate) struct Output {
+    buf: Option<BytesMut>,
+    /// (offset in `buf` before which the body goes, the body)
+    large: Vec<(usize, Bytes)>,
+    sent: usize,
+}
+
+impl Output {
+    /// Bytes queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        let buffered = self.buf.as_ref().map_or(0, BytesMut::len);
+        buffered + self.large.iter().map(|(_, b)| b.len()).sum::<usize>() - self.sent
+    }
+
+    /// Fills `iov` with the unwritten bytes, in order; returns how many slices.
+    pub(crate) fn slices<'s>(&'s self, iov: &mut [IoSlice<'s>]) -> usize {
+        let Some(buf) = self.buf.as_deref() else {
+            return 0;
+        };
+        let mut skip = self.sent;
+        let mut count = 0;
+        let mut push = |piece: &'s [u8], count: &mut usize| {
+            if skip >= piece.len() {
+                skip -= piece.len();
+            } else if *count < iov.len() {
+                iov[*count] = IoSlice::new(&piece[skip..]);
+                skip = 0;
+                *count += 1;
+            }
+        };
+        let mut from = 0;
+        for (at, body) in &self.large {
+            push(&buf[from..*at], &mut count);
+            push(body, &mut count);
+            from = *at;
+        }
+        push(&buf[from..], &mut count);
+        count
+    }
+
+    /// Records that `n` more bytes were written; forgets everything once all were.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.sent += n;
+        if self.pending() == 0 {
+            self.sent = 0;
+            self.large.clear();
+            if let Some(buf) = self.buf.as_mut() {
+                buf.clear();
+            }
+        }
+    }
+
+    fn buf_and_large(
+        &mut self,
+        pool: &mut BufferPool,
+    ) -> (&mut BytesMut, &mut Vec<(usize, Bytes)>) {
+        (self.buf.get_or_insert_with(|| pool.take()), &mut self.large)
+    }
+}
+
+/// One HTTP/1.1 connection's protocol state.
+pub(crate) struct Conn {
+    input: Option<BytesMut>,
+    /// Offset of the current request's first byte in `input`.
+    start: usize,
+    /// Bytes after `start` already parsed as an incomplete head: no need to
+    /// run the parser again until a new line ending arrives.
+    scanned: usize,
+    awaiting: Option<AwaitingBody>,
+    pub(crate) output: Output,
+    phase: Phase,
+    peer: SocketAddr,
+    /// Requests answered on this connection.
+    served: u64,
+    /// The connection is closing because of a request the server refused.
+    errored: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(peer: SocketAddr) -> Self {
+        Conn {
+            input: None,
+            start: 0,
+            scanned: 0,
+            awaiting: None,
+            output: Output::default(),
+            phase: Phase::Open,
+            peer,
+            served: 0,
+            errored: false,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether this connection is still reading requests (not closing, and
+    /// not held back because the peer is slow to read its responses).
+    pub(crate) fn wants_input(&self, config: &Config) -> bool {
+        self.phase == Phase::Open && self.output.pending() <= config.max_output_buffered
+    }
+
+    pub(crate) fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// Whether the connection is closing after an error response.
+    pub(crate) fn errored(&self) -> bool {
+        self.errored
+    }
+
+    pub(crate) fn waiting(&self) -> Waiting {
+        let buffered = self.input.as_ref().is_some_and(|b| b.len() > self.start);
+        match (self.phase, self.awaiting.is_some(), buffered) {
+            (Phase::Closing, ..) => Waiting::Close,
+            (_, true, _) => Waiting::Body,
+            (_, false, true) => Waiting::Head,
+            (_, false, false) => Waiting::NextRequest,
+        }
+    }
+
+    /// Whether the connection holds neither pooled buffer.
+    pub(crate) fn holds_no_buffer(&self) -> bool {
+        self.input.is_none() && self.output.buf.is_none()
+    }
+
+    /// The input buffer with room for the next read, taken from the pool if
+    /// the connection holds none. A body of known length gets room for all of
+    /// itself in one step.
+    pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
+        let buf = self.input.get_or_insert_with(|| pool.take());
+        let room = buf.capacity() - buf.len();
+        let body_rest = match self.awaiting {
+            Some(AwaitingBody {
+                framing:
+                    Framing {
+                        body: BodyLength::Fixed(n),
+                        head_len,
+                        ..
+                    },
+                ..
+            }) => (self.start + head_len + n).saturating_sub(buf.len()),
+            _ => 0,
+        };
+        if room < MIN_READ_ROOM || room < body_rest {
+            // Double (the head and chunked bodies are bounded by their limits),
+            // or make room for the whole rest of a fixed-length body at once.
+            buf.reserve(body_rest.max(buf.capacity()).max(MIN_READ_ROOM));
+        }
+        buf
+    }
+
+    /// Parses and answers every complete request in the input buffer, in
+    /// order, until one is incomplete, the connection must close, or too much
+    /// output is queued.
+    pub(crate) fn process<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
+        while self.wants_input(env.config) {
+            let has_bytes = self.input.as_ref().is_some_and(|b| b.len() > self.start);
+            if !has_bytes || !self.step(env) {
+                break;
+            }
+        }
+        self.compact();
+        self.release_buffers(env.pool);
+    }
+
+    /// The peer closed its sending side: what is complete has been answered;
+    /// an incomplete request never will be.
+    pub(crate) fn on_peer_eof(&mut self) {
+        self.phase = Phase::Closing;
+    }
+
+    /// A deadline passed while waiting for a request: answer `408` and close.
+    pub(crate) fn on_request_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
+        let error = match self.awaiting {
+            Some(_) => ProtocolError::BodyTimeout,
+            None => ProtocolError::HeaderTimeout,
+        };
+        self.fail(error, env);
+        self.release_buffers(env.pool);
+    }
+
+    /// Input read after the last response, while lingering: dropped unread.
+    pub(crate) fn discard_input(&mut self, pool: &mut BufferPool) {
+        if let Some(buf) = self.input.take() {
+            pool.give(buf);
+        }
+        self.start = 0;
+    }
+
+    /// Gives back buffers that hold nothing: an idle connection keeps none.
+    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
+        if self.input.as_ref().is_some_and(|b| b.len() == self.start) && self.awaiting.is_none() {
+            if let Some(buf) = self.input.take() {
+                pool.give(buf);
+            }
+            self.start = 0;
+            self.scanned = 0;
+        }
+        if self.output.pending() == 0 {
+            if let Some(buf) = self.output.buf.take() {
+                pool.give(buf);
+            }
+        }
+    }
+
+    /// Handles the request at `start`. Returns whether it was complete (and
+    /// answered); `false` means more bytes are needed or the connection is closing.
+    fn step<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
+        let Conn {
+            input,
+            start,
+            scanned,
+            awaiting,
+            output,
+            peer,
+            ..
+        } = self;
+        let Some(input) = input.as_mut() else {
+            return false;
+        };
+        let start = *start;
+
+        let framing = match *awaiting {
+            Some(AwaitingBody { framing, .. }) => framing,
+            None => {
+                let buf = &input[start..];
+                if !buf[*scanned..].contains(&b'\n') {
+                    // No new line ending: the head cannot have completed.
+                    *scanned = buf.len();
+                    return match parse::check_partial_limits(buf, env.config) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            self.fail(e, env);
+                            false
+                        }
+                    };
+                }
+                let mut slots = header_slots();
+                match parse::parse_head(buf, &mut slots, env.config) {
+                    Err(e) => {
+                        self.fail(e, env);
+                        return false;
+                    }
+                    Ok(None) => {
+                        *scanned = buf.len();
+                        return false;
+                    }
+                    Ok(Some((req, framing))) => {
+                        let body_in = match framing.body {
+                            BodyLength::Empty => Some(0),
+                            BodyLength::Fixed(n) if buf.len() - framing.head_len >= n => Some(n),
+                            _ => None,
+                        };
+                        if let Some(len) = body_in {
+                            // Fast path: the whole request is here; answer it
+                            // from this parse.
+                            let body = &buf[framing.head_len..framing.head_len + len];
+                            let keep_alive = dispatch(output, env, &req, &framing, body, *peer);
+                            self.complete(framing.head_len + len, keep_alive, env);
+                            return true;
+                        }
+                        if framing.expect_continue && buf.len() == framing.head_len {
+                            let (out, _) = output.buf_and_large(env.pool);
+                            out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        }
+                        *awaiting = Some(AwaitingBody {
+                            framing,
+                            chunked: ChunkedDecoder::default(),
+                        });
+                        framing
+                    }
+                }
+            }
+        };
+
+        // The body is arriving (or has): find where it ends.
+        let head_len = framing.head_len;
+        let (body_len, encoded_len) = match framing.body {
+            BodyLength::Fixed(n) if input.len() - start - head_len >= n => (n, n),
+            BodyLength::Fixed(_) | BodyLength::Empty => return false,
+            BodyLength::Chunked => {
+                let limits = ChunkLimits {
+                    max_body: env.config.max_body,
+                    max_trailer_bytes: env.config.max_header_bytes,
+                };
+                let decoder = &mut awaiting.as_mut().expect("awaiting a body").chunked;
+                let body_start = start + head_len;
+                match decoder.decode(&mut input[body_start..], limits) {
+                    Ok(Some(done)) => done,
+                    Ok(None) => {
+                        // Drop the framing already decoded, so the buffer
+                        // holds at most the decoded body plus one chunk line.
+                        let dropped = decoder.squeeze(&mut input[body_start..]);
+                        let len = input.len();
+                        input.truncate(len - dropped);
+                        return false;
+                    }
+                    Err(e) => {
+                        self.fail(e, env);
+                        return false;
+                    }
+                }
+            }
+        };
+
+        // Parse the head again, now that the body below it is final.
+        let (head, rest) = input[start..].split_at_mut(head_len);
+        let mut slots = header_slots();
+        let keep_alive = match parse::parse_head(head, &mut slots, env.config) {
+            Ok(Some((req, framing))) => {
+                dispatch(output, env, &req, &framing, &rest[..body_len], *peer)
+            }
+            _ => unreachable!("a head that parsed once parses again"),
+        };
+        self.complete(head_len + encoded_len, keep_alive, env);
+        true
+    }
+
+    /// Moves past an answered request.
+    fn complete<H: Handler + ?Sized>(
+        &mut self,
+        consumed: usize,
+        keep_alive: bool,
+        env: &Env<'_, H>,
+    ) {
+        self.start += consumed;
+        self.scanned = 0;
+        self.awaiting = None;
+        self.served += 1;
+        env.counters.requests.add(1);
+        if !keep_alive {
+            self.phase = Phase::Closing;
+        }
+    }
+
+    /// Answers a request the server refuses, and closes: the bytes after it
+    /// are never read as another request.
+    fn fail<H: Handler + ?Sized>(&mut self, error: ProtocolError, env: &mut Env<'_, H>) {
+        if error.is_timeout() {
+            env.counters.timeouts.add(1);
+        } else {
+            env.counters.parse_errors.add(1);
+        }
+        env.counters.requests.add(1);
+        let status = error.status();
+        env.counters.count_status(status.as_u16());
+        let (out, large) = self.output.buf_and_large(env.pool);
+        let mut res = Response::new(out, large, false, false, false, env.server_line);
+        res.status(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .write(error.to_string().as_bytes())
+            .write(b"\n");
+        res.finish();
+        self.awaiting = None;
+        self.phase = Phase::Closing;
+        self.errored = true;
+    }
+
+    /// Moves a partial request to the front of the input buffer, so the
+    /// buffer never grows by more than one request.
+    fn compact(&mut self) {
+        let Some(buf) = self.input.as_mut() else {
+            return;
+        };
+        if self.start == 0 {
+            return;
+        }
+        let len = buf.len();
+        buf.copy_within(self.start..len, 0);
+        buf.truncate(len - self.start);
+        self.start = 0;
+    }
+}
+
+/// Calls the handler on one request, containing a panic as a `500`.
+/// Returns whether the connection stays open.
+fn dispatch<H: Handler + ?Sized>(
+    output: &mut Output,
+    env: &mut Env<'_, H>,
+    req: &httparse::Request<'_, '_>,
+    framing: &Framing,
+    body: &[u8],
+    peer: SocketAddr,
+) -> bool {
+    let request = Request {
+        method: req.method.unwrap_or_default(),
+        target: req.path.unwrap_or_default(),
+        version: if framing.minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        headers: req.headers,
+        body,
+        peer,
+    };
+    let keep_alive = framing.keep_alive && !env.draining;
+    let (out, large) = output.buf_and_large(env.pool);
+    let mut res = Response::new(
+        out,
+        large,
+        keep_alive,
+        framing.is_head,
+        framing.minor == 0,
+        env.server_line,
+    );
+    let handler = env.handler;
+    match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
+        Ok(()) => {
+            res.finish();
+            env.counters.count_status(res.status_code().as_u16());
+            res.keeps_alive()
+        }
+        Err(_) => {
+            res.discard();
+            env.counters.handler_panics.add(1);
+            env.counters.count_status(500);
+            let mut res = Response::new(out, large, false, framing.is_head, false, env.server_line);
+            res.status(StatusCode::INTERNAL_SERVER_ERROR)
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .body(b"Internal Server Error\n");
+            false
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The `Date` header value, formatted at most once a second per thread.
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) const DATE_LEN: usize = 29;
+
+thread_local! {
+    /// (unix second it was formatted for, the formatted value)
+    static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+}
+
+/// Re-read the clock and reformat the cached value if the second has changed.
+/// Workers call this once per event-loop turn.
+pub(crate) fn refresh() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHE.with(|cache| {
+        if cache.get().0 != now {
+            cache.set((now, format_imf_fixdate(now)));
+        }
+    });
+}
+
+/// The cached value; formats one first if this thread has none yet.
+pub(crate) fn current() -> [u8; DATE_LEN] {
+    let (second, value) = CACHE.with(Cell::get);
+    if second == u64::MAX {
+        refresh();
+        return CACHE.with(Cell::get).1;
+    }
+    value
+}
+
+/// Formats `unix_secs` as an IMF-fixdate (RFC 9110 §5.6.7).
+fn format_imf_fixdate(unix_secs: u64) -> [u8; DATE_LEN] {
+    const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = unix_secs / 86_400;
+    let secs_of_day = unix_secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(WEEKDAYS[(days % 7) as usize]);
+    put_two_digits(&mut out[5..7], day as u64);
+    out[8..11].copy_from_slice(MONTHS[month as usize - 1]);
+    let year = year as u64;
+    put_two_digits(&mut out[12..14], year / 100);
+    put_two_digits(&mut out[14..16], year % 100);
+    put_two_digits(&mut out[17..19], secs_of_day / 3600);
+    put_two_digits(&mut out[20..22], secs_of_day / 60 % 60);
+    put_two_digits(&mut out[23..25], secs_of_day % 60);
+    out
+}
+
+fn put_two_digits(dst: &mut [u8], n: u64) {
+    dst[0] = b'0' + (n / 10 % 10) as u8;
+    dst[1] = b'0' + (n % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), by Howard
+/// Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_dates() {
+        let cases: [(u64, &[u8]); 4] = [
+            (0, b"Thu, 01 Jan 1970 00:00:00 GMT"),
+            (784_111_777, b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            (951_782_400, b"Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_798_761_599, b"Thu, 31 Dec 2026 23:59:59 GMT"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(&format_imf_fixdate(secs)[..], want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn current_is_formatted_on_first_use() {
+        let value = current();
+        assert_eq!(&value[25..], b" GMT");
+    }
+}

@@ -1,0 +1,54 @@
+//! keel: an HTTP/1.1 server framework whose hot path neither allocates nor
+//! copies request bytes.
+//!
+//! One [mio] event loop per core, each with its own `SO_REUSEPORT` listener,
+//! connection slab and buffer pool. Requests are parsed in place with
+//! [httparse]; a [`Handler`] sees a [`Request`] borrowed from the read buffer
+//! and writes through a [`Response`] straight into the connection's output
+//! buffer. Every pipelined request found in one read is answered with one write.
+//!
+//! ```no_run
+//! use keel::{Request, Response, Server};
+//!
+//! let server = Server::bind("127.0.0.1:8080").serve(|req: &Request<'_>, res: &mut Response<'_>| {
+//!     match req.path() {
+//!         "/plaintext" => res.header("Content-Type", "text/plain").body(b"Hello, World!"),
+//!         _ => res.status(keel::StatusCode::NOT_FOUND).body(b"not found"),
+//!     }
+//! })?;
+//! server.join();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Limits and deadlines live in [`Config`]; malformed, oversized, ambiguous or
+//! slow requests are answered by the server itself ([`ProtocolError`]) and the
+//! connection is closed.
+
+#![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
+
+mod body;
+mod config;
+mod conn;
+mod date;
+mod error;
+mod handler;
+mod parse;
+mod pool;
+mod request;
+mod response;
+mod server;
+mod stats;
+mod status;
+mod sys;
+pub mod testing;
+mod worker;
+
+pub use bytes::Bytes;
+pub use config::Config;
+pub use error::ProtocolError;
+pub use handler::Handler;
+pub use request::{percent_decode, Request, Version};
+pub use response::{InvalidHeader, Response};
+pub use server::{Server, ServerHandle};
+pub use stats::Stats;
+pub use status::StatusCode;

@@ -1,0 +1,480 @@
+//! Request heads: httparse on the buffered bytes, then message framing per
+//! RFC 9112 §6 and the limits of [`Config`].
+
+use crate::{Config, ProtocolError};
+use std::mem::MaybeUninit;
+
+/// Uninitialised header slots on the caller's stack, as httparse wants them.
+pub(crate) type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; Config::HEADER_COUNT_CEILING];
+
+/// Fresh, uninitialised header slots.
+pub(crate) fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; Config::HEADER_COUNT_CEILING]
+}
+
+/// How the body of a request is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyLength {
+    /// No body (neither `Content-Length` nor `Transfer-Encoding`, or a zero length).
+    Empty,
+    /// Exactly this many bytes follow the head.
+    Fixed(usize),
+    /// A chunked body follows the head.
+    Chunked,
+}
+
+/// What the connection needs to know about a parsed head, with no borrow of
+/// the buffer, so it can be kept while the body arrives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Framing {
+    /// Bytes of the head, final empty line included.
+    pub(crate) head_len: usize,
+    /// HTTP minor version: 0 or 1.
+    pub(crate) minor: u8,
+    /// Whether the client allows the connection to stay open after this exchange.
+    pub(crate) keep_alive: bool,
+    pub(crate) body: BodyLength,
+    /// `Expect: 100-continue` was sent with a body.
+    pub(crate) expect_continue: bool,
+    /// The method is `HEAD`: the response carries no body.
+    pub(crate) is_head: bool,
+}
+
+/// Parses one request head from the start of `buf`.
+///
+/// `Ok(None)` means more bytes are needed and no limit is passed yet.
+pub(crate) fn parse_head<'h, 'b>(
+    buf: &'b [u8],
+    slots: &'h mut HeaderSlots<'b>,
+    config: &Config,
+) -> Result<Option<(httparse::Request<'h, 'b>, Framing)>, ProtocolError> {
+    let max_headers = config.max_headers.min(Config::HEADER_COUNT_CEILING);
+    let mut req = httparse::Request::new(&mut []);
+    let status = req.parse_with_uninit_headers(buf, &mut slots[..max_headers]);
+    match status {
+        Ok(httparse::Status::Partial) => {
+            check_partial_limits(buf, config)?;
+            Ok(None)
+        }
+        Ok(httparse::Status::Complete(head_len)) => {
+            if head_len > config.max_header_bytes {
+                return Err(ProtocolError::HeadersTooLarge);
+            }
+            let framing = frame(&req, head_len, config)?;
+            Ok(Some((req, framing)))
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(ProtocolError::TooManyHeaders),
+        Err(httparse::Error::Version) => Err(version_error(buf)),
+        Err(_) => Err(malformed_or_oversized(buf, config)),
+    }
+}
+
+/// An incomplete head may already be known to pass a limit.
+pub(crate) fn check_partial_limits(buf: &[u8], config: &Config) -> Result<(), ProtocolError> {
+    let request_line_done = buf.contains(&b'\n');
+    // "GET " + target + " HTTP/1.1\r\n": a method longer than 16 bytes is no excuse either.
+    if !request_line_done && buf.len() > config.max_target + 32 {
+        return Err(ProtocolError::TargetTooLong);
+    }
+    if buf.len() > config.max_header_bytes {
+        return Err(ProtocolError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// httparse stops at the first invalid byte, even when the head is also too
+/// long: report the limit when one is passed, the syntax otherwise.
+fn malformed_or_oversized(buf: &[u8], config: &Config) -> ProtocolError {
+    match check_partial_limits(buf, config) {
+        Err(limit) => limit,
+        Ok(()) => ProtocolError::Malformed,
+    }
+}
+
+/// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1` is garbage (400).
+fn version_error(buf: &[u8]) -> ProtocolError {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            ProtocolError::UnsupportedVersion
+        }
+        _ => ProtocolError::Malformed,
+    }
+}
+
+/// Applies the framing rules of RFC 9112 §6 to a complete head.
+fn frame(
+    req: &httparse::Request<'_, '_>,
+    head_len: usize,
+    config: &Config,
+) -> Result<Framing, ProtocolError> {
+    let minor = req.version.unwrap_or(1);
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    if method == "CONNECT" {
+        return Err(ProtocolError::UnsupportedMethod);
+    }
+    if target.len() > config.max_target {
+        return Err(ProtocolError::TargetTooLong);
+    }
+    check_target(method, target)?;
+
+    let mut hosts = 0u32;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = TransferEncoding::default();
+    let mut transfer_encoding_fields = 0u32;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+
+    for header in req.headers.iter() {
+        let name = header.name.as_bytes();
+        let value = header.value;
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            if !value.iter().all(|&b| is_host_byte(b)) {
+                return Err(ProtocolError::InvalidHost);
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            for element in list_elements(value) {
+                let n = parse_content_length(element)?;
+                if content_length.is_some_and(|seen| seen != n) {
+                    return Err(ProtocolError::InvalidContentLength);
+                }
+                content_length = Some(n);
+            }
+            if content_length.is_none() {
+                return Err(ProtocolError::InvalidContentLength);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoding_fields += 1;
+            list_elements(value).for_each(|coding| transfer_encoding.push(coding));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in list_elements(value) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(ProtocolError::UnsupportedExpectation);
+            }
+        }
+    }
+
+    if minor == 1 && hosts != 1 || hosts > 1 {
+        return Err(ProtocolError::InvalidHost);
+    }
+    let body = match (transfer_encoding_fields, content_length) {
+        (0, None | Some(0)) => BodyLength::Empty,
+        (0, Some(n)) if n > config.max_body as u64 => return Err(ProtocolError::BodyTooLarge),
+        (0, Some(n)) => BodyLength::Fixed(n as usize),
+        (_, Some(_)) => return Err(ProtocolError::AmbiguousLength),
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+        (_, None) if minor == 0 => return Err(ProtocolError::InvalidTransferEncoding),
+        (_, None) if transfer_encoding.is_chunked()? => BodyLength::Chunked,
+        (_, None) => return Err(ProtocolError::InvalidTransferEncoding),
+    };
+    Ok(Framing {
+        head_len,
+        minor,
+        keep_alive: if minor == 1 {
+            !close
+        } else {
+            keep_alive && !close
+        },
+        body,
+        expect_continue: expect_continue && minor == 1 && body != BodyLength::Empty,
+        is_head: method == "HEAD",
+    })
+}
+
+/// A `Transfer-Encoding` list, read across every field line that carries one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct TransferEncoding {
+    codings: u32,
+    last_is_chunked: bool,
+    /// A coding followed a `chunked`: chunked must be final and applied once.
+    chunked_not_last: bool,
+    /// A valid coding other than `chunked` (gzip, deflate...), which we do not decode.
+    other: bool,
+    invalid: bool,
+}
+
+impl TransferEncoding {
+    fn push(&mut self, coding: &[u8]) {
+        self.chunked_not_last |= self.last_is_chunked;
+        self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+        if !self.last_is_chunked {
+            self.other |= coding.iter().all(|&b| is_token_byte(b));
+            self.invalid |= !coding.iter().all(|&b| is_token_byte(b));
+        }
+        self.codings += 1;
+    }
+
+    /// RFC 9112 §6.3: a final coding other than chunked is a 400; an unknown
+    /// coding under a final chunked is a 501 (§6.1).
+    fn is_chunked(&self) -> Result<bool, ProtocolError> {
+        if self.codings == 0 {
+            return Ok(false);
+        }
+        if self.invalid || self.chunked_not_last || !self.last_is_chunked {
+            return Err(ProtocolError::InvalidTransferEncoding);
+        }
+        if self.other {
+            return Err(ProtocolError::UnsupportedTransferCoding);
+        }
+        Ok(true)
+    }
+}
+
+/// Elements of a comma-separated field value, trimmed, empty ones skipped
+/// (RFC 9110 §5.6.1).
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|e| e.trim_ascii())
+        .filter(|e| !e.is_empty())
+}
+
+/// `1*DIGIT`, no sign, no whitespace inside, no overflow.
+fn parse_content_length(digits: &[u8]) -> Result<u64, ProtocolError> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ProtocolError::InvalidContentLength);
+    }
+    Ok(digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// origin-form, absolute-form, or asterisk-form for `OPTIONS` (RFC 9112 §3.2).
+fn check_target(method: &str, target: &str) -> Result<(), ProtocolError> {
+    let bytes = target.as_bytes();
+    let valid = match bytes.first() {
+        Some(b'/') => true,
+        Some(b'*') => bytes.len() == 1 && method == "OPTIONS",
+        _ => {
+            let lower = |n: usize| bytes.get(..n).map(|p| p.to_ascii_lowercase());
+            lower(7).as_deref() == Some(b"http://") || lower(8).as_deref() == Some(b"https://")
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ProtocolError::InvalidTarget)
+    }
+}
+
+/// Bytes allowed in a `Host` value: reg-name, IP-literal and port characters.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(wire: &[u8]) -> Result<Option<Framing>, ProtocolError> {
+        parse_with(wire, &Config::default())
+    }
+
+    fn parse_with(wire: &[u8], config: &Config) -> Result<Option<Framing>, ProtocolError> {
+        let mut slots = header_slots();
+        parse_head(wire, &mut slots, config).map(|r| r.map(|(_, f)| f))
+    }
+
+    #[test]
+    fn simple_get_is_keep_alive_without_body() {
+        let f = parse(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.head_len, 36);
+        assert_eq!(f.body, BodyLength::Empty);
+        assert!(f.keep_alive && !f.is_head && !f.expect_continue);
+        assert_eq!(f.minor, 1);
+    }
+
+    #[test]
+    fn incomplete_head_needs_more() {
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n")
+                .unwrap()
+                .map(|f| f.head_len),
+            None
+        );
+        assert_eq!(parse(b"GE").unwrap().map(|f| f.head_len), None);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |wire: &[u8]| parse(wire).unwrap().unwrap().keep_alive;
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"
+        ));
+        assert!(ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn body_lengths() {
+        let body = |wire: &[u8]| parse(wire).unwrap().unwrap().body;
+        assert_eq!(
+            body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+            BodyLength::Fixed(5)
+        );
+        assert_eq!(
+            body(
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"
+            ),
+            BodyLength::Fixed(5)
+        );
+        assert_eq!(
+            body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
+            BodyLength::Empty
+        );
+        assert_eq!(
+            body(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            BodyLength::Chunked
+        );
+    }
+
+    /// One wire sample per rejected case, with the error it must give.
+    #[test]
+    fn rejections() {
+        use ProtocolError::*;
+        let cases: &[(&[u8], ProtocolError)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", InvalidHost),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", InvalidHost),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", InvalidHost),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", InvalidHost),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", AmbiguousLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", InvalidContentLength),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", UnsupportedTransferCoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", BodyTooLarge),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX : b\r\n\r\n", Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", Malformed),
+            (b"GET / HTTP/1.1\r\nHo\x00st: a\r\n\r\n", Malformed),
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
+            (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion),
+            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion),
+            (b"GET / HTPT/1.1\r\nHost: a\r\n\r\n", Malformed),
+            (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", UnsupportedMethod),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n", UnsupportedExpectation),
+        ];
+        for (wire, want) in cases {
+            let got = parse(wire);
+            assert_eq!(
+                got.map(|f| f.map(|f| f.body)),
+                Err(*want),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    #[test]
+    fn accepted_edge_forms() {
+        for wire in [
+            &b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+            b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(
+                parse(wire).unwrap().is_some(),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let config = Config {
+            max_target: 64,
+            max_header_bytes: 256,
+            max_headers: 4,
+            ..Config::default()
+        };
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(64));
+        assert_eq!(
+            parse_with(long_target.as_bytes(), &config).err(),
+            Some(ProtocolError::TargetTooLong)
+        );
+        // Still arriving, but already too long to be a valid request line.
+        let partial = format!("GET /{}", "a".repeat(200));
+        assert_eq!(
+            parse_with(partial.as_bytes(), &config).err(),
+            Some(ProtocolError::TargetTooLong)
+        );
+        let big_head = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(300)
+        );
+        assert_eq!(
+            parse_with(big_head.as_bytes(), &config).err(),
+            Some(ProtocolError::HeadersTooLarge)
+        );
+        let partial_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(300));
+        assert_eq!(
+            parse_with(partial_head.as_bytes(), &config).err(),
+            Some(ProtocolError::HeadersTooLarge)
+        );
+        let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
+        assert_eq!(
+            parse_with(many, &config).err(),
+            Some(ProtocolError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn expect_continue_only_with_a_body() {
+        let f = parse(
+            b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(f.expect_continue);
+        let f = parse(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!f.expect_continue);
+    }
+}

@@ -1,0 +1,174 @@
+//! The handler's view of a request: slices borrowed from the connection's buffer.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+/// HTTP protocol version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+/// One parsed request. Every accessor returns a slice of the connection's read
+/// buffer: nothing is copied, and nothing may outlive the handler call.
+///
+/// ```
+/// # use keel::{Request, Response};
+/// fn handle(req: &Request<'_>, res: &mut Response<'_>) {
+///     let agent = req.header("user-agent").unwrap_or(b"unknown");
+///     res.header("Content-Type", "text/plain").write(agent);
+/// }
+/// ```
+pub struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) version: Version,
+    pub(crate) headers: &'a [httparse::Header<'a>],
+    pub(crate) body: &'a [u8],
+    pub(crate) peer: SocketAddr,
+}
+
+impl<'a> Request<'a> {
+    /// The method, e.g. `"GET"` (case-sensitive, as sent).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request target as sent: path and query (`/a/b?c=d`), an absolute
+    /// URI, or `*`.
+    pub fn target(&self) -> &'a str {
+        self.target
+    }
+
+    /// The path of the target, without the query and, for an absolute-form
+    /// target, without scheme and authority. Not percent-decoded.
+    pub fn path(&self) -> &'a str {
+        let mut path = self.target;
+        if !path.starts_with('/') && path != "*" {
+            // absolute-form: skip "scheme://authority"
+            let after_scheme = path.find("://").map_or(0, |i| i + 3);
+            path = path[after_scheme..]
+                .find('/')
+                .map_or("/", |i| &path[after_scheme + i..]);
+        }
+        path.split_once('?').map_or(path, |(p, _)| p)
+    }
+
+    /// The query string after `?`, not decoded, or `None` without one.
+    pub fn query(&self) -> Option<&'a str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The path with `%XX` escapes decoded; borrows when there are none.
+    /// `None` when the decoded bytes are not UTF-8.
+    ///
+    /// Allocates only when the path contains an escape.
+    pub fn path_decoded(&self) -> Option<Cow<'a, str>> {
+        percent_decode(self.path(), false)
+    }
+
+    /// The value of the first query parameter called `name`, `+` and `%XX`
+    /// decoded (`application/x-www-form-urlencoded` rules).
+    pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.query_pairs()
+            .find(|(k, _)| percent_decode(k, true).is_some_and(|k| k == name))
+            .and_then(|(_, v)| percent_decode(v, true))
+    }
+
+    /// The query's `key=value` pairs, raw (not decoded), in order.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    }
+
+    /// HTTP/1.0 or HTTP/1.1.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The value of the first header field called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// [`Request::header`] as UTF-8, `None` when absent or not UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&'a str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every header field, in order, as `(name, value)`.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a [u8])> + '_ {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
+    /// The whole body, after chunked decoding; empty when there is none.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The address of the client's end of the connection.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("version", &self.version)
+            .field("headers", &self.headers.len())
+            .field("body", &self.body.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus_is_space`). Borrows the
+/// input when there is nothing to decode; an invalid escape is kept as it is.
+/// `None` when the result is not UTF-8.
+///
+/// ```
+/// assert_eq!(keel::percent_decode("a%20b+c", true).as_deref(), Some("a b c"));
+/// assert_eq!(keel::percent_decode("100%", false).as_deref(), Some("100%"));
+/// assert_eq!(keel::percent_decode("%FF", false), None);
+/// ```
+pub fn percent_decode(input: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
+    let needs_work = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
+    if !input.as_bytes().iter().any(needs_work) {
+        return Some(Cow::Borrowed(input));
+    }
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'%' => match (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}

@@ -1,0 +1,591 @@
+//! The response writer: status, headers and body go straight into the
+//! connection's output buffer.
+//!
+//! Layout while a response is being written, all inside the output buffer:
+//!
+//! ```text
+//! [earlier responses][user header lines][CRLF][body so far]
+//!                    ^ start            ^ body_start
+//! ```
+//!
+//! The status line and the server's own headers (`Content-Length`, `Date`,
+//! `Server`, `Connection`) depend on what the handler does, so they are
+//! appended once known and rotated in front of the user's header lines: a
+//! `memmove` of the bytes written so far, never an allocation.
+
+use crate::date;
+use crate::parse::is_token_byte;
+use crate::StatusCode;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+
+/// Bodies at least this large, given as [`Bytes`], are written with `writev`
+/// from their own buffer instead of being copied into the output buffer.
+pub(crate) const WRITEV_THRESHOLD: usize = 4096;
+
+/// A header name or value the response writer refuses: it would break the
+/// message framing (CR, LF or NUL in a value, a name that is not a token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidHeader;
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("header name must be a token, and its value free of CR, LF and NUL")
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Header lines are being added.
+    Headers,
+    /// Body bytes are being buffered after the header section; length unknown yet.
+    Buffered { body_start: usize },
+    /// The head is out with `Transfer-Encoding: chunked` (or, for HTTP/1.0,
+    /// no length and a close); each write is one chunk.
+    Streaming,
+    /// The response is complete.
+    Done,
+}
+
+/// How the server's part of the head frames the body.
+#[derive(Clone, Copy)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Writes one response into the connection's output buffer.
+///
+/// Set the status and headers first, then give the body in one of four ways:
+/// [`body`](Response::body) (a slice, copied once), [`body_bytes`](Response::body_bytes)
+/// (a shared buffer, sent without a copy when large), [`write`](Response::write)
+/// (in pieces; `Content-Length` computed at the end), or
+/// [`chunked`](Response::chunked) then `write` (streamed as chunks). A handler
+/// that writes no body sends an empty one. Writing allocates nothing while the
+/// output buffer has room.
+///
+/// ```
+/// use keel::{Request, Response, StatusCode};
+/// fn not_found(_req: &Request<'_>, res: &mut Response<'_>) {
+///     res.status(StatusCode::NOT_FOUND)
+///         .header("Content-Type", "text/plain")
+///         .body(b"no such page\n");
+/// }
+/// ```
+///
+/// # Panics
+///
+/// Methods panic when called out of order (a header after the body began, a
+/// write after `body`) or with a header that fails [`Response::try_header`].
+/// A panicking handler costs its client one `500` and a closed connection.
+pub struct Response<'a> {
+    out: &'a mut BytesMut,
+    large: &'a mut Vec<(usize, Bytes)>,
+    start: usize,
+    stage: Stage,
+    status: StatusCode,
+    keep_alive: bool,
+    is_head: bool,
+    http10: bool,
+    has_date: bool,
+    has_server: bool,
+    server_line: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    pub(crate) fn new(
+        out: &'a mut BytesMut,
+        large: &'a mut Vec<(usize, Bytes)>,
+        keep_alive: bool,
+        is_head: bool,
+        http10: bool,
+        server_line: &'a [u8],
+    ) -> Self {
+        Response {
+            start: out.len(),
+            out,
+            large,
+            stage: Stage::Headers,
+            status: StatusCode::OK,
+            keep_alive,
+            is_head,
+            http10,
+            has_date: false,
+            has_server: false,
+            server_line,
+        }
+    }
+
+    /// Sets the status (default `200 OK`). May be called until the head is
+    /// sent: any time before `body`, `body_bytes` or `chunked`.
+    pub fn status(&mut self, status: StatusCode) -> &mut Self {
+        assert!(
+            matches!(self.stage, Stage::Headers | Stage::Buffered { .. }),
+            "status set after the response head was written"
+        );
+        self.status = status;
+        self
+    }
+
+    /// Adds a header line.
+    ///
+    /// `Content-Length` and `Transfer-Encoding` are ignored: framing is the
+    /// server's job. `Connection: close` closes the connection after this
+    /// response. `Date` and `Server` replace the server's own.
+    ///
+    /// # Panics
+    ///
+    /// When the body has begun, or the name or value is invalid (see
+    /// [`Response::try_header`] for the non-panicking form).
+    pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
+        if let Err(e) = self.try_header(name, value) {
+            panic!("{e}: {name:?}");
+        }
+        self
+    }
+
+    /// Adds a header line, or refuses a name that is not a token or a value
+    /// holding CR, LF or NUL (which would let a value split the response).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidHeader`], and nothing is written.
+    ///
+    /// # Panics
+    ///
+    /// When the body has begun.
+    pub fn try_header(
+        &mut self,
+        name: &str,
+        value: impl AsRef<[u8]>,
+    ) -> Result<&mut Self, InvalidHeader> {
+        let value = value.as_ref();
+        assert!(
+            self.stage == Stage::Headers,
+            "header {name:?} added after the body began"
+        );
+        let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
+        let value_ok = !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
+        if !(name_ok && value_ok) {
+            return Err(InvalidHeader);
+        }
+        let n = name.as_bytes();
+        if n.eq_ignore_ascii_case(b"connection") {
+            if crate::parse::list_elements(value).any(|o| o.eq_ignore_ascii_case(b"close")) {
+                self.keep_alive = false;
+            }
+            return Ok(self);
+        }
+        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return Ok(self);
+        }
+        self.has_date |= n.eq_ignore_ascii_case(b"date");
+        self.has_server |= n.eq_ignore_ascii_case(b"server");
+        self.out.extend_from_slice(n);
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+        Ok(self)
+    }
+
+    /// Closes the connection after this response (adds `Connection: close`).
+    pub fn close(&mut self) -> &mut Self {
+        self.keep_alive = false;
+        self
+    }
+
+    /// Appends body bytes. Without [`Response::chunked`] they are buffered and
+    /// `Content-Length` is computed when the handler returns; after it, each
+    /// call sends one chunk.
+    ///
+    /// # Panics
+    ///
+    /// After `body` or `body_bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> &mut Self {
+        match self.stage {
+            Stage::Headers => {
+                self.out.extend_from_slice(b"\r\n");
+                self.stage = Stage::Buffered {
+                    body_start: self.out.len(),
+                };
+                self.out.extend_from_slice(bytes);
+            }
+            Stage::Buffered { .. } => self.out.extend_from_slice(bytes),
+            Stage::Streaming => self.write_chunk(bytes),
+            Stage::Done => panic!("write after the response body was complete"),
+        }
+        self
+    }
+
+    /// Sends `bytes` as the whole body and completes the response.
+    ///
+    /// # Panics
+    ///
+    /// After the body began another way.
+    pub fn body(&mut self, bytes: &[u8]) {
+        match self.stage {
+            Stage::Headers => {
+                self.write_head(Framing::Length(bytes.len()));
+                if self.sends_body() {
+                    self.out.extend_from_slice(bytes);
+                }
+                self.stage = Stage::Done;
+            }
+            Stage::Buffered { .. } => {
+                self.write(bytes);
+                self.finish();
+            }
+            Stage::Streaming | Stage::Done => panic!("body() after the body began"),
+        }
+    }
+
+    /// Sends a shared buffer as the whole body and completes the response. A
+    /// body of 4 KiB or more is not copied: it is written from `bytes` itself
+    /// with `writev`, after the head.
+    ///
+    /// # Panics
+    ///
+    /// After the body began.
+    pub fn body_bytes(&mut self, bytes: Bytes) {
+        assert!(
+            self.stage == Stage::Headers,
+            "body_bytes() after the body began"
+        );
+        self.write_head(Framing::Length(bytes.len()));
+        if self.sends_body() {
+            if bytes.len() < WRITEV_THRESHOLD {
+                self.out.extend_from_slice(&bytes);
+            } else {
+                self.large.push((self.out.len(), bytes));
+            }
+        }
+        self.stage = Stage::Done;
+    }
+
+    /// Switches to a streamed body of unknown length: the head goes out with
+    /// `Transfer-Encoding: chunked` and each later [`write`](Response::write)
+    /// is one chunk. An HTTP/1.0 client gets the body unframed, ended by a close.
+    ///
+    /// # Panics
+    ///
+    /// After the body began.
+    pub fn chunked(&mut self) -> &mut Self {
+        assert!(
+            self.stage == Stage::Headers,
+            "chunked() after the body began"
+        );
+        if self.http10 {
+            self.keep_alive = false;
+            self.write_head(Framing::UntilClose);
+        } else {
+            self.write_head(Framing::Chunked);
+        }
+        self.stage = Stage::Streaming;
+        self
+    }
+
+    /// The status set so far.
+    pub fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Whether the connection stays open after this response.
+    pub fn keeps_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Completes the response: called by the connection after the handler returns.
+    pub(crate) fn finish(&mut self) {
+        match self.stage {
+            Stage::Headers => self.body(b""),
+            Stage::Buffered { body_start } => {
+                let len = self.out.len() - body_start;
+                if !self.sends_body() {
+                    self.out.truncate(body_start);
+                }
+                // The user's header lines and CRLF are already there; only prepend.
+                self.stage = Stage::Done;
+                self.insert_server_head(Framing::Length(len), false);
+            }
+            Stage::Streaming => {
+                if !self.http10 && !self.is_head && !self.status.forbids_body() {
+                    self.out.extend_from_slice(b"0\r\n\r\n");
+                }
+                self.stage = Stage::Done;
+            }
+            Stage::Done => {}
+        }
+    }
+
+    /// Drops everything this response wrote (a panicking handler's half-written response).
+    pub(crate) fn discard(&mut self) {
+        self.out.truncate(self.start);
+        let start = self.start;
+        self.large.retain(|&(at, _)| at <= start);
+        self.stage = Stage::Done;
+    }
+
+    fn sends_body(&self) -> bool {
+        !self.is_head && !self.status.forbids_body()
+    }
+
+    fn write_chunk(&mut self, bytes: &[u8]) {
+        if !self.sends_body() || bytes.is_empty() {
+            return; // an empty chunk would end the body
+        }
+        if self.http10 {
+            self.out.extend_from_slice(bytes);
+            return;
+        }
+        let mut size = [0u8; 16];
+        let digits = hex(bytes.len(), &mut size);
+        self.out.extend_from_slice(digits);
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(bytes);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Ends the user's header lines and puts the server's head in front of them.
+    fn write_head(&mut self, framing: Framing) {
+        self.insert_server_head(framing, true);
+    }
+
+    /// Appends the status line and the server's headers, then rotates them in
+    /// front of the user's header lines starting at `self.start`.
+    fn insert_server_head(&mut self, framing: Framing, end_header_section: bool) {
+        if end_header_section {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        let mark = self.out.len();
+        let out = &mut *self.out;
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(&self.status.digits());
+        out.put_u8(b' ');
+        out.extend_from_slice(self.status.reason().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        match framing {
+            _ if self.status.forbids_body() => {}
+            Framing::Length(len) => {
+                let mut digits = [0u8; 20];
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(decimal(len, &mut digits));
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Framing::UntilClose => {}
+        }
+        if !self.has_date {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(&date::current());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !self.has_server {
+            out.extend_from_slice(self.server_line);
+        }
+        if !self.keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        let head_len = out.len() - mark;
+        out[self.start..].rotate_right(head_len);
+    }
+}
+
+impl std::io::Write for Response<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Response::write(self, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Write for Response<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        Response::write(self, s.as_bytes());
+        Ok(())
+    }
+}
+
+/// `n` in decimal, into `buf`; returns the digits.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// `n` in lowercase hex, into `buf`; returns the digits.
+fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(
+        is_head: bool,
+        http10: bool,
+        f: impl FnOnce(&mut Response<'_>),
+    ) -> (String, Vec<(usize, Bytes)>) {
+        let mut out = BytesMut::from(&b"PREVIOUS"[..]);
+        let mut large = Vec::new();
+        let mut res = Response::new(
+            &mut out,
+            &mut large,
+            true,
+            is_head,
+            http10,
+            b"Server: t\r\n",
+        );
+        f(&mut res);
+        res.finish();
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let server_date = text
+            .find("Date: ")
+            .filter(|&i| text.get(i + 32..i + 35) == Some("GMT"));
+        match server_date {
+            Some(i) => (format!("{}Date: D{}", &text[..i], &text[i + 35..]), large),
+            None => (text, large),
+        }
+    }
+
+    #[test]
+    fn body_in_one_call() {
+        let (text, _) = render(false, false, |r| {
+            r.header("Content-Type", "text/plain").body(b"Hello");
+        });
+        assert_eq!(
+            text,
+            "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\nContent-Type: text/plain\r\n\r\nHello"
+        );
+    }
+
+    #[test]
+    fn status_can_change_while_buffering_and_length_is_computed() {
+        let (text, _) = render(false, false, |r| {
+            r.header("X", "1").write(b"ab").write(b"cd");
+            r.status(StatusCode::CREATED);
+        });
+        assert_eq!(text, "PREVIOUSHTTP/1.1 201 Created\r\nContent-Length: 4\r\nDate: D\r\nServer: t\r\nX: 1\r\n\r\nabcd");
+    }
+
+    #[test]
+    fn empty_response_and_head() {
+        let (text, _) = render(false, false, |_| {});
+        assert_eq!(
+            text,
+            "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: D\r\nServer: t\r\n\r\n"
+        );
+        let (text, _) = render(true, false, |r| {
+            r.write(b"12345");
+        });
+        assert_eq!(
+            text,
+            "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_content_has_no_length_or_body() {
+        let (text, _) = render(false, false, |r| {
+            r.status(StatusCode::NO_CONTENT).body(b"ignored");
+        });
+        assert_eq!(
+            text,
+            "PREVIOUSHTTP/1.1 204 No Content\r\nDate: D\r\nServer: t\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunked_stream_and_http10_fallback() {
+        let (text, _) = render(false, false, |r| {
+            r.chunked().write(b"hello").write(b"").write(&[b'x'; 17]);
+        });
+        assert_eq!(
+            text,
+            format!(
+                "PREVIOUSHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: D\r\nServer: t\r\n\r\n5\r\nhello\r\n11\r\n{}\r\n0\r\n\r\n",
+                "x".repeat(17)
+            )
+        );
+        let (text, _) = render(false, true, |r| {
+            r.chunked().write(b"hi");
+        });
+        assert_eq!(
+            text,
+            "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nConnection: close\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn large_bytes_are_not_copied() {
+        let big = Bytes::from(vec![7u8; WRITEV_THRESHOLD]);
+        // A Date of our own keeps `render` from shortening the text.
+        let (text, large) = render(false, false, |r| {
+            r.header("Date", "x").body_bytes(big.clone())
+        });
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        assert_eq!(large.len(), 1);
+        assert_eq!(large[0].0, text.len());
+        assert_eq!(large[0].1.as_ptr(), big.as_ptr());
+    }
+
+    #[test]
+    fn connection_and_framing_headers_are_the_servers() {
+        let (text, _) = render(false, true, |r| {
+            r.header("Content-Length", "99")
+                .header("Connection", "close")
+                .header("Date", "x");
+        });
+        assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: t\r\nConnection: close\r\nDate: x\r\n\r\n");
+        let (text, _) = render(false, true, |_| {});
+        assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let mut out = BytesMut::new();
+        let mut large = Vec::new();
+        let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+        assert_eq!(
+            res.try_header("Location", "/a\r\nSet-Cookie: x=1").err(),
+            Some(InvalidHeader)
+        );
+        assert_eq!(res.try_header("Bad Name", "v").err(), Some(InvalidHeader));
+        assert_eq!(res.try_header("", "v").err(), Some(InvalidHeader));
+        assert!(res.try_header("Location", "/ok\tfine").is_ok());
+    }
+
+    #[test]
+    fn discard_forgets_the_half_written_response() {
+        let mut out = BytesMut::from(&b"PREVIOUS"[..]);
+        let mut large = vec![(8, Bytes::from_static(b"earlier"))];
+        let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+        res.header("A", "b").write(b"partial");
+        res.discard();
+        assert_eq!(&out[..], b"PREVIOUS");
+        assert_eq!(large.len(), 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! The server builder and the handle to a running server.
+
+use crate::stats::{Stats, WorkerCounters};
+use crate::worker::{self, Control, WorkerSetup, WAKER};
+use crate::{sys, Config, Handler};
+use crossbeam_channel::Sender;
+use mio::{Poll, Waker};
+use parking_lot::Mutex;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Builds and starts a server: one worker thread per core by default, each
+/// with its own listening socket on the same port.
+///
+/// ```no_run
+/// use keel::{Request, Response, Server};
+///
+/// let server = Server::bind("127.0.0.1:8080")
+///     .workers(2)
+///     .serve(|_req: &Request<'_>, res: &mut Response<'_>| {
+///         res.header("Content-Type", "text/plain").body(b"Hello, World!");
+///     })?;
+/// println!("listening on {}", server.local_addr());
+/// server.join();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    addr: io::Result<SocketAddr>,
+    workers: usize,
+    config: Config,
+    pin_workers: bool,
+    backlog: i32,
+}
+
+impl Server {
+    /// A server that will listen on `addr` (the first address it resolves
+    /// to). Port 0 picks a free port, shared by all workers.
+    pub fn bind(addr: impl ToSocketAddrs) -> Server {
+        let addr = addr.to_socket_addrs().and_then(|mut addrs| {
+            addrs.next().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
+            })
+        });
+        Server {
+            addr,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            config: Config::default(),
+            pin_workers: false,
+            backlog: 4096,
+        }
+    }
+
+    /// How many worker threads (event loops) to run; default: the number of
+    /// cores. Zero is taken as one.
+    pub fn workers(mut self, n: usize) -> Server {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Limits and deadlines; default [`Config::default`].
+    pub fn config(mut self, config: Config) -> Server {
+        self.config = config;
+        self
+    }
+
+    /// Pins worker `i` to core `i` (modulo the core count). Default off.
+    pub fn pin_workers(mut self, pin: bool) -> Server {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// The listen backlog of each worker's socket (capped by the kernel's
+    /// `somaxconn`). Default 4096.
+    pub fn backlog(mut self, backlog: i32) -> Server {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Binds every worker's listener and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// When the address does not resolve, a listener cannot bind (port in
+    /// use, no permission), or a thread or poller cannot be created. Nothing
+    /// is left running on error.
+    pub fn serve<H: Handler>(self, handler: H) -> io::Result<ServerHandle> {
+        let addr = self.addr?;
+        let first = sys::reuseport_listener(addr, self.backlog)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..self.workers {
+            listeners.push(sys::reuseport_listener(local_addr, self.backlog)?);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let handler = Arc::new(handler);
+        let config = Arc::new(self.config);
+        let mut workers = Vec::with_capacity(self.workers);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (control_tx, control_rx) = crossbeam_channel::unbounded();
+            let counters = Arc::new(WorkerCounters::default());
+            let setup = WorkerSetup {
+                poll,
+                listener,
+                handler: Arc::clone(&handler),
+                config: Arc::clone(&config),
+                counters: Arc::clone(&counters),
+                control: control_rx,
+                pin_to: self.pin_workers.then_some(index % cores),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("keel-worker-{index}"))
+                .spawn(move || {
+                    if let Err(e) = worker::run(setup) {
+                        eprintln!("keel: worker {index} stopped: {e}");
+                    }
+                });
+            let thread = match spawned {
+                Ok(thread) => thread,
+                Err(e) => {
+                    let started = ServerHandle {
+                        local_addr,
+                        workers,
+                    };
+                    started.shutdown(Duration::ZERO);
+                    started.join();
+                    return Err(e);
+                }
+            };
+            workers.push(WorkerHandle {
+                control: control_tx,
+                waker,
+                counters,
+                thread: Mutex::new(Some(thread)),
+            });
+        }
+        Ok(ServerHandle {
+            local_addr,
+            workers,
+        })
+    }
+}
+
+struct WorkerHandle {
+    control: Sender<Control>,
+    waker: Arc<Waker>,
+    counters: Arc<WorkerCounters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A running server. Dropping the handle leaves the server running (like a
+/// thread's `JoinHandle`); call [`shutdown`](ServerHandle::shutdown) then
+/// [`join`](ServerHandle::join) to stop it.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    workers: Vec<WorkerHandle>,
+}
+
+impl ServerHandle {
+    /// The address every worker listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts a graceful shutdown and returns at once: workers stop
+    /// accepting, close idle connections, answer the requests in flight with
+    /// `Connection: close`, and force-close whatever is left after `grace`.
+    pub fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for worker in &self.workers {
+            // A worker that already stopped has dropped its receiver: nothing to tell.
+            let _ = worker.control.send(Control::Shutdown { deadline });
+            let _ = worker.waker.wake();
+        }
+    }
+
+    /// Waits until every worker has stopped.
+    pub fn join(&self) {
+        for worker in &self.workers {
+            if let Some(thread) = worker.thread.lock().take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// The counters of all workers, summed.
+    pub fn stats(&self) -> Stats {
+        self.workers
+            .iter()
+            .map(|w| w.counters.snapshot())
+            .fold(Stats::default(), |a, b| a + b)
+    }
+
+    /// How many workers the server runs.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}

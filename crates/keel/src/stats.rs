@@ -1,0 +1,113 @@
+//! Per-worker counters, written by their worker alone and summed by the handle.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A counter with a single writer: `add` is a plain load and store (no locked
+/// instruction), which is exact as long as only the owning worker writes it.
+#[derive(Default, Debug)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_sub(n), Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// One worker's counters. The worker writes; [`crate::ServerHandle::stats`] reads.
+#[derive(Default, Debug)]
+pub(crate) struct WorkerCounters {
+    pub(crate) connections_accepted: Counter,
+    pub(crate) connections_open: Counter,
+    pub(crate) requests: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) parse_errors: Counter,
+    pub(crate) responses_4xx: Counter,
+    pub(crate) responses_5xx: Counter,
+    pub(crate) timeouts: Counter,
+    pub(crate) handler_panics: Counter,
+}
+
+impl WorkerCounters {
+    /// Counts a response by its status class.
+    #[inline]
+    pub(crate) fn count_status(&self, status: u16) {
+        match status {
+            400..=499 => self.responses_4xx.add(1),
+            500..=599 => self.responses_5xx.add(1),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            connections_accepted: self.connections_accepted.get(),
+            connections_open: self.connections_open.get(),
+            requests: self.requests.get(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            parse_errors: self.parse_errors.get(),
+            responses_4xx: self.responses_4xx.get(),
+            responses_5xx: self.responses_5xx.get(),
+            timeouts: self.timeouts.get(),
+            handler_panics: self.handler_panics.get(),
+        }
+    }
+}
+
+/// A snapshot of a server's counters, summed over its workers.
+///
+/// Each field is read without stopping the workers, so fields taken together
+/// may be a few events apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Requests handed to the handler, plus requests answered with an error status by the server itself.
+    pub requests: u64,
+    /// Bytes read from sockets.
+    pub bytes_in: u64,
+    /// Bytes written to sockets.
+    pub bytes_out: u64,
+    /// Requests rejected as malformed, oversized or ambiguous.
+    pub parse_errors: u64,
+    /// Responses with a 4xx status, the server's own included.
+    pub responses_4xx: u64,
+    /// Responses with a 5xx status, the server's own included.
+    pub responses_5xx: u64,
+    /// Connections closed because a deadline passed.
+    pub timeouts: u64,
+    /// Handler calls that panicked (each answered with a 500).
+    pub handler_panics: u64,
+}
+
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            connections_accepted: self.connections_accepted + o.connections_accepted,
+            connections_open: self.connections_open + o.connections_open,
+            requests: self.requests + o.requests,
+            bytes_in: self.bytes_in + o.bytes_in,
+            bytes_out: self.bytes_out + o.bytes_out,
+            parse_errors: self.parse_errors + o.parse_errors,
+            responses_4xx: self.responses_4xx + o.responses_4xx,
+            responses_5xx: self.responses_5xx + o.responses_5xx,
+            timeouts: self.timeouts + o.timeouts,
+            handler_panics: self.handler_panics + o.handler_panics,
+        }
+    }
+}

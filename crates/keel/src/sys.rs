@@ -1,0 +1,96 @@
+//! Everything that talks to the OS beyond mio: listener sockets, reads into
+//! uninitialised buffer space, CPU pinning. All of keel's `unsafe` lives here.
+
+use bytes::BytesMut;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+/// A non-blocking listener with `SO_REUSEPORT`, so that every worker can own
+/// one on the same port and the kernel spreads connections between them.
+pub(crate) fn reuseport_listener(
+    addr: SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Reads once from `source` into the spare capacity of `buf`, growing its
+/// length by the bytes read. The caller reserves the room first; with none
+/// this returns `Ok(0)` without reading, so check for room before calling.
+pub(crate) fn read_into(source: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    if spare.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: `spare` is a live, exclusively borrowed region of `spare.len()`
+    // bytes; read(2) writes at most that many bytes into it and reads none.
+    let n = unsafe { libc::read(source.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: read(2) returned `n` (checked non-negative, and at most
+    // `spare.len()` by its contract): the first `n` spare bytes are now
+    // initialised, so the length may grow by `n`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Pins the calling thread to one CPU core.
+pub(crate) fn pin_current_thread(core: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain bits; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let max_cores = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    if core >= max_cores {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "core index out of range",
+        ));
+    }
+    // SAFETY: `core` was checked to be below the set's capacity just above.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: `set` is a valid, initialised cpu_set_t and the size passed is its size;
+    // pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn read_into_appends_what_arrives() {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.write_all(b"hello").unwrap();
+        let mut buf = BytesMut::with_capacity(3);
+        buf.extend_from_slice(b">");
+        assert_eq!(read_into(&b, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..], b">he");
+        buf.reserve(16);
+        assert_eq!(read_into(&b, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..], b">hello");
+        assert_eq!(read_into(&b, &mut BytesMut::new()).unwrap(), 0);
+    }
+
+    #[test]
+    fn two_listeners_share_one_port() {
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = reuseport_listener(addr, 16).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+    }
+}

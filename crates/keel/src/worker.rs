@@ -1,0 +1,467 @@
+//! One worker: a thread with its own mio `Poll`, listener, connection slab,
+//! buffer pool and timers. Nothing here is shared with another worker.
+
+use crate::conn::{Conn, Env, Phase, Waiting};
+use crate::pool::BufferPool;
+use crate::stats::WorkerCounters;
+use crate::{date, sys, Config, Handler};
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+
+/// Reads one connection may do per wake-up before others get a turn.
+const READS_PER_TURN: usize = 16;
+/// Most slices handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Messages from the [`crate::ServerHandle`] to a worker.
+pub(crate) enum Control {
+    /// Stop accepting, finish what is in flight, close everything by `deadline`.
+    Shutdown { deadline: Instant },
+}
+
+/// What the deadline of a connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deadline {
+    Header,
+    Body,
+    Idle,
+    Write,
+    Linger,
+}
+
+struct Slot {
+    stream: TcpStream,
+    conn: Conn,
+    deadline: Instant,
+    kind: Deadline,
+    /// The response that closes the connection is out and the write side is
+    /// shut: read and drop whatever the peer still sends until it closes.
+    lingering: bool,
+    /// Requests the connection had answered when its deadline was set.
+    served_at_deadline: u64,
+}
+
+/// Everything a worker thread starts with.
+pub(crate) struct WorkerSetup<H> {
+    pub(crate) poll: Poll,
+    pub(crate) listener: std::net::TcpListener,
+    pub(crate) handler: Arc<H>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) counters: Arc<WorkerCounters>,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) pin_to: Option<usize>,
+}
+
+struct Worker<H> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Slot>,
+    pool: BufferPool,
+    handler: Arc<H>,
+    config: Arc<Config>,
+    counters: Arc<WorkerCounters>,
+    control: Receiver<Control>,
+    server_line: Vec<u8>,
+    now: Instant,
+    accept_paused: bool,
+    draining: Option<Instant>,
+    /// Connections whose read budget ran out with bytes left: driven again
+    /// before the next poll blocks.
+    again: Vec<usize>,
+    again_spare: Vec<usize>,
+    expired: Vec<usize>,
+    scratch: Box<[u8]>,
+}
+
+/// Runs a worker until it has shut down.
+pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
+    if let Some(core) = setup.pin_to {
+        // Pinning is an optimisation: a refusal (e.g. a restricted cpuset) is not fatal.
+        let _ = sys::pin_current_thread(core);
+    }
+    let mut listener = TcpListener::from_std(setup.listener);
+    setup
+        .poll
+        .registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let config = setup.config;
+    let server_line = config
+        .server_name
+        .as_ref()
+        .map(|name| format!("Server: {name}\r\n").into_bytes())
+        .unwrap_or_default();
+    let mut worker = Worker {
+        poll: setup.poll,
+        listener: Some(listener),
+        conns: Slab::with_capacity(1024),
+        pool: BufferPool::new(
+            config.buffer_size,
+            config.max_pooled_buffer,
+            config.max_pooled_buffers,
+        ),
+        handler: setup.handler,
+        counters: setup.counters,
+        control: setup.control,
+        server_line,
+        now: Instant::now(),
+        accept_paused: false,
+        draining: None,
+        again: Vec::with_capacity(256),
+        again_spare: Vec::with_capacity(256),
+        expired: Vec::with_capacity(256),
+        scratch: vec![0; 16 * 1024].into_boxed_slice(),
+        config,
+    };
+    worker.run()
+}
+
+impl<H: Handler> Worker<H> {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let tick = self.config.timer_tick();
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let timeout = if self.again.is_empty() {
+                next_tick.saturating_duration_since(self.now)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.now = Instant::now();
+            date::refresh();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.read_control(),
+                    Token(key) => self.drive(key, event.is_read_closed()),
+                }
+            }
+            self.drive_again();
+            if self.now >= next_tick {
+                self.sweep_deadlines();
+                if self.accept_paused {
+                    self.accept();
+                }
+                next_tick = self.now + tick;
+            }
+            if let Some(deadline) = self.draining {
+                if self.conns.is_empty() || self.now >= deadline {
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    keys.into_iter().for_each(|k| self.close(k));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            if self.conns.len() >= self.config.max_connections_per_worker {
+                // Leave the rest in the kernel's queue until a slot frees up.
+                self.accept_paused = true;
+                return;
+            }
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(key), interest)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    entry.insert(Slot {
+                        stream,
+                        conn: Conn::new(peer),
+                        deadline: self.now + self.config.header_timeout,
+                        kind: Deadline::Header,
+                        lingering: false,
+                        served_at_deadline: 0,
+                    });
+                    self.counters.connections_accepted.add(1);
+                    self.counters.connections_open.add(1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_paused = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // EMFILE, ENOBUFS...: try again on the next timer tick.
+                    self.accept_paused = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_control(&mut self) {
+        while let Ok(message) = self.control.try_recv() {
+            match message {
+                Control::Shutdown { deadline } => self.begin_shutdown(deadline),
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, deadline: Instant) {
+        self.draining = Some(deadline);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| {
+                s.conn.waiting() == Waiting::NextRequest && s.conn.output.pending() == 0
+            })
+            .map(|(k, _)| k)
+            .collect();
+        idle.into_iter().for_each(|k| self.close(k));
+    }
+
+    fn drive_again(&mut self) {
+        if self.again.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut self.again, &mut self.again_spare);
+        while let Some(key) = self.again_spare.pop() {
+            self.drive(key, false);
+        }
+    }
+
+    /// Reads, answers and writes for one connection until it would block.
+    fn drive(&mut self, key: usize, read_closed: bool) {
+        let Worker {
+            conns,
+            pool,
+            handler,
+            config,
+            counters,
+            server_line,
+            ..
+        } = self;
+        let Some(slot) = conns.get_mut(key) else {
+            return;
+        };
+        if slot.lingering {
+            if linger_read(&mut slot.stream, &mut self.scratch) {
+                self.close(key);
+            }
+            return;
+        }
+        let mut env = Env {
+            handler: &**handler,
+            config,
+            counters,
+            pool,
+            server_line,
+            draining: self.draining.is_some(),
+        };
+        let mut reads = 0;
+        let mut peer_eof = false;
+        let mut wrote = false;
+        loop {
+            // Whether the socket is known to hold nothing more to read.
+            let mut drained = false;
+            if slot.conn.wants_input(env.config) {
+                let buf = slot.conn.read_buffer(env.pool);
+                let room = buf.capacity() - buf.len();
+                match sys::read_into(&slot.stream, buf) {
+                    Ok(0) => peer_eof = true,
+                    Ok(n) => {
+                        env.counters.bytes_in.add(n as u64);
+                        reads += 1;
+                        // A short read emptied the socket, unless the peer
+                        // also closed: then read on to see the end.
+                        drained = n < room && !read_closed;
+                        slot.conn.process(&mut env);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return self.close(key),
+                }
+            }
+            match flush(&mut slot.stream, &mut slot.conn, env.counters) {
+                Ok(n) => wrote |= n > 0,
+                Err(_) => return self.close(key),
+            }
+            slot.conn.release_buffers(env.pool);
+            if peer_eof {
+                slot.conn.on_peer_eof();
+            }
+            if slot.conn.phase() == Phase::Closing {
+                if slot.conn.output.pending() > 0 {
+                    break; // finish writing first; WRITABLE brings us back
+                }
+                if peer_eof || !slot.conn.errored() {
+                    return self.close(key);
+                }
+                // After an error the peer may still be sending: shut our side
+                // and drain theirs, so it reads the error instead of a reset.
+                let _ = slot.stream.shutdown(Shutdown::Write);
+                slot.conn.discard_input(env.pool);
+                slot.lingering = true;
+                slot.kind = Deadline::Linger;
+                slot.deadline = self.now + env.config.linger_timeout;
+                if linger_read(&mut slot.stream, &mut self.scratch) {
+                    return self.close(key);
+                }
+                return;
+            }
+            if drained || !slot.conn.wants_input(env.config) {
+                // Nothing left, or held back until the peer reads: WRITABLE resumes us.
+                break;
+            }
+            if reads >= READS_PER_TURN {
+                self.again.push(key);
+                break;
+            }
+        }
+        set_deadline(slot, env.config, self.now, wrote);
+    }
+
+    /// Closes connections whose deadline has passed.
+    fn sweep_deadlines(&mut self) {
+        let now = self.now;
+        self.expired.clear();
+        self.expired.extend(
+            self.conns
+                .iter()
+                .filter(|(_, s)| s.deadline <= now)
+                .map(|(k, _)| k),
+        );
+        for i in 0..self.expired.len() {
+            let key = self.expired[i];
+            match self.conns[key].kind {
+                Deadline::Header | Deadline::Body => {
+                    let Worker {
+                        conns,
+                        pool,
+                        handler,
+                        config,
+                        counters,
+                        server_line,
+                        ..
+                    } = self;
+                    let mut env = Env {
+                        handler: &**handler,
+                        config,
+                        counters,
+                        pool,
+                        server_line,
+                        draining: self.draining.is_some(),
+                    };
+                    conns[key].conn.on_request_timeout(&mut env);
+                    // The 408 goes out like any response; then the connection lingers and closes.
+                    self.drive(key, false);
+                }
+                Deadline::Write => {
+                    self.counters.timeouts.add(1);
+                    self.close(key);
+                }
+                Deadline::Idle | Deadline::Linger => self.close(key),
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut slot) = self.conns.try_remove(key) {
+            slot.conn.discard_input(&mut self.pool);
+            slot.conn.output.advance(slot.conn.output.pending());
+            slot.conn.release_buffers(&mut self.pool);
+            self.counters.connections_open.sub(1);
+            if self.accept_paused && self.listener.is_some() {
+                self.accept();
+            }
+        }
+    }
+}
+
+/// Writes queued output until done or the socket would block. Returns bytes written.
+fn flush(stream: &mut TcpStream, conn: &mut Conn, counters: &WorkerCounters) -> io::Result<usize> {
+    let mut total = 0;
+    while conn.output.pending() > 0 {
+        let result = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            match conn.output.slices(&mut iov) {
+                1 => stream.write(&iov[0]),
+                n => stream.write_vectored(&iov[..n]),
+            }
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.output.advance(n);
+                counters.bytes_out.add(n as u64);
+                total += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// Reads and drops what a closing peer still sends. Returns whether the
+/// connection is finished (end of stream or an error).
+fn linger_read(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Sets the connection's deadline from what it now waits for. A deadline
+/// that is already running for the same wait on the same request is kept, so
+/// a slow peer cannot extend it by trickling bytes.
+fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
+    let (kind, timeout) = if slot.conn.output.pending() > 0 {
+        (Deadline::Write, config.write_timeout)
+    } else {
+        match slot.conn.waiting() {
+            Waiting::NextRequest if slot.conn.served() == 0 => {
+                (Deadline::Header, config.header_timeout)
+            }
+            Waiting::NextRequest => (Deadline::Idle, config.idle_timeout),
+            Waiting::Head => (Deadline::Header, config.header_timeout),
+            Waiting::Body => (Deadline::Body, config.body_timeout),
+            Waiting::Close => (Deadline::Linger, config.linger_timeout),
+        }
+    };
+    let restart = match kind {
+        Deadline::Idle => true,
+        Deadline::Write => wrote || slot.kind != Deadline::Write,
+        _ => slot.kind != kind || slot.served_at_deadline != slot.conn.served(),
+    };
+    if restart {
+        slot.kind = kind;
+        slot.deadline = now + timeout;
+        slot.served_at_deadline = slot.conn.served();
+    }
+}

@@ -1,0 +1,158 @@
+//! The TechEmpower-style contract keel's tests and benchmarks run against:
+//!
+//! - `GET /plaintext` -> `Hello, World!` (`text/plain`)
+//! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
+//! - `POST /echo` -> the request body, with the request's `Content-Type`
+//!
+//! `hello [--addr HOST:PORT] [--workers N]`, or `KEEL_ADDR` / `KEEL_WORKERS`.
+#![forbid(unsafe_code)]
+
+use keel::{Request, Response, Server, StatusCode};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+fn hello(req: &Request<'_>, res: &mut Response<'_>) {
+    match (req.method(), req.path()) {
+        ("GET" | "HEAD", "/plaintext") => {
+            res.header("Content-Type", "text/plain")
+                .body(b"Hello, World!");
+        }
+        ("GET" | "HEAD", "/json") => {
+            res.header("Content-Type", "application/json");
+            // Serialising into the response writes straight into the output buffer.
+            let written = serde_json::to_writer(
+                &mut *res,
+                &Message {
+                    message: "Hello, World!",
+                },
+            );
+            if written.is_err() {
+                res.status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        }
+        ("POST", "/echo") => {
+            let content_type = req
+                .header("content-type")
+                .unwrap_or(b"application/octet-stream");
+            res.header("Content-Type", content_type).body(req.body());
+        }
+        (_, "/plaintext" | "/json" | "/echo") => {
+            let allow = if req.path() == "/echo" {
+                "POST"
+            } else {
+                "GET, HEAD"
+            };
+            res.status(StatusCode::METHOD_NOT_ALLOWED)
+                .header("Allow", allow)
+                .body(b"");
+        }
+        _ => {
+            res.status(StatusCode::NOT_FOUND)
+                .header("Content-Type", "text/plain")
+                .body(b"Not Found\n");
+        }
+    }
+}
+
+struct Options {
+    addr: String,
+    workers: Option<usize>,
+}
+
+const USAGE: &str = "usage: hello [--addr HOST:PORT] [--workers N]
+  --addr     listen address (env KEEL_ADDR, default 127.0.0.1:8080)
+  --workers  worker threads (env KEEL_WORKERS, default: one per core)";
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        addr: std::env::var("KEEL_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned()),
+        workers: None,
+    };
+    let mut workers = std::env::var("KEEL_WORKERS").ok();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--addr" => options.addr = value()?,
+            "--workers" => workers = Some(value()?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if let Some(n) = workers {
+        options.workers = Some(
+            n.parse()
+                .map_err(|_| format!("--workers: not a number: {n:?}"))?,
+        );
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("hello: {message}");
+            }
+            eprintln!("{USAGE}");
+            return if message.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    let mut server = Server::bind(options.addr.as_str());
+    if let Some(n) = options.workers {
+        server = server.workers(n);
+    }
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("hello: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match server.serve(hello) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("hello: cannot listen on {}: {e}", options.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "hello: listening on http://{} with {} workers",
+        server.local_addr(),
+        server.worker_count()
+    );
+    if let Some(signal) = signals.forever().next() {
+        eprintln!("hello: signal {signal}, shutting down");
+    }
+    server.shutdown(Duration::from_secs(5));
+    server.join();
+    let stats = server.stats();
+    eprintln!(
+        "hello: stopped after {} requests on {} connections",
+        stats.requests, stats.connections_accepted
+    );
+    ExitCode::SUCCESS
+}
