@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Free space a read wants in the input buffer before it grows.
 const MIN_READ_ROOM: usize = 2048;
@@ -26,9 +27,11 @@ pub(crate) struct Env<'a, H: ?Sized> {
     pub(crate) pool: &'a mut BufferPool,
     /// `Server: ...\r\n`, or empty.
     pub(crate) server_line: &'a [u8],
-    /// The server is shutting down: answer the request in progress with
-    /// `Connection: close` and take no more.
-    pub(crate) draining: bool,
+    /// Set when the server starts shutting down: requests in progress are
+    /// answered with `Connection: close` and no more are taken. Read after
+    /// the handler returns, so a handler that was busy when shutdown began
+    /// still closes.
+    pub(crate) draining: &'a AtomicBool,
 }
 
 /// Whether requests are still being read.
@@ -139,6 +142,8 @@ pub(crate) struct Conn {
     served: u64,
     /// The connection is closing because of a request the server refused.
     errored: bool,
+    /// See [`Conn::held_back`].
+    held_back: bool,
 }
 
 impl Conn {
@@ -153,6 +158,7 @@ impl Conn {
             peer,
             served: 0,
             errored: false,
+            held_back: false,
         }
     }
 
@@ -220,14 +226,29 @@ impl Conn {
     /// order, until one is incomplete, the connection must close, or too much
     /// output is queued.
     pub(crate) fn process<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
-        while self.wants_input(env.config) {
+        self.held_back = false;
+        while self.phase == Phase::Open {
             let has_bytes = self.input.as_ref().is_some_and(|b| b.len() > self.start);
-            if !has_bytes || !self.step(env) {
+            if !has_bytes {
+                break;
+            }
+            if !self.wants_input(env.config) {
+                self.held_back = true;
+                break;
+            }
+            if !self.step(env) {
                 break;
             }
         }
         self.compact();
         self.release_buffers(env.pool);
+    }
+
+    /// Whether the last [`Conn::process`] stopped with bytes still buffered
+    /// because too much output was queued: once the peer has read, process
+    /// again before reading more.
+    pub(crate) fn held_back(&self) -> bool {
+        self.held_back
     }
 
     /// The peer closed its sending side: what is complete has been answered;
@@ -461,7 +482,7 @@ fn dispatch<H: Handler + ?Sized>(
         body,
         peer,
     };
-    let keep_alive = framing.keep_alive && !env.draining;
+    let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
     let (out, large) = output.buf_and_large(env.pool);
     let mut res = Response::new(
         out,
@@ -474,6 +495,11 @@ fn dispatch<H: Handler + ?Sized>(
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
+            if env.draining.load(Relaxed) {
+                // Shutdown began while the handler ran: close after this
+                // response (it says so too if its head is not written yet).
+                res.close();
+            }
             res.finish();
             env.counters.count_status(res.status_code().as_u16());
             res.keeps_alive()

@@ -91,13 +91,19 @@ fn malformed_or_oversized(buf: &[u8], config: &Config) -> ProtocolError {
     }
 }
 
-/// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1` is garbage (400).
+/// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1`, or a request
+/// line without exactly three parts, is garbage (400).
 fn version_error(buf: &[u8]) -> ProtocolError {
     let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     let line = buf[..line_end]
         .strip_suffix(b"\r")
         .unwrap_or(&buf[..line_end]);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return ProtocolError::Malformed;
+    };
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
@@ -391,6 +397,7 @@ mod tests {
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion),
             (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion),
             (b"GET / HTPT/1.1\r\nHost: a\r\n\r\n", Malformed),
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
             (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
             (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
             (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", UnsupportedMethod),

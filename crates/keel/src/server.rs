@@ -8,6 +8,7 @@ use mio::{Poll, Waker};
 use parking_lot::Mutex;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ impl Server {
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let handler = Arc::new(handler);
+        let shutting_down = Arc::new(AtomicBool::new(false));
         let config = Arc::new(self.config);
         let mut workers = Vec::with_capacity(self.workers);
         for (index, listener) in listeners.into_iter().enumerate() {
@@ -111,6 +113,7 @@ impl Server {
                 config: Arc::clone(&config),
                 counters: Arc::clone(&counters),
                 control: control_rx,
+                shutting_down: Arc::clone(&shutting_down),
                 pin_to: self.pin_workers.then_some(index % cores),
             };
             let spawned = std::thread::Builder::new()
@@ -126,6 +129,7 @@ impl Server {
                     let started = ServerHandle {
                         local_addr,
                         workers,
+                        shutting_down,
                     };
                     started.shutdown(Duration::ZERO);
                     started.join();
@@ -142,6 +146,7 @@ impl Server {
         Ok(ServerHandle {
             local_addr,
             workers,
+            shutting_down,
         })
     }
 }
@@ -159,6 +164,7 @@ struct WorkerHandle {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     workers: Vec<WorkerHandle>,
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl ServerHandle {
@@ -172,6 +178,7 @@ impl ServerHandle {
     /// `Connection: close`, and force-close whatever is left after `grace`.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
+        self.shutting_down.store(true, Ordering::Relaxed);
         for worker in &self.workers {
             // A worker that already stopped has dropped its receiver: nothing to tell.
             let _ = worker.control.send(Control::Shutdown { deadline });

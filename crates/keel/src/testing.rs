@@ -8,6 +8,7 @@ use crate::stats::WorkerCounters;
 use crate::{date, Config, Handler, Stats};
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 
 /// One connection, in memory. Bytes given to [`send`](MemoryConn::send) are
 /// parsed and answered exactly as if read from a socket; the response bytes
@@ -33,6 +34,7 @@ pub struct MemoryConn<H> {
     pool: BufferPool,
     server_line: Vec<u8>,
     received: Vec<u8>,
+    draining: AtomicBool,
 }
 
 impl<H: Handler> MemoryConn<H> {
@@ -57,6 +59,7 @@ impl<H: Handler> MemoryConn<H> {
             counters: WorkerCounters::default(),
             server_line,
             received: Vec::new(),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -78,7 +81,7 @@ impl<H: Handler> MemoryConn<H> {
                 counters: &self.counters,
                 pool: &mut self.pool,
                 server_line: &self.server_line,
-                draining: false,
+                draining: &self.draining,
             };
             self.conn.process(&mut env);
             self.drain_output();
@@ -99,7 +102,7 @@ impl<H: Handler> MemoryConn<H> {
             counters: &self.counters,
             pool: &mut self.pool,
             server_line: &self.server_line,
-            draining: false,
+            draining: &self.draining,
         };
         self.conn.on_request_timeout(&mut env);
         self.drain_output();
@@ -158,7 +161,7 @@ impl<H: Handler> MemoryConn<H> {
                 counters: &self.counters,
                 pool: &mut self.pool,
                 server_line: &self.server_line,
-                draining: false,
+                draining: &self.draining,
             };
             self.conn.process(&mut env);
             if self.conn.output.pending() > 0 {

@@ -11,6 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,7 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) config: Arc<Config>,
     pub(crate) counters: Arc<WorkerCounters>,
     pub(crate) control: Receiver<Control>,
+    pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) pin_to: Option<usize>,
 }
 
@@ -70,6 +72,7 @@ struct Worker<H> {
     config: Arc<Config>,
     counters: Arc<WorkerCounters>,
     control: Receiver<Control>,
+    shutting_down: Arc<AtomicBool>,
     server_line: Vec<u8>,
     now: Instant,
     accept_paused: bool,
@@ -111,6 +114,7 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         handler: setup.handler,
         counters: setup.counters,
         control: setup.control,
+        shutting_down: setup.shutting_down,
         server_line,
         now: Instant::now(),
         accept_paused: false,
@@ -258,6 +262,7 @@ impl<H: Handler> Worker<H> {
             config,
             counters,
             server_line,
+            shutting_down,
             ..
         } = self;
         let Some(slot) = conns.get_mut(key) else {
@@ -275,7 +280,7 @@ impl<H: Handler> Worker<H> {
             counters,
             pool,
             server_line,
-            draining: self.draining.is_some(),
+            draining: shutting_down,
         };
         let mut reads = 0;
         let mut peer_eof = false;
@@ -283,7 +288,10 @@ impl<H: Handler> Worker<H> {
         loop {
             // Whether the socket is known to hold nothing more to read.
             let mut drained = false;
-            if slot.conn.wants_input(env.config) {
+            if slot.conn.held_back() && slot.conn.wants_input(env.config) {
+                // The peer has read enough: answer what is already buffered first.
+                slot.conn.process(&mut env);
+            } else if slot.conn.wants_input(env.config) {
                 let buf = slot.conn.read_buffer(env.pool);
                 let room = buf.capacity() - buf.len();
                 match sys::read_into(&slot.stream, buf) {
@@ -294,12 +302,14 @@ impl<H: Handler> Worker<H> {
                         // A short read emptied the socket, unless the peer
                         // also closed: then read on to see the end.
                         drained = n < room && !read_closed;
-                        slot.conn.process(&mut env);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return self.close(key),
                 }
+                // Also when nothing new came: requests held back by
+                // backpressure may be waiting in the buffer.
+                slot.conn.process(&mut env);
             }
             match flush(&mut slot.stream, &mut slot.conn, env.counters) {
                 Ok(n) => wrote |= n > 0,
@@ -328,8 +338,10 @@ impl<H: Handler> Worker<H> {
                 }
                 return;
             }
-            if drained || !slot.conn.wants_input(env.config) {
-                // Nothing left, or held back until the peer reads: WRITABLE resumes us.
+            if !slot.conn.wants_input(env.config) {
+                break; // held back until the peer reads: WRITABLE resumes us
+            }
+            if drained && !slot.conn.held_back() {
                 break;
             }
             if reads >= READS_PER_TURN {
@@ -361,6 +373,7 @@ impl<H: Handler> Worker<H> {
                         config,
                         counters,
                         server_line,
+                        shutting_down,
                         ..
                     } = self;
                     let mut env = Env {
@@ -369,7 +382,7 @@ impl<H: Handler> Worker<H> {
                         counters,
                         pool,
                         server_line,
-                        draining: self.draining.is_some(),
+                        draining: shutting_down,
                     };
                     conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.

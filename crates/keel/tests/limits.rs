@@ -1,0 +1,286 @@
+//! Every limit and deadline of `Config`, with the status it answers.
+
+mod util;
+
+use keel::Config;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use util::{app, get, is_closed, parse_all, read_responses, read_to_close, TestServer};
+
+fn small_limits() -> Config {
+    Config {
+        max_header_bytes: 1024,
+        max_headers: 8,
+        max_target: 256,
+        max_body: 4096,
+        ..Config::default()
+    }
+}
+
+fn one_error(server: &TestServer, wire: &[u8]) -> util::Resp {
+    let bytes = server.exchange(wire);
+    let responses = parse_all(&bytes);
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    assert!(responses[0].closes());
+    responses[0].clone()
+}
+
+#[test]
+fn header_section_too_large_is_431() {
+    let server = TestServer::with(app, small_limits(), 1);
+    let wire = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(2000)
+    );
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 431);
+    // Arriving slowly and never finishing is caught as soon as it passes the limit.
+    let mut stream = server.connect();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
+    for _ in 0..40 {
+        if stream
+            .write_all(format!("X-Pad: {}\r\n", "p".repeat(40)).as_bytes())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let responses = parse_all(&read_to_close(&mut stream));
+    assert_eq!(responses[0].status, 431);
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let server = TestServer::with(app, small_limits(), 1);
+    let headers: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+    let wire = format!("GET / HTTP/1.1\r\nHost: a\r\n{headers}\r\n");
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 431);
+    let headers: String = (0..6).map(|i| format!("X-{i}: v\r\n")).collect();
+    let wire = format!("GET /plaintext HTTP/1.1\r\nHost: a\r\n{headers}Connection: close\r\n\r\n");
+    assert_eq!(
+        parse_all(&server.exchange(wire.as_bytes()))[0].status,
+        200,
+        "8 headers are allowed"
+    );
+}
+
+#[test]
+fn target_too_long_is_414() {
+    let server = TestServer::with(app, small_limits(), 1);
+    let wire = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(300));
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 414);
+    // Without a line end in sight.
+    let wire = format!("GET /{}", "a".repeat(600));
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 414);
+}
+
+#[test]
+fn body_too_large_is_413_for_both_framings() {
+    let server = TestServer::with(app, small_limits(), 1);
+    let wire = format!(
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4097\r\n\r\n{}",
+        "b".repeat(4097)
+    );
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 413);
+    let wire = format!(
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n{}",
+        "b".repeat(4096)
+    );
+    assert_eq!(
+        parse_all(&server.exchange(wire.as_bytes()))[0].body.len(),
+        4096,
+        "exactly the limit is fine"
+    );
+    let chunk = format!("800\r\n{}\r\n", "c".repeat(0x800));
+    let wire = format!("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}{chunk}0\r\n\r\n");
+    assert_eq!(one_error(&server, wire.as_bytes()).status, 413);
+}
+
+#[test]
+fn refused_upload_is_answered_without_reading_the_rest() {
+    // The client keeps sending a large body; the 413 still reaches it.
+    let server = TestServer::with(app, small_limits(), 1);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n")
+        .unwrap();
+    let junk = vec![b'x'; 64 * 1024];
+    for _ in 0..16 {
+        if stream.write_all(&junk).is_err() {
+            break;
+        }
+    }
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+        "{text}"
+    );
+    assert_eq!(server.handle.stats().parse_errors, 1);
+}
+
+#[test]
+fn connections_per_worker_are_capped() {
+    let config = Config {
+        max_connections_per_worker: 2,
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    first.write_all(&get("/n/1")).unwrap();
+    second.write_all(&get("/n/2")).unwrap();
+    read_responses(&mut first, 1);
+    read_responses(&mut second, 1);
+    // The third waits in the accept queue until a slot frees up.
+    let mut third = server.connect();
+    third.write_all(&get("/n/3")).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        third.read(&mut byte).is_err(),
+        "not served while two are open"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(read_responses(&mut third, 1)[0].body, b"3");
+}
+
+#[test]
+fn backpressure_stops_reading_until_the_peer_reads() {
+    let config = Config {
+        max_output_buffered: 64 * 1024,
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut stream = server.connect();
+    // 200 responses of 100 KB: far more than socket buffers and the output limit.
+    let batch: Vec<u8> = (0..200).flat_map(|_| get("/big/100000")).collect();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&batch).is_ok())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let answered_while_stalled = server.handle.stats().requests;
+    assert!(
+        answered_while_stalled < 200,
+        "the server stopped answering: {answered_while_stalled}"
+    );
+    let responses = read_responses(&mut stream, 200);
+    assert!(writer.join().unwrap());
+    assert!(responses.iter().all(|r| r.body.len() == 100_000));
+}
+
+#[test]
+fn slow_head_gets_408_and_a_close() {
+    let config = Config {
+        header_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let responses = parse_all(&read_to_close(&mut stream));
+    let waited = started.elapsed();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 408);
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_eq!(server.handle.stats().timeouts, 1);
+    // Trickling bytes does not extend the deadline.
+    let mut stream = server.connect();
+    let started = Instant::now();
+    for byte in
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let responses = parse_all(&read_to_close(&mut stream));
+    assert_eq!(responses[0].status, 408);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn slow_body_gets_408() {
+    let config = Config {
+        body_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let responses = parse_all(&read_to_close(&mut stream));
+    assert_eq!(responses[0].status, 408);
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_quietly() {
+    let config = Config {
+        idle_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut stream = server.connect();
+    stream.write_all(&get("/plaintext")).unwrap();
+    read_responses(&mut stream, 1);
+    let started = Instant::now();
+    let rest = read_to_close(&mut stream);
+    assert!(
+        rest.is_empty(),
+        "no response on idle close: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.handle.stats().connections_open, 0);
+}
+
+#[test]
+fn a_peer_that_never_reads_is_dropped_at_the_write_deadline() {
+    let config = Config {
+        write_timeout: Duration::from_millis(300),
+        max_output_buffered: 64 * 1024,
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let stream = server.connect();
+    let mut writer = stream.try_clone().unwrap();
+    writer.write_all(&get("/big/8000000")).unwrap();
+    let started = Instant::now();
+    while server.handle.stats().requests == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "not served");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    while server.handle.stats().connections_open > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.handle.stats().timeouts, 1);
+    drop(stream);
+}
+
+#[test]
+fn a_fresh_connection_that_sends_nothing_times_out() {
+    let config = Config {
+        header_timeout: Duration::from_millis(150),
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let mut stream = server.connect();
+    let responses = parse_all(&read_to_close(&mut stream));
+    assert_eq!(responses[0].status, 408);
+    assert!(is_closed(&mut stream));
+}

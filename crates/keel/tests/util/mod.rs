@@ -1,0 +1,297 @@
+//! Shared helpers for the socket tests: a server on an ephemeral port, a raw
+//! TCP client, and a small response reader that checks framing exactly.
+#![allow(dead_code)]
+
+use keel::{Config, Handler, Request, Response, ServerHandle, StatusCode};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A real server on 127.0.0.1:0, shut down when dropped.
+pub struct TestServer {
+    pub handle: ServerHandle,
+}
+
+impl TestServer {
+    pub fn start(handler: impl Handler) -> TestServer {
+        Self::with(handler, Config::default(), 1)
+    }
+
+    pub fn with(handler: impl Handler, config: Config, workers: usize) -> TestServer {
+        let handle = keel::Server::bind("127.0.0.1:0")
+            .workers(workers)
+            .config(config)
+            .serve(handler)
+            .expect("server starts");
+        TestServer { handle }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes.
+    pub fn exchange(&self, request: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_to_close(&mut stream)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown(Duration::ZERO);
+        self.handle.join();
+    }
+}
+
+/// Reads until the peer closes; panics if that takes over 5 s.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "no close after {:?} ({e}); got {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+/// Whether the server closed the connection: a read sees end of stream.
+pub fn is_closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0))
+        || matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::ConnectionReset)
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// Parses one response from the start of `bytes`, framed by Content-Length,
+/// chunked, or (when `until_close`) the end of the bytes. Returns it and the
+/// bytes it took; `None` when incomplete.
+pub fn parse_response(
+    bytes: &[u8],
+    head_request: bool,
+    until_close: bool,
+) -> Option<(Resp, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(bytes).expect("well-formed response head") {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return None,
+    };
+    let status = res.code.unwrap();
+    let headers: Vec<(String, String)> = res
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8(h.value.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let rest = &bytes[head_len..];
+    let no_body = head_request || status < 200 || status == 204 || status == 304;
+    let (body, used) = if no_body {
+        (Vec::new(), 0)
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len.parse().expect("numeric content-length");
+        if rest.len() < len {
+            return None;
+        }
+        (rest[..len].to_vec(), len)
+    } else if find("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        decode_chunked(rest)?
+    } else if until_close {
+        (rest.to_vec(), rest.len())
+    } else {
+        panic!(
+            "response without framing: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    };
+    Some((
+        Resp {
+            status,
+            headers,
+            body,
+        },
+        head_len + used,
+    ))
+}
+
+fn decode_chunked(mut rest: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let total = rest.len();
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            if rest.len() < 2 {
+                return None;
+            }
+            assert_eq!(&rest[..2], b"\r\n", "no trailers expected");
+            return Some((body, total - rest.len() + 2));
+        }
+        if rest.len() < size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], b"\r\n");
+        rest = &rest[size + 2..];
+    }
+}
+
+/// Every response in `bytes`, which must hold whole responses only.
+pub fn parse_all(mut bytes: &[u8]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (resp, used) = parse_response(bytes, false, true)
+            .unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(bytes)));
+        out.push(resp);
+        bytes = &bytes[used..];
+    }
+    out
+}
+
+/// Reads exactly `count` responses from a keep-alive connection.
+pub fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<Resp> {
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while got.len() < count {
+        while let Some((resp, used)) = parse_response(&buf, false, false) {
+            got.push(resp);
+            buf.drain(..used);
+            if got.len() == count {
+                assert!(
+                    buf.is_empty(),
+                    "unexpected extra bytes: {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+                return got;
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read a response");
+        assert!(n > 0, "closed after {} of {count} responses", got.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+/// The handler most tests use.
+///
+/// - `/plaintext`: `Hello, World!`
+/// - `/echo`: the body, with the request's content type
+/// - `/panic`: panics
+/// - `/n/<k>`: answers `k` (to check order)
+/// - `/chunked`: a streamed body in three chunks
+/// - `/big/<n>`: `n` bytes as a shared buffer (sent with writev)
+/// - `/info`: method, path, decoded path, query param `q`, version, host, peer
+/// - `/sleep/<ms>`: blocks the worker for `ms` milliseconds, then answers
+/// - `/close`: answers with `Connection: close`
+pub fn app(req: &Request<'_>, res: &mut Response<'_>) {
+    let path = req.path();
+    match path {
+        "/plaintext" => res
+            .header("Content-Type", "text/plain")
+            .body(b"Hello, World!"),
+        "/echo" => {
+            let content_type = req
+                .header("content-type")
+                .unwrap_or(b"application/octet-stream");
+            res.header("Content-Type", content_type).body(req.body());
+        }
+        "/panic" => panic!("handler panics on purpose"),
+        "/chunked" => {
+            res.header("Content-Type", "text/plain").chunked();
+            res.write(b"one,").write(b"two,").write(b"three");
+        }
+        "/info" => {
+            let text = format!(
+                "{} {} {} q={:?} {:?} host={:?} peer_ip={}",
+                req.method(),
+                req.path(),
+                req.path_decoded().unwrap_or_default(),
+                req.query_param("q"),
+                req.version(),
+                req.header_str("host"),
+                req.peer_addr().ip(),
+            );
+            res.body(text.as_bytes());
+        }
+        "/close" => {
+            res.close().body(b"bye");
+        }
+        "/worker" => {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            res.body(name.as_bytes());
+        }
+        _ if path.starts_with("/n/") => res.body(&path.as_bytes()[3..]),
+        _ if path.starts_with("/big/") => {
+            let n: usize = path[5..].parse().unwrap();
+            let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            res.body_bytes(keel::Bytes::from(body));
+        }
+        _ if path.starts_with("/sleep/") => {
+            std::thread::sleep(Duration::from_millis(path[7..].parse().unwrap()));
+            res.body(b"slept");
+        }
+        _ => {
+            res.status(StatusCode::NOT_FOUND).body(b"not found");
+        }
+    }
+}
+
+pub fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
+}
