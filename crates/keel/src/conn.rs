@@ -398,7 +398,12 @@ impl Conn {
             Ok(Some((req, framing))) => {
                 dispatch(output, env, &req, &framing, &rest[..body_len], *peer)
             }
-            _ => unreachable!("a head that parsed once parses again"),
+            // The head bytes did not change since they parsed, so this cannot
+            // happen; if it ever did, refuse rather than panic the worker.
+            _ => {
+                self.fail(ProtocolError::Malformed, env);
+                return false;
+            }
         };
         self.complete(head_len + encoded_len, keep_alive, env);
         true

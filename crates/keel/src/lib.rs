@@ -41,6 +41,9 @@ mod stats;
 mod status;
 mod sys;
 pub mod testing;
+
+#[doc = include_str!("../../../docs/guide.md")]
+pub mod guide {}
 mod worker;
 
 pub use bytes::Bytes;

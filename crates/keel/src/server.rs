@@ -81,7 +81,9 @@ impl Server {
         self
     }
 
-    /// Binds every worker's listener and starts the workers.
+    /// Binds every worker's listener and starts the workers. Also raises
+    /// the process's soft limit on open files to its hard limit, since each
+    /// connection holds one.
     ///
     /// # Errors
     ///
@@ -90,6 +92,9 @@ impl Server {
     /// is left running on error.
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<ServerHandle> {
         let addr = self.addr?;
+        // Each connection is a file descriptor: lift the soft limit (often
+        // 1024) to the hard one. Failing to is not fatal.
+        let _ = sys::raise_open_file_limit();
         let first = sys::reuseport_listener(addr, self.backlog)?;
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];

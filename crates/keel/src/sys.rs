@@ -16,6 +16,8 @@ pub(crate) fn reuseport_listener(
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux (see
+    // the test below), which saves a setsockopt per connection.
     socket.set_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -43,6 +45,32 @@ pub(crate) fn read_into(source: &impl AsRawFd, buf: &mut BytesMut) -> io::Result
     // initialised, so the length may grow by `n`.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as a
+/// server with thousands of connections needs (Go's runtime does the same).
+/// Returns the soft limit now in force.
+pub(crate) fn raise_open_file_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit whose soft value does not exceed its hard one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Pins the calling thread to one CPU core.
@@ -84,6 +112,31 @@ mod tests {
         assert_eq!(read_into(&b, &mut buf).unwrap(), 3);
         assert_eq!(&buf[..], b">hello");
         assert_eq!(read_into(&b, &mut BytesMut::new()).unwrap(), 0);
+    }
+
+    #[test]
+    fn open_file_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_file_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid, writable rlimit.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(soft, limit.rlim_cur);
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]
