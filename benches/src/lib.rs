@@ -1,0 +1,23 @@
+//! keel against hyper on the same work.
+//!
+//! Both sides serve the contract of `examples/hello`:
+//!
+//! - `GET /plaintext` -> `Hello, World!` (`text/plain`)
+//! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
+//! - `POST /echo` -> the request body, with the request's `Content-Type`
+//! - `405` with `Allow` for another method on those paths, `404` elsewhere
+//!
+//! [`keel_app`] is the handler of `examples/hello`, copied; [`hyper_app`] is
+//! the same contract as a hyper 1.x service, configured as hyper's docs
+//! recommend for a fast HTTP/1 server. [`mem`] drives each through one
+//! in-memory connection, [`wire`] holds the requests and a response framer
+//! shared by the criterion benches (`benches/compare.rs`), the `insn-count`
+//! binary (instruction counts under callgrind) and the `hyper-hello` binary
+//! (the wrk baseline, `load/run.sh`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod hyper_app;
+pub mod keel_app;
+pub mod mem;
+pub mod wire;
