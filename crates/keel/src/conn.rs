@@ -312,7 +312,9 @@ impl Conn {
             Some(AwaitingBody { framing, .. }) => framing,
             None => {
                 let buf = &input[start..];
-                if !buf[*scanned..].contains(&b'\n') {
+                // After a first attempt found the head incomplete, parse again
+                // only once a new line ending has arrived.
+                if *scanned > 0 && !buf[*scanned..].contains(&b'\n') {
                     // No new line ending: the head cannot have completed.
                     *scanned = buf.len();
                     return match parse::check_partial_limits(buf, env.config) {

@@ -142,36 +142,46 @@ fn frame(
     for header in req.headers.iter() {
         let name = header.name.as_bytes();
         let value = header.value;
-        if name.eq_ignore_ascii_case(b"host") {
-            hosts += 1;
-            if !value.iter().all(|&b| is_host_byte(b)) {
-                return Err(ProtocolError::InvalidHost);
+        // Dispatch on length first: most fields (Accept, User-Agent...)
+        // match none of these and cost one comparison.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                hosts += 1;
+                if !value.iter().all(|&b| is_host_byte(b)) {
+                    return Err(ProtocolError::InvalidHost);
+                }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            for element in list_elements(value) {
-                let n = parse_content_length(element)?;
-                if content_length.is_some_and(|seen| seen != n) {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let mut elements = 0;
+                for element in list_elements(value) {
+                    let n = parse_content_length(element)?;
+                    if content_length.is_some_and(|seen| seen != n) {
+                        return Err(ProtocolError::InvalidContentLength);
+                    }
+                    content_length = Some(n);
+                    elements += 1;
+                }
+                if elements == 0 {
                     return Err(ProtocolError::InvalidContentLength);
                 }
-                content_length = Some(n);
             }
-            if content_length.is_none() {
-                return Err(ProtocolError::InvalidContentLength);
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                transfer_encoding_fields += 1;
+                list_elements(value).for_each(|coding| transfer_encoding.push(coding));
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding_fields += 1;
-            list_elements(value).for_each(|coding| transfer_encoding.push(coding));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for option in list_elements(value) {
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for option in list_elements(value) {
+                    close |= option.eq_ignore_ascii_case(b"close");
+                    keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(ProtocolError::UnsupportedExpectation);
+                }
                 expect_continue = true;
-            } else {
-                return Err(ProtocolError::UnsupportedExpectation);
             }
+            _ => {}
         }
     }
 
@@ -278,14 +288,34 @@ fn check_target(method: &str, target: &str) -> Result<(), ProtocolError> {
     }
 }
 
-/// Bytes allowed in a `Host` value: reg-name, IP-literal and port characters.
+/// A 256-entry table of which bytes belong to a character class.
+const fn byte_class(members: &[u8], alphanumeric: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = alphanumeric && (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < members.len() {
+        table[members[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+static TOKEN: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
+/// reg-name, IP-literal and port characters, as allowed in `Host`.
+static HOST: [bool; 256] = byte_class(b"-._~!$&'()*+,;=:[]%", true);
+
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+    HOST[b as usize]
 }
 
 /// `tchar` of RFC 9110 §5.6.2.
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[b as usize]
 }
 
 #[cfg(test)]
@@ -468,6 +498,17 @@ mod tests {
         assert_eq!(
             parse_with(many, &config).err(),
             Some(ProtocolError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn byte_classes_match_the_rfc_sets() {
+        for b in 0..=255u8 {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_token_byte(b), tchar, "{b}");
+        }
+        assert!(
+            is_host_byte(b'[') && is_host_byte(b':') && !is_host_byte(b'/') && !is_host_byte(b' ')
         );
     }
 

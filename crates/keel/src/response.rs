@@ -168,7 +168,9 @@ impl<'a> Response<'a> {
             "header {name:?} added after the body began"
         );
         let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
-        let value_ok = !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
+        let value_ok = !value
+            .iter()
+            .any(|&b| b < b' ' && matches!(b, b'\r' | b'\n' | 0));
         if !(name_ok && value_ok) {
             return Err(InvalidHeader);
         }

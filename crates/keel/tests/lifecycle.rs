@@ -108,10 +108,24 @@ fn stats_count_traffic() {
     let mut stream = server.connect();
     let request = get("/plaintext");
     stream.write_all(&request).unwrap();
-    read_responses(&mut stream, 1);
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !reply.ends_with(b"Hello, World!") {
+        let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+        assert!(n > 0);
+        reply.extend_from_slice(&buf[..n]);
+    }
+    // The worker counts a write after it returns, which may be after the
+    // client has read it: wait for the counters to catch up.
+    let started = Instant::now();
+    while server.handle.stats().bytes_out < reply.len() as u64 {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let stats = server.handle.stats();
     assert_eq!(stats.requests, 1);
     assert_eq!(stats.bytes_in, request.len() as u64);
-    assert!(stats.bytes_out > 13);
+    assert_eq!(stats.bytes_out, reply.len() as u64);
     assert_eq!(stats.connections_accepted, 1);
+    assert_eq!(stats.connections_open, 1);
 }
