@@ -15,11 +15,64 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Free space a read wants in the input buffer before it grows.
 const MIN_READ_ROOM: usize = 2048;
 
-/// What a connection's worker lends it while it processes requests.
+/// What a worker owns once and lends each of its connections: the handler,
+/// limits, counters, buffer pool. The in-memory driver owns one too.
+pub(crate) struct Services<H> {
+    pub(crate) handler: H,
+    pub(crate) config: Arc<Config>,
+    pub(crate) counters: Arc<WorkerCounters>,
+    pub(crate) pool: BufferPool,
+    /// `Server: ...\r\n`, or empty.
+    server_line: Vec<u8>,
+    draining: Arc<AtomicBool>,
+}
+
+impl<H> Services<H> {
+    pub(crate) fn new(
+        handler: H,
+        config: Arc<Config>,
+        counters: Arc<WorkerCounters>,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        let server_line = config
+            .server_name
+            .as_ref()
+            .map(|name| format!("Server: {name}\r\n").into_bytes())
+            .unwrap_or_default();
+        let pool = BufferPool::new(
+            config.buffer_size,
+            config.max_pooled_buffer,
+            config.max_pooled_buffers,
+        );
+        Services {
+            handler,
+            config,
+            counters,
+            pool,
+            server_line,
+            draining,
+        }
+    }
+
+    /// Borrows everything a connection needs to process requests.
+    pub(crate) fn env(&mut self) -> Env<'_, H> {
+        Env {
+            handler: &self.handler,
+            config: &self.config,
+            counters: &self.counters,
+            pool: &mut self.pool,
+            server_line: &self.server_line,
+            draining: &self.draining,
+        }
+    }
+}
+
+/// [`Services`], borrowed for one connection's turn.
 pub(crate) struct Env<'a, H: ?Sized> {
     pub(crate) handler: &'a H,
     pub(crate) config: &'a Config,

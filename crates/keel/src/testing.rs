@@ -2,13 +2,13 @@
 //! runs, fed from byte slices. For unit tests of handlers, benchmarks and
 //! fuzzing.
 
-use crate::conn::{Conn, Env, Phase};
-use crate::pool::BufferPool;
+use crate::conn::{Conn, Phase, Services};
 use crate::stats::WorkerCounters;
 use crate::{date, Config, Handler, Stats};
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// One connection, in memory. Bytes given to [`send`](MemoryConn::send) are
 /// parsed and answered exactly as if read from a socket; the response bytes
@@ -28,13 +28,8 @@ use std::sync::atomic::AtomicBool;
 /// ```
 pub struct MemoryConn<H> {
     conn: Conn,
-    handler: H,
-    config: Config,
-    counters: WorkerCounters,
-    pool: BufferPool,
-    server_line: Vec<u8>,
+    services: Services<H>,
     received: Vec<u8>,
-    draining: AtomicBool,
 }
 
 impl<H: Handler> MemoryConn<H> {
@@ -46,20 +41,16 @@ impl<H: Handler> MemoryConn<H> {
     /// A connection with the given limits. Deadlines do not run by
     /// themselves; call [`MemoryConn::expire_deadline`].
     pub fn with_config(handler: H, config: Config) -> Self {
-        let server_line = config
-            .server_name
-            .as_ref()
-            .map(|name| format!("Server: {name}\r\n").into_bytes())
-            .unwrap_or_default();
+        let services = Services::new(
+            handler,
+            Arc::new(config),
+            Arc::new(WorkerCounters::default()),
+            Arc::new(AtomicBool::new(false)),
+        );
         MemoryConn {
             conn: Conn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000))),
-            pool: BufferPool::new(config.buffer_size, config.max_pooled_buffer, 4),
-            handler,
-            config,
-            counters: WorkerCounters::default(),
-            server_line,
+            services,
             received: Vec::new(),
-            draining: AtomicBool::new(false),
         }
     }
 
@@ -70,20 +61,12 @@ impl<H: Handler> MemoryConn<H> {
     pub fn send(&mut self, mut bytes: &[u8]) {
         date::refresh();
         while !bytes.is_empty() && self.conn.phase() == Phase::Open {
-            let buf = self.conn.read_buffer(&mut self.pool);
+            let buf = self.conn.read_buffer(&mut self.services.pool);
             let take = (buf.capacity() - buf.len()).min(bytes.len());
             buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            self.counters.bytes_in.add(take as u64);
-            let mut env = Env {
-                handler: &self.handler,
-                config: &self.config,
-                counters: &self.counters,
-                pool: &mut self.pool,
-                server_line: &self.server_line,
-                draining: &self.draining,
-            };
-            self.conn.process(&mut env);
+            self.services.counters.bytes_in.add(take as u64);
+            self.conn.process(&mut self.services.env());
             self.drain_output();
         }
     }
@@ -96,15 +79,7 @@ impl<H: Handler> MemoryConn<H> {
     /// Runs what happens when the request deadline passes: `408` if a request
     /// is in progress or none has come yet.
     pub fn expire_deadline(&mut self) {
-        let mut env = Env {
-            handler: &self.handler,
-            config: &self.config,
-            counters: &self.counters,
-            pool: &mut self.pool,
-            server_line: &self.server_line,
-            draining: &self.draining,
-        };
-        self.conn.on_request_timeout(&mut env);
+        self.conn.on_request_timeout(&mut self.services.env());
         self.drain_output();
     }
 
@@ -133,9 +108,11 @@ impl<H: Handler> MemoryConn<H> {
 
     /// This connection's counters.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        self.services.counters.snapshot()
     }
 
+    /// Moves written output to `received`, as a peer reading everything
+    /// would; then answers requests that were held back by the output limit.
     fn drain_output(&mut self) {
         loop {
             let n = {
@@ -149,24 +126,13 @@ impl<H: Handler> MemoryConn<H> {
             if n == 0 {
                 break;
             }
-            self.counters.bytes_out.add(n as u64);
+            self.services.counters.bytes_out.add(n as u64);
             self.conn.output.advance(n);
         }
-        self.conn.release_buffers(&mut self.pool);
-        if self.conn.phase() == Phase::Open {
-            // Output was held back while too much was queued: now it is read.
-            let mut env = Env {
-                handler: &self.handler,
-                config: &self.config,
-                counters: &self.counters,
-                pool: &mut self.pool,
-                server_line: &self.server_line,
-                draining: &self.draining,
-            };
-            self.conn.process(&mut env);
-            if self.conn.output.pending() > 0 {
-                self.drain_output();
-            }
+        self.conn.release_buffers(&mut self.services.pool);
+        if self.conn.held_back() {
+            self.conn.process(&mut self.services.env());
+            self.drain_output();
         }
     }
 }

@@ -1,8 +1,7 @@
 //! One worker: a thread with its own mio `Poll`, listener, connection slab,
 //! buffer pool and timers. Nothing here is shared with another worker.
 
-use crate::conn::{Conn, Env, Phase, Waiting};
-use crate::pool::BufferPool;
+use crate::conn::{Conn, Phase, Services, Waiting};
 use crate::stats::WorkerCounters;
 use crate::{date, sys, Config, Handler};
 use crossbeam_channel::Receiver;
@@ -67,13 +66,8 @@ struct Worker<H> {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Slot>,
-    pool: BufferPool,
-    handler: Arc<H>,
-    config: Arc<Config>,
-    counters: Arc<WorkerCounters>,
+    services: Services<Arc<H>>,
     control: Receiver<Control>,
-    shutting_down: Arc<AtomicBool>,
-    server_line: Vec<u8>,
     now: Instant,
     accept_paused: bool,
     draining: Option<Instant>,
@@ -96,26 +90,17 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         .poll
         .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let config = setup.config;
-    let server_line = config
-        .server_name
-        .as_ref()
-        .map(|name| format!("Server: {name}\r\n").into_bytes())
-        .unwrap_or_default();
     let mut worker = Worker {
         poll: setup.poll,
         listener: Some(listener),
         conns: Slab::with_capacity(1024),
-        pool: BufferPool::new(
-            config.buffer_size,
-            config.max_pooled_buffer,
-            config.max_pooled_buffers,
+        services: Services::new(
+            setup.handler,
+            setup.config,
+            setup.counters,
+            setup.shutting_down,
         ),
-        handler: setup.handler,
-        counters: setup.counters,
         control: setup.control,
-        shutting_down: setup.shutting_down,
-        server_line,
         now: Instant::now(),
         accept_paused: false,
         draining: None,
@@ -123,7 +108,6 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         again_spare: Vec::with_capacity(256),
         expired: Vec::with_capacity(256),
         scratch: vec![0; 16 * 1024].into_boxed_slice(),
-        config,
     };
     worker.run()
 }
@@ -131,7 +115,7 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
 impl<H: Handler> Worker<H> {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        let tick = self.config.timer_tick();
+        let tick = self.services.config.timer_tick();
         let mut next_tick = Instant::now() + tick;
         loop {
             let timeout = if self.again.is_empty() {
@@ -176,7 +160,7 @@ impl<H: Handler> Worker<H> {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            if self.conns.len() >= self.config.max_connections_per_worker {
+            if self.conns.len() >= self.services.config.max_connections_per_worker {
                 // Leave the rest in the kernel's queue until a slot frees up.
                 self.accept_paused = true;
                 return;
@@ -197,13 +181,13 @@ impl<H: Handler> Worker<H> {
                     entry.insert(Slot {
                         stream,
                         conn: Conn::new(peer),
-                        deadline: self.now + self.config.header_timeout,
+                        deadline: self.now + self.services.config.header_timeout,
                         kind: Deadline::Header,
                         lingering: false,
                         served_at_deadline: 0,
                     });
-                    self.counters.connections_accepted.add(1);
-                    self.counters.connections_open.add(1);
+                    self.services.counters.connections_accepted.add(1);
+                    self.services.counters.connections_open.add(1);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_paused = false;
@@ -255,17 +239,7 @@ impl<H: Handler> Worker<H> {
 
     /// Reads, answers and writes for one connection until it would block.
     fn drive(&mut self, key: usize, read_closed: bool) {
-        let Worker {
-            conns,
-            pool,
-            handler,
-            config,
-            counters,
-            server_line,
-            shutting_down,
-            ..
-        } = self;
-        let Some(slot) = conns.get_mut(key) else {
+        let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
         if slot.lingering {
@@ -274,14 +248,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        let mut env = Env {
-            handler: &**handler,
-            config,
-            counters,
-            pool,
-            server_line,
-            draining: shutting_down,
-        };
+        let mut env = self.services.env();
         let mut reads = 0;
         let mut peer_eof = false;
         let mut wrote = false;
@@ -366,30 +333,13 @@ impl<H: Handler> Worker<H> {
             let key = self.expired[i];
             match self.conns[key].kind {
                 Deadline::Header | Deadline::Body => {
-                    let Worker {
-                        conns,
-                        pool,
-                        handler,
-                        config,
-                        counters,
-                        server_line,
-                        shutting_down,
-                        ..
-                    } = self;
-                    let mut env = Env {
-                        handler: &**handler,
-                        config,
-                        counters,
-                        pool,
-                        server_line,
-                        draining: shutting_down,
-                    };
-                    conns[key].conn.on_request_timeout(&mut env);
+                    let mut env = self.services.env();
+                    self.conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.
                     self.drive(key, false);
                 }
                 Deadline::Write => {
-                    self.counters.timeouts.add(1);
+                    self.services.counters.timeouts.add(1);
                     self.close(key);
                 }
                 Deadline::Idle | Deadline::Linger => self.close(key),
@@ -399,10 +349,11 @@ impl<H: Handler> Worker<H> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut slot) = self.conns.try_remove(key) {
-            slot.conn.discard_input(&mut self.pool);
+            let pool = &mut self.services.pool;
+            slot.conn.discard_input(pool);
             slot.conn.output.advance(slot.conn.output.pending());
-            slot.conn.release_buffers(&mut self.pool);
-            self.counters.connections_open.sub(1);
+            slot.conn.release_buffers(pool);
+            self.services.counters.connections_open.sub(1);
             if self.accept_paused && self.listener.is_some() {
                 self.accept();
             }
