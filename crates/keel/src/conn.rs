@@ -541,6 +541,7 @@ fn dispatch<H: Handler + ?Sized>(
         headers: req.headers,
         body,
         peer,
+        params: &[],
     };
     let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
     let (out, large) = output.buf_and_large(env.pool);

@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) body: &'a [u8],
     pub(crate) peer: SocketAddr,
+    /// Path parameters captured by a router, as (name, raw value).
+    pub(crate) params: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Request<'a> {
@@ -118,6 +120,50 @@ impl<'a> Request<'a> {
     /// The address of the client's end of the connection.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The path parameter `name` captured by the router (`/links/:slug`
+    /// gives `param("slug")`), as it appears in the path: not decoded.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every captured path parameter, in path order, as (name, raw value).
+    pub fn params(&self) -> &'a [(&'a str, &'a str)] {
+        self.params
+    }
+
+    /// The same request seen with `params` as its path parameters: how a
+    /// router hands its captures to the handler it picked. Copies a few
+    /// pointers, allocates nothing.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// fn links(req: &Request<'_>, res: &mut Response<'_>) {
+    ///     let slug = req.path().strip_prefix("/links/").unwrap_or("");
+    ///     let captures = [("slug", slug)];
+    ///     let routed = req.with_params(&captures);
+    ///     res.body(routed.param("slug").unwrap_or("none").as_bytes());
+    /// }
+    /// let mut conn = MemoryConn::new(links);
+    /// conn.send(b"GET /links/abc HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\nabc"));
+    /// ```
+    pub fn with_params<'b>(&'b self, params: &'b [(&'b str, &'b str)]) -> Request<'b> {
+        Request {
+            method: self.method,
+            target: self.target,
+            version: self.version,
+            headers: self.headers,
+            body: self.body,
+            peer: self.peer,
+            params,
+        }
     }
 }
 
