@@ -46,6 +46,9 @@ pub struct Config {
     /// How long queued response bytes may wait for a peer that does not read
     /// before the connection is dropped. Default 30 s.
     pub write_timeout: Duration,
+    /// How long a deferred response (see [`crate::Response::defer`]) may take
+    /// before the server answers `503` in its place and closes. Default 30 s.
+    pub deferred_timeout: Duration,
     /// After a response that closes the connection, how long the worker keeps
     /// reading (and discarding) what the peer still sends, so that the peer
     /// sees the response instead of a reset. Default 2 s.
@@ -73,6 +76,7 @@ impl Config {
             self.body_timeout,
             self.idle_timeout,
             self.write_timeout,
+            self.deferred_timeout,
             self.linger_timeout,
         ]
         .into_iter()
@@ -95,6 +99,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
+            deferred_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
             buffer_size: 8 * 1024,
             max_pooled_buffer: 64 * 1024,

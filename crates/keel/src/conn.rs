@@ -6,11 +6,14 @@
 //! path through here is the one real connections take.
 
 use crate::body::{ChunkLimits, ChunkedDecoder};
+use crate::deferred::{Completion, Deferral};
 use crate::parse::{self, header_slots, BodyLength, Framing};
 use crate::pool::BufferPool;
 use crate::stats::WorkerCounters;
 use crate::{Config, Handler, ProtocolError, Request, Response, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
+use crossbeam_channel::Sender;
+use mio::Waker;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,6 +33,7 @@ pub(crate) struct Services<H> {
     /// `Server: ...\r\n`, or empty.
     server_line: Vec<u8>,
     draining: Arc<AtomicBool>,
+    deferral: Deferral,
 }
 
 impl<H> Services<H> {
@@ -38,6 +42,8 @@ impl<H> Services<H> {
         config: Arc<Config>,
         counters: Arc<WorkerCounters>,
         draining: Arc<AtomicBool>,
+        completions: Sender<Completion>,
+        waker: Option<Arc<Waker>>,
     ) -> Self {
         let server_line = config
             .server_name
@@ -49,6 +55,7 @@ impl<H> Services<H> {
             config.max_pooled_buffer,
             config.max_pooled_buffers,
         );
+        let deferral = Deferral::new(completions, waker, &server_line);
         Services {
             handler,
             config,
@@ -56,11 +63,12 @@ impl<H> Services<H> {
             pool,
             server_line,
             draining,
+            deferral,
         }
     }
 
-    /// Borrows everything a connection needs to process requests.
-    pub(crate) fn env(&mut self) -> Env<'_, H> {
+    /// Borrows everything connection `key` needs to process requests.
+    pub(crate) fn env(&mut self, key: usize) -> Env<'_, H> {
         Env {
             handler: &self.handler,
             config: &self.config,
@@ -68,6 +76,8 @@ impl<H> Services<H> {
             pool: &mut self.pool,
             server_line: &self.server_line,
             draining: &self.draining,
+            deferral: &self.deferral,
+            key,
         }
     }
 }
@@ -85,6 +95,9 @@ pub(crate) struct Env<'a, H: ?Sized> {
     /// the handler returns, so a handler that was busy when shutdown began
     /// still closes.
     pub(crate) draining: &'a AtomicBool,
+    pub(crate) deferral: &'a Deferral,
+    /// The connection's slab key, which a deferred answer is addressed to.
+    pub(crate) key: usize,
 }
 
 /// Whether requests are still being read.
@@ -105,6 +118,8 @@ pub(crate) enum Waiting {
     Head,
     /// The body of a request whose head is in.
     Body,
+    /// A deferred response, before anything else.
+    Deferred,
     /// Closing after its last response.
     Close,
 }
@@ -171,6 +186,24 @@ impl Output {
         }
     }
 
+    /// Queues a response written elsewhere (a deferred one) after what is
+    /// queued, without copying it: its pieces become shared segments.
+    fn splice(&mut self, mut bytes: BytesMut, large: Vec<(usize, Bytes)>, pool: &mut BufferPool) {
+        let at = self.buf.get_or_insert_with(|| pool.take()).len();
+        let mut taken = 0;
+        for (offset, body) in large {
+            let piece = bytes.split_to(offset - taken).freeze();
+            taken = offset;
+            if !piece.is_empty() {
+                self.large.push((at, piece));
+            }
+            self.large.push((at, body));
+        }
+        if !bytes.is_empty() {
+            self.large.push((at, bytes.freeze()));
+        }
+    }
+
     fn buf_and_large(
         &mut self,
         pool: &mut BufferPool,
@@ -197,6 +230,8 @@ pub(crate) struct Conn {
     errored: bool,
     /// See [`Conn::held_back`].
     held_back: bool,
+    /// The ticket of the deferred response this connection waits for.
+    deferred: Option<u64>,
 }
 
 impl Conn {
@@ -212,6 +247,7 @@ impl Conn {
             served: 0,
             errored: false,
             held_back: false,
+            deferred: None,
         }
     }
 
@@ -222,7 +258,9 @@ impl Conn {
     /// Whether this connection is still reading requests (not closing, and
     /// not held back because the peer is slow to read its responses).
     pub(crate) fn wants_input(&self, config: &Config) -> bool {
-        self.phase == Phase::Open && self.output.pending() <= config.max_output_buffered
+        self.phase == Phase::Open
+            && self.deferred.is_none()
+            && self.output.pending() <= config.max_output_buffered
     }
 
     pub(crate) fn served(&self) -> u64 {
@@ -236,6 +274,9 @@ impl Conn {
 
     pub(crate) fn waiting(&self) -> Waiting {
         let buffered = self.input.as_ref().is_some_and(|b| b.len() > self.start);
+        if self.deferred.is_some() {
+            return Waiting::Deferred;
+        }
         match (self.phase, self.awaiting.is_some(), buffered) {
             (Phase::Closing, ..) => Waiting::Close,
             (_, true, _) => Waiting::Body,
@@ -320,6 +361,34 @@ impl Conn {
         self.release_buffers(env.pool);
     }
 
+    /// A deferred response arrived: queue it in order, if this connection
+    /// still waits for it. Returns whether it was taken.
+    pub(crate) fn complete_deferred(&mut self, done: Completion, pool: &mut BufferPool) -> bool {
+        if self.deferred != Some(done.ticket) {
+            return false;
+        }
+        self.deferred = None;
+        self.output.splice(done.bytes, done.large, pool);
+        if !done.keep_alive {
+            self.phase = Phase::Closing;
+        }
+        true
+    }
+
+    /// The deferred response did not come in time: answer `503` and close;
+    /// the late answer, if it ever comes, is dropped.
+    pub(crate) fn on_deferred_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
+        self.deferred = None;
+        env.counters.timeouts.add(1);
+        env.counters.count_status(503);
+        let (out, large) = self.output.buf_and_large(env.pool);
+        let mut res = Response::new(out, large, false, false, false, env.server_line);
+        res.status(StatusCode::SERVICE_UNAVAILABLE)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(b"the response was not ready in time\n");
+        self.phase = Phase::Closing;
+    }
+
     /// Input read after the last response, while lingering: dropped unread.
     pub(crate) fn discard_input(&mut self, pool: &mut BufferPool) {
         if let Some(buf) = self.input.take() {
@@ -398,8 +467,8 @@ impl Conn {
                             // Fast path: the whole request is here; answer it
                             // from this parse.
                             let body = &buf[framing.head_len..framing.head_len + len];
-                            let keep_alive = dispatch(output, env, &req, &framing, body, *peer);
-                            self.complete(framing.head_len + len, keep_alive, env);
+                            let answer = dispatch(output, env, &req, &framing, body, *peer);
+                            self.complete(framing.head_len + len, answer, env);
                             return true;
                         }
                         if framing.expect_continue && buf.len() == framing.head_len {
@@ -449,7 +518,7 @@ impl Conn {
         // Parse the head again, now that the body below it is final.
         let (head, rest) = input[start..].split_at_mut(head_len);
         let mut slots = header_slots();
-        let keep_alive = match parse::parse_head(head, &mut slots, env.config) {
+        let answer = match parse::parse_head(head, &mut slots, env.config) {
             Ok(Some((req, framing))) => {
                 dispatch(output, env, &req, &framing, &rest[..body_len], *peer)
             }
@@ -460,24 +529,21 @@ impl Conn {
                 return false;
             }
         };
-        self.complete(head_len + encoded_len, keep_alive, env);
+        self.complete(head_len + encoded_len, answer, env);
         true
     }
 
-    /// Moves past an answered request.
-    fn complete<H: Handler + ?Sized>(
-        &mut self,
-        consumed: usize,
-        keep_alive: bool,
-        env: &Env<'_, H>,
-    ) {
+    /// Moves past an answered (or deferred) request.
+    fn complete<H: Handler + ?Sized>(&mut self, consumed: usize, answer: Answer, env: &Env<'_, H>) {
         self.start += consumed;
         self.scanned = 0;
         self.awaiting = None;
         self.served += 1;
         env.counters.requests.add(1);
-        if !keep_alive {
-            self.phase = Phase::Closing;
+        match answer {
+            Answer::Written { keep_alive: true } => {}
+            Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
+            Answer::Deferred { ticket } => self.deferred = Some(ticket),
         }
     }
 
@@ -520,8 +586,16 @@ impl Conn {
     }
 }
 
+/// What became of a request handed to the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// The response is queued; the connection stays open or not.
+    Written { keep_alive: bool },
+    /// A [`crate::Responder`] will answer later.
+    Deferred { ticket: u64 },
+}
+
 /// Calls the handler on one request, containing a panic as a `500`.
-/// Returns whether the connection stays open.
 fn dispatch<H: Handler + ?Sized>(
     output: &mut Output,
     env: &mut Env<'_, H>,
@@ -529,7 +603,7 @@ fn dispatch<H: Handler + ?Sized>(
     framing: &Framing,
     body: &[u8],
     peer: SocketAddr,
-) -> bool {
+) -> Answer {
     let request = Request {
         method: req.method.unwrap_or_default(),
         target: req.path.unwrap_or_default(),
@@ -553,9 +627,13 @@ fn dispatch<H: Handler + ?Sized>(
         framing.minor == 0,
         env.server_line,
     );
+    res.allow_defer(env.deferral, env.key);
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
+            if let Some(ticket) = res.deferred_ticket() {
+                return Answer::Deferred { ticket };
+            }
             if env.draining.load(Relaxed) {
                 // Shutdown began while the handler ran: close after this
                 // response (it says so too if its head is not written yet).
@@ -563,9 +641,13 @@ fn dispatch<H: Handler + ?Sized>(
             }
             res.finish();
             env.counters.count_status(res.status_code().as_u16());
-            res.keeps_alive()
+            Answer::Written {
+                keep_alive: res.keeps_alive(),
+            }
         }
         Err(_) => {
+            // A responder taken before the panic was dropped while
+            // unwinding; its 500 finds no deferral waiting and is ignored.
             res.discard();
             env.counters.handler_panics.add(1);
             env.counters.count_status(500);
@@ -573,7 +655,7 @@ fn dispatch<H: Handler + ?Sized>(
             res.status(StatusCode::INTERNAL_SERVER_ERROR)
                 .header("Content-Type", "text/plain; charset=utf-8")
                 .body(b"Internal Server Error\n");
-            false
+            Answer::Written { keep_alive: false }
         }
     }
 }

@@ -9,6 +9,15 @@ pub(crate) const DATE_LEN: usize = 29;
 thread_local! {
     /// (unix second it was formatted for, the formatted value)
     static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+    /// Whether an event loop on this thread calls [`refresh`] every turn;
+    /// other threads (a deferred responder's) re-read the clock on each use.
+    static LOOP_DRIVEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as an event loop that refreshes the cache every turn.
+pub(crate) fn driven_by_loop() {
+    LOOP_DRIVEN.with(|driven| driven.set(true));
+    refresh();
 }
 
 /// Re-read the clock and reformat the cached value if the second has changed.
@@ -24,14 +33,12 @@ pub(crate) fn refresh() {
     });
 }
 
-/// The cached value; formats one first if this thread has none yet.
+/// The cached value. On a thread without an event loop, re-reads the clock first.
 pub(crate) fn current() -> [u8; DATE_LEN] {
-    let (second, value) = CACHE.with(Cell::get);
-    if second == u64::MAX {
+    if !LOOP_DRIVEN.with(Cell::get) {
         refresh();
-        return CACHE.with(Cell::get).1;
     }
-    value
+    CACHE.with(Cell::get).1
 }
 
 /// Formats `unix_secs` as an IMF-fixdate (RFC 9110 §5.6.7).

@@ -26,16 +26,19 @@
 
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
+pub mod blocking;
 mod body;
 mod config;
 mod conn;
 mod date;
+mod deferred;
 mod error;
 mod handler;
 mod parse;
 mod pool;
 mod request;
 mod response;
+mod router;
 mod server;
 mod stats;
 mod status;
@@ -48,10 +51,12 @@ mod worker;
 
 pub use bytes::Bytes;
 pub use config::Config;
+pub use deferred::Responder;
 pub use error::ProtocolError;
 pub use handler::Handler;
 pub use request::{percent_decode, Request, Version};
 pub use response::{InvalidHeader, Response};
+pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};
 pub use server::{Server, ServerHandle};
 pub use stats::Stats;
 pub use status::StatusCode;

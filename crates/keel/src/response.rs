@@ -14,6 +14,7 @@
 //! `memmove` of the bytes written so far, never an allocation.
 
 use crate::date;
+use crate::deferred::{Deferral, Responder};
 use crate::parse::is_token_byte;
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -47,6 +48,17 @@ enum Stage {
     Streaming,
     /// The response is complete.
     Done,
+    /// A [`Responder`] will write it later; this writer is finished.
+    Deferred { ticket: u64 },
+}
+
+/// What the request decided about its response's shape, kept by a
+/// [`Responder`] for writing the response later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ResponseShape {
+    pub(crate) keep_alive: bool,
+    pub(crate) is_head: bool,
+    pub(crate) http10: bool,
 }
 
 /// How the server's part of the head frames the body.
@@ -93,6 +105,8 @@ pub struct Response<'a> {
     has_date: bool,
     has_server: bool,
     server_line: &'a [u8],
+    /// Where a deferred answer goes, and the connection's slab key.
+    deferral: Option<(&'a Deferral, usize)>,
 }
 
 impl<'a> Response<'a> {
@@ -116,6 +130,103 @@ impl<'a> Response<'a> {
             has_date: false,
             has_server: false,
             server_line,
+            deferral: None,
+        }
+    }
+
+    pub(crate) fn with_shape(
+        out: &'a mut BytesMut,
+        large: &'a mut Vec<(usize, Bytes)>,
+        shape: ResponseShape,
+        server_line: &'a [u8],
+    ) -> Self {
+        Response::new(
+            out,
+            large,
+            shape.keep_alive,
+            shape.is_head,
+            shape.http10,
+            server_line,
+        )
+    }
+
+    /// Lets this response be deferred to `deferral` for connection `key`.
+    pub(crate) fn allow_defer(&mut self, deferral: &'a Deferral, key: usize) {
+        self.deferral = Some((deferral, key));
+    }
+
+    /// Answers later, from any thread: returns a [`Responder`] that writes
+    /// this response, and the handler returns without writing. Responses
+    /// to later pipelined requests wait behind this one.
+    ///
+    /// Costs one channel message and, on the responder's side, one buffer
+    /// allocation.
+    ///
+    /// # Panics
+    ///
+    /// When anything was already written, or inside a responder's own
+    /// `respond` (it cannot be deferred twice).
+    pub fn defer(&mut self) -> Responder {
+        assert!(
+            self.stage == Stage::Headers && self.out.len() == self.start,
+            "defer() after the response was begun"
+        );
+        let (deferral, key) = self
+            .deferral
+            .expect("defer() on a response that cannot be deferred");
+        let shape = ResponseShape {
+            keep_alive: self.keep_alive,
+            is_head: self.is_head,
+            http10: self.http10,
+        };
+        let (responder, ticket) = deferral.responder(key, shape);
+        self.stage = Stage::Deferred { ticket };
+        responder
+    }
+
+    /// Runs `work` on the global [blocking pool](crate::blocking::global) and
+    /// lets it write the response there: sugar for [`Response::defer`] plus
+    /// a pool job, for handlers that must block (a database call, a file).
+    /// When the pool's queue is full, answers `503 Service Unavailable` with
+    /// `Retry-After: 1` at once instead.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    /// use std::time::Duration;
+    ///
+    /// let mut conn = MemoryConn::new(|_req: &Request<'_>, res: &mut Response<'_>| {
+    ///     res.offload(|res| {
+    ///         std::thread::sleep(Duration::from_millis(10)); // stands for a blocking call
+    ///         res.body(b"done");
+    ///     });
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(conn.settle(Duration::from_secs(5)));
+    /// assert!(conn.recv().ends_with(b"\r\n\r\ndone"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`Response::defer`].
+    pub fn offload(&mut self, work: impl FnOnce(&mut Response<'_>) + Send + 'static) {
+        let responder = self.defer();
+        let job = move || responder.respond(work);
+        if crate::blocking::global().spawn(job).is_err() {
+            // The job (and its responder) came back unqueued and was dropped,
+            // which would answer 500; the pool being full deserves a 503.
+            self.stage = Stage::Headers;
+            self.status(StatusCode::SERVICE_UNAVAILABLE)
+                .header("Retry-After", "1")
+                .body(b"busy, try again\n");
+        }
+    }
+
+    /// The ticket of the deferral, if the handler deferred this response.
+    pub(crate) fn deferred_ticket(&self) -> Option<u64> {
+        match self.stage {
+            Stage::Deferred { ticket } => Some(ticket),
+            _ => None,
         }
     }
 
@@ -218,7 +329,9 @@ impl<'a> Response<'a> {
             }
             Stage::Buffered { .. } => self.out.extend_from_slice(bytes),
             Stage::Streaming => self.write_chunk(bytes),
-            Stage::Done => panic!("write after the response body was complete"),
+            Stage::Done | Stage::Deferred { .. } => {
+                panic!("write after the response body was complete")
+            }
         }
         self
     }
@@ -241,7 +354,9 @@ impl<'a> Response<'a> {
                 self.write(bytes);
                 self.finish();
             }
-            Stage::Streaming | Stage::Done => panic!("body() after the body began"),
+            Stage::Streaming | Stage::Done | Stage::Deferred { .. } => {
+                panic!("body() after the body began")
+            }
         }
     }
 
@@ -319,7 +434,7 @@ impl<'a> Response<'a> {
                 }
                 self.stage = Stage::Done;
             }
-            Stage::Done => {}
+            Stage::Done | Stage::Deferred { .. } => {}
         }
     }
 

@@ -118,6 +118,7 @@ impl Server {
                 config: Arc::clone(&config),
                 counters: Arc::clone(&counters),
                 control: control_rx,
+                waker: Arc::clone(&waker),
                 shutting_down: Arc::clone(&shutting_down),
                 pin_to: self.pin_workers.then_some(index % cores),
             };

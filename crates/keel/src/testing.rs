@@ -2,13 +2,16 @@
 //! runs, fed from byte slices. For unit tests of handlers, benchmarks and
 //! fuzzing.
 
-use crate::conn::{Conn, Phase, Services};
+use crate::conn::{Conn, Phase, Services, Waiting};
+use crate::deferred::Completion;
 use crate::stats::WorkerCounters;
-use crate::{date, Config, Handler, Stats};
+use crate::{Config, Handler, Stats};
+use crossbeam_channel::Receiver;
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One connection, in memory. Bytes given to [`send`](MemoryConn::send) are
 /// parsed and answered exactly as if read from a socket; the response bytes
@@ -30,6 +33,7 @@ pub struct MemoryConn<H> {
     conn: Conn,
     services: Services<H>,
     received: Vec<u8>,
+    completions: Receiver<Completion>,
 }
 
 impl<H: Handler> MemoryConn<H> {
@@ -41,16 +45,20 @@ impl<H: Handler> MemoryConn<H> {
     /// A connection with the given limits. Deadlines do not run by
     /// themselves; call [`MemoryConn::expire_deadline`].
     pub fn with_config(handler: H, config: Config) -> Self {
+        let (completions_tx, completions) = crossbeam_channel::unbounded();
         let services = Services::new(
             handler,
             Arc::new(config),
             Arc::new(WorkerCounters::default()),
             Arc::new(AtomicBool::new(false)),
+            completions_tx,
+            None,
         );
         MemoryConn {
             conn: Conn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000))),
             services,
             received: Vec::new(),
+            completions,
         }
     }
 
@@ -59,14 +67,13 @@ impl<H: Handler> MemoryConn<H> {
     /// answers are kept for [`recv`](MemoryConn::recv). Bytes sent after the
     /// connection decided to close are ignored, as a socket's would be.
     pub fn send(&mut self, mut bytes: &[u8]) {
-        date::refresh();
         while !bytes.is_empty() && self.conn.phase() == Phase::Open {
             let buf = self.conn.read_buffer(&mut self.services.pool);
             let take = (buf.capacity() - buf.len()).min(bytes.len());
             buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             self.services.counters.bytes_in.add(take as u64);
-            self.conn.process(&mut self.services.env());
+            self.conn.process(&mut self.services.env(0));
             self.drain_output();
         }
     }
@@ -79,20 +86,62 @@ impl<H: Handler> MemoryConn<H> {
     /// Runs what happens when the request deadline passes: `408` if a request
     /// is in progress or none has come yet.
     pub fn expire_deadline(&mut self) {
-        self.conn.on_request_timeout(&mut self.services.env());
+        self.conn.on_request_timeout(&mut self.services.env(0));
         self.drain_output();
     }
 
-    /// Every response byte written since the last call.
+    /// Every response byte written since the last call (deferred responses
+    /// included once they have arrived: see [`MemoryConn::settle`]).
     pub fn recv(&mut self) -> Vec<u8> {
+        self.take_completions();
         std::mem::take(&mut self.received)
     }
 
     /// Appends the response bytes written since the last call to `out`;
     /// allocates only if `out` must grow.
     pub fn recv_into(&mut self, out: &mut Vec<u8>) {
+        self.take_completions();
         out.extend_from_slice(&self.received);
         self.received.clear();
+    }
+
+    /// Waits until no deferred response is outstanding (answering any
+    /// requests that waited behind them), or `timeout` passes. Returns
+    /// whether everything was answered.
+    pub fn settle(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.take_completions();
+            if self.conn.waiting() != Waiting::Deferred {
+                return true;
+            }
+            match self.completions.recv_deadline(deadline) {
+                Ok(done) => self.complete(done),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Runs what happens when the deferred-response deadline passes.
+    pub fn expire_deferred(&mut self) {
+        if self.conn.waiting() == Waiting::Deferred {
+            self.conn.on_deferred_timeout(&mut self.services.env(0));
+            self.drain_output();
+        }
+    }
+
+    fn take_completions(&mut self) {
+        while let Ok(done) = self.completions.try_recv() {
+            self.complete(done);
+        }
+    }
+
+    fn complete(&mut self, done: Completion) {
+        let status = done.status;
+        if self.conn.complete_deferred(done, &mut self.services.pool) {
+            self.services.counters.count_status(status);
+            self.drain_output();
+        }
     }
 
     /// Whether the connection has decided to close (after its last response).
@@ -131,7 +180,7 @@ impl<H: Handler> MemoryConn<H> {
         }
         self.conn.release_buffers(&mut self.services.pool);
         if self.conn.held_back() {
-            self.conn.process(&mut self.services.env());
+            self.conn.process(&mut self.services.env(0));
             self.drain_output();
         }
     }

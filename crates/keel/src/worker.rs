@@ -2,11 +2,12 @@
 //! buffer pool and timers. Nothing here is shared with another worker.
 
 use crate::conn::{Conn, Phase, Services, Waiting};
+use crate::deferred::Completion;
 use crate::stats::WorkerCounters;
 use crate::{date, sys, Config, Handler};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -31,6 +32,7 @@ pub(crate) enum Control {
 /// What the deadline of a connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Deadline {
+    Deferred,
     Header,
     Body,
     Idle,
@@ -58,6 +60,7 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) config: Arc<Config>,
     pub(crate) counters: Arc<WorkerCounters>,
     pub(crate) control: Receiver<Control>,
+    pub(crate) waker: Arc<Waker>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) pin_to: Option<usize>,
 }
@@ -68,6 +71,7 @@ struct Worker<H> {
     conns: Slab<Slot>,
     services: Services<Arc<H>>,
     control: Receiver<Control>,
+    completions: Receiver<Completion>,
     now: Instant,
     accept_paused: bool,
     draining: Option<Instant>,
@@ -85,11 +89,13 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         // Pinning is an optimisation: a refusal (e.g. a restricted cpuset) is not fatal.
         let _ = sys::pin_current_thread(core);
     }
+    date::driven_by_loop();
     let mut listener = TcpListener::from_std(setup.listener);
     setup
         .poll
         .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let (completions_tx, completions_rx) = crossbeam_channel::unbounded();
     let mut worker = Worker {
         poll: setup.poll,
         listener: Some(listener),
@@ -99,8 +105,11 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
             setup.config,
             setup.counters,
             setup.shutting_down,
+            completions_tx,
+            Some(setup.waker),
         ),
         control: setup.control,
+        completions: completions_rx,
         now: Instant::now(),
         accept_paused: false,
         draining: None,
@@ -204,6 +213,17 @@ impl<H: Handler> Worker<H> {
     }
 
     fn read_control(&mut self) {
+        while let Ok(done) = self.completions.try_recv() {
+            let key = done.key;
+            let status = done.status;
+            let Some(slot) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if slot.conn.complete_deferred(done, &mut self.services.pool) {
+                self.services.counters.count_status(status);
+                self.drive(key, false);
+            }
+        }
         while let Ok(message) = self.control.try_recv() {
             match message {
                 Control::Shutdown { deadline } => self.begin_shutdown(deadline),
@@ -248,7 +268,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        let mut env = self.services.env();
+        let mut env = self.services.env(key);
         let mut reads = 0;
         let mut peer_eof = false;
         let mut wrote = false;
@@ -333,9 +353,14 @@ impl<H: Handler> Worker<H> {
             let key = self.expired[i];
             match self.conns[key].kind {
                 Deadline::Header | Deadline::Body => {
-                    let mut env = self.services.env();
+                    let mut env = self.services.env(key);
                     self.conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.
+                    self.drive(key, false);
+                }
+                Deadline::Deferred => {
+                    let mut env = self.services.env(key);
+                    self.conns[key].conn.on_deferred_timeout(&mut env);
                     self.drive(key, false);
                 }
                 Deadline::Write => {
@@ -415,6 +440,7 @@ fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
             Waiting::NextRequest => (Deadline::Idle, config.idle_timeout),
             Waiting::Head => (Deadline::Header, config.header_timeout),
             Waiting::Body => (Deadline::Body, config.body_timeout),
+            Waiting::Deferred => (Deadline::Deferred, config.deferred_timeout),
             Waiting::Close => (Deadline::Linger, config.linger_timeout),
         }
     };
