@@ -1,0 +1,75 @@
+//! Replays saved fuzz inputs through the fuzz harness's own checks, as a
+//! plain test: every file directly in `tests/fuzz-regressions/` (inputs that
+//! once crashed a target) and every seed in `fuzz/seeds/*/`, each through
+//! every target (any byte string is a valid input for all of them).
+//!
+//! The checks live in one place, `fuzz/src/lib.rs`, compiled in here as a
+//! module. Inputs for bugs not fixed yet wait in `tests/fuzz-regressions/open/`;
+//! `cargo test --test fuzz_regressions -- --ignored` replays them. Once a bug
+//! is fixed, move its file up one folder so it stays fixed.
+
+#[path = "../../../fuzz/src/lib.rs"]
+mod harness;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 3] = [
+    ("conn_bytes", harness::conn_bytes),
+    ("differential_split", harness::differential_split),
+    ("pipeline", harness::pipeline),
+];
+
+/// Regular files under `dir`, `depth` folders deep at most, sorted.
+fn files(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && depth > 0 {
+            found.extend(files(&path, depth - 1));
+        } else if path.is_file() && path.extension() != Some("md".as_ref()) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs every file through every target; panics listing the failures.
+fn replay(inputs: &[PathBuf]) {
+    let mut failures = Vec::new();
+    for path in inputs {
+        let data = std::fs::read(path).expect("read input");
+        for (name, target) in TARGETS {
+            if catch_unwind(AssertUnwindSafe(|| target(&data))).is_err() {
+                failures.push(format!("{name} {}", path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+}
+
+fn here() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn seeds_and_fixed_crashes_pass_every_check() {
+    let seeds = files(&here().join("../../fuzz/seeds"), 1);
+    assert!(seeds.len() >= 10, "the fuzz seeds are missing");
+    let mut inputs = files(&here().join("tests/fuzz-regressions"), 0);
+    inputs.extend(seeds);
+    replay(&inputs);
+}
+
+#[test]
+#[ignore = "inputs of open bugs: they fail until keel is fixed"]
+fn open_bugs() {
+    replay(&files(&here().join("tests/fuzz-regressions/open"), 0));
+}
