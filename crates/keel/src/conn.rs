@@ -217,9 +217,6 @@ pub(crate) struct Conn {
     input: Option<BytesMut>,
     /// Offset of the current request's first byte in `input`.
     start: usize,
-    /// Bytes after `start` already parsed as an incomplete head: no need to
-    /// run the parser again until a new line ending arrives.
-    scanned: usize,
     awaiting: Option<AwaitingBody>,
     pub(crate) output: Output,
     phase: Phase,
@@ -239,7 +236,6 @@ impl Conn {
         Conn {
             input: None,
             start: 0,
-            scanned: 0,
             awaiting: None,
             output: Output::default(),
             phase: Phase::Open,
@@ -404,7 +400,6 @@ impl Conn {
                 pool.give(buf);
             }
             self.start = 0;
-            self.scanned = 0;
         }
         if self.output.pending() == 0 {
             if let Some(buf) = self.output.buf.take() {
@@ -419,7 +414,6 @@ impl Conn {
         let Conn {
             input,
             start,
-            scanned,
             awaiting,
             output,
             peer,
@@ -434,29 +428,17 @@ impl Conn {
             Some(AwaitingBody { framing, .. }) => framing,
             None => {
                 let buf = &input[start..];
-                // After a first attempt found the head incomplete, parse again
-                // only once a new line ending has arrived.
-                if *scanned > 0 && !buf[*scanned..].contains(&b'\n') {
-                    // No new line ending: the head cannot have completed.
-                    *scanned = buf.len();
-                    return match parse::check_partial_limits(buf, env.config) {
-                        Ok(()) => false,
-                        Err(e) => {
-                            self.fail(e, env);
-                            false
-                        }
-                    };
-                }
+                // Every read parses the incomplete head again from its start
+                // (bounded by max_header_bytes): skipping reads that bring no
+                // line end would hide a malformed byte until one comes, and
+                // make the answer depend on how the bytes were split.
                 let mut slots = header_slots();
                 match parse::parse_head(buf, &mut slots, env.config) {
                     Err(e) => {
                         self.fail(e, env);
                         return false;
                     }
-                    Ok(None) => {
-                        *scanned = buf.len();
-                        return false;
-                    }
+                    Ok(None) => return false,
                     Ok(Some((req, framing))) => {
                         let body_in = match framing.body {
                             BodyLength::Empty => Some(0),
@@ -536,7 +518,6 @@ impl Conn {
     /// Moves past an answered (or deferred) request.
     fn complete<H: Handler + ?Sized>(&mut self, consumed: usize, answer: Answer, env: &Env<'_, H>) {
         self.start += consumed;
-        self.scanned = 0;
         self.awaiting = None;
         self.served += 1;
         env.counters.requests.add(1);

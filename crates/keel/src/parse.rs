@@ -49,31 +49,34 @@ pub(crate) fn parse_head<'h, 'b>(
     config: &Config,
 ) -> Result<Option<(httparse::Request<'h, 'b>, Framing)>, ProtocolError> {
     let max_headers = config.max_headers.min(Config::HEADER_COUNT_CEILING);
+    // Only the first `max_header_bytes` can hold a head we accept, so that is
+    // all the parser sees: whether a head is refused as too large, too long
+    // a target or malformed then depends on the bytes alone, not on how the
+    // network split them.
+    let limited = &buf[..buf.len().min(config.max_header_bytes)];
     let mut req = httparse::Request::new(&mut []);
-    let status = req.parse_with_uninit_headers(buf, &mut slots[..max_headers]);
+    let status = req.parse_with_uninit_headers(limited, &mut slots[..max_headers]);
     match status {
         Ok(httparse::Status::Partial) => {
             check_partial_limits(buf, config)?;
             Ok(None)
         }
         Ok(httparse::Status::Complete(head_len)) => {
-            if head_len > config.max_header_bytes {
-                return Err(ProtocolError::HeadersTooLarge);
-            }
             let framing = frame(&req, head_len, config)?;
             Ok(Some((req, framing)))
         }
+        Err(_) if target_so_far(limited) > config.max_target => Err(ProtocolError::TargetTooLong),
         Err(httparse::Error::TooManyHeaders) => Err(ProtocolError::TooManyHeaders),
-        Err(httparse::Error::Version) => Err(version_error(buf)),
-        Err(_) => Err(malformed_or_oversized(buf, config)),
+        Err(httparse::Error::Version) => Err(version_error(limited)),
+        Err(_) => Err(ProtocolError::Malformed),
     }
 }
 
-/// An incomplete head may already be known to pass a limit.
-pub(crate) fn check_partial_limits(buf: &[u8], config: &Config) -> Result<(), ProtocolError> {
-    let request_line_done = buf.contains(&b'\n');
-    // "GET " + target + " HTTP/1.1\r\n": a method longer than 16 bytes is no excuse either.
-    if !request_line_done && buf.len() > config.max_target + 32 {
+/// The limits an incomplete head already passes: a target longer than
+/// `max_target` so far (414), or no complete head within `max_header_bytes` (431).
+fn check_partial_limits(buf: &[u8], config: &Config) -> Result<(), ProtocolError> {
+    let limited = &buf[..buf.len().min(config.max_header_bytes)];
+    if target_so_far(limited) > config.max_target {
         return Err(ProtocolError::TargetTooLong);
     }
     if buf.len() > config.max_header_bytes {
@@ -82,13 +85,22 @@ pub(crate) fn check_partial_limits(buf: &[u8], config: &Config) -> Result<(), Pr
     Ok(())
 }
 
-/// httparse stops at the first invalid byte, even when the head is also too
-/// long: report the limit when one is passed, the syntax otherwise.
-fn malformed_or_oversized(buf: &[u8], config: &Config) -> ProtocolError {
-    match check_partial_limits(buf, config) {
-        Err(limit) => limit,
-        Ok(()) => ProtocolError::Malformed,
+/// Length of the request target as far as it has arrived: the run of
+/// visible bytes after the method and its space (leading empty lines skipped).
+fn target_so_far(buf: &[u8]) -> usize {
+    let start = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let line = &buf[start..];
+    let method = line.iter().take_while(|&&b| is_token_byte(b)).count();
+    if line.get(method) != Some(&b' ') {
+        return 0;
     }
+    line[method + 1..]
+        .iter()
+        .take_while(|&&b| b > b' ' && b != 0x7f)
+        .count()
 }
 
 /// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1`, or a request
@@ -123,11 +135,11 @@ fn frame(
     let minor = req.version.unwrap_or(1);
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();
-    if method == "CONNECT" {
-        return Err(ProtocolError::UnsupportedMethod);
-    }
     if target.len() > config.max_target {
         return Err(ProtocolError::TargetTooLong);
+    }
+    if method == "CONNECT" {
+        return Err(ProtocolError::UnsupportedMethod);
     }
     check_target(method, target)?;
 
@@ -510,6 +522,42 @@ mod tests {
         assert!(
             is_host_byte(b'[') && is_host_byte(b':') && !is_host_byte(b'/') && !is_host_byte(b' ')
         );
+    }
+
+    /// An error decided on a prefix of the bytes is the error the whole head
+    /// gets: the verdict does not depend on how the network split the bytes.
+    #[test]
+    fn errors_do_not_depend_on_split_points() {
+        let config = Config {
+            max_target: 16,
+            max_header_bytes: 64,
+            max_headers: 3,
+            ..Config::default()
+        };
+        let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(40));
+        let samples: Vec<Vec<u8>> = vec![
+            long_method.into_bytes(),
+            b"GET /aaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+            b"GET /aaaaaaaaaaaaaaaaaaaaa\x01 HTTP/1.1\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x01\r\n\r\n".to_vec(),
+            b"CONNECT aaaaaaaaaaaaaaaaaaaaaaaaaaaa:443 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+            b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_vec(),
+        ];
+        for wire in &samples {
+            let whole = parse_with(wire, &config).map(|f| f.map(|f| f.head_len));
+            for k in 1..wire.len() {
+                if let Err(early) = parse_with(&wire[..k], &config) {
+                    assert_eq!(
+                        whole,
+                        Err(early),
+                        "prefix {k} of {:?}",
+                        String::from_utf8_lossy(wire)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

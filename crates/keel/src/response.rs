@@ -24,8 +24,9 @@ use std::fmt;
 /// from their own buffer instead of being copied into the output buffer.
 pub(crate) const WRITEV_THRESHOLD: usize = 4096;
 
-/// A header name or value the response writer refuses: it would break the
-/// message framing (CR, LF or NUL in a value, a name that is not a token).
+/// A header name or value the response writer refuses: a name that is not a
+/// token, or a value holding a control character other than HTAB (CR and LF
+/// would let it split the response).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidHeader;
 
@@ -259,7 +260,8 @@ impl<'a> Response<'a> {
     }
 
     /// Adds a header line, or refuses a name that is not a token or a value
-    /// holding CR, LF or NUL (which would let a value split the response).
+    /// holding a control character other than HTAB (CR or LF would let a
+    /// value split the response).
     ///
     /// # Errors
     ///
@@ -279,9 +281,8 @@ impl<'a> Response<'a> {
             "header {name:?} added after the body began"
         );
         let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
-        let value_ok = !value
-            .iter()
-            .any(|&b| b < b' ' && matches!(b, b'\r' | b'\n' | 0));
+        // field-value: visible bytes, SP, HTAB and obs-text; no other control (RFC 9110 §5.5).
+        let value_ok = !value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f);
         if !(name_ok && value_ok) {
             return Err(InvalidHeader);
         }
@@ -692,7 +693,13 @@ mod tests {
         );
         assert_eq!(res.try_header("Bad Name", "v").err(), Some(InvalidHeader));
         assert_eq!(res.try_header("", "v").err(), Some(InvalidHeader));
+        assert_eq!(res.try_header("X", "bell\x07").err(), Some(InvalidHeader));
+        assert_eq!(res.try_header("X", "del\x7f").err(), Some(InvalidHeader));
         assert!(res.try_header("Location", "/ok\tfine").is_ok());
+        assert!(
+            res.try_header("X", "caf\u{e9}").is_ok(),
+            "obs-text is allowed"
+        );
     }
 
     #[test]
