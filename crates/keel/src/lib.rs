@@ -29,11 +29,14 @@
 pub mod blocking;
 mod body;
 mod config;
+mod cookie;
 mod conn;
 mod date;
 mod deferred;
 mod error;
 mod handler;
+#[cfg(feature = "json")]
+mod json;
 mod parse;
 mod pool;
 mod request;
@@ -51,9 +54,12 @@ mod worker;
 
 pub use bytes::Bytes;
 pub use config::Config;
+pub use cookie::{Cookie, SameSite};
 pub use deferred::Responder;
 pub use error::ProtocolError;
 pub use handler::Handler;
+#[cfg(feature = "json")]
+pub use json::JsonError;
 pub use request::{percent_decode, Request, Version};
 pub use response::{InvalidHeader, Response};
 pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};

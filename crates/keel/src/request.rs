@@ -75,18 +75,70 @@ impl<'a> Request<'a> {
     /// The value of the first query parameter called `name`, `+` and `%XX`
     /// decoded (`application/x-www-form-urlencoded` rules).
     pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.query_pairs()
-            .find(|(k, _)| percent_decode(k, true).is_some_and(|k| k == name))
-            .and_then(|(_, v)| percent_decode(v, true))
+        find_pair(self.query_pairs(), name)
     }
 
     /// The query's `key=value` pairs, raw (not decoded), in order.
     pub fn query_pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        url_pairs(self.query().unwrap_or(""))
+    }
+
+    /// The body's `key=value` pairs when it is an HTML form
+    /// (`application/x-www-form-urlencoded`), raw, in order; none when the
+    /// body is not UTF-8.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+    ///     let url = req.form_param("url").unwrap_or_default();
+    ///     res.body(url.as_bytes());
+    /// });
+    /// conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 31\r\n\r\nurl=https%3A%2F%2Fa.b%2F&slug=x");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\nhttps://a.b/"));
+    /// ```
+    pub fn form_pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        url_pairs(std::str::from_utf8(self.body).unwrap_or(""))
+    }
+
+    /// The first form field called `name`, decoded; see [`Request::form_pairs`].
+    /// Allocates only when the value holds an escape.
+    pub fn form_param(&self, name: &str) -> Option<Cow<'a, str>> {
+        find_pair(self.form_pairs(), name)
+    }
+
+    /// The value of the cookie `name` from the `Cookie` header(s), as sent.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+    ///     res.body(req.cookie("session").unwrap_or("none").as_bytes());
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: theme=dark; session=abc123\r\n\r\n");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\nabc123"));
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.cookies().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every cookie the request carries, as (name, value), in order.
+    pub fn cookies(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .flat_map(|line| line.split(';'))
+            .filter_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                Some((name, value))
+            })
     }
 
     /// HTTP/1.0 or HTTP/1.1.
@@ -178,6 +230,24 @@ impl std::fmt::Debug for Request<'_> {
             .field("peer", &self.peer)
             .finish()
     }
+}
+
+/// `a=1&b=2` as raw pairs; a pair without `=` has an empty value.
+fn url_pairs(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
+    encoded
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// The decoded value of the first pair whose decoded key is `name`.
+fn find_pair<'a>(
+    mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    name: &str,
+) -> Option<Cow<'a, str>> {
+    pairs
+        .find(|(k, _)| percent_decode(k, true).is_some_and(|k| k == name))
+        .and_then(|(_, v)| percent_decode(v, true))
 }
 
 /// Decodes `%XX` escapes (and `+` as space when `plus_is_space`). Borrows the

@@ -276,14 +276,67 @@ impl<'a> Response<'a> {
         value: impl AsRef<[u8]>,
     ) -> Result<&mut Self, InvalidHeader> {
         let value = value.as_ref();
+        self.header_line(name, |out| out.extend_from_slice(value))
+    }
+
+    /// Adds a header line whose value is formatted straight into the output
+    /// buffer (no intermediate `String`), with the same checks as
+    /// [`Response::try_header`].
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|_req: &Request<'_>, res: &mut Response<'_>| {
+    ///     let max_age = 3600;
+    ///     res.header_fmt("Cache-Control", format_args!("public, max-age={max_age}")).unwrap();
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let reply = String::from_utf8(conn.recv()).unwrap();
+    /// assert!(reply.contains("\r\nCache-Control: public, max-age=3600\r\n"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidHeader`], and nothing is written.
+    ///
+    /// # Panics
+    ///
+    /// When the body has begun.
+    pub fn header_fmt(
+        &mut self,
+        name: &str,
+        value: fmt::Arguments<'_>,
+    ) -> Result<&mut Self, InvalidHeader> {
+        self.header_line(name, |out| {
+            // Writing into a BytesMut cannot fail.
+            let _ = fmt::Write::write_fmt(out, value);
+        })
+    }
+
+    /// Writes `name: <value>` with the value written by `write_value`, then
+    /// checks it; takes it back out if invalid or if the server owns the field.
+    fn header_line(
+        &mut self,
+        name: &str,
+        write_value: impl FnOnce(&mut BytesMut),
+    ) -> Result<&mut Self, InvalidHeader> {
         assert!(
             self.stage == Stage::Headers,
             "header {name:?} added after the body began"
         );
-        let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(InvalidHeader);
+        }
+        let line_start = self.out.len();
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        let value_start = self.out.len();
+        write_value(self.out);
+        let value = &self.out[value_start..];
         // field-value: visible bytes, SP, HTAB and obs-text; no other control (RFC 9110 §5.5).
-        let value_ok = !value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f);
-        if !(name_ok && value_ok) {
+        if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            self.out.truncate(line_start);
             return Err(InvalidHeader);
         }
         let n = name.as_bytes();
@@ -291,19 +344,51 @@ impl<'a> Response<'a> {
             if crate::parse::list_elements(value).any(|o| o.eq_ignore_ascii_case(b"close")) {
                 self.keep_alive = false;
             }
-            return Ok(self);
-        }
-        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
+            self.out.truncate(line_start);
+        } else if n.eq_ignore_ascii_case(b"content-length")
+            || n.eq_ignore_ascii_case(b"transfer-encoding")
         {
-            return Ok(self);
+            self.out.truncate(line_start);
+        } else {
+            self.has_date |= n.eq_ignore_ascii_case(b"date");
+            self.has_server |= n.eq_ignore_ascii_case(b"server");
+            self.out.extend_from_slice(b"\r\n");
         }
-        self.has_date |= n.eq_ignore_ascii_case(b"date");
-        self.has_server |= n.eq_ignore_ascii_case(b"server");
-        self.out.extend_from_slice(n);
-        self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value);
-        self.out.extend_from_slice(b"\r\n");
         Ok(self)
+    }
+
+    /// Completes the response as a redirect: `status` (301, 302, 303, 307 or
+    /// 308) with `Location: location` and an empty body.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response, StatusCode};
+    ///
+    /// let mut conn = MemoryConn::new(|_req: &Request<'_>, res: &mut Response<'_>| {
+    ///     res.redirect(StatusCode::FOUND, "https://example.org/").unwrap();
+    /// });
+    /// conn.send(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let reply = String::from_utf8(conn.recv()).unwrap();
+    /// assert!(reply.starts_with("HTTP/1.1 302 Found\r\n"));
+    /// assert!(reply.contains("\r\nLocation: https://example.org/\r\n"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidHeader`] when `location` holds a control character (which
+    /// could split the response), and nothing is written.
+    ///
+    /// # Panics
+    ///
+    /// When `status` is not one of the five redirect codes, or the body has begun.
+    pub fn redirect(&mut self, status: StatusCode, location: &str) -> Result<(), InvalidHeader> {
+        assert!(
+            matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308),
+            "{status:?} is not a redirect status"
+        );
+        self.try_header("Location", location)?;
+        self.status(status).body(b"");
+        Ok(())
     }
 
     /// Closes the connection after this response (adds `Connection: close`).

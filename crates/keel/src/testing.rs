@@ -5,7 +5,7 @@
 use crate::conn::{Conn, Phase, Services, Waiting};
 use crate::deferred::Completion;
 use crate::stats::WorkerCounters;
-use crate::{Config, Handler, Stats};
+use crate::{Config, Handler, Server, ServerHandle, Stats};
 use crossbeam_channel::Receiver;
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -97,6 +97,17 @@ impl<H: Handler> MemoryConn<H> {
         std::mem::take(&mut self.received)
     }
 
+    /// The responses written since the last call, parsed (the last one may
+    /// run to a close). Responses to `HEAD` requests are not told apart:
+    /// use [`recv`](MemoryConn::recv) and [`parse_response`] for those.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponseParseError`] when the bytes are not whole responses.
+    pub fn responses(&mut self) -> Result<Vec<TestResponse>, ResponseParseError> {
+        parse_responses(&self.recv())
+    }
+
     /// Appends the response bytes written since the last call to `out`;
     /// allocates only if `out` must grow.
     pub fn recv_into(&mut self, out: &mut Vec<u8>) {
@@ -183,5 +194,220 @@ impl<H: Handler> MemoryConn<H> {
             self.conn.process(&mut self.services.env(0));
             self.drain_output();
         }
+    }
+}
+
+/// A real server on `127.0.0.1` with an ephemeral port, for integration
+/// tests over sockets; shut down (with no grace) when dropped.
+///
+/// ```
+/// use keel::testing::TestServer;
+/// use keel::{Request, Response};
+/// use std::io::{Read, Write};
+///
+/// let server = TestServer::start(|_req: &Request<'_>, res: &mut Response<'_>| res.body(b"hi"));
+/// let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+/// stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut reply = Vec::new();
+/// stream.read_to_end(&mut reply).unwrap();
+/// let responses = keel::testing::parse_responses(&reply).unwrap();
+/// assert_eq!(responses[0].status, 200);
+/// assert_eq!(responses[0].body, b"hi");
+/// ```
+#[derive(Debug)]
+pub struct TestServer {
+    handle: ServerHandle,
+}
+
+impl TestServer {
+    /// One worker with the default [`Config`].
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot start (no loopback, no threads).
+    pub fn start(handler: impl Handler) -> TestServer {
+        TestServer::with_config(handler, Config::default(), 1)
+    }
+
+    /// `workers` workers with `config`.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot start.
+    pub fn with_config(handler: impl Handler, config: Config, workers: usize) -> TestServer {
+        let handle = Server::bind("127.0.0.1:0")
+            .workers(workers)
+            .config(config)
+            .serve(handler)
+            .expect("test server starts on 127.0.0.1");
+        TestServer { handle }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// The running server's handle (stats, shutdown).
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown(Duration::ZERO);
+        self.handle.join();
+    }
+}
+
+/// One response as a client sees it, parsed by [`parse_responses`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header fields in order, as (name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body, chunked framing removed.
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The first header called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Whether the response says `Connection: close`.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// Why bytes did not parse as responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponseParseError {
+    /// The bytes end inside a response.
+    Incomplete,
+    /// The bytes are not an HTTP/1.1 response (the text says where).
+    Invalid(String),
+}
+
+/// Parses one response from the start of `bytes`: returns it and how many
+/// bytes it took. `head_request`: the request was `HEAD` (no body follows);
+/// `until_close`: a response without length runs to the end of `bytes`.
+///
+/// # Errors
+///
+/// [`ResponseParseError`] when the bytes are incomplete or not a response.
+pub fn parse_response(
+    bytes: &[u8],
+    head_request: bool,
+    until_close: bool,
+) -> Result<(TestResponse, usize), ResponseParseError> {
+    let invalid = |what: &str| ResponseParseError::Invalid(what.to_owned());
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let head_len = match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(ResponseParseError::Incomplete),
+        Err(e) => return Err(invalid(&format!("bad response head: {e}"))),
+    };
+    let status = parsed.code.unwrap_or_default();
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let response = TestResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let rest = &bytes[head_len..];
+    if head_request || status < 200 || status == 204 || status == 304 {
+        return Ok((response, head_len));
+    }
+    let (body, used) = if let Some(length) = response.header("content-length") {
+        let length: usize = length.parse().map_err(|_| invalid("bad Content-Length"))?;
+        let body = rest.get(..length).ok_or(ResponseParseError::Incomplete)?;
+        (body.to_vec(), length)
+    } else if response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        decode_chunked(rest)?
+    } else if until_close {
+        (rest.to_vec(), rest.len())
+    } else {
+        return Err(invalid(
+            "a response without Content-Length or chunked framing",
+        ));
+    };
+    Ok((TestResponse { body, ..response }, head_len + used))
+}
+
+/// Parses `bytes` as whole responses back to back (interim `1xx` responses
+/// included); the last may run to the end of the bytes without a length.
+///
+/// # Errors
+///
+/// [`ResponseParseError`] when the bytes end inside a response or are not responses.
+pub fn parse_responses(mut bytes: &[u8]) -> Result<Vec<TestResponse>, ResponseParseError> {
+    let mut responses = Vec::new();
+    while !bytes.is_empty() {
+        let (response, used) = parse_response(bytes, false, true)?;
+        responses.push(response);
+        bytes = &bytes[used..];
+    }
+    Ok(responses)
+}
+
+fn decode_chunked(mut rest: &[u8]) -> Result<(Vec<u8>, usize), ResponseParseError> {
+    let invalid = |what: &str| ResponseParseError::Invalid(what.to_owned());
+    let total = rest.len();
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or(ResponseParseError::Incomplete)?;
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s, 16).ok())
+            .ok_or_else(|| invalid("bad chunk size"))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return match rest.get(..2) {
+                Some(b"\r\n") => Ok((body, total - rest.len() + 2)),
+                Some(_) => Err(invalid("trailers or junk after the last chunk")),
+                None => Err(ResponseParseError::Incomplete),
+            };
+        }
+        let chunk = rest.get(..size + 2).ok_or(ResponseParseError::Incomplete)?;
+        if &chunk[size..] != b"\r\n" {
+            return Err(invalid("chunk not followed by CRLF"));
+        }
+        body.extend_from_slice(&chunk[..size]);
+        rest = &rest[size + 2..];
     }
 }

@@ -79,7 +79,7 @@ fn a_dropped_responder_answers_500() {
     assert!(responses[0].closes());
     let bytes = server.exchange(&get("/panic-later"));
     assert_eq!(parse_all(&bytes)[0].status, 500);
-    assert_eq!(server.handle.stats().responses_5xx, 2);
+    assert_eq!(server.handle().stats().responses_5xx, 2);
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn keep_alive_serves_many_requests_on_one_connection() {
         assert_eq!(resp.header("date").map(str::len), Some(29));
         assert!(!resp.closes());
     }
-    let stats = server.handle.stats();
+    let stats = server.handle().stats();
     assert_eq!(stats.requests, 50);
     assert_eq!(stats.connections_accepted, 1);
     assert_eq!(stats.connections_open, 1);
@@ -252,13 +252,13 @@ fn unknown_paths_get_404_and_the_connection_stays_open() {
     assert_eq!(read_responses(&mut stream, 1)[0].status, 404);
     stream.write_all(&get("/plaintext")).unwrap();
     assert_eq!(read_responses(&mut stream, 1)[0].status, 200);
-    assert_eq!(server.handle.stats().responses_4xx, 1);
+    assert_eq!(server.handle().stats().responses_4xx, 1);
 }
 
 #[test]
 fn several_workers_share_one_port() {
     let server = TestServer::with(app, keel::Config::default(), 4);
-    assert_eq!(server.handle.worker_count(), 4);
+    assert_eq!(server.handle().worker_count(), 4);
     let mut workers = HashSet::new();
     let mut streams = Vec::new();
     for _ in 0..64 {
@@ -272,7 +272,7 @@ fn several_workers_share_one_port() {
         "connections spread over workers: {workers:?}"
     );
     assert!(workers.iter().all(|w| w.starts_with("keel-worker-")));
-    assert_eq!(server.handle.stats().connections_accepted, 64);
+    assert_eq!(server.handle().stats().connections_accepted, 64);
 }
 
 #[test]

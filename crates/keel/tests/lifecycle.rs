@@ -20,7 +20,7 @@ fn a_panicking_handler_costs_one_500_and_the_worker_survives() {
         stream.write_all(&get("/plaintext")).unwrap();
         assert_eq!(read_responses(&mut stream, 1)[0].body, b"Hello, World!");
     }
-    let stats = server.handle.stats();
+    let stats = server.handle().stats();
     assert_eq!(stats.handler_panics, 1);
     assert_eq!(stats.responses_5xx, 1);
 }
@@ -47,7 +47,7 @@ fn shutdown_finishes_the_request_in_flight_then_stops() {
     read_responses(&mut idle, 1);
     busy.write_all(&get("/sleep/300")).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    server.handle.shutdown(Duration::from_secs(5));
+    server.handle().shutdown(Duration::from_secs(5));
     let started = Instant::now();
     let responses = parse_all(&read_to_close(&mut busy));
     assert_eq!(responses.len(), 1);
@@ -58,7 +58,7 @@ fn shutdown_finishes_the_request_in_flight_then_stops() {
         read_to_close(&mut idle).is_empty(),
         "the idle connection is closed quietly"
     );
-    server.handle.join();
+    server.handle().join();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(
         std::net::TcpStream::connect(server.addr()).is_err(),
@@ -74,13 +74,13 @@ fn shutdown_lets_a_half_received_request_finish() {
         .write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc")
         .unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    server.handle.shutdown(Duration::from_secs(5));
+    server.handle().shutdown(Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(50));
     stream.write_all(b"def").unwrap();
     let responses = parse_all(&read_to_close(&mut stream));
     assert_eq!(responses[0].body, b"abcdef");
     assert!(responses[0].closes());
-    server.handle.join();
+    server.handle().join();
 }
 
 #[test]
@@ -92,8 +92,8 @@ fn shutdown_force_closes_at_the_deadline() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
-    server.handle.shutdown(Duration::from_millis(200));
-    server.handle.join();
+    server.handle().shutdown(Duration::from_millis(200));
+    server.handle().join();
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
@@ -118,11 +118,11 @@ fn stats_count_traffic() {
     // The worker counts a write after it returns, which may be after the
     // client has read it: wait for the counters to catch up.
     let started = Instant::now();
-    while server.handle.stats().bytes_out < reply.len() as u64 {
+    while server.handle().stats().bytes_out < reply.len() as u64 {
         assert!(started.elapsed() < Duration::from_secs(2));
         std::thread::sleep(Duration::from_millis(1));
     }
-    let stats = server.handle.stats();
+    let stats = server.handle().stats();
     assert_eq!(stats.requests, 1);
     assert_eq!(stats.bytes_in, request.len() as u64);
     assert_eq!(stats.bytes_out, reply.len() as u64);

@@ -116,7 +116,7 @@ fn refused_upload_is_answered_without_reading_the_rest() {
         text.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
         "{text}"
     );
-    assert_eq!(server.handle.stats().parse_errors, 1);
+    assert_eq!(server.handle().stats().parse_errors, 1);
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn backpressure_stops_reading_until_the_peer_reads() {
         std::thread::spawn(move || stream.write_all(&batch).is_ok())
     };
     std::thread::sleep(Duration::from_millis(300));
-    let answered_while_stalled = server.handle.stats().requests;
+    let answered_while_stalled = server.handle().stats().requests;
     assert!(
         answered_while_stalled < 200,
         "the server stopped answering: {answered_while_stalled}"
@@ -195,7 +195,7 @@ fn slow_head_gets_408_and_a_close() {
         waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
         "{waited:?}"
     );
-    assert_eq!(server.handle.stats().timeouts, 1);
+    assert_eq!(server.handle().stats().timeouts, 1);
     // Trickling bytes does not extend the deadline.
     let mut stream = server.connect();
     let started = Instant::now();
@@ -245,7 +245,7 @@ fn idle_keep_alive_connections_are_closed_quietly() {
         String::from_utf8_lossy(&rest)
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(server.handle.stats().connections_open, 0);
+    assert_eq!(server.handle().stats().connections_open, 0);
 }
 
 #[test]
@@ -260,15 +260,15 @@ fn a_peer_that_never_reads_is_dropped_at_the_write_deadline() {
     let mut writer = stream.try_clone().unwrap();
     writer.write_all(&get("/big/8000000")).unwrap();
     let started = Instant::now();
-    while server.handle.stats().requests == 0 {
+    while server.handle().stats().requests == 0 {
         assert!(started.elapsed() < Duration::from_secs(5), "not served");
         std::thread::sleep(Duration::from_millis(5));
     }
-    while server.handle.stats().connections_open > 0 {
+    while server.handle().stats().connections_open > 0 {
         assert!(started.elapsed() < Duration::from_secs(5), "still open");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(server.handle.stats().timeouts, 1);
+    assert_eq!(server.handle().stats().timeouts, 1);
     drop(stream);
 }
 

@@ -179,7 +179,7 @@ fn a_body_shorter_than_its_length_does_not_swallow_the_next_request() {
 fn errors_are_counted() {
     let server = TestServer::start(app);
     assert_rejected(&server, "GET / HTTP/1.1\r\n\r\n", 400);
-    let stats = server.handle.stats();
+    let stats = server.handle().stats();
     assert_eq!(stats.parse_errors, 1);
     assert_eq!(stats.responses_4xx, 1);
 }

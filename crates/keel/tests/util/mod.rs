@@ -7,9 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A real server on 127.0.0.1:0, shut down when dropped.
+/// keel's own test server (shut down when dropped), with raw-socket helpers.
 pub struct TestServer {
-    pub handle: ServerHandle,
+    inner: keel::testing::TestServer,
 }
 
 impl TestServer {
@@ -18,16 +18,17 @@ impl TestServer {
     }
 
     pub fn with(handler: impl Handler, config: Config, workers: usize) -> TestServer {
-        let handle = keel::Server::bind("127.0.0.1:0")
-            .workers(workers)
-            .config(config)
-            .serve(handler)
-            .expect("server starts");
-        TestServer { handle }
+        TestServer {
+            inner: keel::testing::TestServer::with_config(handler, config, workers),
+        }
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        self.inner.handle()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
+        self.inner.addr()
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -44,13 +45,6 @@ impl TestServer {
         let mut stream = self.connect();
         stream.write_all(request).unwrap();
         read_to_close(&mut stream)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.handle.shutdown(Duration::ZERO);
-        self.handle.join();
     }
 }
 
@@ -81,126 +75,26 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
         || matches!(stream.read(&mut byte), Err(e) if e.kind() == ErrorKind::ConnectionReset)
 }
 
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub type Resp = keel::testing::TestResponse;
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-}
-
-/// Parses one response from the start of `bytes`, framed by Content-Length,
-/// chunked, or (when `until_close`) the end of the bytes. Returns it and the
-/// bytes it took; `None` when incomplete.
+/// One response from the start of `bytes` and the bytes it took; `None`
+/// while incomplete. Panics on bytes that are not a response.
 pub fn parse_response(
     bytes: &[u8],
     head_request: bool,
     until_close: bool,
 ) -> Option<(Resp, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut res = httparse::Response::new(&mut headers);
-    let head_len = match res.parse(bytes).expect("well-formed response head") {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => return None,
-    };
-    let status = res.code.unwrap();
-    let headers: Vec<(String, String)> = res
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8(h.value.to_vec()).unwrap(),
-            )
-        })
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let rest = &bytes[head_len..];
-    let no_body = head_request || status < 200 || status == 204 || status == 304;
-    let (body, used) = if no_body {
-        (Vec::new(), 0)
-    } else if let Some(len) = find("content-length") {
-        let len: usize = len.parse().expect("numeric content-length");
-        if rest.len() < len {
-            return None;
-        }
-        (rest[..len].to_vec(), len)
-    } else if find("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
-        decode_chunked(rest)?
-    } else if until_close {
-        (rest.to_vec(), rest.len())
-    } else {
-        panic!(
-            "response without framing: {:?}",
-            String::from_utf8_lossy(bytes)
-        );
-    };
-    Some((
-        Resp {
-            status,
-            headers,
-            body,
-        },
-        head_len + used,
-    ))
-}
-
-fn decode_chunked(mut rest: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let total = rest.len();
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            if rest.len() < 2 {
-                return None;
-            }
-            assert_eq!(&rest[..2], b"\r\n", "no trailers expected");
-            return Some((body, total - rest.len() + 2));
-        }
-        if rest.len() < size + 2 {
-            return None;
-        }
-        body.extend_from_slice(&rest[..size]);
-        assert_eq!(&rest[size..size + 2], b"\r\n");
-        rest = &rest[size + 2..];
+    match keel::testing::parse_response(bytes, head_request, until_close) {
+        Ok(parsed) => Some(parsed),
+        Err(keel::testing::ResponseParseError::Incomplete) => None,
+        Err(e) => panic!("{e:?}: {:?}", String::from_utf8_lossy(bytes)),
     }
 }
 
 /// Every response in `bytes`, which must hold whole responses only.
-pub fn parse_all(mut bytes: &[u8]) -> Vec<Resp> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let (resp, used) = parse_response(bytes, false, true)
-            .unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(bytes)));
-        out.push(resp);
-        bytes = &bytes[used..];
-    }
-    out
+pub fn parse_all(bytes: &[u8]) -> Vec<Resp> {
+    keel::testing::parse_responses(bytes)
+        .unwrap_or_else(|e| panic!("{e:?}: {:?}", String::from_utf8_lossy(bytes)))
 }
 
 /// Reads exactly `count` responses from a keep-alive connection.
