@@ -29,8 +29,8 @@
 pub mod blocking;
 mod body;
 mod config;
-mod cookie;
 mod conn;
+mod cookie;
 mod date;
 mod deferred;
 mod error;
