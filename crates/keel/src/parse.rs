@@ -67,7 +67,11 @@ pub(crate) fn parse_head<'h, 'b>(
         }
         Err(_) if target_so_far(limited) > config.max_target => Err(ProtocolError::TargetTooLong),
         Err(httparse::Error::TooManyHeaders) => Err(ProtocolError::TooManyHeaders),
-        Err(httparse::Error::Version) => Err(version_error(limited)),
+        Err(httparse::Error::Version) => match version_error(limited) {
+            Some(error) => Err(error),
+            None if buf.len() > config.max_header_bytes => Err(ProtocolError::HeadersTooLarge),
+            None => Ok(None),
+        },
         Err(_) => Err(ProtocolError::Malformed),
     }
 }
@@ -104,25 +108,35 @@ fn target_so_far(buf: &[u8]) -> usize {
 }
 
 /// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1`, or a request
-/// line without exactly three parts, is garbage (400).
-fn version_error(buf: &[u8]) -> ProtocolError {
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    let line = buf[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[..line_end]);
+/// line without exactly three parts, is garbage (400). `None` while the
+/// line is still arriving and could become either: the verdict must not
+/// depend on where the bytes were split.
+fn version_error(buf: &[u8]) -> Option<ProtocolError> {
+    let start = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let buf = &buf[start..];
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    let line = &buf[..line_end.unwrap_or(buf.len())];
     let mut parts = line.split(|&b| b == b' ');
     let (Some(_method), Some(_target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return ProtocolError::Malformed;
+        return Some(ProtocolError::Malformed);
     };
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            ProtocolError::UnsupportedVersion
-        }
-        _ => ProtocolError::Malformed,
+    let shape = |i: usize, b: u8| match i {
+        0..=4 => b == b"HTTP/"[i],
+        5 | 7 => b.is_ascii_digit(),
+        6 => b == b'.',
+        8 => b == b'\r',
+        _ => false,
+    };
+    let fits = version.iter().enumerate().all(|(i, &b)| shape(i, b));
+    match line_end {
+        None if fits => None,
+        _ if fits && version.len() >= 8 => Some(ProtocolError::UnsupportedVersion),
+        _ => Some(ProtocolError::Malformed),
     }
 }
 
@@ -543,6 +557,9 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x01\r\n\r\n".to_vec(),
             b"CONNECT aaaaaaaaaaaaaaaaaaaaaaaaaaaa:443 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
             b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+            b"POST /y HTTP/0.1\r\nHost: a\r\n\r\n".to_vec(),
+            b"GET / HTTP/2.0\rX\r\nHost: a\r\n\r\n".to_vec(),
+            b"GET / HTTP/2.0x\r\nHost: a\r\n\r\n".to_vec(),
             b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_vec(),
         ];
         for wire in &samples {
