@@ -35,6 +35,7 @@ mod date;
 mod deferred;
 mod error;
 mod handler;
+pub mod middleware;
 #[cfg(feature = "json")]
 mod json;
 mod parse;

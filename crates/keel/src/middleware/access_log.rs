@@ -1,0 +1,441 @@
+//! `AccessLog`: one line per request, written by a background thread.
+
+use super::clock::{Clock, SystemClock};
+use super::log_writer::{AccessLogHandle, LogWriter};
+use super::{Flow, Middleware};
+use crate::{Request, Response, Version};
+use std::cell::Cell;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The shape of an access log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Apache's common log format, then the response time in microseconds
+    /// (`%h %l %u %t "%r" %>s %b %D`):
+    ///
+    /// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=c HTTP/1.1" 200 - 57`
+    Common,
+    /// Apache's combined log format, then the response time in microseconds
+    /// (`%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D`):
+    ///
+    /// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 200 - "-" "curl/8.5.0" 57`
+    Combined,
+    /// One JSON object per line, absent values as `null`:
+    ///
+    /// `{"time":"2000-10-10T13:55:36Z","remote_addr":"127.0.0.1","method":"GET","target":"/",`
+    /// `"version":"HTTP/1.1","status":200,"bytes":null,"duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}`
+    Json,
+}
+
+/// Logs every request it wraps, without blocking the worker on I/O.
+///
+/// In `after`, the line is formatted into the worker thread's own buffer
+/// (its capacity kept from request to request); a background thread writes
+/// the buffers to the sink (any `Write + Send`: stdout by default, a
+/// `BufWriter<File>`, a test sink). A buffer goes to the writer when it
+/// passes [`flush_bytes`](AccessLog::flush_bytes) (16 KiB by default), and
+/// the writer collects every thread's buffer each
+/// [`flush_every`](AccessLog::flush_every) (100 ms by default) so quiet
+/// workers' lines are not held back.
+///
+/// Fields: peer IP, time (UTC, whole seconds, formatted once a second per
+/// thread), method, target, version, status, response body bytes (always
+/// `-`/`null` for now: the response does not tell its length), time from
+/// this layer's `before` to its `after` in microseconds, and for
+/// [`Combined`](LogFormat::Combined) and [`Json`](LogFormat::Json) the
+/// `Referer` and `User-Agent`. Quoted fields escape `"`, `\` and
+/// non-printable bytes (`\x0a` in the Apache formats, JSON escapes in JSON).
+///
+/// Add it last (outermost) so that it sees the responses other layers
+/// write themselves, and times them all. For a deferred response, the line
+/// is written when the handler returns, with the status known then.
+///
+/// # Never blocking
+///
+/// If the writer falls behind (a slow disk, a blocked pipe), at most 32
+/// full buffers queue for it; past that each worker keeps appending to its
+/// own buffer, and once that holds four times `flush_bytes` further lines
+/// are dropped and counted ([`AccessLogHandle::dropped`]) rather than
+/// making the worker wait. Lines the sink fails to take count as dropped too.
+///
+/// # Cost
+///
+/// After warm-up (each thread's first line allocates its buffer), logging a
+/// request allocates nothing: the same buffers go back and forth between
+/// the workers and the writer. The layer keeps the start time in a small
+/// thread-local table, so it may be nested or used twice.
+///
+/// # Examples
+///
+/// ```
+/// use keel::middleware::{AccessLog, HandlerExt, LogFormat, ManualClock};
+/// use keel::testing::MemoryConn;
+/// use keel::{Request, Response};
+/// use std::sync::{Arc, Mutex};
+///
+/// /// A sink the test can read.
+/// #[derive(Clone, Default)]
+/// struct Lines(Arc<Mutex<Vec<u8>>>);
+/// impl std::io::Write for Lines {
+///     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+///         self.0.lock().unwrap().extend_from_slice(buf);
+///         Ok(buf.len())
+///     }
+///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// }
+///
+/// let lines = Lines::default();
+/// let log = AccessLog::new(LogFormat::Common, lines.clone())?
+///     .clock(ManualClock::new(971_186_136)); // a fixed time, for the example
+/// let handle = log.handle();
+/// let app = (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"hi")).with(log);
+/// let mut conn = MemoryConn::new(app);
+/// conn.send(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n");
+/// conn.recv();
+///
+/// handle.flush_now();
+/// assert_eq!(
+///     String::from_utf8(lines.0.lock().unwrap().clone()).unwrap(),
+///     "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 - 0\n"
+/// );
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct AccessLog {
+    format: LogFormat,
+    clock: Arc<dyn Clock>,
+    writer: LogWriter,
+}
+
+impl AccessLog {
+    /// Logs in `format` to `sink`, through a new writer thread.
+    ///
+    /// # Errors
+    ///
+    /// When the writer thread cannot be started.
+    pub fn new(format: LogFormat, sink: impl Write + Send + 'static) -> std::io::Result<Self> {
+        Ok(AccessLog {
+            format,
+            clock: Arc::new(SystemClock::new()),
+            writer: LogWriter::spawn(Box::new(sink))?,
+        })
+    }
+
+    /// Logs in `format` to standard output.
+    ///
+    /// # Errors
+    ///
+    /// When the writer thread cannot be started.
+    pub fn stdout(format: LogFormat) -> std::io::Result<Self> {
+        AccessLog::new(format, std::io::stdout())
+    }
+
+    /// Reads the time and measures durations with `clock` (a
+    /// [`ManualClock`](super::ManualClock) makes lines exact in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Hands a thread's buffer to the writer once it holds `bytes` (16 KiB
+    /// by default).
+    pub fn flush_bytes(self, bytes: usize) -> Self {
+        self.writer.set_flush_bytes(bytes);
+        self
+    }
+
+    /// How often the writer collects every thread's lines and flushes the
+    /// sink (100 ms by default, 1 ms at least).
+    pub fn flush_every(self, interval: Duration) -> Self {
+        self.writer.set_interval(interval);
+        self
+    }
+
+    /// A handle to flush the log on demand and count dropped lines. The
+    /// writer thread runs until the log and all its handles are dropped,
+    /// and writes what is left before it stops.
+    pub fn handle(&self) -> AccessLogHandle {
+        self.writer.handle()
+    }
+
+    /// The key of this layer's start time for `req` on this thread.
+    fn start_key(&self, req: &Request<'_>) -> (usize, usize) {
+        (
+            self as *const AccessLog as usize,
+            req.target().as_ptr() as usize,
+        )
+    }
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Middleware for AccessLog {
+    fn before(&self, req: &Request<'_>, _res: &mut Response<'_>) -> Flow {
+        let key = self.start_key(req);
+        let now = self.clock.monotonic();
+        STARTS.with(|starts| {
+            let mut table = starts.get();
+            // The same key (a request that panicked left it), a free entry,
+            // or else the oldest.
+            let i = (0..table.len())
+                .find(|&i| table[i].0 == key)
+                .or_else(|| (0..table.len()).find(|&i| table[i].0 == (0, 0)))
+                .unwrap_or_else(|| (0..table.len()).min_by_key(|&i| table[i].1).unwrap_or(0));
+            table[i] = (key, now);
+            starts.set(table);
+        });
+        Flow::Continue
+    }
+
+    fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        let key = self.start_key(req);
+        let now = self.clock.monotonic();
+        let started = STARTS.with(|starts| {
+            let mut table = starts.get();
+            let i = (0..table.len()).find(|&i| table[i].0 == key)?;
+            let started = table[i].1;
+            table[i] = ((0, 0), Duration::ZERO);
+            starts.set(table);
+            Some(started)
+        });
+        let micros = started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64);
+        let line = Line {
+            req,
+            status: res.status_code().as_u16(),
+            bytes: None,
+            micros,
+            unix_secs: self.clock.unix_secs(),
+        };
+        let format = self.format;
+        self.writer.append(|buf| line.write(format, buf));
+    }
+}
+
+thread_local! {
+    /// Start times of the requests in progress on this thread, keyed by
+    /// (layer address, request target address); `(0, 0)` is a free entry.
+    static STARTS: Cell<[((usize, usize), Duration); 8]> =
+        const { Cell::new([((0, 0), Duration::ZERO); 8]) };
+    /// (unix second, `10/Oct/2000:13:55:36 +0000`, `2000-10-10T13:55:36Z`)
+    static TIME: Cell<(u64, [u8; 26], [u8; 20])> = const { Cell::new((u64::MAX, [0; 26], [0; 20])) };
+}
+
+/// What one line says.
+struct Line<'r, 'a> {
+    req: &'r Request<'a>,
+    status: u16,
+    bytes: Option<u64>,
+    micros: u64,
+    unix_secs: u64,
+}
+
+impl Line<'_, '_> {
+    fn write(&self, format: LogFormat, buf: &mut Vec<u8>) {
+        let (clf_time, iso_time) = formatted_time(self.unix_secs);
+        let req = self.req;
+        let ip = req.peer_addr().ip();
+        let version = match req.version() {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        };
+        // Writing to a Vec cannot fail.
+        if format == LogFormat::Json {
+            let _ = write!(buf, "{{\"time\":\"");
+            buf.extend_from_slice(&iso_time);
+            let _ = write!(buf, "\",\"remote_addr\":\"{ip}\",\"method\":");
+            json_string(buf, Some(req.method().as_bytes()));
+            buf.extend_from_slice(b",\"target\":");
+            json_string(buf, Some(req.target().as_bytes()));
+            let _ = write!(buf, ",\"version\":\"{version}\",\"status\":{}", self.status);
+            match self.bytes {
+                Some(n) => drop(write!(buf, ",\"bytes\":{n}")),
+                None => buf.extend_from_slice(b",\"bytes\":null"),
+            }
+            let _ = write!(buf, ",\"duration_us\":{},\"referer\":", self.micros);
+            json_string(buf, req.header("referer"));
+            buf.extend_from_slice(b",\"user_agent\":");
+            json_string(buf, req.header("user-agent"));
+            buf.extend_from_slice(b"}\n");
+            return;
+        }
+        let _ = write!(buf, "{ip} - - [");
+        buf.extend_from_slice(&clf_time);
+        buf.extend_from_slice(b"] \"");
+        clf_escaped(buf, req.method().as_bytes());
+        buf.push(b' ');
+        clf_escaped(buf, req.target().as_bytes());
+        let _ = write!(buf, " {version}\" {} ", self.status);
+        match self.bytes {
+            Some(n) => drop(write!(buf, "{n}")),
+            None => buf.push(b'-'),
+        }
+        if format == LogFormat::Combined {
+            for name in ["referer", "user-agent"] {
+                buf.extend_from_slice(b" \"");
+                clf_escaped(buf, req.header(name).unwrap_or(b"-"));
+                buf.push(b'"');
+            }
+        }
+        let _ = writeln!(buf, " {}", self.micros);
+    }
+}
+
+/// `bytes` with `"`, `\` and bytes outside printable ASCII as `\"`, `\\`
+/// and `\xhh`, as Apache writes them.
+fn clf_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => buf.extend_from_slice(&[b'\\', b]),
+            b' '..=b'~' => buf.push(b),
+            _ => {
+                let hex = b"0123456789abcdef";
+                buf.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    hex[usize::from(b >> 4)],
+                    hex[usize::from(b & 15)],
+                ]);
+            }
+        }
+    }
+}
+
+/// `bytes` as a JSON string (invalid UTF-8 as U+FFFD), or `null`.
+fn json_string(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    let Some(bytes) = bytes else {
+        buf.extend_from_slice(b"null");
+        return;
+    };
+    buf.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => buf.extend_from_slice(b"\\\""),
+                '\\' => buf.extend_from_slice(b"\\\\"),
+                '\n' => buf.extend_from_slice(b"\\n"),
+                '\r' => buf.extend_from_slice(b"\\r"),
+                '\t' => buf.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    let _ = write!(buf, "\\u{:04x}", c as u32);
+                }
+                c => {
+                    let mut utf8 = [0; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            buf.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+    buf.push(b'"');
+}
+
+/// The two timestamp forms for `unix_secs`, formatted at most once a second
+/// per thread.
+fn formatted_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
+    TIME.with(|cache| {
+        let (secs, clf, iso) = cache.get();
+        if secs == unix_secs {
+            return (clf, iso);
+        }
+        let (clf, iso) = format_time(unix_secs);
+        cache.set((unix_secs, clf, iso));
+        (clf, iso)
+    })
+}
+
+/// `10/Oct/2000:13:55:36 +0000` and `2000-10-10T13:55:36Z`.
+fn format_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
+    let secs_of_day = unix_secs % 86_400;
+    let (h, m, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
+    let year = year.clamp(0, 9999) as u64;
+    let mut clf = *b"01/Jan/1970:00:00:00 +0000";
+    two_digits(&mut clf[0..2], u64::from(day));
+    clf[3..6].copy_from_slice(MONTHS[month as usize - 1]);
+    two_digits(&mut clf[7..9], year / 100);
+    two_digits(&mut clf[9..11], year % 100);
+    two_digits(&mut clf[12..14], h);
+    two_digits(&mut clf[15..17], m);
+    two_digits(&mut clf[18..20], s);
+    let mut iso = *b"1970-01-01T00:00:00Z";
+    two_digits(&mut iso[0..2], year / 100);
+    two_digits(&mut iso[2..4], year % 100);
+    two_digits(&mut iso[5..7], u64::from(month));
+    two_digits(&mut iso[8..10], u64::from(day));
+    two_digits(&mut iso[11..13], h);
+    two_digits(&mut iso[14..16], m);
+    two_digits(&mut iso[17..19], s);
+    (clf, iso)
+}
+
+fn two_digits(dst: &mut [u8], n: u64) {
+    dst[0] = b'0' + (n / 10 % 10) as u8;
+    dst[1] = b'0' + (n % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), by Howard
+/// Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        let cases: [(u64, &str, &str); 3] = [
+            (0, "01/Jan/1970:00:00:00 +0000", "1970-01-01T00:00:00Z"),
+            (
+                971_186_136,
+                "10/Oct/2000:13:55:36 +0000",
+                "2000-10-10T13:55:36Z",
+            ),
+            (
+                951_782_400,
+                "29/Feb/2000:00:00:00 +0000",
+                "2000-02-29T00:00:00Z",
+            ),
+        ];
+        for (secs, clf, iso) in cases {
+            let (c, i) = format_time(secs);
+            assert_eq!((&c[..], &i[..]), (clf.as_bytes(), iso.as_bytes()), "{secs}");
+        }
+    }
+
+    #[test]
+    fn escapes() {
+        let mut buf = Vec::new();
+        clf_escaped(&mut buf, b"a\"b\\c\n\xff");
+        assert_eq!(buf, b"a\\\"b\\\\c\\x0a\\xff");
+        buf.clear();
+        json_string(&mut buf, Some(b"a\"b\\c\n\x01caf\xc3\xa9\xff"));
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "\"a\\\"b\\\\c\\n\\u0001caf\u{e9}\u{fffd}\""
+        );
+    }
+}

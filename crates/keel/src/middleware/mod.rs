@@ -1,0 +1,202 @@
+//! Middleware: layers that wrap a [`Handler`] and run before and after it.
+//!
+//! A [`Middleware`] has two hooks, [`before`](Middleware::before) and
+//! [`after`](Middleware::after). [`HandlerExt::with`] wraps any handler (a
+//! closure, a [`Routes`](crate::Routes), another layer) in one, and the
+//! result is a [`Layered`] handler that can be wrapped again:
+//!
+//! ```
+//! use keel::middleware::{BodyLimit, HandlerExt, RequestId};
+//! use keel::testing::MemoryConn;
+//! use keel::{Request, Response};
+//!
+//! let app = (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"hi"))
+//!     .with(BodyLimit::new(16))
+//!     .with(RequestId::new());
+//! let mut conn = MemoryConn::new(app);
+//! conn.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-123\r\n\r\n");
+//! let reply = String::from_utf8(conn.recv()).unwrap();
+//! assert!(reply.contains("\r\nX-Request-Id: abc-123\r\n"));
+//! assert!(reply.ends_with("\r\n\r\nhi"));
+//! ```
+//!
+//! # Order
+//!
+//! The last layer added is the outermost: with `h.with(a).with(b)`, a
+//! request runs `b.before`, `a.before`, `h`, `a.after`, `b.after`.
+//!
+//! When a `before` returns [`Flow::Stop`] (it wrote the whole response: a
+//! `429`, a CORS preflight answer), everything inside that layer is skipped:
+//! the inner layers' hooks and the handler. That layer's own `after` and the
+//! `after` of every layer outside it still run, so an access log added last
+//! sees the requests a rate limit refused.
+//!
+//! # Headers go in `before`
+//!
+//! A [`Response`] writes its head when the body begins, and panics when a
+//! header is added after that. A layer that adds response headers
+//! ([`RequestId`], [`Cors`]) therefore adds them in `before`, ahead of the
+//! handler's own. In `after` the handler has returned: the response may be
+//! complete, still buffering, streaming, or [deferred](Response::defer)
+//! (then its status is not known yet); `after` is for observing
+//! ([`AccessLog`]), not for changing the head.
+//!
+//! # Cost
+//!
+//! A layer is a static wrapper: no boxing, no dynamic call, nothing
+//! allocated per request. [`RequestId`], [`Cors`], [`BodyLimit`] and
+//! [`AccessLog`] (after warm-up) allocate nothing per request;
+//! [`RateLimit`] allocates only when a client it does not know appears.
+//!
+//! A panicking handler unwinds through the layers without running their
+//! `after` hooks; keel answers the request with `500` itself.
+
+mod access_log;
+mod body_limit;
+mod clock;
+mod cors;
+mod log_writer;
+mod rate_limit;
+mod request_id;
+
+pub use access_log::{AccessLog, LogFormat};
+pub use body_limit::BodyLimit;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use cors::Cors;
+pub use log_writer::AccessLogHandle;
+pub use rate_limit::{RateLimit, RateLimitKey, MAX_KEY_LEN};
+pub use request_id::{RequestId, RequestIdValue, MAX_ID_LEN};
+
+use crate::{Handler, Request, Response};
+use std::sync::Arc;
+
+/// What a layer's [`before`](Middleware::before) decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on to the inner layers and the handler.
+    Continue,
+    /// The response is written: skip the inner layers and the handler.
+    Stop,
+}
+
+/// A layer around a handler: [`before`](Middleware::before) runs ahead of
+/// it, [`after`](Middleware::after) once it returned. Both default to doing
+/// nothing. Wrap a handler with [`HandlerExt::with`]; the [module
+/// docs](self) give the order of several layers.
+///
+/// Like a [`Handler`], a middleware is shared by every worker thread and
+/// called for many requests at once, so it keeps no per-request state in
+/// itself (a thread-local is the place: `before`, the handler and `after` of
+/// one request run on the same thread).
+///
+/// ```
+/// use keel::middleware::{Flow, HandlerExt, Middleware};
+/// use keel::testing::MemoryConn;
+/// use keel::{Request, Response, StatusCode};
+///
+/// /// Refuses requests without an `Authorization` header.
+/// struct RequireAuth;
+///
+/// impl Middleware for RequireAuth {
+///     fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+///         if req.header("authorization").is_some() {
+///             return Flow::Continue;
+///         }
+///         res.status(StatusCode::UNAUTHORIZED).body(b"who are you?\n");
+///         Flow::Stop
+///     }
+/// }
+///
+/// let app = (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"secret")).with(RequireAuth);
+/// let mut conn = MemoryConn::new(app);
+/// conn.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+/// assert!(conn.recv().starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+/// conn.send(b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\n\r\n");
+/// assert!(conn.recv().ends_with(b"\r\n\r\nsecret"));
+/// ```
+pub trait Middleware: Send + Sync + 'static {
+    /// Runs before the handler: may read the request, add response headers,
+    /// or write a whole response and return [`Flow::Stop`] to skip the
+    /// handler (and the layers inside this one).
+    #[inline]
+    fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let _ = (req, res);
+        Flow::Continue
+    }
+
+    /// Runs after the handler returned, or after this layer's own `before`
+    /// stopped. The response may be complete, buffering, streaming or
+    /// deferred; adding a header here panics once the body has begun.
+    #[inline]
+    fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        let _ = (req, res);
+    }
+}
+
+impl<M: Middleware + ?Sized> Middleware for Arc<M> {
+    #[inline]
+    fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        (**self).before(req, res)
+    }
+
+    #[inline]
+    fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        (**self).after(req, res)
+    }
+}
+
+/// A handler wrapped in one middleware layer: itself a [`Handler`]. Made by
+/// [`HandlerExt::with`].
+#[derive(Clone, Debug)]
+pub struct Layered<M, H> {
+    middleware: M,
+    inner: H,
+}
+
+impl<M, H> Layered<M, H> {
+    /// The layer.
+    pub fn middleware(&self) -> &M {
+        &self.middleware
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<M: Middleware, H: Handler> Handler for Layered<M, H> {
+    #[inline]
+    fn handle(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        if self.middleware.before(req, res) == Flow::Continue {
+            self.inner.handle(req, res);
+        }
+        self.middleware.after(req, res);
+    }
+}
+
+/// Adds [`with`](HandlerExt::with) to every [`Handler`].
+pub trait HandlerExt: Handler + Sized {
+    /// Wraps this handler in `middleware`, which becomes the outermost layer:
+    /// its `before` runs first and its `after` last. Allocates nothing.
+    ///
+    /// ```
+    /// use keel::middleware::{Cors, HandlerExt};
+    /// use keel::{Handler, Request, Response};
+    ///
+    /// fn hello(_: &Request<'_>, res: &mut Response<'_>) {
+    ///     res.body(b"hello");
+    /// }
+    /// let app: keel::middleware::Layered<Cors, _> = hello.with(Cors::any_origin());
+    /// # fn is_handler(_: &impl Handler) {}
+    /// # is_handler(&app);
+    /// ```
+    fn with<M: Middleware>(self, middleware: M) -> Layered<M, Self> {
+        Layered {
+            middleware,
+            inner: self,
+        }
+    }
+}
+
+impl<H: Handler> HandlerExt for H {}

@@ -1,0 +1,306 @@
+//! `RateLimit`: a token bucket per client, shared by every worker.
+
+use super::clock::{Clock, SystemClock};
+use super::{Flow, Middleware};
+use crate::{Request, Response, StatusCode};
+use parking_lot::Mutex;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Number of independently locked parts of the bucket table.
+const SHARDS: usize = 16;
+
+/// Longest header value (its first list entry) kept as a client key; a
+/// longer one is not trusted and the peer's IP is used instead.
+pub const MAX_KEY_LEN: usize = 48;
+
+/// What tells one client from another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateLimitKey {
+    /// The IP address of the connection's peer.
+    PeerIp,
+    /// The first comma-separated entry of this request header, spaces
+    /// trimmed (`X-Forwarded-For: 203.0.113.7, 10.0.0.1` gives
+    /// `203.0.113.7`); the peer's IP when the header is missing, empty or
+    /// longer than [`MAX_KEY_LEN`]. A client can send any value it likes:
+    /// use this only behind a proxy that sets the header itself.
+    Header(Box<str>),
+}
+
+/// Limits each client to a steady rate with bursts: a token bucket per
+/// client, keyed by peer IP or by a header ([`RateLimitKey`]). A request
+/// that finds its bucket empty is answered `429 Too Many Requests` with
+/// `Retry-After` (whole seconds until a token is back, rounded up) and does
+/// not reach the handler; refused requests take no token.
+///
+/// [`new(n, per)`](RateLimit::new) refills one token every `per / n` and
+/// holds at most [`burst`](RateLimit::burst) tokens (`n` by default), so a
+/// client that was quiet may send `burst` requests at once, then `n` per
+/// `per`.
+///
+/// # Sharing and bounds
+///
+/// One table serves every worker: 16 shards, each a `HashMap` behind a
+/// `parking_lot` mutex held only while one bucket is read and updated (a
+/// bucket is one `u64`, its next free time in the GCRA form of the token
+/// bucket). The table holds at most [`max_clients`](RateLimit::max_clients)
+/// buckets (100 000 by default, about 8 MB at most). When a new client finds
+/// its shard full, the shard first forgets buckets that are full again
+/// (forgetting them changes nothing); if every bucket is still in use, it
+/// forgets the least recently charged half of them, whose clients get a
+/// fresh burst: past `max_clients` busy clients, the limit errs on the
+/// lenient side rather than refusing newcomers.
+///
+/// # Cost
+///
+/// A hash, one uncontended lock and a few arithmetic operations. Allocates
+/// only when a client key not in the table appears (the map may grow);
+/// known clients allocate nothing. Keys are stored inline (an IP address or
+/// at most [`MAX_KEY_LEN`] bytes), never boxed.
+///
+/// # Panics
+///
+/// [`new`](RateLimit::new) panics when `n` or `per` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use keel::middleware::{HandlerExt, ManualClock, RateLimit};
+/// use keel::testing::MemoryConn;
+/// use keel::{Request, Response};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new(0);
+/// let limit = RateLimit::new(1, Duration::from_secs(10)).burst(2).clock(clock.clone());
+/// let app = (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"ok")).with(limit);
+/// let mut conn = MemoryConn::new(app);
+/// let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+///
+/// for _ in 0..2 {
+///     conn.send(get);
+///     assert!(conn.recv().ends_with(b"\r\n\r\nok"));
+/// }
+/// conn.send(get);
+/// let reply = String::from_utf8(conn.recv()).unwrap();
+/// assert!(reply.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+/// assert!(reply.contains("\r\nRetry-After: 10\r\n"));
+///
+/// clock.advance(Duration::from_secs(10));
+/// conn.send(get);
+/// assert!(conn.recv().ends_with(b"\r\n\r\nok"));
+/// ```
+pub struct RateLimit {
+    /// Nanoseconds between two tokens.
+    interval: u64,
+    /// Nanoseconds of credit a full bucket holds: `interval * burst`.
+    tolerance: u64,
+    key: RateLimitKey,
+    shards: Box<[Shard]>,
+    shard_capacity: usize,
+    hasher: RandomState,
+    clock: Arc<dyn Clock>,
+}
+
+/// One part of the table, on its own cache line.
+#[repr(align(64))]
+struct Shard {
+    /// Client to the time its bucket is next free (GCRA's "theoretical
+    /// arrival time"), in nanoseconds of the clock's monotonic time. A value
+    /// at or before now means a full bucket.
+    buckets: Mutex<HashMap<Key, u64>>,
+}
+
+/// A client key, held inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Ip(IpAddr),
+    Token { len: u8, bytes: [u8; MAX_KEY_LEN] },
+}
+
+impl RateLimit {
+    /// `n` requests per `per` for each client, in bursts of up to `n`;
+    /// clients told apart by peer IP; at most 100 000 clients remembered.
+    pub fn new(n: u32, per: Duration) -> Self {
+        assert!(
+            n > 0 && !per.is_zero(),
+            "a rate limit needs n > 0 and per > 0"
+        );
+        let interval = (u64::try_from(per.as_nanos()).unwrap_or(u64::MAX) / u64::from(n)).max(1);
+        let limit = RateLimit {
+            interval,
+            tolerance: 0,
+            key: RateLimitKey::PeerIp,
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    buckets: Mutex::new(HashMap::new()),
+                })
+                .collect(),
+            shard_capacity: 0,
+            hasher: RandomState::new(),
+            clock: Arc::new(SystemClock::new()),
+        };
+        limit.burst(n).max_clients(100_000)
+    }
+
+    /// Lets a rested client send up to `burst` requests at once (at least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.tolerance = self.interval.saturating_mul(u64::from(burst.max(1)));
+        self
+    }
+
+    /// Tells clients apart by `key` instead of peer IP.
+    pub fn key(mut self, key: RateLimitKey) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Remembers at most `max` clients (rounded up to a multiple of 16);
+    /// see [Sharing and bounds](RateLimit#sharing-and-bounds).
+    pub fn max_clients(mut self, max: usize) -> Self {
+        self.shard_capacity = max.div_ceil(SHARDS).max(1);
+        self
+    }
+
+    /// Reads time from `clock` (a [`ManualClock`](super::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How many clients the table remembers now.
+    pub fn clients(&self) -> usize {
+        self.shards.iter().map(|s| s.buckets.lock().len()).sum()
+    }
+
+    /// Takes a token for `key`: `Ok`, or `Err` with the nanoseconds until
+    /// one is back.
+    fn take(&self, key: Key) -> Result<(), u64> {
+        let now = u64::try_from(self.clock.monotonic().as_nanos()).unwrap_or(u64::MAX);
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let mut buckets = shard.buckets.lock();
+        let known = buckets.get(&key).copied();
+        let next_free = known.unwrap_or(now).max(now).saturating_add(self.interval);
+        let debt = next_free - now;
+        if debt > self.tolerance {
+            return Err(debt - self.tolerance);
+        }
+        if known.is_none() && buckets.len() >= self.shard_capacity {
+            evict(&mut buckets, now);
+        }
+        buckets.insert(key, next_free);
+        Ok(())
+    }
+
+    fn key_of(&self, req: &Request<'_>) -> Key {
+        let peer = Key::Ip(req.peer_addr().ip());
+        let RateLimitKey::Header(name) = &self.key else {
+            return peer;
+        };
+        let Some(value) = req.header(name) else {
+            return peer;
+        };
+        let first = value.split(|&b| b == b',').next().unwrap_or_default();
+        let first = first.trim_ascii();
+        if let Some(ip) = std::str::from_utf8(first).ok().and_then(|s| s.parse().ok()) {
+            return Key::Ip(ip);
+        }
+        if first.is_empty() || first.len() > MAX_KEY_LEN {
+            return peer;
+        }
+        let mut bytes = [0; MAX_KEY_LEN];
+        bytes[..first.len()].copy_from_slice(first);
+        Key::Token {
+            len: first.len() as u8,
+            bytes,
+        }
+    }
+}
+
+/// Makes room in a full shard: drops full buckets, or else the older half.
+fn evict(buckets: &mut HashMap<Key, u64>, now: u64) {
+    let before = buckets.len();
+    buckets.retain(|_, next_free| *next_free > now);
+    if buckets.len() < before {
+        return;
+    }
+    let oldest = buckets.values().copied().min().unwrap_or(0);
+    let newest = buckets.values().copied().max().unwrap_or(0);
+    let middle = oldest + (newest - oldest) / 2;
+    buckets.retain(|_, next_free| *next_free > middle);
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("interval", &Duration::from_nanos(self.interval))
+            .field("burst", &(self.tolerance / self.interval))
+            .field("key", &self.key)
+            .field("max_clients", &(self.shard_capacity * SHARDS))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Middleware for RateLimit {
+    fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let Err(wait) = self.take(self.key_of(req)) else {
+            return Flow::Continue;
+        };
+        let secs = wait.div_ceil(1_000_000_000).max(1);
+        let mut digits = [0u8; 20];
+        res.status(StatusCode::TOO_MANY_REQUESTS)
+            .header("Retry-After", decimal(secs, &mut digits))
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(b"too many requests\n");
+        Flow::Stop
+    }
+}
+
+/// `n` in decimal, into `buf`; returns the digits.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::middleware::ManualClock;
+
+    #[test]
+    fn eviction_keeps_the_table_bounded() {
+        let clock = ManualClock::new(0);
+        let limit = RateLimit::new(1, Duration::from_secs(60))
+            .max_clients(SHARDS * 4)
+            .clock(clock.clone());
+        for i in 0..1000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert!(limit.take(Key::Ip(ip)).is_ok());
+            clock.advance(Duration::from_millis(1));
+        }
+        assert!(limit.clients() <= SHARDS * 4, "{}", limit.clients());
+    }
+
+    #[test]
+    fn full_buckets_are_evicted_first() {
+        let mut buckets = HashMap::new();
+        let ip = |n: u8| Key::Ip(IpAddr::from([n, 0, 0, 0]));
+        buckets.insert(ip(1), 5);
+        buckets.insert(ip(2), 50);
+        buckets.insert(ip(3), 100);
+        evict(&mut buckets, 10);
+        assert_eq!(buckets.len(), 2);
+        evict(&mut buckets, 10);
+        assert_eq!(buckets.keys().copied().collect::<Vec<_>>(), [ip(3)]);
+    }
+}
