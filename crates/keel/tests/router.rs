@@ -224,6 +224,47 @@ fn trailing_slashes_and_empty_segments_are_strict() {
 }
 
 #[test]
+fn wide_nodes_and_long_segments_compare_every_byte() {
+    // 40 siblings (a hash table, not a scan), long names that share their
+    // first 8 or 16 bytes, and a parameter beside them.
+    let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let mut router = Router::new();
+    for name in &names {
+        router = router.get(&format!("/wide/{name}"), tag("wide"));
+    }
+    let routes = router
+        .get("/wide/:other", tag("other"))
+        .get("/abcdefgh_1", tag("9 bytes, 1"))
+        .get("/abcdefgh_2", tag("9 bytes, 2"))
+        .get("/abcdefgh", tag("8 bytes"))
+        .get("/abcdefghijklmnop_x", tag("18 bytes, x"))
+        .get("/abcdefghijklmnop_y", tag("18 bytes, y"))
+        .get("/abcdefghijklmnopqrstuvwxyz", tag("26 bytes"))
+        .build()
+        .unwrap();
+    let mut cases = vec![
+        ("GET", "/wide/s0", 200, "wide"),
+        ("GET", "/wide/s39", 200, "wide"),
+        ("GET", "/wide/s40", 200, "other other=s40"),
+        ("GET", "/wide/s", 200, "other other=s"),
+        ("GET", "/abcdefgh_1", 200, "9 bytes, 1"),
+        ("GET", "/abcdefgh_2", 200, "9 bytes, 2"),
+        ("GET", "/abcdefgh_3", 404, ""),
+        ("GET", "/abcdefgh", 200, "8 bytes"),
+        ("GET", "/abcdefg", 404, ""),
+        ("GET", "/abcdefghijklmnop_x", 200, "18 bytes, x"),
+        ("GET", "/abcdefghijklmnop_y", 200, "18 bytes, y"),
+        ("GET", "/abcdefghijklmnop_z", 404, ""),
+        ("GET", "/Abcdefghijklmnop_x", 404, ""),
+        ("GET", "/abcdefghijklmnopqrstuvwxyz", 200, "26 bytes"),
+        ("GET", "/abcdefghijklmnopqrstuvwxyZ", 404, ""),
+    ];
+    let paths: Vec<String> = names.iter().map(|n| format!("/wide/{n}")).collect();
+    cases.extend(paths.iter().map(|p| ("GET", p.as_str(), 200, "wide")));
+    check(routes, &cases);
+}
+
+#[test]
 fn not_found_default_and_fallback() {
     let routes = Router::new().get("/", tag("root")).build().unwrap();
     let mut conn = MemoryConn::new(routes);
@@ -724,4 +765,102 @@ fn pipelined_requests_reach_their_routes_and_panics_stay_contained() {
     let reply = ask(&mut conn, "GET", "/boom");
     assert_eq!(reply.status, 500);
     assert!(conn.is_closed());
+}
+
+/// The documented rule, the slow way: of every pattern that matches `path`,
+/// the one whose segment kinds (static 0, parameter 1, catch-all 2) are
+/// lexicographically least.
+fn reference<'a>(patterns: &[&'a str], path: &str) -> Option<&'a str> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let kinds = |pattern: &str| -> Option<Vec<u8>> {
+        let mut kinds = Vec::new();
+        for (i, piece) in pattern[1..].split('/').enumerate() {
+            if piece.starts_with('*') {
+                // the rest after a '/': possibly empty, never absent
+                if i >= segments.len() {
+                    return None;
+                }
+                kinds.push(2);
+                return Some(kinds);
+            }
+            let segment = segments.get(i)?;
+            if piece.starts_with(':') {
+                if segment.is_empty() {
+                    return None;
+                }
+                kinds.push(1);
+            } else if piece == *segment {
+                kinds.push(0);
+            } else {
+                return None;
+            }
+        }
+        (kinds.len() == segments.len()).then_some(kinds)
+    };
+    patterns
+        .iter()
+        .filter_map(|p| Some((kinds(p)?, *p)))
+        .min()
+        .map(|(_, p)| p)
+}
+
+#[test]
+fn lookups_agree_with_the_rule_on_random_tables() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n) as usize
+    };
+    for _ in 0..300 {
+        // Parameter names by position, so that no two routes conflict.
+        let mut patterns: Vec<String> = (0..1 + next(16))
+            .map(|_| {
+                let depth = 1 + next(4);
+                let mut pattern = String::new();
+                for i in 0..depth {
+                    // up to 7 static siblings: past the scan, into the hash table
+                    let piece = match next(10) {
+                        k @ 0..=6 => ["a", "b", "c", "d", "e", "f", ""][k].to_owned(),
+                        7 | 8 => format!(":p{i}"),
+                        _ if i + 1 == depth => format!("*r{i}"),
+                        _ => format!(":p{i}"),
+                    };
+                    pattern += &format!("/{piece}");
+                }
+                pattern
+            })
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let routes = patterns
+            .iter()
+            .fold(Router::new(), |r, p| r.get(p, h))
+            .build()
+            .unwrap();
+        for _ in 0..40 {
+            let path: String = (0..next(6))
+                .map(|_| ["/a", "/b", "/c", "/f", "/g", "/"][next(6)])
+                .collect();
+            let path = if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            };
+            let got = routes.at(&path);
+            assert_eq!(
+                got.as_ref().map(|m| m.pattern()),
+                reference(&patterns, &path),
+                "{path} in {patterns:?}"
+            );
+            if let Some(m) = got {
+                // every capture is a slice of the path at its position
+                for (name, value) in m.params() {
+                    assert!(path.contains(value), "{name}={value} in {path}");
+                }
+            }
+        }
+    }
 }
