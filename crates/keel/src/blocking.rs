@@ -9,7 +9,7 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Threads the global pool starts with when [`init`] was not called.
 pub const DEFAULT_THREADS: usize = 16;
-/// Jobs that may wait in the global pool's queue; past it [`spawn`] refuses.
+/// Jobs that may wait in the global pool's queue; past it [`BlockingPool::spawn`] refuses.
 pub const DEFAULT_QUEUE: usize = 16 * 1024;
 
 /// A fixed set of threads running jobs from a bounded queue. A job that

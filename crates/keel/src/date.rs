@@ -65,14 +65,14 @@ fn format_imf_fixdate(unix_secs: u64) -> [u8; DATE_LEN] {
     out
 }
 
-fn put_two_digits(dst: &mut [u8], n: u64) {
+pub(crate) fn put_two_digits(dst: &mut [u8], n: u64) {
     dst[0] = b'0' + (n / 10 % 10) as u8;
     dst[1] = b'0' + (n % 10) as u8;
 }
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), by Howard
 /// Hinnant's `civil_from_days` algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);

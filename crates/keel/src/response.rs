@@ -108,6 +108,8 @@ pub struct Response<'a> {
     server_line: &'a [u8],
     /// Where a deferred answer goes, and the connection's slab key.
     deferral: Option<(&'a Deferral, usize)>,
+    /// Body bytes given so far (see [`Response::body_len`]).
+    body_len: usize,
 }
 
 impl<'a> Response<'a> {
@@ -132,6 +134,7 @@ impl<'a> Response<'a> {
             has_server: false,
             server_line,
             deferral: None,
+            body_len: 0,
         }
     }
 
@@ -220,6 +223,21 @@ impl<'a> Response<'a> {
             self.status(StatusCode::SERVICE_UNAVAILABLE)
                 .header("Retry-After", "1")
                 .body(b"busy, try again\n");
+        }
+    }
+
+    /// Whether the handler handed this response to a [`Responder`].
+    pub fn is_deferred(&self) -> bool {
+        self.deferred_ticket().is_some()
+    }
+
+    /// Body bytes this response carries so far (none for `HEAD`, `204` and
+    /// `304`), before any chunked framing.
+    pub fn body_len(&self) -> usize {
+        if self.sends_body() {
+            self.body_len
+        } else {
+            0
         }
     }
 
@@ -405,6 +423,7 @@ impl<'a> Response<'a> {
     ///
     /// After `body` or `body_bytes`.
     pub fn write(&mut self, bytes: &[u8]) -> &mut Self {
+        self.body_len += bytes.len();
         match self.stage {
             Stage::Headers => {
                 self.out.extend_from_slice(b"\r\n");
@@ -434,6 +453,7 @@ impl<'a> Response<'a> {
                 if self.sends_body() {
                     self.out.extend_from_slice(bytes);
                 }
+                self.body_len = bytes.len();
                 self.stage = Stage::Done;
             }
             Stage::Buffered { .. } => {
@@ -459,6 +479,7 @@ impl<'a> Response<'a> {
             "body_bytes() after the body began"
         );
         self.write_head(Framing::Length(bytes.len()));
+        self.body_len = bytes.len();
         if self.sends_body() {
             if bytes.len() < WRITEV_THRESHOLD {
                 self.out.extend_from_slice(&bytes);
@@ -765,6 +786,24 @@ mod tests {
         assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: t\r\nConnection: close\r\nDate: x\r\n\r\n");
         let (text, _) = render(false, true, |_| {});
         assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
+    }
+
+    #[test]
+    fn body_len_counts_what_the_body_carries() {
+        let mut out = BytesMut::new();
+        let mut large = Vec::new();
+        let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+        res.write(b"ab").write(b"cde");
+        assert_eq!(res.body_len(), 5);
+        let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+        res.chunked().write(b"abc");
+        assert_eq!(res.body_len(), 3);
+        let mut res = Response::new(&mut out, &mut large, true, true, false, b"");
+        res.body(b"for HEAD");
+        assert_eq!(res.body_len(), 0);
+        let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+        res.body_bytes(Bytes::from_static(b"shared"));
+        assert_eq!(res.body_len(), 6);
     }
 
     #[test]

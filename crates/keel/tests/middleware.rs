@@ -484,25 +484,25 @@ fn access_log_lines_in_each_format() {
         (
             LogFormat::Common,
             [
-                "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 - 1500",
-                "127.0.0.1 - - [10/Oct/2000:13:55:37 +0000] \"POST /q\\\"x HTTP/1.0\" 201 - 1500",
+                "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 1 1500",
+                "127.0.0.1 - - [10/Oct/2000:13:55:37 +0000] \"POST /q\\\"x HTTP/1.0\" 201 4 1500",
                 "127.0.0.1 - - [10/Oct/2000:13:55:38 +0000] \"GET /missing HTTP/1.1\" 404 - 1500",
             ],
         ),
         (
             LogFormat::Combined,
             [
-                "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 - \"https://r.example/\" \"curl/8.5.0\" 1500",
-                "127.0.0.1 - - [10/Oct/2000:13:55:37 +0000] \"POST /q\\\"x HTTP/1.0\" 201 - \"-\" \"say \\\"hi\\\" \\\\o/\" 1500",
+                "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 1 \"https://r.example/\" \"curl/8.5.0\" 1500",
+                "127.0.0.1 - - [10/Oct/2000:13:55:37 +0000] \"POST /q\\\"x HTTP/1.0\" 201 4 \"-\" \"say \\\"hi\\\" \\\\o/\" 1500",
                 "127.0.0.1 - - [10/Oct/2000:13:55:38 +0000] \"GET /missing HTTP/1.1\" 404 - \"-\" \"-\" 1500",
             ],
         ),
         (
             LogFormat::Json,
             [
-                r#"{"time":"2000-10-10T13:55:36Z","remote_addr":"127.0.0.1","method":"GET","target":"/a?b=c","version":"HTTP/1.1","status":200,"bytes":null,"duration_us":1500,"referer":"https://r.example/","user_agent":"curl/8.5.0"}"#,
-                r#"{"time":"2000-10-10T13:55:37Z","remote_addr":"127.0.0.1","method":"POST","target":"/q\"x","version":"HTTP/1.0","status":201,"bytes":null,"duration_us":1500,"referer":null,"user_agent":"say \"hi\" \\o/"}"#,
-                r#"{"time":"2000-10-10T13:55:38Z","remote_addr":"127.0.0.1","method":"GET","target":"/missing","version":"HTTP/1.1","status":404,"bytes":null,"duration_us":1500,"referer":null,"user_agent":null}"#,
+                r#"{"time":"2000-10-10T13:55:36Z","remote_addr":"127.0.0.1","method":"GET","target":"/a?b=c","version":"HTTP/1.1","status":200,"bytes":1,"duration_us":1500,"referer":"https://r.example/","user_agent":"curl/8.5.0"}"#,
+                r#"{"time":"2000-10-10T13:55:37Z","remote_addr":"127.0.0.1","method":"POST","target":"/q\"x","version":"HTTP/1.0","status":201,"bytes":4,"duration_us":1500,"referer":null,"user_agent":"say \"hi\" \\o/"}"#,
+                r#"{"time":"2000-10-10T13:55:38Z","remote_addr":"127.0.0.1","method":"GET","target":"/missing","version":"HTTP/1.1","status":404,"bytes":0,"duration_us":1500,"referer":null,"user_agent":null}"#,
             ],
         ),
     ];
@@ -568,12 +568,12 @@ fn access_log_outermost_sees_short_circuits_and_nesting_times_each_layer() {
     inner_handle.flush_now();
     assert_eq!(
         outer_sink.take(),
-        "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 - 7\n\
-         127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 429 - 0\n"
+        "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 2 7\n\
+         127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 429 18 0\n"
     );
     assert_eq!(
         inner_sink.take(),
-        "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 - 7\n"
+        "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /x HTTP/1.1\" 200 2 7\n"
     );
 }
 
@@ -615,7 +615,7 @@ fn access_log_collects_lines_of_idle_threads_and_from_many_threads() {
         assert_eq!(accounted(&written), 400, "flush_bytes {flush_bytes}");
         assert!(written
             .lines()
-            .all(|l| l.contains("\"GET /t HTTP/1.1\" 200 - ")));
+            .all(|l| l.contains("\"GET /t HTTP/1.1\" 200 2 ")));
         if flush_bytes == 16 * 1024 {
             assert_eq!(handle.dropped(), 0);
         }

@@ -41,8 +41,9 @@ pub enum LogFormat {
 /// workers' lines are not held back.
 ///
 /// Fields: peer IP, time (UTC, whole seconds, formatted once a second per
-/// thread), method, target, version, status, response body bytes (always
-/// `-`/`null` for now: the response does not tell its length), time from
+/// thread), method, target, version, status, response body bytes
+/// ([`Response::body_len`]; `-` for none in the Apache formats, `null` in
+/// JSON for a deferred response, whose length is not known yet), time from
 /// this layer's `before` to its `after` in microseconds, and for
 /// [`Combined`](LogFormat::Combined) and [`Json`](LogFormat::Json) the
 /// `Referer` and `User-Agent`. Quoted fields escape `"`, `\` and
@@ -98,7 +99,7 @@ pub enum LogFormat {
 /// handle.flush_now();
 /// assert_eq!(
 ///     String::from_utf8(lines.0.lock().unwrap().clone()).unwrap(),
-///     "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 - 0\n"
+///     "127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"GET /a?b=c HTTP/1.1\" 200 2 0\n"
 /// );
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -209,7 +210,7 @@ impl Middleware for AccessLog {
         let line = Line {
             req,
             status: res.status_code().as_u16(),
-            bytes: None,
+            bytes: (!res.is_deferred()).then(|| res.body_len() as u64),
             micros,
             unix_secs: self.clock.unix_secs(),
         };
@@ -272,9 +273,10 @@ impl Line<'_, '_> {
         buf.push(b' ');
         clf_escaped(buf, req.target().as_bytes());
         let _ = write!(buf, " {version}\" {} ", self.status);
+        // Apache's %b: "-" for no body bytes.
         match self.bytes {
-            Some(n) => drop(write!(buf, "{n}")),
-            None => buf.push(b'-'),
+            Some(n) if n > 0 => drop(write!(buf, "{n}")),
+            _ => buf.push(b'-'),
         }
         if format == LogFormat::Combined {
             for name in ["referer", "user-agent"] {
@@ -358,47 +360,27 @@ fn format_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
     ];
-    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
+    let (year, month, day) = crate::date::civil_from_days((unix_secs / 86_400) as i64);
     let secs_of_day = unix_secs % 86_400;
     let (h, m, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
     let year = year.clamp(0, 9999) as u64;
     let mut clf = *b"01/Jan/1970:00:00:00 +0000";
-    two_digits(&mut clf[0..2], u64::from(day));
+    crate::date::put_two_digits(&mut clf[0..2], u64::from(day));
     clf[3..6].copy_from_slice(MONTHS[month as usize - 1]);
-    two_digits(&mut clf[7..9], year / 100);
-    two_digits(&mut clf[9..11], year % 100);
-    two_digits(&mut clf[12..14], h);
-    two_digits(&mut clf[15..17], m);
-    two_digits(&mut clf[18..20], s);
+    crate::date::put_two_digits(&mut clf[7..9], year / 100);
+    crate::date::put_two_digits(&mut clf[9..11], year % 100);
+    crate::date::put_two_digits(&mut clf[12..14], h);
+    crate::date::put_two_digits(&mut clf[15..17], m);
+    crate::date::put_two_digits(&mut clf[18..20], s);
     let mut iso = *b"1970-01-01T00:00:00Z";
-    two_digits(&mut iso[0..2], year / 100);
-    two_digits(&mut iso[2..4], year % 100);
-    two_digits(&mut iso[5..7], u64::from(month));
-    two_digits(&mut iso[8..10], u64::from(day));
-    two_digits(&mut iso[11..13], h);
-    two_digits(&mut iso[14..16], m);
-    two_digits(&mut iso[17..19], s);
+    crate::date::put_two_digits(&mut iso[0..2], year / 100);
+    crate::date::put_two_digits(&mut iso[2..4], year % 100);
+    crate::date::put_two_digits(&mut iso[5..7], u64::from(month));
+    crate::date::put_two_digits(&mut iso[8..10], u64::from(day));
+    crate::date::put_two_digits(&mut iso[11..13], h);
+    crate::date::put_two_digits(&mut iso[14..16], m);
+    crate::date::put_two_digits(&mut iso[17..19], s);
     (clf, iso)
-}
-
-fn two_digits(dst: &mut [u8], n: u64) {
-    dst[0] = b'0' + (n / 10 % 10) as u8;
-    dst[1] = b'0' + (n % 10) as u8;
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), by Howard
-/// Hinnant's `civil_from_days` algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
