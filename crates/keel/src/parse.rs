@@ -90,15 +90,13 @@ fn check_partial_limits(buf: &[u8], config: &Config) -> Result<(), ProtocolError
 }
 
 /// Length of the request target as far as it has arrived: the run of
-/// visible bytes after the method and its space (leading empty lines skipped).
+/// visible bytes after a non-empty method and its space, past the empty
+/// lines httparse skips (`\r\n` or `\n`); 0 when the bytes before it are
+/// already malformed, so that they decide.
 fn target_so_far(buf: &[u8]) -> usize {
-    let start = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
-    let line = &buf[start..];
+    let line = skip_empty_lines(buf);
     let method = line.iter().take_while(|&&b| is_token_byte(b)).count();
-    if line.get(method) != Some(&b' ') {
+    if method == 0 || line.get(method) != Some(&b' ') {
         return 0;
     }
     line[method + 1..]
@@ -107,16 +105,21 @@ fn target_so_far(buf: &[u8]) -> usize {
         .count()
 }
 
+/// `buf` past the empty lines a server skips before a request line
+/// (RFC 9112 §2.2), as httparse does: `\r\n` or `\n`, nothing else.
+fn skip_empty_lines(mut buf: &[u8]) -> &[u8] {
+    while let [b'\r', b'\n', rest @ ..] | [b'\n', rest @ ..] = buf {
+        buf = rest;
+    }
+    buf
+}
+
 /// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1`, or a request
 /// line without exactly three parts, is garbage (400). `None` while the
 /// line is still arriving and could become either: the verdict must not
 /// depend on where the bytes were split.
 fn version_error(buf: &[u8]) -> Option<ProtocolError> {
-    let start = buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count();
-    let buf = &buf[start..];
+    let buf = skip_empty_lines(buf);
     let line_end = buf.iter().position(|&b| b == b'\n');
     let line = &buf[..line_end.unwrap_or(buf.len())];
     let mut parts = line.split(|&b| b == b' ');
@@ -560,6 +563,9 @@ mod tests {
             b"POST /y HTTP/0.1\r\nHost: a\r\n\r\n".to_vec(),
             b"GET / HTTP/2.0\rX\r\nHost: a\r\n\r\n".to_vec(),
             b"GET / HTTP/2.0x\r\nHost: a\r\n\r\n".to_vec(),
+            b"\r\rGET /aaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
+            b" /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
+            b"\r\n\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
             b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_vec(),
         ];
         for wire in &samples {

@@ -172,7 +172,8 @@ impl<H: Handler> MemoryConn<H> {
     }
 
     /// Moves written output to `received`, as a peer reading everything
-    /// would; then answers requests that were held back by the output limit.
+    /// would; then answers requests that were held back by the output limit,
+    /// until none is (a loop: a long pipeline must not grow the stack).
     fn drain_output(&mut self) {
         loop {
             let n = {
@@ -183,16 +184,16 @@ impl<H: Handler> MemoryConn<H> {
                     n + slice.len()
                 })
             };
-            if n == 0 {
-                break;
+            if n > 0 {
+                self.services.counters.bytes_out.add(n as u64);
+                self.conn.output.advance(n);
+                continue;
             }
-            self.services.counters.bytes_out.add(n as u64);
-            self.conn.output.advance(n);
-        }
-        self.conn.release_buffers(&mut self.services.pool);
-        if self.conn.held_back() {
+            self.conn.release_buffers(&mut self.services.pool);
+            if !(self.conn.held_back() && self.conn.wants_input(&self.services.config)) {
+                return;
+            }
             self.conn.process(&mut self.services.env(0));
-            self.drain_output();
         }
     }
 }
