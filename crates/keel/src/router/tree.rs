@@ -162,11 +162,13 @@ pub(super) struct Tree {
 /// one multiplication and usually one probe).
 const LINEAR_EDGES: usize = 4;
 
-/// Where `key` starts probing in a table of `1 << bits` slots (Fibonacci
-/// hashing: the top bits of a multiplication).
+/// Where a segment with this key and length starts probing in a table of
+/// `1 << bits` slots (Fibonacci hashing: the top bits of a multiplication).
+/// The length tells apart siblings that share their first 8 bytes.
 #[inline]
-fn home(key: u64, bits: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+fn home(key: u64, len: usize, bits: u32) -> usize {
+    let mixed = key ^ (len as u64).rotate_right(8);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
 }
 
 impl Tree {
@@ -248,7 +250,7 @@ impl Tree {
             let (table, bits) = (node.table.0 as usize, node.table.1);
             let slots = &self.slots[table..table + (1 << bits)];
             let mask = slots.len() - 1;
-            let mut at = home(key, bits);
+            let mut at = home(key, segment.len(), bits);
             loop {
                 // at most half full: an empty slot ends every probe sequence
                 let i = slots[at].checked_sub(1)? as usize;
@@ -366,7 +368,7 @@ impl TreeBuilder {
             slots.resize(table + (1 << bits), 0);
             let mask = (1 << bits) - 1;
             for (edge, &key) in keys.iter().enumerate().take(end).skip(start) {
-                let mut at = home(key, bits);
+                let mut at = home(key, edges[edge].len as usize, bits);
                 while slots[table + at] != 0 {
                     at = (at + 1) & mask;
                 }
