@@ -486,7 +486,7 @@ impl Handler for FuzzHandler {
                 PANIC_EXPECTED.with(|expected| expected.set(false));
                 return;
             }
-            "/defer" if defer_enabled() => {
+            "/defer" => {
                 // Later pipelined requests must wait for this answer.
                 let responder = res.defer();
                 let reply = match body.len() % 4 {
@@ -586,17 +586,6 @@ impl Handler for FuzzHandler {
         reply.keep_alive = res.keeps_alive();
         self.log.lock()[index].reply = reply;
     }
-}
-
-/// Whether `/defer` defers. Always in fuzz builds; in the regression test
-/// only with `KEEL_FUZZ_DEFER` set (as `open_bugs` does), until
-/// `MemoryConn` no longer overflows its stack when a request is pipelined
-/// behind a deferred one (`open/defer-pipelined-stack-overflow`). Once it is
-/// fixed, make this `true`.
-#[allow(unexpected_cfgs)] // `fuzzing` is set by cargo-fuzz
-fn defer_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| cfg!(fuzzing) || std::env::var_os("KEEL_FUZZ_DEFER").is_some())
 }
 
 /// Answers a deferred request (echoing `body` in one of three ways); returns

@@ -80,7 +80,6 @@ fn open_bugs() {
         let status = Command::new(&exe)
             .args(["replay_one", "--exact", "--nocapture"])
             .env("KEEL_FUZZ_REPLAY", &path)
-            .env("KEEL_FUZZ_DEFER", "1")
             .status()
             .expect("run the test binary");
         if !status.success() {
