@@ -35,9 +35,9 @@ mod date;
 mod deferred;
 mod error;
 mod handler;
-pub mod middleware;
 #[cfg(feature = "json")]
 mod json;
+pub mod middleware;
 mod parse;
 mod pool;
 mod request;
