@@ -51,17 +51,22 @@ impl ChunkedDecoder {
         loop {
             match self.phase {
                 Phase::Size => {
-                    let Some(line) = take_line(buf, self.read, MAX_CHUNK_LINE)? else {
+                    let line = take_line(buf, self.read, MAX_CHUNK_LINE)
+                        .map_err(|_| ProtocolError::InvalidChunk)?;
+                    let Some(line) = line else {
                         return Ok(None);
                     };
                     let size = parse_chunk_size(&buf[self.read..line])?;
                     self.read = line + 2;
                     if size == 0 {
                         self.phase = Phase::Trailers;
-                    } else if size > limits.max_body - self.written {
+                    } else if size > (limits.max_body - self.written) as u64 {
                         return Err(ProtocolError::BodyTooLarge);
                     } else {
-                        self.phase = Phase::Data { remaining: size };
+                        // Checked just above: at most max_body, so it fits a usize.
+                        self.phase = Phase::Data {
+                            remaining: size as usize,
+                        };
                     }
                 }
                 Phase::Data { remaining } => {
@@ -90,9 +95,11 @@ impl ChunkedDecoder {
                 },
                 Phase::Trailers => {
                     let room = limits.max_trailer_bytes.saturating_sub(self.trailer_bytes);
-                    let Some(line) = take_line(buf, self.read, room)
-                        .map_err(|_| ProtocolError::HeadersTooLarge)?
-                    else {
+                    let line = take_line(buf, self.read, room).map_err(|e| match e {
+                        LineError::TooLong => ProtocolError::HeadersTooLarge,
+                        LineError::Malformed => ProtocolError::InvalidChunk,
+                    })?;
+                    let Some(line) = line else {
                         return Ok(None);
                     };
                     let field = &buf[self.read..line];
@@ -122,33 +129,43 @@ impl ChunkedDecoder {
     }
 }
 
+/// Why a framing line could not be taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineError {
+    /// Longer than allowed.
+    TooLong,
+    /// A bare CR or LF inside the line.
+    Malformed,
+}
+
 /// Finds the CRLF ending the line that starts at `from`; `Ok(None)` if it has
 /// not arrived yet. A bare CR or LF inside the line is an error: lenient line
 /// endings in chunked framing are a request-smuggling vector.
-fn take_line(buf: &[u8], from: usize, max_len: usize) -> Result<Option<usize>, ProtocolError> {
+fn take_line(buf: &[u8], from: usize, max_len: usize) -> Result<Option<usize>, LineError> {
     let rest = &buf[from..];
     match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-        Some(i) if i + 2 > max_len => Err(ProtocolError::InvalidChunk),
-        Some(i) if rest[i] == b'\n' => Err(ProtocolError::InvalidChunk),
+        Some(i) if i + 2 > max_len => Err(LineError::TooLong),
+        Some(i) if rest[i] == b'\n' => Err(LineError::Malformed),
         Some(i) => match rest.get(i + 1) {
             Some(b'\n') => Ok(Some(from + i)),
-            Some(_) => Err(ProtocolError::InvalidChunk),
+            Some(_) => Err(LineError::Malformed),
             None => Ok(None),
         },
-        None if rest.len() >= max_len => Err(ProtocolError::InvalidChunk),
+        None if rest.len() >= max_len => Err(LineError::TooLong),
         None => Ok(None),
     }
 }
 
 /// `chunk-size [ chunk-ext ]`: hex digits, then optional `;`-extensions that
 /// are skipped but must hold no control characters.
-fn parse_chunk_size(line: &[u8]) -> Result<usize, ProtocolError> {
+fn parse_chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 || digits > 15 {
         return Err(ProtocolError::InvalidChunk);
     }
-    let size = line[..digits].iter().fold(0usize, |n, &d| {
-        n * 16 + (d as char).to_digit(16).unwrap_or(0) as usize
+    // At most 15 digits: fits in a u64 on every target, 32-bit ones included.
+    let size = line[..digits].iter().fold(0u64, |n, &d| {
+        n * 16 + u64::from((d as char).to_digit(16).unwrap_or(0))
     });
     let ext = line[digits..].trim_ascii_start();
     let ext_ok = ext.is_empty()
@@ -262,6 +279,8 @@ mod tests {
             (b"0\r\n bad\r\n\r\n", InvalidChunk),
             (b"0\r\nX : y\r\n\r\n", InvalidChunk),
             (b"0\r\nnocolon\r\n\r\n", InvalidChunk),
+            (b"0\r\nX: a\nb\r\n\r\n", InvalidChunk),
+            (b"0\r\nX: a\rb\r\n\r\n", InvalidChunk),
         ];
         for (wire, want) in cases {
             assert_eq!(

@@ -227,8 +227,9 @@ pub(crate) struct Conn {
     errored: bool,
     /// See [`Conn::held_back`].
     held_back: bool,
-    /// The ticket of the deferred response this connection waits for.
-    deferred: Option<u64>,
+    /// The ticket of the deferred response this connection waits for, and
+    /// whether it answers a `HEAD`.
+    deferred: Option<(u64, bool)>,
 }
 
 impl Conn {
@@ -304,10 +305,17 @@ impl Conn {
             }) => (self.start + head_len + n).saturating_sub(buf.len()),
             _ => 0,
         };
-        if room < MIN_READ_ROOM || room < body_rest {
-            // Double (the head and chunked bodies are bounded by their limits),
-            // or make room for the whole rest of a fixed-length body at once.
-            buf.reserve(body_rest.max(buf.capacity()).max(MIN_READ_ROOM));
+        if room < MIN_READ_ROOM {
+            // Grow by doubling, as bytes arrive: a head alone never makes the
+            // connection hold its declared body's size. A fixed-length body
+            // grows the buffer no further than its end.
+            let double = buf.capacity().max(MIN_READ_ROOM);
+            let want = if body_rest > 0 {
+                double.min(body_rest.max(MIN_READ_ROOM))
+            } else {
+                double
+            };
+            buf.reserve(want);
         }
         buf
     }
@@ -349,6 +357,9 @@ impl Conn {
 
     /// A deadline passed while waiting for a request: answer `408` and close.
     pub(crate) fn on_request_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
+        if self.phase != Phase::Open || self.deferred.is_some() {
+            return; // not waiting for a request: its own deadline applies
+        }
         let error = match self.awaiting {
             Some(_) => ProtocolError::BodyTimeout,
             None => ProtocolError::HeaderTimeout,
@@ -360,7 +371,7 @@ impl Conn {
     /// A deferred response arrived: queue it in order, if this connection
     /// still waits for it. Returns whether it was taken.
     pub(crate) fn complete_deferred(&mut self, done: Completion, pool: &mut BufferPool) -> bool {
-        if self.deferred != Some(done.ticket) {
+        if self.deferred.map(|(ticket, _)| ticket) != Some(done.ticket) {
             return false;
         }
         self.deferred = None;
@@ -374,11 +385,13 @@ impl Conn {
     /// The deferred response did not come in time: answer `503` and close;
     /// the late answer, if it ever comes, is dropped.
     pub(crate) fn on_deferred_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
-        self.deferred = None;
+        let Some((_, is_head)) = self.deferred.take() else {
+            return;
+        };
         env.counters.timeouts.add(1);
         env.counters.count_status(503);
         let (out, large) = self.output.buf_and_large(env.pool);
-        let mut res = Response::new(out, large, false, false, false, env.server_line);
+        let mut res = Response::new(out, large, false, is_head, false, env.server_line);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"the response was not ready in time\n");
@@ -524,7 +537,7 @@ impl Conn {
         match answer {
             Answer::Written { keep_alive: true } => {}
             Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
-            Answer::Deferred { ticket } => self.deferred = Some(ticket),
+            Answer::Deferred { ticket, is_head } => self.deferred = Some((ticket, is_head)),
         }
     }
 
@@ -573,7 +586,7 @@ enum Answer {
     /// The response is queued; the connection stays open or not.
     Written { keep_alive: bool },
     /// A [`crate::Responder`] will answer later.
-    Deferred { ticket: u64 },
+    Deferred { ticket: u64, is_head: bool },
 }
 
 /// Calls the handler on one request, containing a panic as a `500`.
@@ -613,7 +626,10 @@ fn dispatch<H: Handler + ?Sized>(
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
             if let Some(ticket) = res.deferred_ticket() {
-                return Answer::Deferred { ticket };
+                return Answer::Deferred {
+                    ticket,
+                    is_head: framing.is_head,
+                };
             }
             if env.draining.load(Relaxed) {
                 // Shutdown began while the handler ran: close after this

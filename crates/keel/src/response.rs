@@ -251,7 +251,16 @@ impl<'a> Response<'a> {
 
     /// Sets the status (default `200 OK`). May be called until the head is
     /// sent: any time before `body`, `body_bytes` or `chunked`.
+    ///
+    /// # Panics
+    ///
+    /// After the head was sent, or for a 1xx status (interim responses are
+    /// the server's: `100 Continue` is sent by keel itself).
     pub fn status(&mut self, status: StatusCode) -> &mut Self {
+        assert!(
+            status.as_u16() >= 200,
+            "{status:?}: a 1xx status is interim, never a final response"
+        );
         assert!(
             matches!(self.stage, Stage::Headers | Stage::Buffered { .. }),
             "status set after the response head was written"
@@ -592,7 +601,13 @@ impl<'a> Response<'a> {
         out.extend_from_slice(self.status.reason().as_bytes());
         out.extend_from_slice(b"\r\n");
         match framing {
-            _ if self.status.forbids_body() => {}
+            _ if self.status.framing_implies_no_body() => {}
+            // A 205 carries no content, and says so (RFC 9110 §15.3.6).
+            Framing::Length(_) | Framing::Chunked | Framing::UntilClose
+                if self.status.forbids_body() =>
+            {
+                out.extend_from_slice(b"Content-Length: 0\r\n");
+            }
             Framing::Length(len) => {
                 let mut digits = [0u8; 20];
                 out.extend_from_slice(b"Content-Length: ");
@@ -729,6 +744,22 @@ mod tests {
             text,
             "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn reset_content_says_it_has_no_body() {
+        let (text, _) = render(false, false, |r| {
+            r.status(StatusCode::RESET_CONTENT).body(b"ignored");
+        });
+        assert_eq!(text, "PREVIOUSHTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\nDate: D\r\nServer: t\r\n\r\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "interim")]
+    fn a_1xx_final_status_is_refused() {
+        let mut out = BytesMut::new();
+        let mut large = Vec::new();
+        Response::new(&mut out, &mut large, true, false, false, b"").status(StatusCode::CONTINUE);
     }
 
     #[test]

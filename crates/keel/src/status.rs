@@ -37,6 +37,7 @@ status_codes! {
     CREATED = 201, "Created";
     ACCEPTED = 202, "Accepted";
     NO_CONTENT = 204, "No Content";
+    RESET_CONTENT = 205, "Reset Content";
     PARTIAL_CONTENT = 206, "Partial Content";
     MOVED_PERMANENTLY = 301, "Moved Permanently";
     FOUND = 302, "Found";
@@ -84,8 +85,15 @@ impl StatusCode {
         self.0
     }
 
-    /// Whether a response with this status never has a body (1xx, 204, 304).
+    /// Whether a response with this status never has a body (1xx, 204,
+    /// 205, 304).
     pub const fn forbids_body(self) -> bool {
+        self.0 < 200 || self.0 == 204 || self.0 == 205 || self.0 == 304
+    }
+
+    /// Whether the response's framing says "no body" by itself (1xx, 204,
+    /// 304, RFC 9112 §6.3); a 205 must say `Content-Length: 0` instead.
+    pub(crate) const fn framing_implies_no_body(self) -> bool {
         self.0 < 200 || self.0 == 204 || self.0 == 304
     }
 

@@ -33,6 +33,9 @@ pub struct MemoryConn<H> {
     conn: Conn,
     services: Services<H>,
     received: Vec<u8>,
+    /// Bytes sent by the peer and not read yet: the connection reads only
+    /// while it wants input, as a worker does.
+    unread: Vec<u8>,
     completions: Receiver<Completion>,
 }
 
@@ -58,6 +61,7 @@ impl<H: Handler> MemoryConn<H> {
             conn: Conn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000))),
             services,
             received: Vec::new(),
+            unread: Vec::new(),
             completions,
         }
     }
@@ -66,15 +70,29 @@ impl<H: Handler> MemoryConn<H> {
     /// much as its buffer takes at a time, answers what is complete, and the
     /// answers are kept for [`recv`](MemoryConn::recv). Bytes sent after the
     /// connection decided to close are ignored, as a socket's would be.
-    pub fn send(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.conn.phase() == Phase::Open {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.unread.extend_from_slice(bytes);
+        self.read_unread();
+    }
+
+    /// Reads what the peer sent, one buffer's room at a time, while the
+    /// connection wants input (not closing, not waiting on a deferred
+    /// answer, not held back by queued output).
+    fn read_unread(&mut self) {
+        let mut taken = 0;
+        while taken < self.unread.len() && self.conn.wants_input(&self.services.config) {
             let buf = self.conn.read_buffer(&mut self.services.pool);
-            let take = (buf.capacity() - buf.len()).min(bytes.len());
-            buf.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
+            let take = (buf.capacity() - buf.len()).min(self.unread.len() - taken);
+            buf.extend_from_slice(&self.unread[taken..taken + take]);
+            taken += take;
             self.services.counters.bytes_in.add(take as u64);
             self.conn.process(&mut self.services.env(0));
             self.drain_output();
+        }
+        if self.conn.phase() != Phase::Open {
+            self.unread.clear(); // a closing connection reads no more
+        } else {
+            self.unread.drain(..taken);
         }
     }
 
@@ -83,11 +101,19 @@ impl<H: Handler> MemoryConn<H> {
         self.conn.on_peer_eof();
     }
 
-    /// Runs what happens when the request deadline passes: `408` if a request
-    /// is in progress or none has come yet.
+    /// Runs what a worker does when this connection's request deadline
+    /// passes: `408` while a request is arriving (or none has come yet on a
+    /// fresh connection), a quiet close when idle between requests, nothing
+    /// while it waits for a deferred answer or is already closing.
     pub fn expire_deadline(&mut self) {
-        self.conn.on_request_timeout(&mut self.services.env(0));
-        self.drain_output();
+        match self.conn.waiting() {
+            Waiting::NextRequest if self.conn.served() > 0 => self.conn.on_peer_eof(),
+            Waiting::NextRequest | Waiting::Head | Waiting::Body => {
+                self.conn.on_request_timeout(&mut self.services.env(0));
+                self.drain_output();
+            }
+            Waiting::Deferred | Waiting::Close => {}
+        }
     }
 
     /// Every response byte written since the last call (deferred responses
@@ -152,6 +178,7 @@ impl<H: Handler> MemoryConn<H> {
         if self.conn.complete_deferred(done, &mut self.services.pool) {
             self.services.counters.count_status(status);
             self.drain_output();
+            self.read_unread();
         }
     }
 
