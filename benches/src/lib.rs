@@ -7,7 +7,7 @@
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
 //! - `405` with `Allow` for another method on those paths, `404` elsewhere
 //!
-//! [`keel_app`] is the handler of `examples/hello`, copied; [`hyper_app`] is
+//! [`keel_app`] is the handler of `examples/hello` (its library); [`hyper_app`] is
 //! the same contract as a hyper 1.x service, configured as hyper's docs
 //! recommend for a fast HTTP/1 server. [`mem`] drives each through one
 //! in-memory connection, [`wire`] holds the requests and a response framer

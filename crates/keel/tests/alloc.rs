@@ -2,39 +2,15 @@
 //! `GET /json` performs no heap allocation at all, in any thread.
 
 use keel::{Request, Response};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; counting
-// has no effect on the memory handed out.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through `alloc`/`realloc` above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "util/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
 
 #[derive(serde::Serialize)]
 struct Message {
@@ -110,9 +86,9 @@ fn serving_allocates_nothing_after_warm_up() {
     };
     run(&mut stream); // warm-up: pools, slab, caches
     std::thread::sleep(Duration::from_millis(50));
-    let before = ALLOCATIONS.load(SeqCst);
+    let before = counting_alloc::allocations();
     run(&mut stream);
-    let after = ALLOCATIONS.load(SeqCst);
+    let after = counting_alloc::allocations();
     assert_eq!(server.stats().requests, 2 + 2 * 200 * 34);
     assert_eq!(
         after - before,

@@ -8,36 +8,12 @@
 use keel::middleware::{AccessLog, Cors, HandlerExt, LogFormat, RequestId};
 use keel::testing::MemoryConn;
 use keel::{Handler, Request, Response, Router};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to the system allocator unchanged; counting
-// has no effect on the memory handed out.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through `alloc`/`realloc` above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "util/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
 
 fn link(req: &Request<'_>, res: &mut Response<'_>) {
     res.header("Content-Type", "text/plain")
@@ -48,7 +24,7 @@ fn link(req: &Request<'_>, res: &mut Response<'_>) {
 /// returns the allocations counted meanwhile.
 fn allocations(conn: &mut MemoryConn<impl Handler>, requests: &[(&[u8], &[u8])]) -> u64 {
     let mut out = Vec::with_capacity(64 * 1024);
-    let before = ALLOCATIONS.load(SeqCst);
+    let before = counting_alloc::allocations();
     for _ in 0..200 {
         for (request, expect) in requests {
             out.clear();
@@ -61,7 +37,7 @@ fn allocations(conn: &mut MemoryConn<impl Handler>, requests: &[(&[u8], &[u8])])
             );
         }
     }
-    ALLOCATIONS.load(SeqCst) - before
+    counting_alloc::allocations() - before
 }
 
 #[test]

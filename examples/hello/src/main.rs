@@ -7,58 +7,10 @@
 //! `hello [--addr HOST:PORT] [--workers N]`, or `KEEL_ADDR` / `KEEL_WORKERS`.
 #![forbid(unsafe_code)]
 
-use keel::{Request, Response, Server, StatusCode};
-use serde::Serialize;
+use hello::hello;
+use keel::Server;
 use std::process::ExitCode;
 use std::time::Duration;
-
-#[derive(Serialize)]
-struct Message {
-    message: &'static str,
-}
-
-fn hello(req: &Request<'_>, res: &mut Response<'_>) {
-    match (req.method(), req.path()) {
-        ("GET" | "HEAD", "/plaintext") => {
-            res.header("Content-Type", "text/plain")
-                .body(b"Hello, World!");
-        }
-        ("GET" | "HEAD", "/json") => {
-            res.header("Content-Type", "application/json");
-            // Serialising into the response writes straight into the output buffer.
-            let written = serde_json::to_writer(
-                &mut *res,
-                &Message {
-                    message: "Hello, World!",
-                },
-            );
-            if written.is_err() {
-                res.status(StatusCode::INTERNAL_SERVER_ERROR);
-            }
-        }
-        ("POST", "/echo") => {
-            let content_type = req
-                .header("content-type")
-                .unwrap_or(b"application/octet-stream");
-            res.header("Content-Type", content_type).body(req.body());
-        }
-        (_, "/plaintext" | "/json" | "/echo") => {
-            let allow = if req.path() == "/echo" {
-                "POST"
-            } else {
-                "GET, HEAD"
-            };
-            res.status(StatusCode::METHOD_NOT_ALLOWED)
-                .header("Allow", allow)
-                .body(b"");
-        }
-        _ => {
-            res.status(StatusCode::NOT_FOUND)
-                .header("Content-Type", "text/plain")
-                .body(b"Not Found\n");
-        }
-    }
-}
 
 struct Options {
     addr: String,
