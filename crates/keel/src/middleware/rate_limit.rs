@@ -250,25 +250,12 @@ impl Middleware for RateLimit {
             return Flow::Continue;
         };
         let secs = wait.div_ceil(1_000_000_000).max(1);
-        let mut digits = [0u8; 20];
-        res.status(StatusCode::TOO_MANY_REQUESTS)
-            .header("Retry-After", decimal(secs, &mut digits))
-            .header("Content-Type", "text/plain; charset=utf-8")
+        res.status(StatusCode::TOO_MANY_REQUESTS);
+        // A number is always a valid header value.
+        let _ = res.header_fmt("Retry-After", format_args!("{secs}"));
+        res.header("Content-Type", "text/plain; charset=utf-8")
             .body(b"too many requests\n");
         Flow::Stop
-    }
-}
-
-/// `n` in decimal, into `buf`; returns the digits.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 
