@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Free space a read wants in the input buffer before it grows.
 const MIN_READ_ROOM: usize = 2048;
@@ -34,6 +35,9 @@ pub(crate) struct Services<H> {
     server_line: Vec<u8>,
     draining: Arc<AtomicBool>,
     deferral: Deferral,
+    /// The worker's latest clock reading: set once per event-loop turn, and
+    /// after each answered request. See [`Env::answered`].
+    pub(crate) clock: Instant,
 }
 
 impl<H> Services<H> {
@@ -64,6 +68,7 @@ impl<H> Services<H> {
             server_line,
             draining,
             deferral,
+            clock: Instant::now(),
         }
     }
 
@@ -77,6 +82,7 @@ impl<H> Services<H> {
             server_line: &self.server_line,
             draining: &self.draining,
             deferral: &self.deferral,
+            clock: &mut self.clock,
             key,
         }
     }
@@ -96,8 +102,28 @@ pub(crate) struct Env<'a, H: ?Sized> {
     /// still closes.
     pub(crate) draining: &'a AtomicBool,
     pub(crate) deferral: &'a Deferral,
+    /// See [`Services::clock`].
+    pub(crate) clock: &'a mut Instant,
     /// The connection's slab key, which a deferred answer is addressed to.
     pub(crate) key: usize,
+}
+
+impl<H: ?Sized> Env<'_, H> {
+    /// Records the latency of a request whose response was just queued, and
+    /// dispatched at `started`; one clock read, which becomes the start of
+    /// the next request this worker dispatches before its loop turns again.
+    ///
+    /// The start is the worker's latest clock reading rather than a fresh
+    /// one: at most one clock read per request, and the time it leaves out
+    /// of a request's latency is never the handler's.
+    #[inline]
+    fn answered(&mut self, started: Instant) {
+        let now = Instant::now();
+        self.counters
+            .latency
+            .observe(now.saturating_duration_since(started));
+        *self.clock = now;
+    }
 }
 
 /// Whether requests are still being read.
@@ -227,9 +253,18 @@ pub(crate) struct Conn {
     errored: bool,
     /// See [`Conn::held_back`].
     held_back: bool,
-    /// The ticket of the deferred response this connection waits for, and
-    /// whether it answers a `HEAD`.
-    deferred: Option<(u64, bool)>,
+    /// The deferred response this connection waits for.
+    deferred: Option<Pending>,
+}
+
+/// A deferred response still to come.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    ticket: u64,
+    /// It answers a `HEAD` request.
+    is_head: bool,
+    /// When its request was dispatched, for the latency histogram.
+    started: Instant,
 }
 
 impl Conn {
@@ -369,27 +404,37 @@ impl Conn {
     }
 
     /// A deferred response arrived: queue it in order, if this connection
-    /// still waits for it. Returns whether it was taken.
-    pub(crate) fn complete_deferred(&mut self, done: Completion, pool: &mut BufferPool) -> bool {
-        if self.deferred.map(|(ticket, _)| ticket) != Some(done.ticket) {
+    /// still waits for it, and count it. Returns whether it was taken.
+    pub(crate) fn complete_deferred<H: Handler + ?Sized>(
+        &mut self,
+        done: Completion,
+        env: &mut Env<'_, H>,
+    ) -> bool {
+        let Some(pending) = self.deferred.filter(|p| p.ticket == done.ticket) else {
             return false;
-        }
+        };
         self.deferred = None;
-        self.output.splice(done.bytes, done.large, pool);
+        self.output.splice(done.bytes, done.large, env.pool);
         if !done.keep_alive {
             self.phase = Phase::Closing;
         }
+        env.counters.count_status(done.status);
+        env.answered(pending.started);
         true
     }
 
     /// The deferred response did not come in time: answer `503` and close;
     /// the late answer, if it ever comes, is dropped.
     pub(crate) fn on_deferred_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
-        let Some((_, is_head)) = self.deferred.take() else {
+        let Some(Pending {
+            is_head, started, ..
+        }) = self.deferred.take()
+        else {
             return;
         };
         env.counters.timeouts.add(1);
         env.counters.count_status(503);
+        env.answered(started);
         let (out, large) = self.output.buf_and_large(env.pool);
         let mut res = Response::new(out, large, false, is_head, false, env.server_line);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
@@ -537,7 +582,17 @@ impl Conn {
         match answer {
             Answer::Written { keep_alive: true } => {}
             Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
-            Answer::Deferred { ticket, is_head } => self.deferred = Some((ticket, is_head)),
+            Answer::Deferred {
+                ticket,
+                is_head,
+                started,
+            } => {
+                self.deferred = Some(Pending {
+                    ticket,
+                    is_head,
+                    started,
+                })
+            }
         }
     }
 
@@ -586,7 +641,12 @@ enum Answer {
     /// The response is queued; the connection stays open or not.
     Written { keep_alive: bool },
     /// A [`crate::Responder`] will answer later.
-    Deferred { ticket: u64, is_head: bool },
+    Deferred {
+        ticket: u64,
+        is_head: bool,
+        /// When the request was dispatched.
+        started: Instant,
+    },
 }
 
 /// Calls the handler on one request, containing a panic as a `500`.
@@ -598,6 +658,8 @@ fn dispatch<H: Handler + ?Sized>(
     body: &[u8],
     peer: SocketAddr,
 ) -> Answer {
+    // The latency histogram's start: see `Env::answered`.
+    let started = *env.clock;
     let request = Request {
         method: req.method.unwrap_or_default(),
         target: req.path.unwrap_or_default(),
@@ -629,6 +691,7 @@ fn dispatch<H: Handler + ?Sized>(
                 return Answer::Deferred {
                     ticket,
                     is_head: framing.is_head,
+                    started,
                 };
             }
             if env.draining.load(Relaxed) {
@@ -638,6 +701,7 @@ fn dispatch<H: Handler + ?Sized>(
             }
             res.finish();
             env.counters.count_status(res.status_code().as_u16());
+            env.answered(started);
             Answer::Written {
                 keep_alive: res.keeps_alive(),
             }
@@ -652,6 +716,7 @@ fn dispatch<H: Handler + ?Sized>(
             res.status(StatusCode::INTERNAL_SERVER_ERROR)
                 .header("Content-Type", "text/plain; charset=utf-8")
                 .body(b"Internal Server Error\n");
+            env.answered(started);
             Answer::Written { keep_alive: false }
         }
     }

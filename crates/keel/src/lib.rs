@@ -35,8 +35,10 @@ mod date;
 mod deferred;
 mod error;
 mod handler;
+mod histogram;
 #[cfg(feature = "json")]
 mod json;
+mod metrics;
 pub mod middleware;
 mod parse;
 mod pool;
@@ -59,8 +61,10 @@ pub use cookie::{Cookie, SameSite};
 pub use deferred::Responder;
 pub use error::ProtocolError;
 pub use handler::Handler;
+pub use histogram::LATENCY_BUCKETS;
 #[cfg(feature = "json")]
 pub use json::JsonError;
+pub use metrics::{AlreadyWired, Metrics};
 pub use request::{percent_decode, Request, Version};
 pub use response::{InvalidHeader, Response};
 pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};

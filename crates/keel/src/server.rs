@@ -2,6 +2,7 @@
 
 use crate::stats::{Stats, WorkerCounters};
 use crate::worker::{self, Control, WorkerSetup, WAKER};
+use crate::Metrics;
 use crate::{sys, Config, Handler};
 use crossbeam_channel::Sender;
 use mio::{Poll, Waker};
@@ -35,6 +36,7 @@ pub struct Server {
     config: Config,
     pin_workers: bool,
     backlog: i32,
+    metrics: Option<Metrics>,
 }
 
 impl Server {
@@ -52,6 +54,7 @@ impl Server {
             config: Config::default(),
             pin_workers: false,
             backlog: 4096,
+            metrics: None,
         }
     }
 
@@ -81,6 +84,28 @@ impl Server {
         self
     }
 
+    /// Reports this server's counters and request-latency histograms, per
+    /// worker, through `metrics` (and every clone of it) once
+    /// [`serve`](Server::serve) has started the workers. Costs the workers
+    /// nothing they do not already do: the counters are theirs either way.
+    ///
+    /// ```
+    /// let metrics = keel::Metrics::new();
+    /// let server = keel::Server::bind("127.0.0.1:0")
+    ///     .workers(2)
+    ///     .metrics(&metrics)
+    ///     .serve(|_req: &keel::Request<'_>, res: &mut keel::Response<'_>| res.body(b"ok"))?;
+    /// assert!(metrics.is_wired());
+    /// assert!(metrics.render().contains("keel_connections_open{worker=\"1\"} 0\n"));
+    /// server.shutdown(std::time::Duration::ZERO);
+    /// server.join();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(mut self, metrics: &Metrics) -> Server {
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
     /// Binds every worker's listener and starts the workers. Also raises
     /// the process's soft limit on open files to its hard limit, since each
     /// connection holds one.
@@ -89,9 +114,15 @@ impl Server {
     ///
     /// When the address does not resolve, a listener cannot bind (port in
     /// use, no permission), or a thread or poller cannot be created. Nothing
-    /// is left running on error.
+    /// is left running on error. With [`metrics`](Server::metrics): when
+    /// that [`Metrics`] already reports another server (an error of kind
+    /// `AlreadyExists` wrapping [`crate::AlreadyWired`]).
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<ServerHandle> {
         let addr = self.addr?;
+        let already_wired = || io::Error::new(io::ErrorKind::AlreadyExists, crate::AlreadyWired);
+        if self.metrics.as_ref().is_some_and(Metrics::is_wired) {
+            return Err(already_wired());
+        }
         // Each connection is a file descriptor: lift the soft limit (often
         // 1024) to the hard one. Failing to is not fatal.
         let _ = sys::raise_open_file_limit();
@@ -149,11 +180,21 @@ impl Server {
                 thread: Mutex::new(Some(thread)),
             });
         }
-        Ok(ServerHandle {
+        let started = ServerHandle {
             local_addr,
             workers,
             shutting_down,
-        })
+        };
+        if let Some(metrics) = &self.metrics {
+            let counters = started.workers.iter().map(|w| Arc::clone(&w.counters));
+            if metrics.wire(counters.collect()).is_err() {
+                // Another server took it meanwhile.
+                started.shutdown(Duration::ZERO);
+                started.join();
+                return Err(already_wired());
+            }
+        }
+        Ok(started)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Per-worker counters, written by their worker alone and summed by the handle.
 
+use crate::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A counter with a single writer: `add` is a plain load and store (no locked
@@ -18,7 +19,7 @@ impl Counter {
         self.0.store(self.0.load(Relaxed).wrapping_sub(n), Relaxed);
     }
 
-    fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
 }
@@ -36,6 +37,8 @@ pub(crate) struct WorkerCounters {
     pub(crate) responses_5xx: Counter,
     pub(crate) timeouts: Counter,
     pub(crate) handler_panics: Counter,
+    /// How long requests took from dispatch to a queued response.
+    pub(crate) latency: Histogram,
 }
 
 impl WorkerCounters {

@@ -79,6 +79,8 @@ impl<H: Handler> MemoryConn<H> {
     /// connection wants input (not closing, not waiting on a deferred
     /// answer, not held back by queued output).
     fn read_unread(&mut self) {
+        // As a worker reads its clock once per event-loop turn.
+        self.services.clock = Instant::now();
         let mut taken = 0;
         while taken < self.unread.len() && self.conn.wants_input(&self.services.config) {
             let buf = self.conn.read_buffer(&mut self.services.pool);
@@ -174,9 +176,7 @@ impl<H: Handler> MemoryConn<H> {
     }
 
     fn complete(&mut self, done: Completion) {
-        let status = done.status;
-        if self.conn.complete_deferred(done, &mut self.services.pool) {
-            self.services.counters.count_status(status);
+        if self.conn.complete_deferred(done, &mut self.services.env(0)) {
             self.drain_output();
             self.read_unread();
         }

@@ -138,6 +138,8 @@ impl<H: Handler> Worker<H> {
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
+            // Where the latency of the next request dispatched starts.
+            self.services.clock = self.now;
             date::refresh();
             for event in events.iter() {
                 match event.token() {
@@ -215,12 +217,13 @@ impl<H: Handler> Worker<H> {
     fn read_control(&mut self) {
         while let Ok(done) = self.completions.try_recv() {
             let key = done.key;
-            let status = done.status;
             let Some(slot) = self.conns.get_mut(key) else {
                 continue;
             };
-            if slot.conn.complete_deferred(done, &mut self.services.pool) {
-                self.services.counters.count_status(status);
+            if slot
+                .conn
+                .complete_deferred(done, &mut self.services.env(key))
+            {
                 self.drive(key, false);
             }
         }
