@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Free space a read wants in the input buffer before it grows.
 const MIN_READ_ROOM: usize = 2048;
@@ -269,6 +269,8 @@ struct Pending {
     is_head: bool,
     /// When its request was dispatched, for the latency histogram.
     started: Instant,
+    /// Its own deadline, set with [`Response::deferred_timeout`].
+    timeout: Option<Duration>,
 }
 
 impl Conn {
@@ -321,14 +323,19 @@ impl Conn {
         }
     }
 
+    /// How long the deferred answer this connection waits for may take: its
+    /// request's own deadline, else `default`.
+    pub(crate) fn deferred_timeout(&self, default: Duration) -> Duration {
+        self.deferred.and_then(|p| p.timeout).unwrap_or(default)
+    }
+
     /// Whether the connection holds neither pooled buffer.
     pub(crate) fn holds_no_buffer(&self) -> bool {
         self.input.is_none() && self.output.buf.is_none()
     }
 
     /// The input buffer with room for the next read, taken from the pool if
-    /// the connection holds none. A body of known length gets room for all of
-    /// itself in one step.
+    /// the connection holds none; it grows as bytes arrive.
     pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
         let buf = self.input.get_or_insert_with(|| pool.take());
         let room = buf.capacity() - buf.len();
@@ -590,11 +597,13 @@ impl Conn {
                 ticket,
                 is_head,
                 started,
+                timeout,
             } => {
                 self.deferred = Some(Pending {
                     ticket,
                     is_head,
                     started,
+                    timeout,
                 })
             }
         }
@@ -650,6 +659,8 @@ enum Answer {
         is_head: bool,
         /// When the request was dispatched.
         started: Instant,
+        /// The handler's own deadline for the answer, if it set one.
+        timeout: Option<Duration>,
     },
 }
 
@@ -696,6 +707,7 @@ fn dispatch<H: Handler + ?Sized>(
                     ticket,
                     is_head: framing.is_head,
                     started,
+                    timeout: res.deferred_timeout_set(),
                 };
             }
             if env.draining.load(Relaxed) {

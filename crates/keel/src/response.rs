@@ -19,6 +19,7 @@ use crate::parse::is_token_byte;
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
+use std::time::Duration;
 
 /// Bodies at least this large, given as [`Bytes`], are written with `writev`
 /// from their own buffer instead of being copied into the output buffer.
@@ -110,6 +111,9 @@ pub struct Response<'a> {
     deferral: Option<(&'a Deferral, usize)>,
     /// Body bytes given so far (see [`Response::body_len`]).
     body_len: usize,
+    /// This response's own deadline if it is deferred (see
+    /// [`Response::deferred_timeout`]).
+    deferred_timeout: Option<Duration>,
 }
 
 impl<'a> Response<'a> {
@@ -135,6 +139,7 @@ impl<'a> Response<'a> {
             server_line,
             deferral: None,
             body_len: 0,
+            deferred_timeout: None,
         }
     }
 
@@ -224,6 +229,19 @@ impl<'a> Response<'a> {
                 .header("Retry-After", "1")
                 .body(b"busy, try again\n");
         }
+    }
+
+    /// Gives this response, if it is deferred, its own deadline instead of
+    /// [`Config::deferred_timeout`](crate::Config::deferred_timeout): past
+    /// it the server answers `503` and closes. Middleware sets it before the
+    /// handler runs ([`crate::middleware::Timeout`]).
+    pub fn deferred_timeout(&mut self, after: Duration) -> &mut Self {
+        self.deferred_timeout = Some(after);
+        self
+    }
+
+    pub(crate) fn deferred_timeout_set(&self) -> Option<Duration> {
+        self.deferred_timeout
     }
 
     /// Whether the handler handed this response to a [`Responder`].

@@ -443,7 +443,10 @@ fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
             Waiting::NextRequest => (Deadline::Idle, config.idle_timeout),
             Waiting::Head => (Deadline::Header, config.header_timeout),
             Waiting::Body => (Deadline::Body, config.body_timeout),
-            Waiting::Deferred => (Deadline::Deferred, config.deferred_timeout),
+            Waiting::Deferred => (
+                Deadline::Deferred,
+                slot.conn.deferred_timeout(config.deferred_timeout),
+            ),
             Waiting::Close => (Deadline::Linger, config.linger_timeout),
         }
     };

@@ -174,3 +174,30 @@ fn deferred_head_and_http10_keep_their_shape() {
         "no body bytes after the HEAD answer"
     );
 }
+
+#[test]
+fn a_route_can_have_its_own_deferred_deadline() {
+    use keel::middleware::{HandlerExt, Timeout};
+    // The server-wide deadline is long; the wrapped route's is short.
+    let routes = keel::Router::new()
+        .get(
+            "/late/:ms",
+            app.with(Timeout::new(Duration::from_millis(150))),
+        )
+        .get("/thread/:ms", app)
+        .build()
+        .unwrap();
+    let server = TestServer::with(routes, Config::default(), 1);
+    let started = Instant::now();
+    let responses = parse_all(&server.exchange(&get("/late/1000")));
+    assert_eq!(responses[0].status, 503);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(140) && waited < Duration::from_millis(900),
+        "{waited:?}"
+    );
+    // An unwrapped route keeps the server-wide deadline and gets its answer.
+    let mut stream = server.connect();
+    stream.write_all(&get("/thread/300")).unwrap();
+    assert_eq!(read_responses(&mut stream, 1)[0].body, b"/thread/300");
+}

@@ -44,8 +44,8 @@
 //! # Cost
 //!
 //! A layer is a static wrapper: no boxing, no dynamic call, nothing
-//! allocated per request. [`RequestId`], [`Cors`], [`BodyLimit`] and
-//! [`AccessLog`] (after warm-up) allocate nothing per request;
+//! allocated per request. [`RequestId`], [`Cors`], [`BodyLimit`],
+//! [`Timeout`] and [`AccessLog`] (after warm-up) allocate nothing per request;
 //! [`RateLimit`] allocates only when a client it does not know appears.
 //!
 //! A panicking handler unwinds through the layers without running their
@@ -58,6 +58,7 @@ mod cors;
 mod log_writer;
 mod rate_limit;
 mod request_id;
+mod timeout;
 
 pub use access_log::{AccessLog, LogFormat};
 pub use body_limit::BodyLimit;
@@ -66,6 +67,7 @@ pub use cors::Cors;
 pub use log_writer::AccessLogHandle;
 pub use rate_limit::{RateLimit, RateLimitKey, MAX_KEY_LEN};
 pub use request_id::{RequestId, RequestIdValue, MAX_ID_LEN};
+pub use timeout::Timeout;
 
 use crate::{Handler, Request, Response};
 use std::sync::Arc;
