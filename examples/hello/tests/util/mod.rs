@@ -202,86 +202,36 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
-/// A response read off a raw socket.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+/// A response read off a raw socket, parsed by keel's own test parser.
+pub use keel::testing::TestResponse as RawResponse;
 
-impl RawResponse {
-    /// The value of header `name` (case-insensitive), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one response with a `Content-Length` body from `stream`, leaving
-/// anything after it unread (there is nothing after it without pipelining).
-/// `buf` is scratch space, reused between calls.
+/// Reads one response (framed by `Content-Length` or chunked) from `stream`.
+/// `buf` is scratch space, reused between calls; there is nothing after the
+/// response without pipelining.
 pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<RawResponse> {
     buf.clear();
     let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
+    loop {
+        match keel::testing::parse_response(buf, false, false) {
+            Ok((response, _)) => return Ok(response),
+            Err(keel::testing::ResponseParseError::Invalid(why)) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why))
+            }
+            Err(keel::testing::ResponseParseError::Incomplete) => {}
         }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "connection closed after {} bytes of a response head: {:?}",
+                    "connection closed after {} bytes of a response: {:?}",
                     buf.len(),
                     String::from_utf8_lossy(buf)
                 ),
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end - 4])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut response = RawResponse {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let length: usize = response
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Content-Length"))?;
-    response
-        .body
-        .extend_from_slice(&buf[head_end..buf.len().min(head_end + length)]);
-    while response.body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let take = n.min(length - response.body.len());
-        response.body.extend_from_slice(&chunk[..take]);
     }
-    Ok(response)
 }
 
 /// Sends `GET path` on `stream` and reads the answer.
