@@ -2,6 +2,10 @@
 //! runs, fed from byte slices. For unit tests of handlers, benchmarks and
 //! fuzzing.
 
+mod counting;
+
+pub use counting::{allocations, CountingAllocator};
+
 use crate::conn::{Conn, Phase, Services, Waiting};
 use crate::deferred::Completion;
 use crate::stats::WorkerCounters;

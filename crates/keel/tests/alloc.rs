@@ -6,11 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-#[path = "util/counting_alloc.rs"]
-mod counting_alloc;
-
 #[global_allocator]
-static GLOBAL: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
+static GLOBAL: keel::testing::CountingAllocator = keel::testing::CountingAllocator;
 
 #[derive(serde::Serialize)]
 struct Message {
@@ -86,9 +83,9 @@ fn serving_allocates_nothing_after_warm_up() {
     };
     run(&mut stream); // warm-up: pools, slab, caches
     std::thread::sleep(Duration::from_millis(50));
-    let before = counting_alloc::allocations();
+    let before = keel::testing::allocations();
     run(&mut stream);
-    let after = counting_alloc::allocations();
+    let after = keel::testing::allocations();
     assert_eq!(server.stats().requests, 2 + 2 * 200 * 34);
     assert_eq!(
         after - before,

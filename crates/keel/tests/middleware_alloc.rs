@@ -9,11 +9,8 @@ use keel::middleware::{AccessLog, Cors, HandlerExt, LogFormat, RequestId};
 use keel::testing::MemoryConn;
 use keel::{Handler, Request, Response, Router};
 
-#[path = "util/counting_alloc.rs"]
-mod counting_alloc;
-
 #[global_allocator]
-static GLOBAL: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
+static GLOBAL: keel::testing::CountingAllocator = keel::testing::CountingAllocator;
 
 fn link(req: &Request<'_>, res: &mut Response<'_>) {
     res.header("Content-Type", "text/plain")
@@ -24,7 +21,7 @@ fn link(req: &Request<'_>, res: &mut Response<'_>) {
 /// returns the allocations counted meanwhile.
 fn allocations(conn: &mut MemoryConn<impl Handler>, requests: &[(&[u8], &[u8])]) -> u64 {
     let mut out = Vec::with_capacity(64 * 1024);
-    let before = counting_alloc::allocations();
+    let before = keel::testing::allocations();
     for _ in 0..200 {
         for (request, expect) in requests {
             out.clear();
@@ -37,7 +34,7 @@ fn allocations(conn: &mut MemoryConn<impl Handler>, requests: &[(&[u8], &[u8])])
             );
         }
     }
-    counting_alloc::allocations() - before
+    keel::testing::allocations() - before
 }
 
 #[test]

@@ -8,11 +8,8 @@
 use keel::testing::MemoryConn;
 use keel::{Request, Response, Router};
 
-#[path = "util/counting_alloc.rs"]
-mod counting_alloc;
-
 #[global_allocator]
-static GLOBAL: counting_alloc::CountingAllocator = counting_alloc::CountingAllocator;
+static GLOBAL: keel::testing::CountingAllocator = keel::testing::CountingAllocator;
 
 fn link(req: &Request<'_>, res: &mut Response<'_>) {
     res.header("Content-Type", "text/plain")
@@ -86,9 +83,9 @@ fn routed_requests_allocate_nothing_after_warm_up() {
         }
     };
     run(&mut conn); // warm-up: buffers, pools, the Date cache
-    let before = counting_alloc::allocations();
+    let before = keel::testing::allocations();
     run(&mut conn);
-    let after = counting_alloc::allocations();
+    let after = keel::testing::allocations();
     assert_eq!(
         after - before,
         0,

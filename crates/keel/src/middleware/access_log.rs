@@ -107,6 +107,8 @@ pub struct AccessLog {
     format: LogFormat,
     clock: Arc<dyn Clock>,
     writer: LogWriter,
+    /// Log one request in this many (per thread); 1 logs every request.
+    sample: u32,
 }
 
 impl AccessLog {
@@ -120,6 +122,7 @@ impl AccessLog {
             format,
             clock: Arc::new(SystemClock::new()),
             writer: LogWriter::spawn(Box::new(sink))?,
+            sample: 1,
         })
     }
 
@@ -136,6 +139,15 @@ impl AccessLog {
     /// [`ManualClock`](super::ManualClock) makes lines exact in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Logs one request in `one_in` (counted per worker thread) and
+    /// skips the rest: a busy service keeps a representative log at a
+    /// fraction of the cost. Responses with a `5xx` status set before the
+    /// handler returned are always logged. `0` and `1` log everything.
+    pub fn sample(mut self, one_in: u32) -> Self {
+        self.sample = one_in.max(1);
         self
     }
 
@@ -206,10 +218,21 @@ impl Middleware for AccessLog {
             starts.set(table);
             Some(started)
         });
+        let status = res.status_code().as_u16();
+        if self.sample > 1 && status < 500 {
+            let chosen = SAMPLED.with(|count| {
+                let n = count.get().wrapping_add(1);
+                count.set(n);
+                n % self.sample == 0
+            });
+            if !chosen {
+                return;
+            }
+        }
         let micros = started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64);
         let line = Line {
             req,
-            status: res.status_code().as_u16(),
+            status,
             bytes: (!res.is_deferred()).then(|| res.body_len() as u64),
             micros,
             unix_secs: self.clock.unix_secs(),
@@ -224,6 +247,8 @@ thread_local! {
     /// (layer address, request target address); `(0, 0)` is a free entry.
     static STARTS: Cell<[((usize, usize), Duration); 8]> =
         const { Cell::new([((0, 0), Duration::ZERO); 8]) };
+    /// Requests seen by sampling layers on this thread.
+    static SAMPLED: Cell<u32> = const { Cell::new(0) };
     /// (unix second, `10/Oct/2000:13:55:36 +0000`, `2000-10-10T13:55:36Z`)
     static TIME: Cell<(u64, [u8; 26], [u8; 20])> = const { Cell::new((u64::MAX, [0; 26], [0; 20])) };
 }
@@ -386,6 +411,51 @@ fn format_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::middleware::HandlerExt;
+    use crate::testing::MemoryConn;
+    use crate::StatusCode;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sampling_logs_one_in_n_and_every_server_error() {
+        let lines = Lines::default();
+        let log = AccessLog::new(LogFormat::Common, lines.clone())
+            .unwrap()
+            .sample(4);
+        let handle = log.handle();
+        let app = (|req: &Request<'_>, res: &mut Response<'_>| {
+            if req.path() == "/fail" {
+                res.status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+            res.body(b"x");
+        })
+        .with(log);
+        let mut conn = MemoryConn::new(app);
+        for _ in 0..40 {
+            conn.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        for _ in 0..3 {
+            conn.send(b"GET /fail HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        assert_eq!(conn.responses().unwrap().len(), 43);
+        handle.flush_now();
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("GET /ok ").count(), 10, "{text}");
+        assert_eq!(text.matches("GET /fail ").count(), 3, "{text}");
+    }
 
     #[test]
     fn formats_times() {

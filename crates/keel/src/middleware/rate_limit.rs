@@ -103,6 +103,8 @@ pub struct RateLimit {
     shard_capacity: usize,
     hasher: RandomState,
     clock: Arc<dyn Clock>,
+    /// `Content-Type` and body of a `429`.
+    refusal: (&'static str, &'static [u8]),
 }
 
 /// One part of the table, on its own cache line.
@@ -142,6 +144,7 @@ impl RateLimit {
             shard_capacity: 0,
             hasher: RandomState::new(),
             clock: Arc::new(SystemClock::new()),
+            refusal: ("text/plain; charset=utf-8", b"too many requests\n"),
         };
         limit.burst(n).max_clients(100_000)
     }
@@ -162,6 +165,24 @@ impl RateLimit {
     /// see [Sharing and bounds](RateLimit#sharing-and-bounds).
     pub fn max_clients(mut self, max: usize) -> Self {
         self.shard_capacity = max.div_ceil(SHARDS).max(1);
+        self
+    }
+
+    /// Answers refused requests with this `Content-Type` and body instead
+    /// of `too many requests` in plain text: an API's own error shape.
+    ///
+    /// ```
+    /// use keel::middleware::RateLimit;
+    /// use std::time::Duration;
+    ///
+    /// let limit = RateLimit::new(10, Duration::from_secs(1)).refusal(
+    ///     "application/json",
+    ///     br#"{"error":{"code":"rate_limited","message":"too many requests"}}"#,
+    /// );
+    /// # let _ = limit;
+    /// ```
+    pub fn refusal(mut self, content_type: &'static str, body: &'static [u8]) -> Self {
+        self.refusal = (content_type, body);
         self
     }
 
@@ -253,8 +274,8 @@ impl Middleware for RateLimit {
         res.status(StatusCode::TOO_MANY_REQUESTS);
         // A number is always a valid header value.
         let _ = res.header_fmt("Retry-After", format_args!("{secs}"));
-        res.header("Content-Type", "text/plain; charset=utf-8")
-            .body(b"too many requests\n");
+        res.header("Content-Type", self.refusal.0)
+            .body(self.refusal.1);
         Flow::Stop
     }
 }
