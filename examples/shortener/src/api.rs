@@ -1,0 +1,650 @@
+//! The JSON API under `/api`: parse and validate on the worker, then do
+//! the store call on keel's blocking pool through a deferred response.
+//!
+//! Every error is `{"error":{"code":"...","message":"..."}}`.
+
+use crate::app::{on_state, State};
+use crate::auth::ApiAuth;
+use crate::model::{self, Created, Link, LinkPatch, NewLink, UnixTime};
+use crate::store::{StoreError, MAX_BATCH};
+use crate::telemetry::StoreOp;
+use crate::{password, qr, validate};
+use keel::middleware::{HandlerExt, RateLimit};
+use keel::{Request, Response, Router, StatusCode};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Largest body of a single-link request.
+pub const MAX_LINK_BODY: usize = 16 << 10;
+/// Largest body of a bulk request: 1,000 links of up to 2 KiB URLs.
+pub const MAX_BULK_BODY: usize = 4 << 20;
+/// Largest page of the list.
+pub const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: usize = 20;
+/// Longest password accepted (Argon2 takes any length; this bounds the work).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// The body of a `429` from the write rate limit.
+pub const RATE_LIMITED_BODY: &[u8] =
+    br#"{"error":{"code":"rate_limited","message":"too many writes from this client, retry after the Retry-After delay"}}"#;
+
+/// An API error: its status, a stable machine code and a message for
+/// people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: Cow<'static, str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such link")
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid 'Authorization: Bearer <key>' header is required",
+        )
+    }
+
+    pub fn forbidden(message: &'static str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// Writes the error as the whole response.
+    pub fn write(&self, res: &mut Response<'_>) {
+        res.status(self.status).header("Cache-Control", "no-store");
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.header("WWW-Authenticate", "Bearer");
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.header("Retry-After", "1");
+        }
+        res.json(&self.body());
+    }
+
+    fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound => ApiError::not_found(),
+            StoreError::SlugTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "slug_taken",
+                "this slug is already taken",
+            ),
+            StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the store is unavailable, retry shortly",
+            ),
+            StoreError::Failed(detail) => {
+                eprintln!("shortener: store failed: {detail}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// A link as the API shows it.
+#[derive(Serialize)]
+pub struct LinkView<'a> {
+    pub slug: &'a str,
+    pub short_url: String,
+    pub url: &'a str,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub disabled: bool,
+    pub max_clicks: Option<u64>,
+    pub clicks: u64,
+    pub protected: bool,
+}
+
+impl<'a> LinkView<'a> {
+    pub fn new(state: &State, link: &'a Link) -> LinkView<'a> {
+        LinkView {
+            slug: &link.slug,
+            short_url: state.short_url(&link.slug),
+            url: &link.url,
+            created_at: model::format_time(link.created_at),
+            expires_at: link.expires_at.map(model::format_time),
+            disabled: link.disabled,
+            max_clicks: link.max_clicks,
+            clicks: link.clicks,
+            protected: link.password_hash.is_some(),
+        }
+    }
+}
+
+/// The body of `POST /api/links` and of each bulk item.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub url: String,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub max_clicks: Option<i64>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The body of `PATCH /api/links/:slug`: an absent field stays, `null`
+/// clears.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    max_clicks: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    links: Vec<serde_json::Value>,
+}
+
+/// Adds the API's routes. Writes go through `auth` and the `writes` rate
+/// limit; the list needs `auth` too, as it shows every link.
+pub fn routes(
+    router: Router,
+    state: &Arc<State>,
+    auth: &Arc<ApiAuth>,
+    writes: &Arc<RateLimit>,
+) -> Router {
+    let guarded = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
+        on_state(state, f)
+            .with(Arc::clone(auth))
+            .with(Arc::clone(writes))
+    };
+    router
+        .post("/api/links", guarded(create))
+        .post("/api/links/bulk", guarded(bulk))
+        .get("/api/links", on_state(state, list).with(Arc::clone(auth)))
+        .get("/api/links/:slug", on_state(state, get))
+        .patch("/api/links/:slug", guarded(update))
+        .delete("/api/links/:slug", guarded(delete))
+        .get("/api/links/:slug/stats", on_state(state, stats))
+        .get("/api/links/:slug/qr.svg", on_state(state, qr_code))
+}
+
+/// Whether the client asked for JSON (`Accept: application/json`).
+pub fn wants_json(req: &Request<'_>) -> bool {
+    req.header("accept")
+        .is_some_and(|accept| validate::contains_ignore_ascii_case(accept, b"application/json"))
+}
+
+/// Checks the body is JSON of a bounded size.
+fn json_body<'a, T: Deserialize<'a>>(req: &Request<'a>, max: usize) -> Result<T, ApiError> {
+    if req.body().len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {max} bytes"),
+        ));
+    }
+    let is_json = req.header_str("content-type").is_some_and(|ct| {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("application/json")
+    });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as 'Content-Type: application/json'",
+        ));
+    }
+    req.json()
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+}
+
+/// Validates a create request; the password comes back in clear, hashed
+/// later on the blocking pool.
+pub fn validate_create(
+    state: &State,
+    body: CreateBody,
+    now: UnixTime,
+) -> Result<(NewLink, Option<String>), ApiError> {
+    let url = validate::url(&body.url, &state.own_host).map_err(|e| invalid_url(&e))?;
+    if let Some(slug) = &body.slug {
+        validate::slug(slug).map_err(|e| invalid_slug(&e))?;
+    }
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| expiry(t, now))
+        .transpose()?;
+    let max_clicks = body.max_clicks.map(max_clicks).transpose()?;
+    if let Some(password) = &body.password {
+        check_password(password)?;
+    }
+    let new = NewLink {
+        url,
+        slug: body.slug,
+        expires_at,
+        max_clicks,
+        password_hash: None,
+        created_at: None,
+    };
+    Ok((new, body.password))
+}
+
+fn invalid_url(e: &validate::Invalid) -> ApiError {
+    ApiError::bad_request("invalid_url", e.to_string())
+}
+
+fn invalid_slug(e: &validate::Invalid) -> ApiError {
+    let code = if *e == validate::Invalid::Reserved {
+        "reserved_slug"
+    } else {
+        "invalid_slug"
+    };
+    ApiError::bad_request(code, e.to_string())
+}
+
+fn expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
+    match model::parse_time(text) {
+        Some(at) if at > now => Ok(at),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_at must be in the future",
+        )),
+        None => Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_at must be an RFC 3339 time such as 2030-01-01T00:00:00Z",
+        )),
+    }
+}
+
+fn max_clicks(n: i64) -> Result<u64, ApiError> {
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| ApiError::bad_request("invalid_max_clicks", "max_clicks must be 1 or more"))
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            "password must be 1 to 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `link` with `status`.
+fn send_link(state: &State, res: &mut Response<'_>, status: StatusCode, link: &Link) {
+    res.status(status).header("Cache-Control", "no-store");
+    if status == StatusCode::CREATED {
+        let _ = res.header_fmt("Location", format_args!("/api/links/{}", link.slug));
+    }
+    res.json(&LinkView::new(state, link));
+}
+
+/// The slug path parameter, or the `404` it deserves: a slug no link can
+/// have never reaches the store.
+fn slug_param<'a>(req: &Request<'a>) -> Result<&'a str, ApiError> {
+    req.param("slug")
+        .filter(|s| validate::SLUG_LEN.contains(&s.len()) && s.bytes().all(validate::is_slug_byte))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Runs `work` on the blocking pool; its `Err` becomes the JSON error.
+fn offload(
+    res: &mut Response<'_>,
+    work: impl FnOnce(&mut Response<'_>) -> Result<(), ApiError> + Send + 'static,
+) {
+    res.offload(move |res| {
+        if let Err(error) = work(res) {
+            error.write(res);
+        }
+    });
+}
+
+fn create(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let prepared = json_body::<CreateBody>(req, MAX_LINK_BODY)
+        .and_then(|body| validate_create(state, body, model::now()));
+    let (mut new, password) = match prepared {
+        Ok(p) => p,
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        if let Some(password) = password {
+            new.password_hash = Some(password::hash(&password)?);
+        }
+        let Created { link, existed } = state.store_call(StoreOp::Create, |s| s.create(&new))?;
+        state.cache.invalidate(&link.slug);
+        let status = if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        send_link(&state, res, status, &link);
+        Ok(())
+    });
+}
+
+/// One bulk item's result.
+#[derive(Serialize)]
+struct BulkResult<'a> {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<LinkView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail<'a>>,
+}
+
+fn bulk(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let body = match json_body::<BulkBody>(req, MAX_BULK_BODY) {
+        Ok(body) => body,
+        Err(error) => return error.write(res),
+    };
+    if body.links.len() > MAX_BATCH {
+        return ApiError::bad_request(
+            "too_many_links",
+            format!("at most {MAX_BATCH} links per bulk request"),
+        )
+        .write(res);
+    }
+    let now = model::now();
+    // Each item is validated on its own: a bad one fails alone.
+    let items: Vec<Result<NewLink, ApiError>> = body
+        .links
+        .into_iter()
+        .map(|value| {
+            let body: CreateBody = serde_json::from_value(value)
+                .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid link: {e}")))?;
+            if body.password.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_password",
+                    "passwords are not accepted in bulk: hashing a thousand would take seconds; set them with PATCH",
+                ));
+            }
+            validate_create(state, body, now).map(|(new, _)| new)
+        })
+        .collect();
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let valid: Vec<NewLink> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().cloned())
+            .collect();
+        let mut created = state
+            .store_call(StoreOp::CreateMany, |s| s.create_many(&valid))?
+            .into_iter();
+        let outcomes: Vec<Result<Created, ApiError>> = items
+            .into_iter()
+            .map(|item| {
+                item.and_then(|_| {
+                    created
+                        .next()
+                        .unwrap_or(Err(StoreError::Failed(
+                            "store returned too few results".into(),
+                        )))
+                        .map_err(ApiError::from)
+                })
+            })
+            .collect();
+        let results: Vec<BulkResult<'_>> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Ok(Created { link, existed }) => {
+                    state.cache.invalidate(&link.slug);
+                    BulkResult {
+                        status: if *existed { 200 } else { 201 },
+                        link: Some(LinkView::new(&state, link)),
+                        error: None,
+                    }
+                }
+                Err(error) => BulkResult {
+                    status: error.status.as_u16(),
+                    link: None,
+                    error: Some(ErrorDetail {
+                        code: error.code,
+                        message: &error.message,
+                    }),
+                },
+            })
+            .collect();
+        res.header("Cache-Control", "no-store");
+        res.json(&serde_json::json!({ "results": results }));
+        Ok(())
+    });
+}
+
+#[derive(Serialize)]
+struct PageView<'a> {
+    links: Vec<LinkView<'a>>,
+    next_cursor: Option<String>,
+}
+
+fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let limit = match req.query_param("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1 to 100")),
+    };
+    let cursor = match req.query_param("cursor") {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|&id| id > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor value from a previous page",
+                )
+            }),
+    };
+    let (limit, cursor) = match (limit, cursor) {
+        (Ok(l), Ok(c)) => (l, c),
+        (Err(e), _) | (_, Err(e)) => return e.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let page = state.store_call(StoreOp::List, |s| s.list(limit, cursor))?;
+        res.header("Cache-Control", "no-store");
+        res.json(&PageView {
+            links: page
+                .links
+                .iter()
+                .map(|l| LinkView::new(&state, l))
+                .collect(),
+            next_cursor: page.next.map(|id| id.to_string()),
+        });
+        Ok(())
+    });
+}
+
+fn get(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let link = state
+            .store_call(StoreOp::Get, |s| s.get(&slug))?
+            .ok_or_else(ApiError::not_found)?;
+        send_link(&state, res, StatusCode::OK, &link);
+        Ok(())
+    });
+}
+
+fn update(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let prepared = json_body::<PatchBody>(req, MAX_LINK_BODY).and_then(|body| {
+        let now = model::now();
+        let patch = LinkPatch {
+            url: body
+                .url
+                .map(|u| validate::url(&u, &state.own_host).map_err(|e| invalid_url(&e)))
+                .transpose()?,
+            expires_at: body
+                .expires_at
+                .map(|e| e.map(|t| expiry(&t, now)).transpose())
+                .transpose()?,
+            disabled: body.disabled,
+            max_clicks: body
+                .max_clicks
+                .map(|m| m.map(max_clicks).transpose())
+                .transpose()?,
+            password_hash: None,
+        };
+        if let Some(Some(password)) = &body.password {
+            check_password(password)?;
+        }
+        Ok((patch, body.password))
+    });
+    let (mut patch, password) = match prepared {
+        Ok(p) => p,
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        patch.password_hash = match password {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(clear)) => Some(Some(password::hash(&clear)?)),
+        };
+        let result = state.store_call(StoreOp::Update, |s| s.update(&slug, &patch));
+        // Invalidate even on failure: a partial failure must not leave a
+        // stale entry behind, and a spare reload costs little.
+        state.cache.invalidate(&slug);
+        send_link(&state, res, StatusCode::OK, &result?);
+        Ok(())
+    });
+}
+
+fn delete(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let result = state.store_call(StoreOp::Delete, |s| s.delete(&slug));
+        state.cache.invalidate(&slug);
+        result?;
+        res.status(StatusCode::NO_CONTENT).body(b"");
+        Ok(())
+    });
+}
+
+fn stats(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let mut stats = state
+            .store_call(StoreOp::Stats, |s| s.stats(&slug))?
+            .ok_or_else(ApiError::not_found)?;
+        for referrer in &mut stats.referrers {
+            if referrer.name.is_empty() {
+                referrer.name = String::from("(direct)");
+            }
+        }
+        res.header("Cache-Control", "no-store");
+        res.json(&serde_json::json!({
+            "slug": slug,
+            "total": stats.total,
+            "days": stats.days,
+            "referrers": stats.referrers,
+            "agents": stats.agents,
+        }));
+        Ok(())
+    });
+}
+
+fn qr_code(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| {
+        let link = state
+            .store_call(StoreOp::Get, |s| s.get(&slug))?
+            .ok_or_else(ApiError::not_found)?;
+        let svg = qr::svg(&state.short_url(&link.slug))
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+        res.header("Content-Type", "image/svg+xml")
+            .header("Cache-Control", "public, max-age=3600")
+            .body(svg.as_bytes());
+        Ok(())
+    });
+}

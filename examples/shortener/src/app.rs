@@ -1,0 +1,244 @@
+//! The application: its settings, its shared state and its routes.
+
+use crate::api;
+use crate::auth::ApiAuth;
+use crate::cache::{CacheConfig, RedirectCache};
+use crate::clicks::Clicks;
+use crate::redirect;
+use crate::store::{SharedStore, StoreError};
+use crate::telemetry::{StoreOp, Telemetry};
+use keel::middleware::RateLimit;
+use keel::{Handler, Request, Response, Router, Routes, StatusCode};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How the app behaves; [`crate::cli`] fills it from flags and environment.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Scheme, host and port short links start with, no trailing slash:
+    /// `https://sho.rt`.
+    pub base_url: String,
+    /// 301, 302 (default), 307 or 308.
+    pub redirect_status: StatusCode,
+    /// Bearer keys accepted for writes; none: loopback clients only.
+    pub api_keys: Vec<String>,
+    pub cache: CacheConfig,
+    /// How often click counts are written to the store.
+    pub flush_interval: Duration,
+    /// Writes each client may make per minute (bursts of as many).
+    pub writes_per_minute: u32,
+    /// Password guesses each client may make per minute.
+    pub password_guesses_per_minute: u32,
+    /// `max-age` of a permanent redirect (301, 308).
+    pub permanent_max_age: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            base_url: String::from("http://127.0.0.1:8080"),
+            redirect_status: StatusCode::FOUND,
+            api_keys: Vec::new(),
+            cache: CacheConfig::default(),
+            flush_interval: Duration::from_secs(1),
+            writes_per_minute: 120,
+            password_guesses_per_minute: 10,
+            permanent_max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct State {
+    pub store: SharedStore,
+    pub cache: RedirectCache,
+    pub clicks: Arc<Clicks>,
+    pub config: AppConfig,
+    /// `host[:port]` of [`AppConfig::base_url`]: links there are refused.
+    pub own_host: String,
+    pub telemetry: Telemetry,
+}
+
+impl State {
+    /// Runs a store call, timing it for `/metrics`.
+    pub fn store_call<T>(
+        &self,
+        op: StoreOp,
+        call: impl FnOnce(&dyn crate::store::Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call(&*self.store);
+        self.telemetry
+            .observe_store(op, started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// `base_url/slug`.
+    pub fn short_url(&self, slug: &str) -> String {
+        format!("{}/{slug}", self.config.base_url)
+    }
+}
+
+/// The shortener: build it on a store, mount [`App::handler`] on a keel
+/// server, and call [`App::shutdown`] after the server stopped.
+pub struct App {
+    state: Arc<State>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl App {
+    /// The app on `store`, with click flushing started.
+    pub fn new(store: SharedStore, config: AppConfig) -> App {
+        let own_host = host_of_base(&config.base_url);
+        let clicks = Arc::new(Clicks::new());
+        let flusher = clicks.start_flusher(Arc::clone(&store), config.flush_interval);
+        let state = Arc::new(State {
+            store,
+            cache: RedirectCache::new(config.cache),
+            clicks,
+            own_host,
+            telemetry: Telemetry::new(),
+            config,
+        });
+        App {
+            state,
+            flusher: Some(flusher),
+        }
+    }
+
+    /// The shared state (tests and the CLI read counters from it).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Every route of the app. `metrics` is the server's, wired by
+    /// [`keel::Server::metrics`], shown at `/metrics` with the app's own.
+    ///
+    /// # Panics
+    ///
+    /// Never for this fixed route table (a conflict is a bug caught by
+    /// every test).
+    pub fn handler(&self, metrics: keel::Metrics) -> Routes {
+        let state = &self.state;
+        let auth = Arc::new(ApiAuth::new(&state.config.api_keys));
+        let writes = Arc::new(
+            RateLimit::new(
+                state.config.writes_per_minute.max(1),
+                Duration::from_secs(60),
+            )
+            .refusal("application/json", api::RATE_LIMITED_BODY),
+        );
+        let guesses = Arc::new(
+            RateLimit::new(
+                state.config.password_guesses_per_minute.max(1),
+                Duration::from_secs(60),
+            )
+            .refusal(
+                "text/plain; charset=utf-8",
+                b"too many password guesses, wait a minute\n",
+            ),
+        );
+        let router = Router::new();
+        let router = crate::web::routes(router);
+        let router = api::routes(router, state, &auth, &writes);
+        let router = redirect::routes(router, state, &guesses);
+        let health = {
+            let state = Arc::clone(state);
+            move |_: &Request<'_>, res: &mut Response<'_>| health(&state, res)
+        };
+        let metrics_page = {
+            let state = Arc::clone(state);
+            move |_: &Request<'_>, res: &mut Response<'_>| {
+                let mut text = String::with_capacity(16 << 10);
+                // Writing to a String cannot fail.
+                let _ = metrics.render_into(&mut text);
+                state
+                    .telemetry
+                    .render_into(&mut text, &state.cache, &state.clicks);
+                res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .header("Cache-Control", "no-store")
+                    .body(text.as_bytes());
+            }
+        };
+        router
+            .get("/health", health)
+            .get("/metrics", metrics_page)
+            .fallback(not_found)
+            .build()
+            .expect("the shortener's route table has no conflicts")
+    }
+
+    /// Stops the flusher and writes the remaining click counts: call it
+    /// after the server has stopped, so no click comes after.
+    ///
+    /// # Errors
+    ///
+    /// When the last flush fails (its counts are lost then).
+    pub fn shutdown(mut self) -> Result<usize, StoreError> {
+        self.state.clicks.stop();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        self.state.clicks.flush(&self.state.store)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.state.clicks.stop();
+    }
+}
+
+/// Handlers that wrap middleware around a closure on the shared state.
+pub(crate) fn on_state<F>(state: &Arc<State>, f: F) -> impl Handler
+where
+    F: Fn(&Arc<State>, &Request<'_>, &mut Response<'_>) + Send + Sync + 'static,
+{
+    let state = Arc::clone(state);
+    move |req: &Request<'_>, res: &mut Response<'_>| f(&state, req, res)
+}
+
+/// `/health`: the store answers (`200`) or not (`503`).
+fn health(state: &Arc<State>, res: &mut Response<'_>) {
+    let state = Arc::clone(state);
+    res.offload(move |res| {
+        res.header("Cache-Control", "no-store");
+        match state.store_call(StoreOp::Ping, |s| s.ping()) {
+            Ok(()) => res.json(&serde_json::json!({"status": "ok"})),
+            Err(error) => {
+                res.status(StatusCode::SERVICE_UNAVAILABLE)
+                    .header("Retry-After", "1");
+                res.json(&serde_json::json!({"status": "unavailable", "error": error.to_string()}));
+            }
+        }
+    });
+}
+
+/// Paths no route matched: a JSON error under `/api`, the HTML page
+/// elsewhere.
+fn not_found(req: &Request<'_>, res: &mut Response<'_>) {
+    if req.path().starts_with("/api/") || api::wants_json(req) {
+        api::ApiError::not_found().write(res);
+    } else {
+        crate::web::not_found_page(res);
+    }
+}
+
+/// `host[:port]` of a base URL, lowercase.
+fn host_of_base(base_url: &str) -> String {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_host_is_the_base_urls_authority() {
+        assert_eq!(super::host_of_base("https://Sho.rt"), "sho.rt");
+        assert_eq!(
+            super::host_of_base("http://127.0.0.1:8080/"),
+            "127.0.0.1:8080"
+        );
+    }
+}

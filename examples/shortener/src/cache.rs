@@ -1,0 +1,450 @@
+//! The redirect cache: slug to link, in memory, bounded, shared by every
+//! worker.
+//!
+//! A hit is answered on the worker thread without a store call and without
+//! allocating: a read lock on one of [`SHARDS`] shards, a hash lookup with
+//! the borrowed slug, and the caller's closure run on the borrowed entry.
+//! Misses are cached too ("this slug does not exist") for a short time in a
+//! separate, smaller map, so a flood of unknown slugs neither reaches the
+//! store nor evicts the links people follow.
+//!
+//! Eviction is sampled LRU: when a shard is over its bounds, a few entries
+//! picked at random are compared by last use and the oldest goes. Each
+//! entry also has a time to live, the fallback that keeps several instances
+//! sharing one database from serving a changed link forever.
+//!
+//! A load racing an update is resolved with a per-shard generation: an
+//! update or delete bumps it, and a load that began before the bump does not
+//! insert what it read.
+
+use crate::model::{Link, UnixTime};
+use foldhash::fast::RandomState;
+use indexmap::IndexMap;
+use parking_lot::RwLock;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Number of independently locked shards.
+pub const SHARDS: usize = 64;
+
+/// Entries compared per eviction.
+const EVICTION_SAMPLE: usize = 5;
+
+/// Bytes counted for an entry beyond its strings: the map slot, the `Box`es
+/// and the counters.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Cache bounds and lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    /// Most links kept, over all shards.
+    pub max_entries: usize,
+    /// Most bytes of links kept (slug, URL, hash and overhead), over all shards.
+    pub max_bytes: usize,
+    /// How long a link is served from memory before it is read again.
+    pub ttl: Duration,
+    /// How long "no such slug" is remembered.
+    pub negative_ttl: Duration,
+    /// Most unknown slugs remembered, over all shards.
+    pub max_negative: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_entries: 100_000,
+            max_bytes: 64 << 20,
+            ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(5),
+            max_negative: 25_000,
+        }
+    }
+}
+
+/// A link as the redirect path needs it.
+#[derive(Debug)]
+pub struct CachedLink {
+    pub id: i64,
+    pub url: Box<str>,
+    pub expires_at: Option<UnixTime>,
+    pub disabled: bool,
+    pub max_clicks: Option<u64>,
+    pub password_hash: Option<Box<str>>,
+    /// Clicks in the store when loaded plus those counted here since: the
+    /// click budget is enforced against it.
+    clicks: AtomicU64,
+    /// Milliseconds since the cache began, at the last hit.
+    last_used: AtomicU32,
+    loaded: Instant,
+}
+
+impl CachedLink {
+    /// The entry for `link`, loaded now.
+    pub fn from_link(link: &Link) -> CachedLink {
+        let now = Instant::now();
+        CachedLink {
+            id: link.id,
+            url: link.url.as_str().into(),
+            expires_at: link.expires_at,
+            disabled: link.disabled,
+            max_clicks: link.max_clicks,
+            password_hash: link.password_hash.as_deref().map(Into::into),
+            clicks: AtomicU64::new(link.clicks),
+            last_used: AtomicU32::new(0),
+            loaded: now,
+        }
+    }
+
+    /// Takes one click from the budget: `false` when the link has none left
+    /// (it answers `410`). Links without a budget always have one.
+    pub fn take_click(&self) -> bool {
+        match self.max_clicks {
+            None => true,
+            Some(max) => self.clicks.fetch_add(1, Ordering::Relaxed) < max,
+        }
+    }
+
+    /// Whether the link is expired or disabled at `now` (budget aside).
+    pub fn is_gone(&self, now: UnixTime) -> bool {
+        self.disabled || self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Whether the click budget is spent, without taking from it.
+    pub fn is_spent(&self) -> bool {
+        self.max_clicks
+            .is_some_and(|max| self.clicks.load(Ordering::Relaxed) >= max)
+    }
+
+    fn bytes(&self, slug: &str) -> usize {
+        ENTRY_OVERHEAD
+            + slug.len()
+            + self.url.len()
+            + self.password_hash.as_ref().map_or(0, |h| h.len())
+    }
+}
+
+/// What the cache knows about a slug.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// The link, borrowed for the duration of the closure.
+    Hit(&'a CachedLink),
+    /// The store said recently that no link has this slug.
+    Missing,
+    /// Not cached: ask the store, then [`RedirectCache::insert`].
+    Unknown,
+}
+
+/// A token taken before a store read; [`RedirectCache::insert`] drops the
+/// result when the slug changed meanwhile.
+#[derive(Clone, Copy, Debug)]
+pub struct Generation(u64);
+
+/// Counters the cache keeps, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub negative_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    links: IndexMap<Box<str>, CachedLink, RandomState>,
+    missing: IndexMap<Box<str>, Instant, RandomState>,
+    bytes: usize,
+    generation: u64,
+    /// xorshift state for picking eviction samples.
+    random: u64,
+}
+
+/// The redirect cache. See the [module docs](self).
+pub struct RedirectCache {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+    config: CacheConfig,
+    epoch: Instant,
+    pub counters: CacheCounters,
+}
+
+impl RedirectCache {
+    /// An empty cache with these bounds.
+    pub fn new(config: CacheConfig) -> RedirectCache {
+        let shards = (0..SHARDS)
+            .map(|i| {
+                RwLock::new(Shard {
+                    random: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1),
+                    ..Shard::default()
+                })
+            })
+            .collect();
+        RedirectCache {
+            shards,
+            hasher: RandomState::default(),
+            config,
+            epoch: Instant::now(),
+            counters: CacheCounters::default(),
+        }
+    }
+
+    fn shard(&self, slug: &str) -> &RwLock<Shard> {
+        // The top bits pick the shard; the maps use their own hashers.
+        let hash = self.hasher.hash_one(slug);
+        &self.shards[(hash >> 58) as usize % SHARDS]
+    }
+
+    /// Looks `slug` up and runs `answer` on what is known, under the
+    /// shard's read lock (keep it short: it writes a response head).
+    /// Allocates nothing.
+    pub fn with<R>(&self, slug: &str, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
+        let now = Instant::now();
+        let shard = self.shard(slug).read();
+        if let Some(link) = shard.links.get(slug) {
+            if now.duration_since(link.loaded) < self.config.ttl {
+                let used = now.duration_since(self.epoch).as_millis() as u32;
+                link.last_used.store(used, Ordering::Relaxed);
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return answer(Lookup::Hit(link));
+            }
+        } else if let Some(&until) = shard.missing.get(slug) {
+            if now < until {
+                self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                return answer(Lookup::Missing);
+            }
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        answer(Lookup::Unknown)
+    }
+
+    /// The token to take before reading `slug` from the store.
+    pub fn generation(&self, slug: &str) -> Generation {
+        Generation(self.shard(slug).read().generation)
+    }
+
+    /// Caches what the store said about `slug` (`None`: no such link),
+    /// unless the slug changed since `generation` was taken.
+    pub fn insert(&self, slug: &str, link: Option<&Link>, generation: Generation) {
+        let now = Instant::now();
+        let mut shard = self.shard(slug).write();
+        if shard.generation != generation.0 {
+            return;
+        }
+        let limit_entries = (self.config.max_entries / SHARDS).max(1);
+        let limit_bytes = (self.config.max_bytes / SHARDS).max(1);
+        match link {
+            Some(link) => {
+                shard.missing.swap_remove(slug);
+                let entry = CachedLink::from_link(link);
+                entry.last_used.store(
+                    now.duration_since(self.epoch).as_millis() as u32,
+                    Ordering::Relaxed,
+                );
+                let bytes = entry.bytes(slug);
+                if bytes > limit_bytes {
+                    return;
+                }
+                if let Some(old) = shard.links.swap_remove(slug) {
+                    shard.bytes -= old.bytes(slug);
+                }
+                while shard.links.len() >= limit_entries || shard.bytes + bytes > limit_bytes {
+                    if !self.evict_one(&mut shard) {
+                        break;
+                    }
+                }
+                shard.bytes += bytes;
+                shard.links.insert(slug.into(), entry);
+            }
+            None => {
+                let limit = (self.config.max_negative / SHARDS).max(1);
+                if shard.missing.len() >= limit {
+                    // Unknown slugs are cheap to forget: drop a random one.
+                    let victim = next_random(&mut shard.random) as usize % shard.missing.len();
+                    shard.missing.swap_remove_index(victim);
+                }
+                shard
+                    .missing
+                    .insert(slug.into(), now + self.config.negative_ttl);
+            }
+        }
+    }
+
+    /// Drops `slug` from the cache after it was created, changed or
+    /// deleted, and stops loads in flight from caching the old state.
+    pub fn invalidate(&self, slug: &str) {
+        let mut shard = self.shard(slug).write();
+        shard.generation += 1;
+        shard.missing.swap_remove(slug);
+        if let Some(old) = shard.links.swap_remove(slug) {
+            shard.bytes -= old.bytes(slug);
+        }
+    }
+
+    /// Drops everything (a lost change feed in a multi-instance set-up).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.write();
+            shard.generation += 1;
+            shard.links.clear();
+            shard.missing.clear();
+            shard.bytes = 0;
+        }
+    }
+
+    /// Links cached now, over all shards.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().links.len()).sum()
+    }
+
+    /// Whether no link is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of cached links, as counted against [`CacheConfig::max_bytes`].
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.read().bytes).sum()
+    }
+
+    fn evict_one(&self, shard: &mut Shard) -> bool {
+        let len = shard.links.len();
+        if len == 0 {
+            return false;
+        }
+        let mut victim = next_random(&mut shard.random) as usize % len;
+        for _ in 1..EVICTION_SAMPLE.min(len) {
+            let candidate = next_random(&mut shard.random) as usize % len;
+            let used = |i: usize| shard.links[i].last_used.load(Ordering::Relaxed);
+            if used(candidate) < used(victim) {
+                victim = candidate;
+            }
+        }
+        if let Some((slug, old)) = shard.links.swap_remove_index(victim) {
+            shard.bytes -= old.bytes(&slug);
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
+fn next_random(state: &mut u64) -> u64 {
+    // xorshift64: eviction sampling needs spread, not secrecy.
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(id: i64, slug: &str) -> Link {
+        Link {
+            id,
+            slug: slug.into(),
+            url: format!("https://example.com/{slug}"),
+            created_at: 0,
+            expires_at: None,
+            disabled: false,
+            max_clicks: None,
+            clicks: 0,
+            password_hash: None,
+        }
+    }
+
+    fn hit_id(cache: &RedirectCache, slug: &str) -> Option<i64> {
+        cache.with(slug, |l| match l {
+            Lookup::Hit(link) => Some(link.id),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn remembers_links_and_misses_until_invalidated() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Unknown)));
+        let generation = cache.generation("abc");
+        cache.insert("abc", Some(&link(1, "abc")), generation);
+        assert_eq!(hit_id(&cache, "abc"), Some(1));
+        cache.insert("nope", None, cache.generation("nope"));
+        assert!(cache.with("nope", |l| matches!(l, Lookup::Missing)));
+        cache.invalidate("abc");
+        cache.invalidate("nope");
+        assert_eq!(hit_id(&cache, "abc"), None);
+        assert!(cache.with("nope", |l| matches!(l, Lookup::Unknown)));
+        assert_eq!(cache.counters.hits.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.counters.negative_hits.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_load_that_raced_an_update_is_not_cached() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        let before_update = cache.generation("abc");
+        cache.invalidate("abc");
+        cache.insert("abc", Some(&link(1, "abc")), before_update);
+        assert_eq!(hit_id(&cache, "abc"), None);
+    }
+
+    #[test]
+    fn stays_within_its_bounds_and_keeps_recent_links() {
+        let config = CacheConfig {
+            max_entries: SHARDS * 4,
+            ..CacheConfig::default()
+        };
+        let cache = RedirectCache::new(config);
+        for i in 0..10_000 {
+            let slug = format!("s{i}");
+            cache.insert(&slug, Some(&link(i, &slug)), cache.generation(&slug));
+        }
+        assert!(cache.len() <= SHARDS * 4, "{} entries", cache.len());
+        assert!(cache.counters.evictions.load(Ordering::Relaxed) >= 10_000 - SHARDS as u64 * 4);
+
+        let bytes_config = CacheConfig {
+            max_bytes: SHARDS * 1024,
+            ..CacheConfig::default()
+        };
+        let cache = RedirectCache::new(bytes_config);
+        for i in 0..10_000 {
+            let slug = format!("s{i}");
+            cache.insert(&slug, Some(&link(i, &slug)), cache.generation(&slug));
+        }
+        assert!(cache.bytes() <= SHARDS * 1024);
+        assert!(!cache.is_empty());
+    }
+
+    #[test]
+    fn misses_are_bounded_and_expire() {
+        let config = CacheConfig {
+            max_negative: SHARDS,
+            negative_ttl: Duration::from_millis(50),
+            ..CacheConfig::default()
+        };
+        let cache = RedirectCache::new(config);
+        for i in 0..1_000 {
+            let slug = format!("m{i}");
+            cache.insert(&slug, None, cache.generation(&slug));
+        }
+        let remembered: usize = cache.shards.iter().map(|s| s.read().missing.len()).sum();
+        assert!(remembered <= SHARDS);
+        cache.insert("gone", None, cache.generation("gone"));
+        assert!(cache.with("gone", |l| matches!(l, Lookup::Missing)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.with("gone", |l| matches!(l, Lookup::Unknown)));
+    }
+
+    #[test]
+    fn click_budget_is_enforced_in_memory() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        let limited = Link {
+            max_clicks: Some(2),
+            clicks: 1,
+            ..link(7, "lim")
+        };
+        cache.insert("lim", Some(&limited), cache.generation("lim"));
+        let take = || cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.take_click()));
+        assert!(take());
+        assert!(!take());
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.is_spent())));
+    }
+}

@@ -1,0 +1,198 @@
+//! Command-line flags and their environment variables.
+
+use crate::app::AppConfig;
+use crate::cache::CacheConfig;
+use clap::{Parser, Subcommand, ValueEnum};
+use keel::StatusCode;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A self-hostable URL shortener on keel.
+///
+/// With no command it serves: `shortener` alone runs on 127.0.0.1:8080 with
+/// its data in ./data/shortener.db, created on first run.
+#[derive(Parser, Debug)]
+#[command(version, args_conflicts_with_subcommands = false)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Directory of the embedded store (created when missing).
+    #[arg(long, env = "SHORTENER_DATA", default_value = "data", global = true)]
+    pub data: PathBuf,
+
+    /// Store to use: `sqlite:PATH` (default: DATA/shortener.db) or a
+    /// `postgres://` URL.
+    #[arg(long, env = "SHORTENER_STORE", global = true)]
+    pub store: Option<String>,
+
+    /// Base of short links, e.g. https://sho.rt (default: http://ADDR).
+    /// Links to this host are refused.
+    #[arg(long, env = "SHORTENER_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Import links from a CSV file (columns by header: url, slug, ... as
+    /// exported by this app, Shlink, YOURLS, Kutt).
+    Import {
+        /// The CSV file; `-` for standard input.
+        file: PathBuf,
+    },
+    /// Export every link as CSV.
+    Export {
+        /// Output file (default: standard output).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Access log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AccessLogFormat {
+    Off,
+    Common,
+    Combined,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SHORTENER_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "SHORTENER_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// File of API keys, one per line; writes then need
+    /// `Authorization: Bearer KEY`. Keys may also come comma-separated in
+    /// SHORTENER_API_KEYS. With none, writes are accepted from loopback only.
+    #[arg(long, env = "SHORTENER_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Redirect status: 301, 302, 307 or 308.
+    #[arg(long, env = "SHORTENER_REDIRECT_STATUS", default_value_t = 302, value_parser = redirect_status)]
+    pub redirect_status: u16,
+
+    /// Most links kept in the redirect cache.
+    #[arg(long, env = "SHORTENER_CACHE_ENTRIES", default_value_t = 100_000)]
+    pub cache_entries: usize,
+
+    /// Most MiB of links kept in the redirect cache.
+    #[arg(long, env = "SHORTENER_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: usize,
+
+    /// Seconds a cached link is served before it is read again.
+    #[arg(long, env = "SHORTENER_CACHE_TTL", default_value_t = 300)]
+    pub cache_ttl: u64,
+
+    /// Seconds an unknown slug is remembered as unknown.
+    #[arg(long, env = "SHORTENER_NEGATIVE_TTL", default_value_t = 5)]
+    pub negative_ttl: u64,
+
+    /// Milliseconds between click-count flushes to the store.
+    #[arg(long, env = "SHORTENER_FLUSH_MS", default_value_t = 1000)]
+    pub flush_ms: u64,
+
+    /// Writes each client may make per minute.
+    #[arg(long, env = "SHORTENER_WRITES_PER_MINUTE", default_value_t = 120)]
+    pub writes_per_minute: u32,
+
+    /// Password guesses each client may make per minute.
+    #[arg(long, env = "SHORTENER_GUESSES_PER_MINUTE", default_value_t = 10)]
+    pub guesses_per_minute: u32,
+
+    /// Threads for store calls and password hashing.
+    #[arg(long, env = "SHORTENER_BLOCKING_THREADS", default_value_t = 16)]
+    pub blocking_threads: usize,
+
+    /// Access log on standard output.
+    #[arg(long, env = "SHORTENER_ACCESS_LOG", value_enum, default_value_t = AccessLogFormat::Off)]
+    pub access_log: AccessLogFormat,
+
+    /// Log one request in this many (server errors always).
+    #[arg(long, env = "SHORTENER_ACCESS_LOG_SAMPLE", default_value_t = 1)]
+    pub access_log_sample: u32,
+}
+
+impl Cli {
+    /// The store spec: `--store`, or the SQLite file in `--data`.
+    pub fn store_spec(&self) -> String {
+        match &self.store {
+            Some(spec) => spec.clone(),
+            None => format!("sqlite:{}", self.data.join("shortener.db").display()),
+        }
+    }
+
+    /// The base URL: `--base-url` without a trailing slash, or `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.serve.addr),
+        }
+    }
+
+    /// The API keys from `--api-key-file` and `SHORTENER_API_KEYS`.
+    ///
+    /// # Errors
+    ///
+    /// When the key file cannot be read.
+    pub fn api_keys(&self) -> std::io::Result<Vec<String>> {
+        let mut keys: Vec<String> = std::env::var("SHORTENER_API_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(path) = &self.serve.api_key_file {
+            let text = std::fs::read_to_string(path)?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty() && !k.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        Ok(keys)
+    }
+
+    /// The app's settings from these flags.
+    ///
+    /// # Errors
+    ///
+    /// When the key file cannot be read.
+    pub fn app_config(&self) -> std::io::Result<AppConfig> {
+        let s = &self.serve;
+        Ok(AppConfig {
+            base_url: self.base_url(),
+            redirect_status: StatusCode::from_u16(s.redirect_status).unwrap_or(StatusCode::FOUND),
+            api_keys: self.api_keys()?,
+            cache: CacheConfig {
+                max_entries: s.cache_entries.max(1),
+                max_bytes: s.cache_mb.max(1) << 20,
+                ttl: Duration::from_secs(s.cache_ttl.max(1)),
+                negative_ttl: Duration::from_secs(s.negative_ttl),
+                max_negative: (s.cache_entries / 4).max(1),
+            },
+            flush_interval: Duration::from_millis(s.flush_ms.max(10)),
+            writes_per_minute: s.writes_per_minute.max(1),
+            password_guesses_per_minute: s.guesses_per_minute.max(1),
+            ..AppConfig::default()
+        })
+    }
+}
+
+fn redirect_status(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(code @ (301 | 302 | 307 | 308)) => Ok(code),
+        _ => Err(String::from("one of 301, 302, 307, 308")),
+    }
+}

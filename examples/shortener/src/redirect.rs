@@ -1,0 +1,241 @@
+//! The redirect path, `GET /:slug`: the one request that must be fast.
+//!
+//! A cache hit is answered on the worker: one shard read lock, one hash
+//! lookup, the response head written into the output buffer and the click
+//! counted in this thread's map, all without allocating. A miss goes to the
+//! store on the blocking pool and fills the cache.
+
+use crate::api::{wants_json, ApiError};
+use crate::app::{on_state, State};
+use crate::cache::{CachedLink, Lookup};
+use crate::clicks::Click;
+use crate::model::{self, UnixTime};
+use crate::telemetry::StoreOp;
+use crate::{password, validate, web};
+use keel::middleware::{HandlerExt, RateLimit};
+use keel::{Request, Response, Router, StatusCode};
+use std::sync::Arc;
+
+/// Adds `GET`/`HEAD /:slug` and the password form's `POST /:slug`, whose
+/// guesses go through `guesses`.
+pub fn routes(router: Router, state: &Arc<State>, guesses: &Arc<RateLimit>) -> Router {
+    router
+        .get("/:slug", on_state(state, follow))
+        .post("/:slug", on_state(state, unlock).with(Arc::clone(guesses)))
+}
+
+/// What the answer depends on besides the link: taken from the request on
+/// the worker, so a miss can carry it to the blocking pool.
+#[derive(Clone, Copy)]
+struct Visit {
+    now: UnixTime,
+    is_head: bool,
+    wants_json: bool,
+    /// The click to count, its link id filled in once known.
+    click: Click,
+}
+
+impl Visit {
+    fn of(req: &Request<'_>) -> Visit {
+        let now = model::now();
+        Visit {
+            now,
+            is_head: req.method() == "HEAD",
+            wants_json: wants_json(req),
+            click: Click::new(
+                0,
+                now,
+                req.header_str("referer"),
+                req.header_str("user-agent"),
+            ),
+        }
+    }
+}
+
+/// Whether `slug` could name a link at all: anything else is a `404`
+/// without a cache or store lookup.
+fn plausible(slug: &str) -> bool {
+    validate::SLUG_LEN.contains(&slug.len()) && slug.bytes().all(validate::is_slug_byte)
+}
+
+fn follow(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = req.param("slug").unwrap_or("");
+    let visit = Visit::of(req);
+    if !plausible(slug) {
+        return not_found(res, visit.wants_json);
+    }
+    let answered = state.cache.with(slug, |lookup| match lookup {
+        Lookup::Hit(link) => {
+            answer(state, slug, link, visit, res);
+            true
+        }
+        Lookup::Missing => {
+            not_found(res, visit.wants_json);
+            true
+        }
+        Lookup::Unknown => false,
+    });
+    if answered {
+        return;
+    }
+    let slug = slug.to_owned();
+    let generation = state.cache.generation(&slug);
+    let state = Arc::clone(state);
+    res.offload(move |res| {
+        let link = match state.store_call(StoreOp::Get, |s| s.get(&slug)) {
+            Ok(link) => link,
+            Err(error) => return unavailable(res, visit.wants_json, error.into()),
+        };
+        state.cache.insert(&slug, link.as_ref(), generation);
+        // Answer through the cache when the entry went in, so that its
+        // click budget counts this click; else from what was read.
+        let answered = state.cache.with(&slug, |lookup| match lookup {
+            Lookup::Hit(cached) => {
+                answer(&state, &slug, cached, visit, res);
+                true
+            }
+            _ => false,
+        });
+        if !answered {
+            match &link {
+                Some(link) => answer(&state, &slug, &CachedLink::from_link(link), visit, res),
+                None => not_found(res, visit.wants_json),
+            }
+        }
+    });
+}
+
+/// Answers a visit to a known link: the redirect, the password page, or
+/// `410`.
+fn answer(state: &State, slug: &str, link: &CachedLink, visit: Visit, res: &mut Response<'_>) {
+    if link.is_gone(visit.now) || link.is_spent() {
+        return gone(res, visit.wants_json);
+    }
+    if link.password_hash.is_some() {
+        return web::password_page(res, StatusCode::OK, slug, None);
+    }
+    // HEAD is how link previews look: it is answered but not counted.
+    if !visit.is_head && !link.take_click() {
+        return gone(res, visit.wants_json);
+    }
+    redirect(state, link, visit, res, state.config.redirect_status);
+}
+
+/// Writes the redirect to `link` and counts the click.
+fn redirect(
+    state: &State,
+    link: &CachedLink,
+    visit: Visit,
+    res: &mut Response<'_>,
+    status: StatusCode,
+) {
+    let permanent = matches!(status.as_u16(), 301 | 308);
+    if permanent && link.max_clicks.is_none() {
+        // Browsers keep permanent redirects: bounded, so that an edit
+        // reaches them, and never past the link's expiry.
+        let mut max_age = state.config.permanent_max_age.as_secs();
+        if let Some(at) = link.expires_at {
+            max_age = max_age.min(u64::try_from(at - visit.now).unwrap_or(0));
+        }
+        let _ = res.header_fmt("Cache-Control", format_args!("public, max-age={max_age}"));
+    } else {
+        // Every click of a temporary redirect should reach us to be counted.
+        res.header("Cache-Control", "no-store");
+    }
+    if res.redirect(status, &link.url).is_err() {
+        // Stored URLs are validated; one that is not a valid header value
+        // is corrupt.
+        res.status(StatusCode::INTERNAL_SERVER_ERROR).body(b"");
+        return;
+    }
+    if !visit.is_head {
+        state.clicks.record(Click {
+            link_id: link.id,
+            ..visit.click
+        });
+    }
+}
+
+fn not_found(res: &mut Response<'_>, json: bool) {
+    if json {
+        ApiError::not_found().write(res);
+    } else {
+        web::not_found_page(res);
+    }
+}
+
+fn gone(res: &mut Response<'_>, json: bool) {
+    if json {
+        ApiError::new(
+            StatusCode::GONE,
+            "gone",
+            "this link has expired, was disabled or has no clicks left",
+        )
+        .write(res);
+    } else {
+        web::gone_page(res);
+    }
+}
+
+fn unavailable(res: &mut Response<'_>, json: bool, error: ApiError) {
+    if json {
+        error.write(res);
+    } else {
+        res.status(error.status)
+            .header("Retry-After", "1")
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(error.message.as_bytes());
+    }
+}
+
+/// `POST /:slug`: the password form of a protected link.
+fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let slug = req.param("slug").unwrap_or("");
+    let visit = Visit::of(req);
+    if !plausible(slug) {
+        return not_found(res, visit.wants_json);
+    }
+    let guess = req
+        .form_param("password")
+        .map(|p| p.into_owned())
+        .unwrap_or_default();
+    let slug = slug.to_owned();
+    let state = Arc::clone(state);
+    res.offload(move |res| {
+        let link = match state.store_call(StoreOp::Get, |s| s.get(&slug)) {
+            Ok(Some(link)) => link,
+            Ok(None) => return not_found(res, visit.wants_json),
+            Err(error) => return unavailable(res, visit.wants_json, error.into()),
+        };
+        let cached = CachedLink::from_link(&link);
+        let Some(hash) = &link.password_hash else {
+            // Not (or no longer) protected: follow it as a GET would.
+            return answer(&state, &slug, &cached, visit, res);
+        };
+        if cached.is_gone(visit.now) || cached.is_spent() {
+            return gone(res, visit.wants_json);
+        }
+        if guess.is_empty()
+            || guess.len() > crate::api::MAX_PASSWORD_LEN
+            || !password::verify(&guess, hash)
+        {
+            return web::password_page(
+                res,
+                StatusCode::UNAUTHORIZED,
+                &slug,
+                Some("Wrong password."),
+            );
+        }
+        // The budget lives in the cache when the link is cached there.
+        let allowed = state.cache.with(&slug, |lookup| match lookup {
+            Lookup::Hit(cached) => cached.take_click(),
+            _ => true,
+        });
+        if !allowed {
+            return gone(res, visit.wants_json);
+        }
+        // 303: the browser follows with a GET, never re-posting the
+        // password to the target (as 307 or 308 would).
+        redirect(&state, &cached, visit, res, StatusCode::SEE_OTHER);
+    });
+}

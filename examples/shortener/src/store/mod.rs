@@ -1,0 +1,107 @@
+//! Where links live: the [`Store`] trait and its implementations.
+//!
+//! Every method blocks (disk or network I/O) and is called from keel's
+//! blocking pool, never from a worker thread. Each method is one
+//! transaction: it happens entirely or not at all.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::model::{Created, LinkClicks, LinkPatch, LinkStats, NewLink, Page};
+use crate::model::{Link, UnixTime};
+use std::sync::Arc;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No link has this slug.
+    #[error("no such link")]
+    NotFound,
+    /// The custom slug asked for belongs to another link.
+    #[error("slug already taken")]
+    SlugTaken,
+    /// The store cannot be reached or did not answer in time: worth a retry
+    /// (`503` with `Retry-After`).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, corruption, a full disk (`500`).
+    #[error("store failed: {0}")]
+    Failed(String),
+}
+
+/// The most links one [`Store::create_many`] call takes.
+pub const MAX_BATCH: usize = 1000;
+
+/// Durable storage of links and their click counts.
+///
+/// Implementations: [`SqliteStore`] (embedded, the default) and, later,
+/// PostgreSQL for several instances sharing one database.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a link. A [plain](NewLink::is_plain) request returns the
+    /// newest existing plain link with the same URL (`existed: true`)
+    /// instead of writing a new one. A generated slug is retried on
+    /// collision; a custom slug that is taken is [`StoreError::SlugTaken`].
+    fn create(&self, new: &NewLink) -> Result<Created, StoreError>;
+
+    /// Creates up to [`MAX_BATCH`] links in one transaction, with the same
+    /// rules as [`create`](Store::create) for each. Per-item failures
+    /// ([`StoreError::SlugTaken`]) are per-item results and do not roll the
+    /// others back; only an error of the whole call (`Err`) writes nothing.
+    fn create_many(&self, new: &[NewLink]) -> Result<Vec<Result<Created, StoreError>>, StoreError>;
+
+    /// The link with this slug, if any (expired and disabled ones too).
+    fn get(&self, slug: &str) -> Result<Option<Link>, StoreError>;
+
+    /// Applies `patch` and returns the link as it now is.
+    fn update(&self, slug: &str, patch: &LinkPatch) -> Result<Link, StoreError>;
+
+    /// Deletes the link and its stats; [`StoreError::NotFound`] when absent.
+    fn delete(&self, slug: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` links, newest first, older than the link with id
+    /// `before` when given (keyset pagination on the id).
+    fn list(&self, limit: usize, before: Option<i64>) -> Result<Page, StoreError>;
+
+    /// Click stats of a link; `None` when there is no such link.
+    fn stats(&self, slug: &str) -> Result<Option<LinkStats>, StoreError>;
+
+    /// Adds a batch of click counts in one transaction. Counts for links
+    /// deleted meanwhile are dropped.
+    fn record_clicks(&self, batch: &[LinkClicks]) -> Result<(), StoreError>;
+
+    /// Every link, oldest first, for export: calls `each` per link and stops
+    /// at its first error.
+    fn for_each(
+        &self,
+        each: &mut dyn FnMut(&Link) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Checks that the store answers (`/health`).
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A shared store, as the app holds it.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store named by `spec`: `sqlite:PATH` (or a bare path) for the
+/// embedded store. Creates the file and its directory when missing and
+/// applies migrations.
+///
+/// # Errors
+///
+/// When the spec names an unknown kind or the store cannot be opened.
+pub fn open(spec: &str) -> Result<SharedStore, StoreError> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Err(StoreError::Failed(String::from(
+            "the PostgreSQL store is not built yet; use sqlite:PATH",
+        )));
+    }
+    let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
+    Ok(Arc::new(SqliteStore::open(path)?))
+}
+
+/// The current time, for stores stamping `created_at`.
+pub(crate) fn created_at(new: &NewLink) -> UnixTime {
+    new.created_at.unwrap_or_else(crate::model::now)
+}

@@ -1,0 +1,650 @@
+//! The embedded store: one SQLite file in WAL mode, no server to run.
+//!
+//! One writer connection behind a mutex serializes writes (SQLite allows
+//! one writer at a time anyway) while a small pool of read-only connections
+//! serves reads from the last committed state, so a `GET` never queues
+//! behind a write.
+
+use super::{created_at, Store, StoreError, MAX_BATCH};
+use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
+use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
+use parking_lot::{Condvar, Mutex};
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use rusqlite::{Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Schema migrations in order: entry `i` takes `PRAGMA user_version` from
+/// `i` to `i + 1`. Append new ones; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// How long a statement waits for a lock held by another process on the
+/// same file (a second instance, a backup) before answering `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections opened at most; a read finding all of them busy
+/// waits up to [`BUSY_TIMEOUT`] for one. Each costs a page cache, and the
+/// blocking pool rarely has more than a few reads in flight.
+const MAX_READERS: usize = 8;
+
+/// Prepared statements kept per connection: more than this store uses.
+const STATEMENT_CACHE: usize = 32;
+
+/// Generated slugs tried for one link before giving up. At 62^7 slugs a
+/// second collision in a row means something else is wrong.
+const SLUG_ATTEMPTS: usize = 8;
+
+/// The most links one [`Store::list`] page returns, whatever is asked.
+const MAX_PAGE: usize = 1000;
+
+/// `SELECT` of every [`Link`] column in the order [`link_from_row`] reads.
+macro_rules! select_links {
+    ($($rest:literal),+) => {
+        concat!(
+            "SELECT id, slug, url, created_at, expires_at, disabled, max_clicks, clicks, ",
+            "password_hash FROM links ",
+            $($rest),+
+        )
+    };
+}
+
+/// `count + excluded.count`, saturating at `i64::MAX`: SQLite would turn an
+/// overflowing sum into a float that no longer reads back as a count.
+macro_rules! upsert_count {
+    ($table:literal, $key:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (link_id, ",
+            $key,
+            ", count) VALUES (?1, ?2, ?3) ",
+            "ON CONFLICT DO UPDATE SET count = CASE ",
+            "WHEN count > 9223372036854775807 - excluded.count THEN 9223372036854775807 ",
+            "ELSE count + excluded.count END"
+        )
+    };
+}
+
+/// The embedded SQLite store. See the [module docs](self) for how it
+/// shares the file between threads.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<ReaderPool>,
+    reader_returned: Condvar,
+}
+
+/// Idle read connections and how many exist in all (idle or lent out).
+struct ReaderPool {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A read connection lent out; goes back to the pool when dropped, also
+/// when the caller's callback panics.
+struct Lease<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.store.readers.lock().idle.push(conn);
+            self.store.reader_returned.notify_one();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file and its directory
+    /// when missing, and applies pending migrations in one transaction.
+    ///
+    /// The file is in WAL mode with `synchronous=NORMAL`: a commit is in the
+    /// WAL, handed to the OS, before the call returns, so it survives a
+    /// crash or `kill -9` of the process. A power loss or OS crash may lose
+    /// the last commits (never corrupt the file); `synchronous=FULL` would
+    /// close that gap at the price of an fsync per commit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Failed`] when the directory or file cannot be created,
+    /// the file is not a database, or it was written by a newer version;
+    /// [`StoreError::Unavailable`] when another process holds it locked.
+    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        if path.is_empty() || path.starts_with(":memory:") {
+            // Read connections would each see a different empty database.
+            return Err(StoreError::Failed(String::from(
+                "the SQLite store needs a file path",
+            )));
+        }
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut writer = Connection::open_with_flags(&path, flags).map_err(db_err)?;
+        configure(&writer)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(db_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Failed(format!(
+                "cannot use WAL mode (got {mode})"
+            )));
+        }
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        writer
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(db_err)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(ReaderPool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            reader_returned: Condvar::new(),
+        })
+    }
+
+    /// Runs `f` in an immediate write transaction, committed when `f`
+    /// returns `Ok` and rolled back otherwise.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection from the pool.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut lease = Lease {
+            store: self,
+            conn: Some(self.checkout()?),
+        };
+        match lease.conn.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Failed(String::from("read connection lost"))),
+        }
+    }
+
+    /// An idle read connection, a new one while under [`MAX_READERS`], or
+    /// the next one returned.
+    fn checkout(&self) -> Result<Connection, StoreError> {
+        let mut pool = self.readers.lock();
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(conn);
+            }
+            if pool.open < MAX_READERS {
+                pool.open += 1;
+                drop(pool);
+                // Opened outside the lock: it touches the file.
+                return open_reader(&self.path).inspect_err(|_| self.readers.lock().open -= 1);
+            }
+            if self
+                .reader_returned
+                .wait_for(&mut pool, BUSY_TIMEOUT)
+                .timed_out()
+                && pool.idle.is_empty()
+            {
+                return Err(StoreError::Unavailable(String::from(
+                    "every read connection is busy",
+                )));
+            }
+        }
+    }
+}
+
+/// Settings every connection needs.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Applies the migrations past the file's `user_version`, all in one
+/// transaction with the version bump, so a crash leaves the old schema.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(db_err)?;
+    let applied = usize::try_from(version).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Failed(format!(
+            "database schema version {version} is newer than this build ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    if applied == MIGRATIONS.len() {
+        return Ok(());
+    }
+    for sql in &MIGRATIONS[applied..] {
+        tx.execute_batch(sql).map_err(db_err)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+        .map_err(db_err)?;
+    tx.commit().map_err(db_err)
+}
+
+/// Maps a SQLite error to the failure the API answers with.
+fn db_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        Some(ErrorCode::ConstraintViolation) if e.to_string().contains("links.slug") => {
+            StoreError::SlugTaken
+        }
+        _ => StoreError::Failed(e.to_string()),
+    }
+}
+
+/// Counts are `u64` in Rust and `i64` in SQLite; past `i64::MAX` saturates
+/// rather than failing or wrapping.
+fn to_sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql_count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        id: row.get(0)?,
+        slug: row.get(1)?,
+        url: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+        disabled: row.get(5)?,
+        max_clicks: row.get::<_, Option<i64>>(6)?.map(from_sql_count),
+        clicks: from_sql_count(row.get(7)?),
+        password_hash: row.get(8)?,
+    })
+}
+
+fn link_by_slug(conn: &Connection, slug: &str) -> Result<Option<Link>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(select_links!("WHERE slug = ?1"))
+        .map_err(db_err)?;
+    stmt.query_row([slug], link_from_row)
+        .optional()
+        .map_err(db_err)
+}
+
+/// The newest plain link to `url` that still redirects. Plain links have no
+/// expiry or click budget, so only the disabled flag can make one dead; a
+/// disabled one is not handed out again, the caller gets a fresh link.
+fn plain_link(conn: &Connection, url: &str) -> Result<Option<Link>, StoreError> {
+    // The predicate repeats the partial index's so SQLite can use it.
+    let mut stmt = conn
+        .prepare_cached(select_links!(
+            "WHERE url = ?1 AND custom_slug = 0 AND expires_at IS NULL ",
+            "AND max_clicks IS NULL AND password_hash IS NULL AND disabled = 0 ",
+            "ORDER BY id DESC LIMIT 1"
+        ))
+        .map_err(db_err)?;
+    stmt.query_row([url], link_from_row)
+        .optional()
+        .map_err(db_err)
+}
+
+/// Inserts `new` under `slug`; `None` when the slug is taken.
+fn insert(
+    conn: &Connection,
+    new: &NewLink,
+    slug: &str,
+    at: UnixTime,
+) -> Result<Option<Link>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO links (slug, url, created_at, expires_at, max_clicks, password_hash, \
+             custom_slug) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (slug) DO NOTHING",
+        )
+        .map_err(db_err)?;
+    let max_clicks = new.max_clicks.map(to_sql_count);
+    let custom = new.slug.is_some();
+    let inserted = stmt
+        .execute(params![
+            slug,
+            new.url,
+            at,
+            new.expires_at,
+            max_clicks,
+            new.password_hash,
+            custom
+        ])
+        .map_err(db_err)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Link {
+        id: conn.last_insert_rowid(),
+        slug: slug.to_owned(),
+        url: new.url.clone(),
+        created_at: at,
+        expires_at: new.expires_at,
+        disabled: false,
+        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
+        clicks: 0,
+        password_hash: new.password_hash.clone(),
+    }))
+}
+
+/// One create inside an open write transaction (see [`Store::create`]).
+fn create_in(conn: &Connection, new: &NewLink) -> Result<Created, StoreError> {
+    if new.is_plain() {
+        if let Some(link) = plain_link(conn, &new.url)? {
+            return Ok(Created {
+                link,
+                existed: true,
+            });
+        }
+    }
+    let at = created_at(new);
+    if let Some(slug) = &new.slug {
+        let link = insert(conn, new, slug, at)?.ok_or(StoreError::SlugTaken)?;
+        return Ok(Created {
+            link,
+            existed: false,
+        });
+    }
+    for _ in 0..SLUG_ATTEMPTS {
+        if let Some(link) = insert(conn, new, &crate::slug::generate(), at)? {
+            return Ok(Created {
+                link,
+                existed: false,
+            });
+        }
+    }
+    Err(StoreError::Failed(format!(
+        "no free slug after {SLUG_ATTEMPTS} attempts"
+    )))
+}
+
+/// Adds `n` to one stats row (see [`upsert_count`]).
+fn add_count(
+    conn: &Connection,
+    sql: &str,
+    link_id: i64,
+    key: &dyn ToSql,
+    n: u64,
+) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    stmt.execute(params![link_id, key, to_sql_count(n)])
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The top [`TOP_N`] names of one stats table, most clicks first.
+fn top_names(conn: &Connection, sql: &str, link_id: i64) -> Result<Vec<NamedCount>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![link_id, TOP_N as i64], |row| {
+            Ok(NamedCount {
+                name: row.get(0)?,
+                clicks: from_sql_count(row.get(1)?),
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db_err)
+}
+
+impl Store for SqliteStore {
+    fn create(&self, new: &NewLink) -> Result<Created, StoreError> {
+        self.write(|tx| create_in(tx, new))
+    }
+
+    fn create_many(&self, new: &[NewLink]) -> Result<Vec<Result<Created, StoreError>>, StoreError> {
+        if new.len() > MAX_BATCH {
+            return Err(StoreError::Failed(format!(
+                "more than {MAX_BATCH} links in one batch"
+            )));
+        }
+        // Each insert is one statement that either happens or not (a taken
+        // slug inserts nothing), so a per-item failure needs no savepoint.
+        self.write(|tx| {
+            new.iter()
+                .map(|one| match create_in(tx, one) {
+                    Err(StoreError::SlugTaken) => Ok(Err(StoreError::SlugTaken)),
+                    other => other.map(Ok),
+                })
+                .collect()
+        })
+    }
+
+    fn get(&self, slug: &str) -> Result<Option<Link>, StoreError> {
+        self.read(|conn| link_by_slug(conn, slug))
+    }
+
+    fn update(&self, slug: &str, patch: &LinkPatch) -> Result<Link, StoreError> {
+        self.write(|tx| {
+            let mut link = link_by_slug(tx, slug)?.ok_or(StoreError::NotFound)?;
+            if let Some(url) = &patch.url {
+                link.url.clone_from(url);
+            }
+            if let Some(expires_at) = patch.expires_at {
+                link.expires_at = expires_at;
+            }
+            if let Some(disabled) = patch.disabled {
+                link.disabled = disabled;
+            }
+            if let Some(max_clicks) = patch.max_clicks {
+                link.max_clicks = max_clicks.map(|n| from_sql_count(to_sql_count(n)));
+            }
+            if let Some(hash) = &patch.password_hash {
+                link.password_hash.clone_from(hash);
+            }
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE links SET url = ?2, expires_at = ?3, disabled = ?4, max_clicks = ?5, \
+                     password_hash = ?6 WHERE id = ?1",
+                )
+                .map_err(db_err)?;
+            let max_clicks = link.max_clicks.map(to_sql_count);
+            stmt.execute(params![
+                link.id,
+                link.url,
+                link.expires_at,
+                link.disabled,
+                max_clicks,
+                link.password_hash
+            ])
+            .map_err(db_err)?;
+            Ok(link)
+        })
+    }
+
+    fn delete(&self, slug: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            // Stats rows go with it: ON DELETE CASCADE.
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM links WHERE slug = ?1")
+                .map_err(db_err)?;
+            match stmt.execute([slug]).map_err(db_err)? {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn list(&self, limit: usize, before: Option<i64>) -> Result<Page, StoreError> {
+        let limit = limit.min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Page {
+                links: Vec::new(),
+                next: None,
+            });
+        }
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(select_links!("WHERE id < ?1 ORDER BY id DESC LIMIT ?2"))
+                .map_err(db_err)?;
+            // One row more than asked tells whether another page exists.
+            let rows = stmt
+                .query_map(
+                    params![before.unwrap_or(i64::MAX), limit as i64 + 1],
+                    link_from_row,
+                )
+                .map_err(db_err)?;
+            let mut links = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)?;
+            let more = links.len() > limit;
+            links.truncate(limit);
+            let next = if more {
+                links.last().map(|link| link.id)
+            } else {
+                None
+            };
+            Ok(Page { links, next })
+        })
+    }
+
+    fn stats(&self, slug: &str) -> Result<Option<LinkStats>, StoreError> {
+        self.read(|conn| {
+            // One read transaction: the total and the breakdowns agree.
+            let tx = conn.transaction().map_err(db_err)?;
+            let found = tx
+                .prepare_cached("SELECT id, clicks FROM links WHERE slug = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([slug], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(db_err)?;
+            let Some((id, clicks)) = found else {
+                return Ok(None);
+            };
+            let days = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT day, count FROM link_days WHERE link_id = ?1 ORDER BY day",
+                    )
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map([id], |row| {
+                        Ok(DayCount {
+                            day: format_day(row.get(0)?),
+                            clicks: from_sql_count(row.get(1)?),
+                        })
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)?
+            };
+            let referrers = top_names(
+                &tx,
+                "SELECT host, count FROM link_referrers WHERE link_id = ?1 \
+                 ORDER BY count DESC, host LIMIT ?2",
+                id,
+            )?;
+            let agents = top_names(
+                &tx,
+                "SELECT family, count FROM link_agents WHERE link_id = ?1 \
+                 ORDER BY count DESC, family LIMIT ?2",
+                id,
+            )?;
+            Ok(Some(LinkStats {
+                total: from_sql_count(clicks),
+                days,
+                referrers,
+                agents,
+            }))
+        })
+    }
+
+    fn record_clicks(&self, batch: &[LinkClicks]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for clicks in batch {
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE links SET clicks = CASE \
+                         WHEN clicks > 9223372036854775807 - ?2 THEN 9223372036854775807 \
+                         ELSE clicks + ?2 END WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![clicks.link_id, to_sql_count(clicks.total)])
+                    })
+                    .map_err(db_err)?;
+                if updated == 0 {
+                    // Deleted since the clicks were counted: drop them (the
+                    // stats rows would break the foreign key anyway).
+                    continue;
+                }
+                let id = clicks.link_id;
+                for (day, n) in &clicks.days {
+                    add_count(tx, upsert_count!("link_days", "day"), id, day, *n)?;
+                }
+                for (host, n) in &clicks.referrers {
+                    add_count(tx, upsert_count!("link_referrers", "host"), id, host, *n)?;
+                }
+                for (family, n) in &clicks.agents {
+                    add_count(tx, upsert_count!("link_agents", "family"), id, family, *n)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn for_each(
+        &self,
+        each: &mut dyn FnMut(&Link) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.read(|conn| {
+            // Rows stream from one statement: one snapshot, one link in
+            // memory at a time.
+            let mut stmt = conn
+                .prepare_cached(select_links!("ORDER BY id"))
+                .map_err(db_err)?;
+            let mut rows = stmt.query([]).map_err(db_err)?;
+            while let Some(row) = rows.next().map_err(db_err)? {
+                each(&link_from_row(row).map_err(db_err)?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        // Reads a page of the file, not just the connection.
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id FROM links LIMIT 1")
+                .and_then(|mut stmt| stmt.query_row([], |_| Ok(())).optional())
+                .map(drop)
+                .map_err(db_err)
+        })
+    }
+}
+
+// Last, so it sees the macros above.
+#[cfg(test)]
+mod tests;
