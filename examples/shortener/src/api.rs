@@ -284,8 +284,7 @@ pub fn validate_create(
         slug: body.slug,
         expires_at,
         max_clicks,
-        password_hash: None,
-        created_at: None,
+        ..NewLink::default()
     };
     Ok((new, body.password))
 }

@@ -54,6 +54,11 @@ pub struct NewLink {
     /// When the link was created; `None` means now. Imports keep the
     /// original date.
     pub created_at: Option<UnixTime>,
+    /// Created disabled (an import of a disabled link).
+    pub disabled: bool,
+    /// Clicks it starts with (an import's visit count), written in the same
+    /// transaction as the link.
+    pub clicks: u64,
 }
 
 impl NewLink {
@@ -65,6 +70,8 @@ impl NewLink {
             && self.expires_at.is_none()
             && self.max_clicks.is_none()
             && self.password_hash.is_none()
+            && !self.disabled
+            && self.clicks == 0
     }
 }
 

@@ -6,7 +6,7 @@
 //! columns `url`/`long_url` and `slug`/`short_code`), matching column names
 //! without regard to case, spaces or underscores.
 
-use crate::model::{self, LinkClicks, LinkPatch, NewLink, UnixTime};
+use crate::model::{self, NewLink, UnixTime};
 use crate::store::{Store, StoreError, MAX_BATCH};
 use crate::{slug, validate};
 use std::io::{Read, Write};
@@ -207,8 +207,6 @@ struct Columns {
 struct Extra {
     line: u64,
     generated_slug: bool,
-    disabled: bool,
-    clicks: u64,
 }
 
 impl Columns {
@@ -294,14 +292,14 @@ impl Columns {
             max_clicks,
             password_hash: None,
             created_at,
+            disabled,
+            clicks,
         };
         Ok((
             new,
             Extra {
                 line,
                 generated_slug,
-                disabled,
-                clicks,
             },
         ))
     }
@@ -351,9 +349,8 @@ impl Batch {
         self.extras.push(extra);
     }
 
-    /// Creates the batch, then applies what `create_many` cannot set (the
-    /// disabled flag, the click count). A generated slug that happens to be
-    /// taken is replaced and tried again.
+    /// Creates the batch in one transaction. A generated slug that happens
+    /// to be taken is replaced and tried again.
     fn flush(&mut self, store: &dyn Store, report: &mut ImportReport) -> Result<(), TransferError> {
         let mut attempt = 0;
         while !self.links.is_empty() {
@@ -361,27 +358,9 @@ impl Batch {
             let results = store.create_many(&self.links)?;
             let links = std::mem::take(&mut self.links);
             let extras = std::mem::take(&mut self.extras);
-            let mut counts = Vec::new();
             for ((mut new, extra), result) in links.into_iter().zip(extras).zip(results) {
                 match result {
-                    Ok(created) => {
-                        report.imported += 1;
-                        if extra.disabled {
-                            let patch = LinkPatch {
-                                disabled: Some(true),
-                                ..LinkPatch::default()
-                            };
-                            store.update(&created.link.slug, &patch)?;
-                        }
-                        if extra.clicks > 0 {
-                            let link_id = created.link.id;
-                            counts.push(LinkClicks {
-                                link_id,
-                                total: extra.clicks,
-                                ..LinkClicks::default()
-                            });
-                        }
-                    }
+                    Ok(_) => report.imported += 1,
                     Err(StoreError::SlugTaken)
                         if extra.generated_slug && attempt < SLUG_ATTEMPTS =>
                     {
@@ -397,9 +376,6 @@ impl Batch {
                     Err(e) => report.skipped.push((extra.line, e.to_string())),
                 }
             }
-            if !counts.is_empty() {
-                store.record_clicks(&counts)?;
-            }
         }
         Ok(())
     }
@@ -408,7 +384,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Link;
+    use crate::model::{Link, LinkClicks, LinkPatch};
     use crate::store::SqliteStore;
 
     const OWN: &str = "sho.rt";
@@ -449,6 +425,7 @@ mod tests {
             max_clicks: Some(10),
             password_hash: Some("$argon2id$secret".into()),
             created_at: Some(1_700_000_000),
+            ..NewLink::default()
         };
         let id = from.create(&full).unwrap().link.id;
         from.update(

@@ -327,7 +327,8 @@ fn insert(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO links (slug, url, created_at, expires_at, max_clicks, password_hash, \
-             custom_slug) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (slug) DO NOTHING",
+             custom_slug, disabled, clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (slug) DO NOTHING",
         )
         .map_err(db_err)?;
     let max_clicks = new.max_clicks.map(to_sql_count);
@@ -340,7 +341,9 @@ fn insert(
             new.expires_at,
             max_clicks,
             new.password_hash,
-            custom
+            custom,
+            new.disabled,
+            to_sql_count(new.clicks)
         ])
         .map_err(db_err)?;
     if inserted == 0 {
@@ -352,9 +355,9 @@ fn insert(
         url: new.url.clone(),
         created_at: at,
         expires_at: new.expires_at,
-        disabled: false,
+        disabled: new.disabled,
         max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
-        clicks: 0,
+        clicks: from_sql_count(to_sql_count(new.clicks)),
         password_hash: new.password_hash.clone(),
     }))
 }

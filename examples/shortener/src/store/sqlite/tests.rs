@@ -195,9 +195,13 @@ fn create_keeps_every_field_and_a_given_creation_time() {
         max_clicks: Some(u64::MAX),
         password_hash: Some("$argon2id$v=19$...".into()),
         created_at: Some(1_000),
+        disabled: true,
+        clicks: 42,
     };
     let created = store.create(&new).unwrap().link;
     assert_eq!(created.created_at, 1_000);
+    assert!(created.disabled);
+    assert_eq!(created.clicks, 42);
     assert_eq!(created.max_clicks, Some(i64::MAX as u64));
     assert_eq!(store.get("full").unwrap(), Some(created));
     assert_eq!(store.get("nope").unwrap(), None);

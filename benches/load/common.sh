@@ -1,0 +1,84 @@
+# Shared by the load scripts (sourced, not run): wrk, core pinning, a
+# server's start and stop, its CPU time, and medians over result rows.
+# Expects $here (this directory) and $logs (a scratch directory) to be set.
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+    else
+        echo "wrk is missing (apt-get install wrk)" >&2
+        exit 1
+    fi
+fi
+
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+if [ "$(nproc)" -ge 2 ]; then
+    pin_server=(taskset -c "$SERVER_CPU")
+    pin_client=(taskset -c "$CLIENT_CPU")
+else
+    echo "one core only: nothing pinned, server and wrk share it" >&2
+    pin_server=()
+    pin_client=()
+fi
+
+server_pid=
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+
+# start_server NAME COMMAND...: starts it pinned to $SERVER_CPU and waits
+# for its "listening on http://" line; sets $server_pid.
+start_server() {
+    local name=$1
+    shift
+    : >"$logs/$name.out"
+    "${pin_server[@]}" "$@" >"$logs/$name.out" 2>"$logs/$name.err" &
+    server_pid=$!
+    for _ in $(seq 100); do
+        grep -q 'listening on http://' "$logs/$name.out" && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$name did not start:" >&2
+    cat "$logs/$name.out" "$logs/$name.err" >&2
+    exit 1
+}
+
+clk_tck=$(getconf CLK_TCK)
+# proc_cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# core_ticks N: "busy total steal" jiffies of core N, or of all cores with
+# N empty (idle and iowait are not busy).
+core_ticks() {
+    awk -v cpu="cpu$1" '$1 == cpu {
+        total = 0; for (i = 2; i <= 9; i++) total += $i
+        print total - $5 - $6, total, $9 }' /proc/stat
+}
+# peak_rss_kb PID: the process's peak resident set (VmHWM), in kB.
+peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# wrk_result FILE: wrk's output's RESULT line (from report.lua) as
+# "rps p50_us p99_us errors non2xx requests", or nothing.
+wrk_result() {
+    grep '^RESULT ' "$1" | awk '{
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        print v["rps"], v["p50_us"], v["p99_us"], v["errors"], v["non2xx"], v["requests"]
+    }'
+}
+
+# median_of COLUMN FILTER_AWK ROWS_FILE: the median of a column over the
+# rows the awk condition selects.
+median_of() {
+    awk "$2 { print \$$1 }" "$3" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "nan"; exit }
+            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }

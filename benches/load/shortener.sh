@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The shortener under wrk on 127.0.0.1, one worker, in one run:
+#
+#   benches/load/shortener.sh                  # DURATION=5 ROUNDS=3
+#   DURATION=10 ROUNDS=3 benches/load/shortener.sh | tee benches/results/shortener-$(date +%F)-$(git rev-parse --short HEAD).txt
+#
+#   redirect     GET /SLUG of one link (a cache hit: 302 from memory),
+#                against hello's GET /plaintext in the same round: the
+#                ratio is what the shortener's redirect path costs over
+#                keel's floor (target: >= 0.8)
+#   create       POST /api/links, a new URL each time (SQLite, WAL)
+#   mixed        both at once: redirects with $CONNECTIONS connections
+#                while creates run on $CREATE_CONNECTIONS
+#
+# Servers run with --workers 1 pinned to $SERVER_CPU (the shortener's
+# blocking pool and SQLite too); wrk is pinned to $CLIENT_CPU. Each run
+# starts a fresh server and a fresh data directory.
+#
+# Environment: DURATION (s, default 5), ROUNDS (3), CONNECTIONS (64),
+# CREATE_CONNECTIONS (16), SERVER_CPU (0), CLIENT_CPU (1), PORT (18090),
+# SKIP_BUILD=1 to use built binaries. Needs wrk (installed with apt-get
+# when missing and run as root), curl and taskset.
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+CREATE_CONNECTIONS=${CREATE_CONNECTIONS:-16}
+PORT=${PORT:-18090}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+logs=$(mktemp -d)
+# shellcheck source=common.sh
+source "$here/common.sh"
+data=
+trap 'stop_server; rm -rf "$logs" "$data"' EXIT
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release -p hello -p shortener >&2
+fi
+target=${CARGO_TARGET_DIR:-$root/target}/release
+base=http://127.0.0.1:$PORT
+
+start_hello() { start_server hello "$target/hello" --addr "127.0.0.1:$PORT" --workers 1; }
+start_shortener() {
+    rm -rf "$data"
+    data=$(mktemp -d)
+    start_server shortener "$target/shortener" --addr "127.0.0.1:$PORT" --workers 1 \
+        --data "$data" --writes-per-minute 1000000000
+    slug=$(curl -sf -H 'Content-Type: application/json' -d '{"url":"https://example.com/landing"}' \
+        "$base/api/links" | sed -E 's/.*"slug":"([^"]+)".*/\1/')
+    # The first visit loads the link into the cache.
+    curl -sf -o /dev/null -w '%{http_code}' "$base/$slug" | grep -q 302
+}
+
+# measure LABEL ROUND WRK_ARGS...: one wrk run on $CLIENT_CPU against the
+# running server; appends "label round rps p50 p99 errors non2xx cpu% rss".
+measure() {
+    local label=$1 round=$2
+    shift 2
+    local cpu_before out=$logs/$label.wrk
+    cpu_before=$(proc_cpu_ticks "$server_pid")
+    WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -d"${DURATION}s" --latency "$@" >"$out" 2>&1 || true
+    record "$label" "$round" "$out" "$cpu_before"
+}
+
+record() {
+    local label=$1 round=$2 out=$3 cpu_before=$4 cpu
+    cpu=$(awk -v a="$cpu_before" -v b="$(proc_cpu_ticks "$server_pid")" -v hz="$clk_tck" -v d="$DURATION" \
+        'BEGIN { printf "%.0f", 100 * (b - a) / hz / d }')
+    echo "### round $round, $label (server CPU ${cpu}%, peak RSS $(peak_rss_kb "$server_pid") kB)"
+    sed 's/^/    /' "$out"
+    local result
+    result=$(wrk_result "$out")
+    if [ -z "$result" ]; then
+        echo "no RESULT from wrk for $label" >&2
+        return
+    fi
+    read -r rps p50 p99 errors non2xx _ <<<"$result"
+    echo "$label $round $rps $p50 $p99 $errors $non2xx $cpu $(peak_rss_kb "$server_pid")" >>"$logs/rows"
+}
+
+echo "# the shortener under wrk"
+echo
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+echo "wrk -t1 -d${DURATION}s, $CONNECTIONS connections for reads, $CREATE_CONNECTIONS for creates, $ROUNDS rounds"
+echo "servers: --workers 1, taskset -c $SERVER_CPU; wrk: taskset -c $CLIENT_CPU"
+echo
+
+: >"$logs/rows"
+report=$here/report.lua
+for round in $(seq "$ROUNDS"); do
+    start_hello
+    measure plaintext "$round" -c"$CONNECTIONS" -s "$report" "$base/plaintext"
+    stop_server
+
+    start_shortener
+    measure redirect "$round" -c"$CONNECTIONS" -s "$report" "$base/$slug"
+    stop_server
+
+    start_shortener
+    WRK_CONNECTIONS=$CREATE_CONNECTIONS measure create "$round" -c"$CREATE_CONNECTIONS" -s "$here/create.lua" "$base"
+    created=$(curl -sf "$base/metrics" | awk '$1 == "shortener_store_call_duration_seconds_count{op=\"create\"}" {print $2}')
+    echo "    (store creates counted by /metrics: $created)"
+    stop_server
+
+    # Both at once: creates in the background, redirects measured alongside.
+    start_shortener
+    cpu_before=$(proc_cpu_ticks "$server_pid")
+    WRK_CONNECTIONS=$CREATE_CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CREATE_CONNECTIONS" -d"${DURATION}s" \
+        --latency -s "$here/create.lua" "$base" >"$logs/mixed-create.wrk" 2>&1 &
+    creates_pid=$!
+    WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+        --latency -s "$report" "$base/$slug" >"$logs/mixed-redirect.wrk" 2>&1 || true
+    wait "$creates_pid" || true
+    record mixed-redirect "$round" "$logs/mixed-redirect.wrk" "$cpu_before"
+    record mixed-create "$round" "$logs/mixed-create.wrk" "$cpu_before"
+    stop_server
+done
+
+median() { median_of "$1" "\$1 == \"$2\"" "$logs/rows"; }
+
+echo
+echo "## medians of $ROUNDS rounds"
+echo
+echo "| run | req/s | p50 µs | p99 µs | socket errors | non-2xx/3xx | server CPU % | peak RSS MiB |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for label in plaintext redirect create mixed-redirect mixed-create; do
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %.1f |\n' "$label" \
+        "$(median 3 "$label")" "$(median 4 "$label")" "$(median 5 "$label")" \
+        "$(median 6 "$label")" "$(median 7 "$label")" "$(median 8 "$label")" \
+        "$(awk -v k="$(median 9 "$label")" 'BEGIN { print k / 1024 }')"
+done
+echo
+echo "cache-hit redirect / hello plaintext, req/s: $(ratio "$(median 3 redirect)" "$(median 3 plaintext)") (target >= 0.8)"
+echo "redirects with creates running / redirects alone: $(ratio "$(median 3 mixed-redirect)" "$(median 3 redirect)")"
+echo
+echo "In the mixed run both wrk processes share core $CLIENT_CPU, and its server CPU % covers both."
