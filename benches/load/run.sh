@@ -30,8 +30,6 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 DEPTH=${DEPTH:-16}
 PATH_=${PATH_:-/plaintext}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 KEEL_PORT=${KEEL_PORT:-18080}
 HYPER_PORT=${HYPER_PORT:-18081}
 
@@ -39,14 +37,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 
-if ! command -v wrk >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-    else
-        echo "run.sh: wrk is missing (apt-get install wrk)" >&2
-        exit 1
-    fi
-fi
+logs=$(mktemp -d)
+# shellcheck source=common.sh
+source "$here/common.sh"
+trap 'stop_server; rm -rf "$logs"' EXIT
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p hello >&2
@@ -56,52 +50,13 @@ target=${CARGO_TARGET_DIR:-$root/target}/release
 keel_bin=$target/hello
 hyper_bin=$target/hyper-hello
 
-if [ "$(nproc)" -ge 2 ]; then
-    pin_server=(taskset -c "$SERVER_CPU")
-    pin_client=(taskset -c "$CLIENT_CPU")
-else
-    echo "run.sh: one core only: nothing pinned, server and wrk share it" >&2
-    pin_server=()
-    pin_client=()
-fi
-
-logs=$(mktemp -d)
-server_pid=
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=
+# start_named NAME: keel or hyper, on its port, one worker.
+start_named() {
+    if [ "$1" = keel ]; then
+        start_server keel "$keel_bin" --addr "127.0.0.1:$KEEL_PORT" --workers 1
+    else
+        start_server hyper "$hyper_bin" --addr "127.0.0.1:$HYPER_PORT" --workers 1
     fi
-}
-trap 'stop_server; rm -rf "$logs"' EXIT
-
-# start_server NAME: starts it pinned, waits for its "listening on" line.
-start_server() {
-    local name=$1 bin port
-    if [ "$name" = keel ]; then bin=$keel_bin port=$KEEL_PORT; else bin=$hyper_bin port=$HYPER_PORT; fi
-    : >"$logs/$name.out"
-    "${pin_server[@]}" "$bin" --addr "127.0.0.1:$port" --workers 1 >"$logs/$name.out" 2>"$logs/$name.err" &
-    server_pid=$!
-    for _ in $(seq 100); do
-        grep -q 'listening on http://' "$logs/$name.out" && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "run.sh: $name did not start:" >&2
-    cat "$logs/$name.out" "$logs/$name.err" >&2
-    exit 1
-}
-
-clk_tck=$(getconf CLK_TCK)
-# proc_cpu_ticks PID: user + system CPU time of a process, in clock ticks.
-proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# core_ticks N: "busy total steal" jiffies of core N, or of all cores with
-# N empty (idle and iowait are not busy).
-core_ticks() {
-    awk -v cpu="cpu$1" '$1 == cpu {
-        total = 0; for (i = 2; i <= 9; i++) total += $i
-        print total - $5 - $6, total, $9 }' /proc/stat
 }
 
 # run_wrk NAME MODE ROUND: one measured run; appends a row to $logs/rows.
@@ -113,7 +68,7 @@ run_wrk() {
         pipelined) extra=(-s "$here/pipeline.lua") ;;
         close) extra=(-s "$here/report.lua" -H 'Connection: close') ;;
     esac
-    start_server "$name"
+    start_named "$name"
     local url="http://127.0.0.1:$port$PATH_" args=()
     [ "$mode" = pipelined ] && args=(-- "$DEPTH")
     local cpu_before core_before
@@ -122,7 +77,7 @@ run_wrk() {
     steal_before=$(core_ticks "")
     WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${extra[@]}" "$url" "${args[@]}" >"$logs/wrk.out" 2>&1 || true
     local hwm cpu core steal
-    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0)
+    hwm=$(peak_rss_kb "$server_pid")
     # Server process CPU time and the wrk core's busy share, over the run.
     cpu=$(awk -v a="$cpu_before" -v b="$(proc_cpu_ticks "$server_pid")" -v hz="$clk_tck" -v d="$DURATION" \
         'BEGIN { printf "%.0f", 100 * (b - a) / hz / d }')
@@ -175,15 +130,7 @@ echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: 
 awk '{printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $10, $11, $12, $8, $9}' "$logs/rows"
 
 # median COLUMN MODE NAME
-median() {
-    awk -v c="$1" -v m="$2" -v n="$3" '$1 == m && $2 == n {print $c}' "$logs/rows" | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) { print "nan"; exit }
-            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+median() { median_of "$1" "\$1 == \"$2\" && \$2 == \"$3\"" "$logs/rows"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # round_ratio_median COLUMN MODE: the median over rounds of keel/hyper within a round.
