@@ -176,15 +176,16 @@ pub struct CreateBody {
 }
 
 /// The body of `PATCH /api/links/:slug`: an absent field stays, `null`
-/// clears.
+/// clears the fields that can be cleared and is refused for `url` and
+/// `disabled`, which cannot.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     url: Option<String>,
     #[serde(default, deserialize_with = "present")]
     expires_at: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     disabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     max_clicks: Option<Option<i64>>,
@@ -197,6 +198,12 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field that may be left out (`None`) but not given as `null`: the
+/// error names the type expected.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -302,9 +309,18 @@ fn invalid_slug(e: &validate::Invalid) -> ApiError {
     ApiError::bad_request(code, e.to_string())
 }
 
+/// The last second RFC 3339 can write in UTC, `9999-12-31T23:59:59Z`: a
+/// later expiry (`9999-12-31T23:59:59-01:00`) parses but could never be
+/// shown.
+const MAX_EXPIRY: UnixTime = 253_402_300_799;
+
 fn expiry(text: &str, now: UnixTime) -> Result<UnixTime, ApiError> {
     match model::parse_time(text) {
-        Some(at) if at > now => Ok(at),
+        Some(at) if at > now && at <= MAX_EXPIRY => Ok(at),
+        Some(at) if at > now => Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_at must be before 10000-01-01T00:00:00Z",
+        )),
         Some(_) => Err(ApiError::bad_request(
             "invalid_expiry",
             "expires_at must be in the future",
@@ -480,22 +496,37 @@ struct PageView<'a> {
     next_cursor: Option<String>,
 }
 
-fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
-    let limit = match req.query_param("limit") {
+/// Longest cursor accepted: ids below 10^18 always fit an `i64`.
+const MAX_CURSOR_DIGITS: usize = 18;
+
+/// A positive decimal number as this API writes it: ASCII digits, no sign,
+/// no leading zero, at most `max_digits` of them.
+fn decimal(text: &str, max_digits: usize) -> Option<u64> {
+    let digits_only = text.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only || text.starts_with('0') || !(1..=max_digits).contains(&text.len()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `limit` of the list: absent is the default; else 1 to [`MAX_LIMIT`].
+fn limit_param(text: Option<&str>) -> Result<usize, ApiError> {
+    match text {
         None => Ok(DEFAULT_LIMIT),
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
+        Some(text) => decimal(text, 3)
+            .and_then(|n| usize::try_from(n).ok())
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1 to 100")),
-    };
-    let cursor = match req.query_param("cursor") {
-        None => Ok(None),
-        Some(text) if text.is_empty() => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|&id| id > 0)
+    }
+}
+
+/// `cursor` of the list: absent or empty is the first page; else a
+/// `next_cursor` value.
+fn cursor_param(text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => decimal(text, MAX_CURSOR_DIGITS)
+            .and_then(|id| i64::try_from(id).ok())
             .map(Some)
             .ok_or_else(|| {
                 ApiError::bad_request(
@@ -503,7 +534,12 @@ fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
                     "cursor must be a next_cursor value from a previous page",
                 )
             }),
-    };
+    }
+}
+
+fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+    let limit = limit_param(req.query_param("limit").as_deref());
+    let cursor = cursor_param(req.query_param("cursor").as_deref());
     let (limit, cursor) = match (limit, cursor) {
         (Ok(l), Ok(c)) => (l, c),
         (Err(e), _) | (_, Err(e)) => return e.write(res),

@@ -91,16 +91,23 @@ impl App {
     /// The app on `store`, with click flushing started.
     pub fn new(store: SharedStore, config: AppConfig) -> App {
         let own_host = host_of_base(&config.base_url);
-        let clicks = Arc::new(Clicks::new());
-        let flusher = clicks.start_flusher(Arc::clone(&store), config.flush_interval);
         let state = Arc::new(State {
             store,
             cache: RedirectCache::new(config.cache),
-            clicks,
+            clicks: Arc::new(Clicks::new()),
             own_host,
             telemetry: Telemetry::new(),
             config,
         });
+        // The thread holds the state until `Clicks::stop` ends it.
+        let flusher = {
+            let writer = Arc::clone(&state);
+            state
+                .clicks
+                .start_flusher(state.config.flush_interval, move |id, batch| {
+                    writer.store_call(StoreOp::RecordClicks, |s| s.record_clicks(id, batch))
+                })
+        };
         App {
             state,
             flusher: Some(flusher),
@@ -180,7 +187,10 @@ impl App {
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }
-        self.state.clicks.flush(&self.state.store)
+        let state = &self.state;
+        state.clicks.flush_with(|id, batch| {
+            state.store_call(StoreOp::RecordClicks, |s| s.record_clicks(id, batch))
+        })
     }
 }
 

@@ -196,24 +196,40 @@ impl RedirectCache {
 
     /// Looks `slug` up and runs `answer` on what is known, under the
     /// shard's read lock (keep it short: it writes a response head).
-    /// Allocates nothing.
+    /// Counts a hit, a negative hit or a miss. Allocates nothing.
     pub fn with<R>(&self, slug: &str, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
+        self.lookup(slug, true, answer)
+    }
+
+    /// [`with`](Self::with) without counting: for a second look after a
+    /// miss was counted and the store read (the request was not answered
+    /// from the cache). Allocates nothing.
+    pub fn peek<R>(&self, slug: &str, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
+        self.lookup(slug, false, answer)
+    }
+
+    fn lookup<R>(&self, slug: &str, count: bool, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
+        let counter = |c: &AtomicU64| {
+            if count {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         let now = Instant::now();
         let shard = self.shard(slug).read();
         if let Some(link) = shard.links.get(slug) {
             if now.duration_since(link.loaded) < self.config.ttl {
                 let used = now.duration_since(self.epoch).as_millis() as u32;
                 link.last_used.store(used, Ordering::Relaxed);
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                counter(&self.counters.hits);
                 return answer(Lookup::Hit(link));
             }
         } else if let Some(&until) = shard.missing.get(slug) {
             if now < until {
-                self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                counter(&self.counters.negative_hits);
                 return answer(Lookup::Missing);
             }
         }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        counter(&self.counters.misses);
         answer(Lookup::Unknown)
     }
 
@@ -224,10 +240,23 @@ impl RedirectCache {
 
     /// Caches what the store said about `slug` (`None`: no such link),
     /// unless the slug changed since `generation` was taken.
+    ///
+    /// A live entry already there stays: it was loaded after `generation`
+    /// too (nothing changed since), and it holds the clicks taken from its
+    /// budget since, which a replacement read from the store would not
+    /// know of until they are flushed.
     pub fn insert(&self, slug: &str, link: Option<&Link>, generation: Generation) {
         let now = Instant::now();
         let mut shard = self.shard(slug).write();
         if shard.generation != generation.0 {
+            return;
+        }
+        if link.is_some()
+            && shard
+                .links
+                .get(slug)
+                .is_some_and(|old| now.duration_since(old.loaded) < self.config.ttl)
+        {
             return;
         }
         let limit_entries = (self.config.max_entries / SHARDS).max(1);
@@ -431,6 +460,49 @@ mod tests {
         assert!(cache.with("gone", |l| matches!(l, Lookup::Missing)));
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.with("gone", |l| matches!(l, Lookup::Unknown)));
+    }
+
+    #[test]
+    fn peeking_counts_nothing() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        cache.insert("nope", None, cache.generation("nope"));
+        assert!(cache.peek("abc", |l| matches!(l, Lookup::Hit(_))));
+        assert!(cache.peek("nope", |l| matches!(l, Lookup::Missing)));
+        assert!(cache.peek("other", |l| matches!(l, Lookup::Unknown)));
+        let c = &cache.counters;
+        let counts = [&c.hits, &c.negative_hits, &c.misses].map(|n| n.load(Ordering::Relaxed));
+        assert_eq!(counts, [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_second_load_keeps_the_live_entry_and_its_clicks() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        let limited = Link {
+            max_clicks: Some(2),
+            ..link(7, "lim")
+        };
+        let generation = cache.generation("lim");
+        cache.insert("lim", Some(&limited), generation);
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.take_click())));
+        // A load that raced the first (same generation) read 0 clicks.
+        cache.insert("lim", Some(&limited), generation);
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.take_click())));
+        assert!(!cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.take_click())));
+    }
+
+    #[test]
+    fn an_expired_entry_is_replaced() {
+        let cache = RedirectCache::new(CacheConfig {
+            ttl: Duration::from_millis(30),
+            ..CacheConfig::default()
+        });
+        cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Unknown)));
+        cache.insert("abc", Some(&link(2, "abc")), cache.generation("abc"));
+        assert_eq!(hit_id(&cache, "abc"), Some(2));
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

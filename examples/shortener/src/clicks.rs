@@ -4,20 +4,28 @@
 //! served it (each thread is given its own shard the first time it counts),
 //! keyed by link, day, referrer host and browser family. Once a second a
 //! flusher thread drains every shard, sums the counts per link and writes
-//! them to the store in one transaction. A failed flush keeps its counts
-//! (bounded) for the next try. [`Clicks::flush`] on shutdown writes the
+//! them to the store in one transaction, as a batch with an id of its own.
+//! A failed batch is kept (bounded) and retried as it was, same id and
+//! same counts, so that a store which did commit it but could not say so
+//! recognizes the retry and counts nothing twice. [`Clicks::flush`] on shutdown writes the
 //! rest, so a graceful stop loses nothing and a crash loses at most one
 //! interval.
 //!
 //! Recording allocates nothing once a thread's map has grown to hold the
 //! keys of an interval: draining keeps the map's capacity.
+//!
+//! A link with a click budget is read from the store with
+//! [`Clicks::unflushed`] added to its count, inside
+//! [`Clicks::between_flushes`], so that a reload (after an edit, an
+//! eviction or the cache's time to live) does not hand out again the clicks
+//! taken since the last flush.
 
 use crate::model::{day_of, Day, LinkClicks, UnixTime};
-use crate::store::SharedStore;
+use crate::store::{SharedStore, StoreError};
 use crate::validate::contains_ignore_ascii_case;
 use foldhash::fast::RandomState;
-use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -212,10 +220,18 @@ type CountMap = HashMap<Click, u64, RandomState>;
 pub struct Clicks {
     shards: Box<[Mutex<CountMap>]>,
     next_shard: AtomicUsize,
-    /// Link counts of failed flushes, merged into the next.
-    pending: Mutex<HashMap<i64, LinkClicks>>,
-    /// Serializes flushes: the timer's and a shutdown's.
-    flushing: Mutex<()>,
+    /// Batches not yet acknowledged by the store, oldest first, each
+    /// retried as it was sealed (same id, same counts) so that the store
+    /// can tell a retry from a new batch.
+    pending: Mutex<VecDeque<Sealed>>,
+    /// Names this process's batches: `<random>-<sequence>`.
+    instance: u64,
+    sequence: AtomicU64,
+    /// Held exclusively by a flush (serializing the timer's and a
+    /// shutdown's), shared by [`Clicks::between_flushes`]: while it is
+    /// shared, every click is either in the store or in `pending` and the
+    /// shards, never on its way between them.
+    flushing: RwLock<()>,
     pub counters: ClickCounters,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -242,8 +258,20 @@ impl Clicks {
                 .map(|_| Mutex::new(CountMap::default()))
                 .collect(),
             next_shard: AtomicUsize::new(0),
-            pending: Mutex::new(HashMap::new()),
-            flushing: Mutex::new(()),
+            pending: Mutex::new(VecDeque::new()),
+            instance: {
+                let mut random = [0u8; 8];
+                // Without a random source, the time makes clashes unlikely.
+                if getrandom::fill(&mut random).is_err() {
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64);
+                    random = (nanos ^ u64::from(std::process::id())).to_le_bytes();
+                }
+                u64::from_le_bytes(random)
+            },
+            sequence: AtomicU64::new(0),
+            flushing: RwLock::new(()),
             counters: ClickCounters::default(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -285,72 +313,111 @@ impl Clicks {
         *counts.entry(click).or_insert(0) += 1;
     }
 
-    /// Writes every count gathered so far (and those of failed flushes) to
-    /// `store` in one call. On failure the counts are kept for the next
+    /// Writes every count gathered so far, and the batches of failed
+    /// flushes, to `store`. On failure the batches are kept for the next
     /// flush, up to a bound.
     ///
     /// # Errors
     ///
     /// The store's error; the counts stay pending.
-    pub fn flush(&self, store: &SharedStore) -> Result<usize, crate::store::StoreError> {
-        let _one_at_a_time = self.flushing.lock();
-        let mut pending = std::mem::take(&mut *self.pending.lock());
+    pub fn flush(&self, store: &SharedStore) -> Result<usize, StoreError> {
+        self.flush_with(|id, batch| store.record_clicks(id, batch))
+    }
+
+    /// [`Clicks::flush`] through `write`, which stores one batch (its id and
+    /// counts) in one transaction (the app times it for `/metrics`). Seals
+    /// the counts gathered since the last flush into a new batch, then
+    /// writes the pending batches oldest first, stopping at the first
+    /// failure. Returns the links written.
+    ///
+    /// # Errors
+    ///
+    /// `write`'s error; the batch it failed on and those after stay pending.
+    pub fn flush_with(
+        &self,
+        mut write: impl FnMut(&str, &[LinkClicks]) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.flushing.write();
         let mut drained = Vec::new();
         for shard in self.shards.iter() {
             drained.extend(shard.lock().drain());
         }
-        for (click, count) in drained {
-            let link = pending.entry(click.link_id).or_insert_with(|| LinkClicks {
-                link_id: click.link_id,
-                ..LinkClicks::default()
+        let mut pending = self.pending.lock();
+        if !drained.is_empty() {
+            let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+            pending.push_back(Sealed {
+                id: format!("{:016x}-{sequence}", self.instance),
+                links: aggregate(drained),
             });
-            link.total += count;
-            add(&mut link.days, click.day, count);
-            add(
-                &mut link.referrers,
-                click.referrer.as_str().to_owned(),
-                count,
-            );
-            add(&mut link.agents, click.agent.name().to_owned(), count);
         }
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let batch: Vec<LinkClicks> = pending.values().cloned().collect();
-        match store.record_clicks(&batch) {
-            Ok(()) => {
-                let clicks: u64 = batch.iter().map(|l| l.total).sum();
-                self.counters.flushed.fetch_add(clicks, Ordering::Relaxed);
-                self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .last_batch_links
-                    .store(batch.len() as u64, Ordering::Relaxed);
-                Ok(batch.len())
-            }
-            Err(error) => {
+        let mut written = 0;
+        while let Some(batch) = pending.front() {
+            if let Err(error) = write(&batch.id, &batch.links) {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                if pending.len() > MAX_PENDING_LINKS {
-                    let excess: Vec<i64> =
-                        pending.keys().copied().skip(MAX_PENDING_LINKS).collect();
-                    for id in excess {
-                        if let Some(dropped) = pending.remove(&id) {
-                            self.counters
-                                .dropped
-                                .fetch_add(dropped.total, Ordering::Relaxed);
-                        }
-                    }
-                }
-                *self.pending.lock() = pending;
-                Err(error)
+                self.drop_excess(&mut pending);
+                return Err(error);
             }
+            let clicks: u64 = batch.links.iter().map(|l| l.total).sum();
+            self.counters.flushed.fetch_add(clicks, Ordering::Relaxed);
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .last_batch_links
+                .store(batch.links.len() as u64, Ordering::Relaxed);
+            written += batch.links.len();
+            pending.pop_front();
+        }
+        Ok(written)
+    }
+
+    /// Drops the oldest pending batches past [`MAX_PENDING_LINKS`] links.
+    fn drop_excess(&self, pending: &mut VecDeque<Sealed>) {
+        let mut links: usize = pending.iter().map(|b| b.links.len()).sum();
+        while links > MAX_PENDING_LINKS {
+            let Some(oldest) = pending.pop_front() else {
+                break;
+            };
+            links -= oldest.links.len();
+            let clicks: u64 = oldest.links.iter().map(|l| l.total).sum();
+            self.counters.dropped.fetch_add(clicks, Ordering::Relaxed);
         }
     }
 
-    /// Starts the thread that flushes every `interval` until [`Clicks::stop`].
+    /// Runs `read` while no flush is under way: a store read inside it and
+    /// [`Clicks::unflushed`] count each click once, in one or the other.
+    /// Flushes wait meanwhile; keep it to one store read.
+    pub fn between_flushes<T>(&self, read: impl FnOnce() -> T) -> T {
+        let _no_flush = self.flushing.read();
+        read()
+    }
+
+    /// Clicks on link `link_id` counted here and not yet in the store
+    /// (also those of failed flushes). Exact inside
+    /// [`Clicks::between_flushes`] only. Scans every shard: for the rare
+    /// store read of a link with a click budget, not for the redirect path.
+    pub fn unflushed(&self, link_id: i64) -> u64 {
+        let pending = self
+            .pending
+            .lock()
+            .iter()
+            .flat_map(|batch| &batch.links)
+            .filter(|l| l.link_id == link_id)
+            .map(|l| l.total)
+            .sum();
+        self.shards.iter().fold(pending, |total, shard| {
+            shard
+                .lock()
+                .iter()
+                .filter(|(click, _)| click.link_id == link_id)
+                .fold(total, |total, (_, count)| total.saturating_add(*count))
+        })
+    }
+
+    /// Starts the thread that flushes every `interval` until [`Clicks::stop`],
+    /// writing each batch with `write` (see [`Clicks::flush_with`]).
     pub fn start_flusher(
         self: &Arc<Self>,
-        store: SharedStore,
         interval: Duration,
+        write: impl Fn(&str, &[LinkClicks]) -> Result<(), StoreError> + Send + 'static,
     ) -> JoinHandle<()> {
         let clicks = Arc::clone(self);
         std::thread::Builder::new()
@@ -368,7 +435,7 @@ impl Clicks {
                         }
                     }
                     next += interval;
-                    if let Err(error) = clicks.flush(&store) {
+                    if let Err(error) = clicks.flush_with(&write) {
                         eprintln!("shortener: click flush failed, kept for the next: {error}");
                     }
                 }
@@ -385,6 +452,32 @@ impl Clicks {
     }
 }
 
+/// A batch of counts as written to the store, kept as is until it is.
+struct Sealed {
+    id: String,
+    links: Vec<LinkClicks>,
+}
+
+/// Sums drained per-click counts into per-link counts.
+fn aggregate(drained: Vec<(Click, u64)>) -> Vec<LinkClicks> {
+    let mut links: HashMap<i64, LinkClicks> = HashMap::new();
+    for (click, count) in drained {
+        let link = links.entry(click.link_id).or_insert_with(|| LinkClicks {
+            link_id: click.link_id,
+            ..LinkClicks::default()
+        });
+        link.total += count;
+        add(&mut link.days, click.day, count);
+        add(
+            &mut link.referrers,
+            click.referrer.as_str().to_owned(),
+            count,
+        );
+        add(&mut link.agents, click.agent.name().to_owned(), count);
+    }
+    links.into_values().collect()
+}
+
 /// Adds `count` to `key`'s entry in a small association list.
 fn add<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, count: u64) {
     match list.iter_mut().find(|(k, _)| *k == key) {
@@ -396,6 +489,50 @@ fn add<K: PartialEq>(list: &mut Vec<(K, u64)>, key: K, count: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unflushed_clicks_are_counted_until_written() {
+        let clicks = Clicks::new();
+        let at = 1_795_600_800;
+        clicks.record(Click::new(1, at, None, Some("curl/8")));
+        clicks.record(Click::new(1, at, Some("https://a.example/"), None));
+        clicks.record(Click::new(2, at, None, None));
+        std::thread::scope(|s| {
+            s.spawn(|| clicks.record(Click::new(1, at + 86_400, None, None)));
+        });
+        assert_eq!(clicks.between_flushes(|| clicks.unflushed(1)), 3);
+        assert_eq!(clicks.unflushed(2), 1);
+        assert_eq!(clicks.unflushed(3), 0);
+        // A failed flush keeps them pending; a good one writes them.
+        let mut failed_id = String::new();
+        let failed = clicks.flush_with(|id, _| {
+            failed_id = id.to_owned();
+            Err(StoreError::Unavailable("down".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(clicks.unflushed(1), 3);
+        // Clicks after the failure go in a batch of their own: the failed
+        // one is retried first, under the same id, with the same counts.
+        clicks.record(Click::new(2, at, None, None));
+        let mut written = Vec::new();
+        let links = clicks.flush_with(|id, batch| {
+            let mut batch = batch.to_vec();
+            batch.sort_by_key(|l| l.link_id);
+            written.push((
+                id.to_owned(),
+                batch.iter().map(|l| l.total).collect::<Vec<_>>(),
+            ));
+            Ok(())
+        });
+        assert_eq!(links.unwrap(), 3);
+        assert_eq!(written.len(), 2);
+        assert_eq!(written[0], (failed_id.clone(), vec![3, 1]));
+        assert_ne!(written[1].0, failed_id);
+        assert_eq!(written[1].1, [1]);
+        assert_eq!(clicks.unflushed(1), 0);
+        assert_eq!(clicks.unflushed(2), 0);
+        assert_eq!(clicks.counters.flushed.load(Ordering::Relaxed), 5);
+    }
 
     #[test]
     fn agents_are_classified_by_family() {

@@ -9,7 +9,8 @@ use crate::api::{wants_json, ApiError};
 use crate::app::{on_state, State};
 use crate::cache::{CachedLink, Lookup};
 use crate::clicks::Click;
-use crate::model::{self, UnixTime};
+use crate::model::{self, Link, UnixTime};
+use crate::store::StoreError;
 use crate::telemetry::StoreOp;
 use crate::{password, validate, web};
 use keel::middleware::{HandlerExt, RateLimit};
@@ -79,30 +80,50 @@ fn follow(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         return;
     }
     let slug = slug.to_owned();
-    let generation = state.cache.generation(&slug);
     let state = Arc::clone(state);
-    res.offload(move |res| {
-        let link = match state.store_call(StoreOp::Get, |s| s.get(&slug)) {
-            Ok(link) => link,
-            Err(error) => return unavailable(res, visit.wants_json, error.into()),
-        };
-        state.cache.insert(&slug, link.as_ref(), generation);
-        // Answer through the cache when the entry went in, so that its
-        // click budget counts this click; else from what was read.
-        let answered = state.cache.with(&slug, |lookup| match lookup {
-            Lookup::Hit(cached) => {
-                answer(&state, &slug, cached, visit, res);
-                true
-            }
-            _ => false,
-        });
-        if !answered {
-            match &link {
-                Some(link) => answer(&state, &slug, &CachedLink::from_link(link), visit, res),
-                None => not_found(res, visit.wants_json),
-            }
-        }
+    res.offload(move |res| match load(&state, &slug) {
+        Ok(Some(link)) => answer_loaded(&state, &slug, &link, visit, res),
+        Ok(None) => not_found(res, visit.wants_json),
+        Err(error) => unavailable(res, visit.wants_json, error.into()),
     });
+}
+
+/// Reads `slug` from the store and caches what it says. A link with a
+/// click budget is read between two click flushes, its clicks not yet
+/// flushed added to its count: the budget is enforced against every click
+/// taken, not only those the store has seen.
+fn load(state: &State, slug: &str) -> Result<Option<Link>, StoreError> {
+    // Taken before the read: an update meanwhile keeps the read out.
+    let generation = state.cache.generation(slug);
+    let read = || state.store_call(StoreOp::Get, |s| s.get(slug));
+    let mut link = read()?;
+    if link.as_ref().is_some_and(|l| l.max_clicks.is_some()) {
+        link = state.clicks.between_flushes(|| {
+            let mut link = read()?;
+            if let Some(link) = &mut link {
+                link.clicks = link.clicks.saturating_add(state.clicks.unflushed(link.id));
+            }
+            Ok::<_, StoreError>(link)
+        })?;
+    }
+    state.cache.insert(slug, link.as_ref(), generation);
+    Ok(link)
+}
+
+/// Answers a visit to a link just [loaded](load): through its cache entry
+/// when there is one, so that its click budget counts this click; else
+/// (an update raced the load) from what was read.
+fn answer_loaded(state: &State, slug: &str, link: &Link, visit: Visit, res: &mut Response<'_>) {
+    let answered = state.cache.peek(slug, |lookup| match lookup {
+        Lookup::Hit(cached) => {
+            answer(state, slug, cached, visit, res);
+            true
+        }
+        _ => false,
+    });
+    if !answered {
+        answer(state, slug, &CachedLink::from_link(link), visit, res);
+    }
 }
 
 /// Answers a visit to a known link: the redirect, the password page, or
@@ -202,16 +223,16 @@ fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     let slug = slug.to_owned();
     let state = Arc::clone(state);
     res.offload(move |res| {
-        let link = match state.store_call(StoreOp::Get, |s| s.get(&slug)) {
+        let link = match load(&state, &slug) {
             Ok(Some(link)) => link,
             Ok(None) => return not_found(res, visit.wants_json),
             Err(error) => return unavailable(res, visit.wants_json, error.into()),
         };
-        let cached = CachedLink::from_link(&link);
         let Some(hash) = &link.password_hash else {
             // Not (or no longer) protected: follow it as a GET would.
-            return answer(&state, &slug, &cached, visit, res);
+            return answer_loaded(&state, &slug, &link, visit, res);
         };
+        let cached = CachedLink::from_link(&link);
         if cached.is_gone(visit.now) || cached.is_spent() {
             return gone(res, visit.wants_json);
         }
@@ -226,10 +247,11 @@ fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
                 Some("Wrong password."),
             );
         }
-        // The budget lives in the cache when the link is cached there.
-        let allowed = state.cache.with(&slug, |lookup| match lookup {
-            Lookup::Hit(cached) => cached.take_click(),
-            _ => true,
+        // The budget lives in the cache when the link is cached there (it
+        // is, unless an update raced the load: then in what was read).
+        let allowed = state.cache.peek(&slug, |lookup| match lookup {
+            Lookup::Hit(entry) => entry.take_click(),
+            _ => cached.take_click(),
         });
         if !allowed {
             return gone(res, visit.wants_json);

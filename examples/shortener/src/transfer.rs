@@ -436,12 +436,15 @@ mod tests {
             },
         )
         .unwrap();
-        from.record_clicks(&[LinkClicks {
-            link_id: id,
-            total: 4,
-            days: vec![(1, 4)],
-            ..LinkClicks::default()
-        }])
+        from.record_clicks(
+            "b1",
+            &[LinkClicks {
+                link_id: id,
+                total: 4,
+                days: vec![(1, 4)],
+                ..LinkClicks::default()
+            }],
+        )
         .unwrap();
 
         let mut csv = Vec::new();

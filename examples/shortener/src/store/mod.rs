@@ -30,6 +30,18 @@ pub enum StoreError {
     Failed(String),
 }
 
+/// A change reported by [`Store::subscribe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The link with this slug was created, changed or deleted.
+    Link(String),
+    /// Changes may have been missed (the feed's connection dropped): drop
+    /// every cached link.
+    Lost,
+    /// The feed is connected again (after [`Change::Lost`]).
+    Connected,
+}
+
 /// The most links one [`Store::create_many`] call takes.
 pub const MAX_BATCH: usize = 1000;
 
@@ -67,8 +79,19 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self, slug: &str) -> Result<Option<LinkStats>, StoreError>;
 
     /// Adds a batch of click counts in one transaction. Counts for links
-    /// deleted meanwhile are dropped.
-    fn record_clicks(&self, batch: &[LinkClicks]) -> Result<(), StoreError>;
+    /// deleted meanwhile are dropped. `batch_id` is unique per batch (an
+    /// instance id and a sequence number): a batch whose id was already
+    /// recorded is skipped, so retrying one whose first attempt committed
+    /// but was not acknowledged counts nothing twice.
+    fn record_clicks(&self, batch_id: &str, batch: &[LinkClicks]) -> Result<(), StoreError>;
+
+    /// Starts telling `on_change` about links changed by *other* instances
+    /// sharing this store (its own changes may be reported too), so their
+    /// caches stay coherent. The default does nothing: a store only one
+    /// instance uses has no one else to hear from.
+    fn subscribe(&self, on_change: Box<dyn Fn(Change) + Send + Sync>) {
+        let _ = on_change;
+    }
 
     /// Every link, oldest first, for export: calls `each` per link and stops
     /// at its first error.

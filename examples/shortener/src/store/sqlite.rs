@@ -15,9 +15,16 @@ use rusqlite::{Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Seconds a recorded click batch id is remembered: far longer than any
+/// retry of it.
+const BATCH_ID_RETENTION: i64 = 86_400;
+
 /// Schema migrations in order: entry `i` takes `PRAGMA user_version` from
 /// `i` to `i + 1`. Append new ones; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_click_batches.sql"),
+];
 
 /// How long a statement waits for a lock held by another process on the
 /// same file (a second instance, a backup) before answering `Unavailable`.
@@ -586,8 +593,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_clicks(&self, batch: &[LinkClicks]) -> Result<(), StoreError> {
+    fn record_clicks(&self, batch_id: &str, batch: &[LinkClicks]) -> Result<(), StoreError> {
         self.write(|tx| {
+            let now = crate::model::now();
+            let first_time = tx
+                .prepare_cached(
+                    "INSERT INTO click_batches (id, recorded_at) VALUES (?1, ?2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut stmt| stmt.execute(params![batch_id, now]))
+                .map_err(db_err)?;
+            if first_time == 0 {
+                return Ok(());
+            }
+            tx.prepare_cached("DELETE FROM click_batches WHERE recorded_at < ?1")
+                .and_then(|mut stmt| stmt.execute(params![now - BATCH_ID_RETENTION]))
+                .map_err(db_err)?;
             for clicks in batch {
                 let updated = tx
                     .prepare_cached(

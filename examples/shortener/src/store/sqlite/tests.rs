@@ -91,7 +91,7 @@ fn data_survives_a_restart_and_migrations_are_not_reapplied() {
         .lock()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, MIGRATIONS.len() as i64);
     // Ids keep counting after the restart.
     assert!(store.create(&plain("https://b.example/")).unwrap().link.id > first.link.id);
 }
@@ -327,12 +327,15 @@ fn stats_add_up_sorted_and_capped() {
         clicks(id, 20_000, "a.example", "Chrome", 2),
     ];
     batch.extend((0..12).map(|i| clicks(id, 20_001, &format!("r{i:02}.example"), "Chrome", 1)));
-    store.record_clicks(&batch).unwrap();
+    store.record_clicks("b1", &batch).unwrap();
     store
-        .record_clicks(&[
-            clicks(id, 20_000, "", "Safari", 3),
-            clicks(9_999, 1, "x", "y", 5),
-        ])
+        .record_clicks(
+            "b2",
+            &[
+                clicks(id, 20_000, "", "Safari", 3),
+                clicks(9_999, 1, "x", "y", 5),
+            ],
+        )
         .unwrap();
 
     let stats = store.stats("st").unwrap().unwrap();
@@ -377,9 +380,11 @@ fn counts_saturate_instead_of_overflowing() {
         .link
         .id;
     store
-        .record_clicks(&[clicks(id, 1, "r", "a", u64::MAX)])
+        .record_clicks("b3", &[clicks(id, 1, "r", "a", u64::MAX)])
         .unwrap();
-    store.record_clicks(&[clicks(id, 1, "r", "a", 7)]).unwrap();
+    store
+        .record_clicks("b4", &[clicks(id, 1, "r", "a", 7)])
+        .unwrap();
     let stats = store.stats("big").unwrap().unwrap();
     assert_eq!(stats.total, i64::MAX as u64);
     assert_eq!(stats.days[0].clicks, i64::MAX as u64);
@@ -399,7 +404,10 @@ fn delete_removes_the_link_and_its_stats_and_ids_are_not_reused() {
         .link
         .id;
     store
-        .record_clicks(&[clicks(gone, 1, "r", "a", 1), clicks(keep, 1, "r", "a", 1)])
+        .record_clicks(
+            "b5",
+            &[clicks(gone, 1, "r", "a", 1), clicks(keep, 1, "r", "a", 1)],
+        )
         .unwrap();
     store.delete("gone").unwrap();
     assert!(matches!(store.delete("gone"), Err(StoreError::NotFound)));
@@ -416,7 +424,7 @@ fn delete_removes_the_link_and_its_stats_and_ids_are_not_reused() {
         .link;
     assert!(again.id > gone);
     store
-        .record_clicks(&[clicks(gone, 1, "r", "a", 1)])
+        .record_clicks("b6", &[clicks(gone, 1, "r", "a", 1)])
         .unwrap();
     assert_eq!(store.stats("gone").unwrap().unwrap().total, 0);
 }
@@ -588,4 +596,23 @@ fn a_read_waits_for_a_connection_when_all_are_lent() {
         assert!(reader.join().unwrap().unwrap().is_some());
     });
     assert_eq!(store.readers.lock().open, MAX_READERS);
+}
+
+#[test]
+fn a_retried_click_batch_counts_once() {
+    let (_dir, store) = temp_store();
+    let id = store
+        .create(&custom("https://a.example/", "once"))
+        .unwrap()
+        .link
+        .id;
+    let batch = [clicks(id, 20_000, "r.example", "Chrome", 4)];
+    store.record_clicks("inst-1", &batch).unwrap();
+    // The same batch again, as after a lost acknowledgement: skipped.
+    store.record_clicks("inst-1", &batch).unwrap();
+    store.record_clicks("inst-2", &batch).unwrap();
+    let stats = store.stats("once").unwrap().unwrap();
+    assert_eq!(stats.total, 8);
+    assert_eq!(stats.days[0].clicks, 8);
+    assert_eq!(stats.referrers[0].clicks, 8);
 }
