@@ -61,10 +61,12 @@ pub fn url(url: &str, own_host: &str) -> Result<String, Invalid> {
         return Err(Invalid::Credentials);
     }
     let host = host_of(authority).ok_or(Invalid::Host)?;
-    let authority = authority.to_ascii_lowercase();
-    if authority == own_host.to_ascii_lowercase() || host.eq_ignore_ascii_case(own_host) {
+    let port = authority[host.len()..].strip_prefix(':').and_then(|p| p.parse().ok());
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    if points_at_own_host(host, port.unwrap_or(default_port), own_host) {
         return Err(Invalid::SelfLink);
     }
+    let authority = authority.to_ascii_lowercase();
     let mut normalized = String::with_capacity(url.len());
     normalized.push_str(&scheme);
     normalized.push_str("://");
@@ -114,6 +116,34 @@ fn host_of(authority: &str) -> Option<&str> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !host.starts_with(['.', '-']);
     ok.then_some(host)
+}
+
+/// Whether `host:port` is the shortener itself at `own_host` (`host` or
+/// `host:port`): the same name, ignoring case and a trailing dot, or any
+/// two loopback names (`localhost`, `127.0.0.1`, `[::1]`); and the same
+/// port when `own_host` names one. A link there would redirect to itself.
+fn points_at_own_host(host: &str, port: u16, own_host: &str) -> bool {
+    let (own_name, own_port) = match own_host.rsplit_once(':') {
+        Some((name, p)) if !name.is_empty() && !p.contains(']') => (name, p.parse::<u16>().ok()),
+        _ => (own_host, None),
+    };
+    if own_port.is_some_and(|own| own != port) {
+        return false;
+    }
+    let canonical = |name: &str| name.trim_end_matches('.').to_ascii_lowercase();
+    let (host, own) = (canonical(host), canonical(own_name));
+    host == own || (is_loopback_name(&host) && is_loopback_name(&own))
+}
+
+/// `localhost`, a name under it, `127.x.y.z`, `[::1]` or `0.0.0.0`.
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "[::1]"
+        || name == "0.0.0.0"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `""` or `:digits` (at most 5).
@@ -219,6 +249,15 @@ mod tests {
             Err(Invalid::Credentials)
         );
         assert_eq!(url("https://SHO.RT/abc", OWN), Err(Invalid::SelfLink));
+        assert_eq!(url("https://sho.rt./abc", OWN), Err(Invalid::SelfLink));
+        assert_eq!(url("http://127.0.0.1.:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
+        assert_eq!(url("http://localhost:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
+        assert_eq!(url("http://[::1]:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
+        assert_eq!(url("http://127.0.0.2:8080/x", "localhost:8080"), Err(Invalid::SelfLink));
+        assert_eq!(url("http://127.0.0.1/x", "127.0.0.1:80"), Err(Invalid::SelfLink));
+        // Another port on the same machine is another service.
+        assert!(url("http://127.0.0.1:9090/x", "127.0.0.1:8080").is_ok());
+        assert!(url("http://localhost/x", "127.0.0.1:8080").is_ok());
         assert_eq!(
             url("https://sho.rt:443/abc", "sho.rt:443"),
             Err(Invalid::SelfLink)

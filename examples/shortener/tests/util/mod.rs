@@ -1,0 +1,649 @@
+//! Shared helpers for the tests that drive the real `shortener` binary over
+//! real sockets: start it on a port of its own with a data directory of its
+//! own, talk to it with raw HTTP/1.1 requests (parsed by keel's own test
+//! parser), stop it gently or not, and never let it outlive the test.
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use serde_json::Value;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tempfile::TempDir;
+
+pub use keel::testing::TestResponse as Response;
+
+/// How long the binary may take to say it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one request may take, connect to last byte.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping server may take to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_shortener")
+}
+
+/// A `shortener` command with no `SHORTENER_*` variable inherited from the
+/// environment (they would change its flags).
+pub fn command() -> Command {
+    let mut command = Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SHORTENER_") {
+            command.env_remove(name);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs `shortener ARGS` to completion (import, export), asserting it exits
+/// with success.
+pub fn run_cli(args: &[&str]) -> Output {
+    let output = command()
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run shortener {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "shortener {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A loopback port held for one server.
+///
+/// keel binds with `SO_REUSEPORT`, so a second process of ours binding a
+/// port in use does not fail: it joins, and the kernel splits connections
+/// between the two. Binding `:0` and dropping the listener would leave the
+/// port free for a parallel test to pick too, with no error to retry on.
+/// This socket is bound (with `SO_REUSEPORT`, so the server can join it)
+/// but never listens, so it takes no connection; while it lives, the
+/// kernel hands the port to no other `bind(0)`.
+struct PortReservation {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl PortReservation {
+    fn new(ip: Ipv4Addr) -> PortReservation {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        socket
+            .bind(&SocketAddr::V4(SocketAddrV4::new(ip, 0)).into())
+            .expect("bind a free port");
+        let addr = socket
+            .local_addr()
+            .expect("local address")
+            .as_socket()
+            .expect("an IP address");
+        PortReservation {
+            _socket: socket,
+            addr,
+        }
+    }
+}
+
+/// How to start a server: extra flags, environment, data directory, the
+/// API key the helpers send.
+#[derive(Default)]
+pub struct Options {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    data: Option<PathBuf>,
+    key: Option<String>,
+    ip: Option<Ipv4Addr>,
+}
+
+impl Options {
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Adds `flag value`, e.g. `.arg("--flush-ms", "100")`.
+    pub fn arg(mut self, flag: &str, value: &str) -> Options {
+        self.args.push(flag.to_owned());
+        self.args.push(value.to_owned());
+        self
+    }
+
+    /// Sets an environment variable of the server.
+    pub fn env(mut self, name: &str, value: &str) -> Options {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Uses this data directory (kept after the server stops) instead of
+    /// a fresh temporary one.
+    pub fn data(mut self, dir: &Path) -> Options {
+        self.data = Some(dir.to_owned());
+        self
+    }
+
+    /// The key [`Shortener::api`] sends as `Authorization: Bearer KEY`.
+    pub fn key(mut self, key: &str) -> Options {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    /// Listens on `ip` (default 127.0.0.1).
+    pub fn ip(mut self, ip: Ipv4Addr) -> Options {
+        self.ip = Some(ip);
+        self
+    }
+
+    pub fn start(self) -> Shortener {
+        Shortener::spawn(self)
+    }
+}
+
+/// A running `shortener` process, killed (and reaped) on drop.
+pub struct Shortener {
+    child: Child,
+    addr: SocketAddr,
+    data: PathBuf,
+    key: Option<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<thread::JoinHandle<()>>,
+    _port: PortReservation,
+    _tempdir: Option<TempDir>,
+}
+
+/// Copies everything `pipe` gives into `sink` until it closes.
+fn drain(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    })
+}
+
+impl Shortener {
+    /// A server with default flags on a fresh data directory.
+    pub fn start() -> Shortener {
+        Options::new().start()
+    }
+
+    fn spawn(options: Options) -> Shortener {
+        let tempdir = match options.data {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().expect("a temporary directory")),
+        };
+        let data = options
+            .data
+            .clone()
+            .unwrap_or_else(|| tempdir.as_ref().unwrap().path().to_owned());
+        let port = PortReservation::new(options.ip.unwrap_or(Ipv4Addr::LOCALHOST));
+        let mut command = command();
+        command
+            .arg("--data")
+            .arg(&data)
+            .args(["--addr", &port.addr.to_string()]);
+        let given = |flag: &str| options.args.iter().any(|a| a == flag);
+        // Small and fixed, whatever the machine: many servers run at once.
+        if !given("--workers") {
+            command.args(["--workers", "2"]);
+        }
+        if !given("--blocking-threads") {
+            command.args(["--blocking-threads", "4"]);
+        }
+        command
+            .args(&options.args)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {command:?}: {e}"));
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = drain(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        // The first line says where it listens; read it on a thread so that
+        // a binary that never prints fails the test instead of hanging it.
+        let pipe = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line);
+            let _ = tx.send((read, line, reader));
+        });
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let mut server = Shortener {
+            child,
+            addr: port.addr,
+            data,
+            key: options.key,
+            stdout: Arc::clone(&stdout),
+            stderr,
+            readers: vec![stderr_reader],
+            _port: port,
+            _tempdir: tempdir,
+        };
+        let (read, line, reader) = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(got) => got,
+            Err(_) => panic!(
+                "shortener did not say it listens within {START_TIMEOUT:?}; stderr:\n{}",
+                server.stderr()
+            ),
+        };
+        if !matches!(read, Ok(1..)) {
+            let status = server.wait_timeout(Duration::from_secs(2));
+            panic!(
+                "shortener exited before listening ({status:?}); stderr:\n{}",
+                server.stderr()
+            );
+        }
+        let expected = format!("shortener: listening on http://{} with ", server.addr);
+        assert!(
+            line.starts_with(&expected),
+            "unexpected first line {line:?}, wanted {expected:?}..."
+        );
+        stdout.lock().unwrap().push_str(&line);
+        server.readers.push(drain(reader, stdout));
+        server
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the base of its short links.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Everything it wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits up to 5 s for stdout to contain `text`; returns all of it.
+    pub fn wait_stdout(&self, text: &str) -> String {
+        poll(Duration::from_secs(5), || {
+            let out = self.stdout();
+            out.contains(text).then_some(out)
+        })
+        .unwrap_or_else(|| panic!("no {text:?} on stdout: {}", self.stdout()))
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `SIGTERM` and waits for the exit; returns the status and all
+    /// of stderr.
+    pub fn terminate(&mut self) -> (ExitStatus, String) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("cannot stop shortener: it already exited ({status})");
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes plain integers and touches no memory of
+        // ours; `pid` is our own child, which `try_wait` just found not
+        // reaped, so the id cannot belong to another process.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+        let status = self
+            .wait_timeout(STOP_TIMEOUT)
+            .unwrap_or_else(|| panic!("no exit {STOP_TIMEOUT:?} after SIGTERM"));
+        (status, self.stderr())
+    }
+
+    /// `kill -9`: no chance to flush or close anything.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.wait_timeout(STOP_TIMEOUT).expect("exit after SIGKILL");
+    }
+
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // The pipes are closed now: let their readers finish.
+                    for reader in self.readers.drain(..) {
+                        let _ = reader.join();
+                    }
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Ok(None) => return None,
+                Err(e) => panic!("waiting for shortener: {e}"),
+            }
+        }
+    }
+
+    /// A new connection to the server.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// Sends the raw request `raw` on a new connection and reads one
+    /// response. `is_head`: the request is a `HEAD` (no body follows).
+    pub fn send(&self, raw: &[u8], is_head: bool) -> Response {
+        let mut stream = self.connect();
+        stream.write_all(raw).expect("send the request");
+        read_response(&mut stream, is_head)
+    }
+
+    /// `METHOD path` with `headers` and `body` (with its `Content-Length`).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.send(&request(method, path, headers, body), method == "HEAD")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// `GET` with `Accept: application/json`.
+    pub fn get_json(&self, path: &str) -> Response {
+        self.request("GET", path, &[("Accept", "application/json")], b"")
+    }
+
+    pub fn head(&self, path: &str) -> Response {
+        self.request("HEAD", path, &[], b"")
+    }
+
+    /// An API call: `body` as JSON when given, and the key of
+    /// [`Options::key`] when set.
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
+        let mut headers = Vec::new();
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let body = match body {
+            Some(value) => {
+                headers.push(("Content-Type", "application/json"));
+                serde_json::to_vec(value).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.request(method, path, &headers, &body)
+    }
+
+    /// Creates a link from `body`, asserting `201`; returns the link.
+    pub fn create(&self, body: Value) -> Value {
+        let res = self.api("POST", "/api/links", Some(&body));
+        assert_eq!(res.status, 201, "create {body}: {}", res.text());
+        json(&res)
+    }
+
+    /// Creates a link to `url` with the custom slug `slug`.
+    pub fn create_slug(&self, slug: &str, url: &str) -> Value {
+        self.create(serde_json::json!({"url": url, "slug": slug}))
+    }
+
+    /// `GET /api/links/SLUG`, asserting `200`.
+    pub fn link(&self, slug: &str) -> Value {
+        let res = self.get(&format!("/api/links/{slug}"));
+        assert_eq!(res.status, 200, "GET link {slug}: {}", res.text());
+        json(&res)
+    }
+
+    /// `GET /api/links/SLUG/stats`, asserting `200`.
+    pub fn stats(&self, slug: &str) -> Value {
+        let res = self.get(&format!("/api/links/{slug}/stats"));
+        assert_eq!(res.status, 200, "stats {slug}: {}", res.text());
+        json(&res)
+    }
+
+    /// Waits until the stats of `slug` count `total` clicks (flushes run on
+    /// a timer) and returns them; fails past `timeout`.
+    pub fn stats_when_total(&self, slug: &str, total: u64, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        poll(timeout, || {
+            last = self.stats(slug);
+            (last["total"] == total).then(|| last.clone())
+        })
+        .unwrap_or_else(|| panic!("stats of {slug} never reached {total}: {last}"))
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let res = self.get("/metrics");
+        assert_eq!(res.status, 200);
+        res.text()
+    }
+}
+
+impl Drop for Shortener {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one response from `stream`; a response without a length runs to
+/// the close.
+pub fn read_response(stream: &mut TcpStream, is_head: bool) -> Response {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match keel::testing::parse_response(&buf, is_head, false) {
+            Ok((response, _)) => return response,
+            Err(keel::testing::ResponseParseError::Incomplete) => {}
+            Err(e) => panic!("{e:?}: {:?}", String::from_utf8_lossy(&buf)),
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!(
+                "reading a response: {e}; got {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        };
+        if n == 0 {
+            return keel::testing::parse_response(&buf, is_head, true)
+                .map(|(response, _)| response)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "closed inside a response ({e:?}): {:?}",
+                        String::from_utf8_lossy(&buf)
+                    )
+                });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads `count` responses (none to a `HEAD`) from a keep-alive
+/// connection, pipelined or not; asserts nothing follows them.
+pub fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<Response> {
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        loop {
+            match keel::testing::parse_response(&buf, false, false) {
+                Ok((response, used)) => {
+                    got.push(response);
+                    buf.drain(..used);
+                }
+                Err(keel::testing::ResponseParseError::Incomplete) => break,
+                Err(e) => panic!("{e:?}: {:?}", String::from_utf8_lossy(&buf)),
+            }
+        }
+        if got.len() >= count {
+            assert_eq!(got.len(), count, "more responses than requests");
+            assert!(
+                buf.is_empty(),
+                "extra bytes: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            return got;
+        }
+        let n = stream.read(&mut chunk).expect("read responses");
+        assert!(n > 0, "closed after {} of {count} responses", got.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The bytes of `METHOD path HTTP/1.1` with `Host`, `headers`, and `body`
+/// with its `Content-Length` (also for an empty body of a method that
+/// usually has one).
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body of `res` as JSON, asserting it says it is JSON.
+pub fn json(res: &Response) -> Value {
+    assert_eq!(
+        res.header("content-type"),
+        Some("application/json"),
+        "not JSON: {} {:?}",
+        res.status,
+        res.text()
+    );
+    serde_json::from_slice(&res.body)
+        .unwrap_or_else(|e| panic!("invalid JSON ({e}): {:?}", res.text()))
+}
+
+/// Asserts `res` is the JSON error `status` with `code`; returns its
+/// message.
+#[track_caller]
+pub fn assert_error(res: &Response, status: u16, code: &str) -> String {
+    assert_eq!(res.status, status, "wanted {status} {code}: {}", res.text());
+    let body = json(res);
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {body}"));
+    assert!(!message.is_empty());
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    message.to_owned()
+}
+
+/// Calls `check` every 20 ms until it returns `Some`, for up to `timeout`.
+pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `at` (Unix seconds) as RFC 3339 UTC, `2026-11-25T10:00:00Z`.
+pub fn rfc3339(at: i64) -> String {
+    let (date, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        iso_day(date),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `YYYY-MM-DD` of a day number (days since the Unix epoch), proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`).
+pub fn iso_day(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The sum of every sample of metric `name` (over its label sets) in a
+/// Prometheus text page; panics when there is none.
+pub fn metric(text: &str, name: &str) -> f64 {
+    let mut found = false;
+    let sum = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let series_name = series.split('{').next()?;
+            (series_name == name).then(|| value.parse::<f64>().ok())?
+        })
+        .inspect(|_| found = true)
+        .sum();
+    assert!(found, "no {name} in /metrics:\n{text}");
+    sum
+}
+
+/// Percent-encodes a form value (`application/x-www-form-urlencoded`).
+pub fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => String::from("+"),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `POST /SLUG` of the password form with `password`.
+pub fn unlock(server: &Shortener, slug: &str, password: &str) -> Response {
+    let body = format!("password={}", form_encode(password));
+    server.request(
+        "POST",
+        &format!("/{slug}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+}
