@@ -61,7 +61,9 @@ pub fn url(url: &str, own_host: &str) -> Result<String, Invalid> {
         return Err(Invalid::Credentials);
     }
     let host = host_of(authority).ok_or(Invalid::Host)?;
-    let port = authority[host.len()..].strip_prefix(':').and_then(|p| p.parse().ok());
+    let port = authority[host.len()..]
+        .strip_prefix(':')
+        .and_then(|p| p.parse().ok());
     let default_port = if scheme == "https" { 443 } else { 80 };
     if points_at_own_host(host, port.unwrap_or(default_port), own_host) {
         return Err(Invalid::SelfLink);
@@ -250,11 +252,26 @@ mod tests {
         );
         assert_eq!(url("https://SHO.RT/abc", OWN), Err(Invalid::SelfLink));
         assert_eq!(url("https://sho.rt./abc", OWN), Err(Invalid::SelfLink));
-        assert_eq!(url("http://127.0.0.1.:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
-        assert_eq!(url("http://localhost:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
-        assert_eq!(url("http://[::1]:8080/x", "127.0.0.1:8080"), Err(Invalid::SelfLink));
-        assert_eq!(url("http://127.0.0.2:8080/x", "localhost:8080"), Err(Invalid::SelfLink));
-        assert_eq!(url("http://127.0.0.1/x", "127.0.0.1:80"), Err(Invalid::SelfLink));
+        assert_eq!(
+            url("http://127.0.0.1.:8080/x", "127.0.0.1:8080"),
+            Err(Invalid::SelfLink)
+        );
+        assert_eq!(
+            url("http://localhost:8080/x", "127.0.0.1:8080"),
+            Err(Invalid::SelfLink)
+        );
+        assert_eq!(
+            url("http://[::1]:8080/x", "127.0.0.1:8080"),
+            Err(Invalid::SelfLink)
+        );
+        assert_eq!(
+            url("http://127.0.0.2:8080/x", "localhost:8080"),
+            Err(Invalid::SelfLink)
+        );
+        assert_eq!(
+            url("http://127.0.0.1/x", "127.0.0.1:80"),
+            Err(Invalid::SelfLink)
+        );
         // Another port on the same machine is another service.
         assert!(url("http://127.0.0.1:9090/x", "127.0.0.1:8080").is_ok());
         assert!(url("http://localhost/x", "127.0.0.1:8080").is_ok());
