@@ -262,6 +262,14 @@ fn json_body<'a, T: Deserialize<'a>>(req: &Request<'a>, max: usize) -> Result<T,
             "send the body as 'Content-Type: application/json'",
         ));
     }
+    // serde reads a struct from an array too (fields by position): only
+    // the documented object is accepted.
+    if req.body().trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
     req.json()
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
@@ -430,6 +438,9 @@ fn bulk(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         .links
         .into_iter()
         .map(|value| {
+            if !value.is_object() {
+                return Err(ApiError::bad_request("invalid_json", "each link must be a JSON object"));
+            }
             let body: CreateBody = serde_json::from_value(value)
                 .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid link: {e}")))?;
             if body.password.is_some() {
@@ -682,4 +693,87 @@ fn qr_code(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
             .body(svg.as_bytes());
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_refuses_null_for_fields_that_cannot_be_cleared() {
+        for body in [r#"{"url":null}"#, r#"{"disabled":null}"#] {
+            assert!(serde_json::from_str::<PatchBody>(body).is_err(), "{body}");
+        }
+        let body: PatchBody = serde_json::from_str(
+            r#"{"url":"https://a.example/","disabled":true,"expires_at":null,"max_clicks":null,"password":null}"#,
+        )
+        .unwrap();
+        assert_eq!(body.url.as_deref(), Some("https://a.example/"));
+        assert_eq!(body.disabled, Some(true));
+        assert_eq!(body.expires_at, Some(None));
+        assert_eq!(body.max_clicks, Some(None));
+        assert_eq!(body.password, Some(None));
+        let empty: PatchBody = serde_json::from_str("{}").unwrap();
+        assert!(empty.url.is_none() && empty.disabled.is_none() && empty.expires_at.is_none());
+    }
+
+    #[test]
+    fn expiry_must_be_future_and_writable() {
+        let now = 1_795_600_800; // 2026-11-25T10:00:00Z
+        assert_eq!(expiry("2030-01-01T00:00:00Z", now), Ok(1_893_456_000));
+        assert_eq!(expiry("9999-12-31T23:59:59Z", now), Ok(MAX_EXPIRY));
+        assert_eq!(model::format_time(MAX_EXPIRY), "9999-12-31T23:59:59Z");
+        for late in ["9999-12-31T23:59:59-00:01", "9999-12-31T20:00:00-23:59"] {
+            let error = expiry(late, now).unwrap_err();
+            assert_eq!(error.code, "invalid_expiry", "{late}");
+        }
+        assert_eq!(
+            expiry("2026-11-25T10:00:00Z", now).unwrap_err().code,
+            "invalid_expiry"
+        );
+        assert_eq!(expiry("tomorrow", now).unwrap_err().code, "invalid_expiry");
+    }
+
+    #[test]
+    fn limit_is_1_to_100_in_plain_digits() {
+        assert_eq!(limit_param(None), Ok(DEFAULT_LIMIT));
+        assert_eq!(limit_param(Some("1")), Ok(1));
+        assert_eq!(limit_param(Some("100")), Ok(100));
+        for bad in [
+            "",
+            "0",
+            "101",
+            "007",
+            "+5",
+            "-1",
+            "1.0",
+            " 5",
+            "5 ",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                limit_param(Some(bad)).unwrap_err().code,
+                "invalid_limit",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursor_is_a_next_cursor_or_empty() {
+        assert_eq!(cursor_param(None), Ok(None));
+        assert_eq!(cursor_param(Some("")), Ok(None));
+        assert_eq!(cursor_param(Some("42")), Ok(Some(42)));
+        assert_eq!(
+            cursor_param(Some("999999999999999999")),
+            Ok(Some(999_999_999_999_999_999))
+        );
+        for bad in ["0", "01", "+4", "-4", "abc", "4x", "1000000000000000000"] {
+            assert_eq!(
+                cursor_param(Some(bad)).unwrap_err().code,
+                "invalid_cursor",
+                "{bad:?}"
+            );
+        }
+    }
 }

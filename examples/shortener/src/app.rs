@@ -5,10 +5,11 @@ use crate::auth::ApiAuth;
 use crate::cache::{CacheConfig, RedirectCache};
 use crate::clicks::Clicks;
 use crate::redirect;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{Change, SharedStore, StoreError};
 use crate::telemetry::{StoreOp, Telemetry};
-use keel::middleware::RateLimit;
+use keel::middleware::{RateLimit, RateLimitKey};
 use keel::{Handler, Request, Response, Router, Routes, StatusCode};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub struct AppConfig {
     pub password_guesses_per_minute: u32,
     /// `max-age` of a permanent redirect (301, 308).
     pub permanent_max_age: Duration,
+    /// Request header naming the client for rate limits (a proxy's
+    /// `X-Forwarded-For`); `None`: the peer address.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for AppConfig {
@@ -45,6 +49,7 @@ impl Default for AppConfig {
             writes_per_minute: 120,
             password_guesses_per_minute: 10,
             permanent_max_age: Duration::from_secs(3600),
+            client_ip_header: None,
         }
     }
 }
@@ -58,9 +63,48 @@ pub struct State {
     /// `host[:port]` of [`AppConfig::base_url`]: links there are refused.
     pub own_host: String,
     pub telemetry: Telemetry,
+    /// Whether the store's change feed is connected (see [`Feed`]).
+    feed: AtomicU8,
+}
+
+/// The state of the store's change feed, as `/health` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Feed {
+    /// The store has no feed (one instance, nothing to hear).
+    None,
+    Connected,
+    /// Lost; cached links are trusted up to their time to live meanwhile.
+    Reconnecting,
 }
 
 impl State {
+    /// The change feed's state.
+    pub fn feed(&self) -> Feed {
+        match self.feed.load(Ordering::Relaxed) {
+            1 => Feed::Connected,
+            2 => Feed::Reconnecting,
+            _ => Feed::None,
+        }
+    }
+
+    /// Applies a change another instance made.
+    fn on_change(&self, change: Change) {
+        match change {
+            Change::Link(slug) => self.cache.invalidate(&slug),
+            Change::Lost => self.feed.store(Feed::Reconnecting as u8, Ordering::Relaxed),
+            // Changes made while the feed was down were not heard: start
+            // over from the store. (Not on `Lost`: while the store is out
+            // of reach, the cache is what still answers.)
+            Change::Connected => {
+                if self.feed() == Feed::Reconnecting {
+                    self.cache.clear();
+                }
+                self.feed.store(Feed::Connected as u8, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Runs a store call, timing it for `/metrics`.
     pub fn store_call<T>(
         &self,
@@ -98,7 +142,15 @@ impl App {
             own_host,
             telemetry: Telemetry::new(),
             config,
+            feed: AtomicU8::new(Feed::None as u8),
         });
+        // Weak: the store holds the callback, the state holds the store.
+        let listener = Arc::downgrade(&state);
+        state.store.subscribe(Box::new(move |change| {
+            if let Some(state) = listener.upgrade() {
+                state.on_change(change);
+            }
+        }));
         // The thread holds the state until `Clicks::stop` ends it.
         let flusher = {
             let writer = Arc::clone(&state);
@@ -134,7 +186,8 @@ impl App {
                 state.config.writes_per_minute.max(1),
                 Duration::from_secs(60),
             )
-            .refusal("application/json", api::RATE_LIMITED_BODY),
+            .refusal("application/json", api::RATE_LIMITED_BODY)
+            .key(client_key(&state.config)),
         );
         let guesses = Arc::new(
             RateLimit::new(
@@ -144,7 +197,8 @@ impl App {
             .refusal(
                 "text/plain; charset=utf-8",
                 b"too many password guesses, wait a minute\n",
-            ),
+            )
+            .key(client_key(&state.config)),
         );
         let router = Router::new();
         let router = crate::web::routes(router);
@@ -209,19 +263,46 @@ where
     move |req: &Request<'_>, res: &mut Response<'_>| f(&state, req, res)
 }
 
-/// `/health`: the store answers (`200`) or not (`503`).
+/// How rate limits tell clients apart.
+fn client_key(config: &AppConfig) -> RateLimitKey {
+    match &config.client_ip_header {
+        Some(header) => RateLimitKey::Header(header.as_str().into()),
+        None => RateLimitKey::PeerIp,
+    }
+}
+
+/// `/health`: `200` when the store answers (`"degraded"` when the change
+/// feed is down or click batches wait to be written), `503` when it does
+/// not.
 fn health(state: &Arc<State>, res: &mut Response<'_>) {
     let state = Arc::clone(state);
     res.offload(move |res| {
         res.header("Cache-Control", "no-store");
-        match state.store_call(StoreOp::Ping, |s| s.ping()) {
-            Ok(()) => res.json(&serde_json::json!({"status": "ok"})),
-            Err(error) => {
-                res.status(StatusCode::SERVICE_UNAVAILABLE)
-                    .header("Retry-After", "1");
-                res.json(&serde_json::json!({"status": "unavailable", "error": error.to_string()}));
-            }
+        let store = state.store_call(StoreOp::Ping, |s| s.ping());
+        let feed = match state.feed() {
+            Feed::None => "none",
+            Feed::Connected => "connected",
+            Feed::Reconnecting => "reconnecting",
+        };
+        let pending = state.clicks.pending_batches();
+        let status = match &store {
+            Err(_) => "unavailable",
+            Ok(()) if feed == "reconnecting" || pending > 0 => "degraded",
+            Ok(()) => "ok",
+        };
+        if store.is_err() {
+            res.status(StatusCode::SERVICE_UNAVAILABLE)
+                .header("Retry-After", "1");
         }
+        res.json(&serde_json::json!({
+            "status": status,
+            "store": match &store {
+                Ok(()) => String::from("ok"),
+                Err(error) => error.to_string(),
+            },
+            "change_feed": feed,
+            "pending_click_batches": pending,
+        }));
     });
 }
 

@@ -147,6 +147,8 @@ pub struct CacheCounters {
     pub negative_hits: AtomicU64,
     pub misses: AtomicU64,
     pub evictions: AtomicU64,
+    /// Links served past their time to live because the store failed.
+    pub stale_hits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -206,6 +208,19 @@ impl RedirectCache {
     /// from the cache). Allocates nothing.
     pub fn peek<R>(&self, slug: &str, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
         self.lookup(slug, false, answer)
+    }
+
+    /// The link cached for `slug` even past its time to live, for when the
+    /// store cannot be read: a redirect that may be up to a change old
+    /// beats an error (stale-if-error). Entries that were invalidated are
+    /// gone and are not served. Counts a stale hit; allocates nothing.
+    pub fn stale<R>(&self, slug: &str, answer: impl FnOnce(Option<&CachedLink>) -> R) -> R {
+        let shard = self.shard(slug).read();
+        let link = shard.links.get(slug);
+        if link.is_some() {
+            self.counters.stale_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        answer(link)
     }
 
     fn lookup<R>(&self, slug: &str, count: bool, answer: impl FnOnce(Lookup<'_>) -> R) -> R {

@@ -2,6 +2,7 @@
 
 use crate::app::AppConfig;
 use crate::cache::CacheConfig;
+use crate::store::PgOptions;
 use clap::{Parser, Subcommand, ValueEnum};
 use keel::StatusCode;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub serve: ServeArgs,
+
+    #[command(flatten)]
+    pub pg: PgArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +124,113 @@ pub struct ServeArgs {
     /// Log one request in this many (server errors always).
     #[arg(long, env = "SHORTENER_ACCESS_LOG_SAMPLE", default_value_t = 1)]
     pub access_log_sample: u32,
+
+    /// Milliseconds a request may wait for the store (or a password hash)
+    /// before it is answered `503`.
+    #[arg(long, env = "SHORTENER_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+
+    /// Request header that names the client for rate limits, set by a
+    /// proxy in front (e.g. X-Forwarded-For; its first address is used).
+    /// Only with a proxy that sets it: clients can send any value.
+    #[arg(long, env = "SHORTENER_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+}
+
+/// Connection pool and timeouts of the PostgreSQL store (`--store
+/// postgres://...`); see `store::PgOptions`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "PostgreSQL store")]
+pub struct PgArgs {
+    /// Most connections open to PostgreSQL at once.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_MAX_OPEN",
+        default_value_t = 16,
+        global = true
+    )]
+    pub pg_max_open: usize,
+
+    /// Most idle PostgreSQL connections kept open.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_MAX_IDLE",
+        default_value_t = 4,
+        global = true
+    )]
+    pub pg_max_idle: usize,
+
+    /// Seconds a PostgreSQL connection is used before it is replaced.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_MAX_LIFETIME",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub pg_max_lifetime: u64,
+
+    /// Seconds an unused PostgreSQL connection is kept.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_IDLE_TIMEOUT",
+        default_value_t = 300,
+        global = true
+    )]
+    pub pg_idle_timeout: u64,
+
+    /// Milliseconds to open a TCP connection to PostgreSQL.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub pg_connect_timeout_ms: u64,
+
+    /// Milliseconds a store call waits for a free connection.
+    #[arg(
+        long,
+        env = "SHORTENER_PG_CHECKOUT_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub pg_checkout_timeout_ms: u64,
+
+    /// Milliseconds a statement may run before the server cancels it
+    /// (statement_timeout; 0: no limit).
+    #[arg(
+        long,
+        env = "SHORTENER_PG_STATEMENT_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub pg_statement_timeout_ms: u64,
+
+    /// Milliseconds without an acknowledgement from the server before a
+    /// connection is dropped as cut (TCP_USER_TIMEOUT, Linux).
+    #[arg(
+        long,
+        env = "SHORTENER_PG_TCP_USER_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub pg_tcp_user_timeout_ms: u64,
+}
+
+impl PgArgs {
+    /// The store's options from these flags.
+    pub fn options(&self) -> PgOptions {
+        PgOptions {
+            max_open: self.pg_max_open.max(1),
+            max_idle: self.pg_max_idle,
+            max_lifetime: Duration::from_secs(self.pg_max_lifetime),
+            idle_timeout: Duration::from_secs(self.pg_idle_timeout),
+            connect_timeout: Duration::from_millis(self.pg_connect_timeout_ms.max(1)),
+            checkout_timeout: Duration::from_millis(self.pg_checkout_timeout_ms),
+            statement_timeout: Duration::from_millis(self.pg_statement_timeout_ms),
+            tcp_user_timeout: Duration::from_millis(self.pg_tcp_user_timeout_ms),
+        }
+    }
 }
 
 impl Cli {
@@ -185,6 +296,7 @@ impl Cli {
             flush_interval: Duration::from_millis(s.flush_ms.max(10)),
             writes_per_minute: s.writes_per_minute.max(1),
             password_guesses_per_minute: s.guesses_per_minute.max(1),
+            client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
             ..AppConfig::default()
         })
     }

@@ -382,6 +382,11 @@ impl Clicks {
         }
     }
 
+    /// Batches waiting for the store after failed flushes.
+    pub fn pending_batches(&self) -> usize {
+        self.pending.lock().len()
+    }
+
     /// Runs `read` while no flush is under way: a store read inside it and
     /// [`Clicks::unflushed`] count each click once, in one or the other.
     /// Flushes wait meanwhile; keep it to one store read.

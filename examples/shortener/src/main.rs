@@ -26,7 +26,8 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     let spec = cli.store_spec();
-    let store = store::open(&spec).map_err(|e| format!("cannot open the store {spec}: {e}"))?;
+    let store = store::open_with(&spec, &cli.pg.options())
+        .map_err(|e| format!("cannot open the store {spec}: {e}"))?;
     match &cli.command {
         None | Some(Command::Serve) => serve(cli, store),
         Some(Command::Import { file }) => {
@@ -99,6 +100,8 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server_config = Config {
         max_body: MAX_BULK_BODY,
+        // A store that hangs costs the client this long at most, then 503.
+        deferred_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         ..Config::default()
     };
     let mut server = Server::bind(args.addr.as_str())

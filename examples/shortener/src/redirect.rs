@@ -84,6 +84,18 @@ fn follow(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     res.offload(move |res| match load(&state, &slug) {
         Ok(Some(link)) => answer_loaded(&state, &slug, &link, visit, res),
         Ok(None) => not_found(res, visit.wants_json),
+        Err(error @ StoreError::Unavailable(_)) => {
+            let served = state.cache.stale(&slug, |cached| match cached {
+                Some(link) => {
+                    answer(&state, &slug, link, visit, res);
+                    true
+                }
+                None => false,
+            });
+            if !served {
+                unavailable(res, visit.wants_json, error.into());
+            }
+        }
         Err(error) => unavailable(res, visit.wants_json, error.into()),
     });
 }
@@ -228,18 +240,18 @@ fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
             Ok(None) => return not_found(res, visit.wants_json),
             Err(error) => return unavailable(res, visit.wants_json, error.into()),
         };
-        let Some(hash) = &link.password_hash else {
-            // Not (or no longer) protected: follow it as a GET would.
-            return answer_loaded(&state, &slug, &link, visit, res);
-        };
         let cached = CachedLink::from_link(&link);
         if cached.is_gone(visit.now) || cached.is_spent() {
             return gone(res, visit.wants_json);
         }
-        if guess.is_empty()
-            || guess.len() > crate::api::MAX_PASSWORD_LEN
-            || !password::verify(&guess, hash)
-        {
+        // A link that is not (or no longer) protected is followed whatever
+        // the form says, still with a 303 below.
+        let wrong = link.password_hash.as_deref().is_some_and(|hash| {
+            guess.is_empty()
+                || guess.len() > crate::api::MAX_PASSWORD_LEN
+                || !password::verify(&guess, hash)
+        });
+        if wrong {
             return web::password_page(
                 res,
                 StatusCode::UNAUTHORIZED,
@@ -256,8 +268,8 @@ fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         if !allowed {
             return gone(res, visit.wants_json);
         }
-        // 303: the browser follows with a GET, never re-posting the
-        // password to the target (as 307 or 308 would).
+        // 303: the browser follows with a GET, never re-posting the form
+        // (and the password in it) to the target, as 307 or 308 would.
         redirect(&state, &cached, visit, res, StatusCode::SEE_OTHER);
     });
 }

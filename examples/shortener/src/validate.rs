@@ -97,13 +97,7 @@ pub fn url(url: &str, own_host: &str) -> Result<String, Invalid> {
 fn host_of(authority: &str) -> Option<&str> {
     let host = if let Some(v6) = authority.strip_prefix('[') {
         let (inside, after) = v6.split_once(']')?;
-        if inside.is_empty()
-            || !inside
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return None;
-        }
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
         port_ok(after)?;
         return Some(&authority[..inside.len() + 2]);
     } else {
@@ -148,17 +142,15 @@ fn is_loopback_name(name: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `""` or `:digits` (at most 5).
+/// `""` or `:port`, a port being 0 to 65535 in plain digits (0 is no
+/// use as a destination, but RFC 3986 allows it and it harms no one).
 fn port_ok(after_host: &str) -> Option<()> {
-    match after_host.strip_prefix(':') {
-        None if after_host.is_empty() => Some(()),
-        Some(digits)
-            if (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            Some(())
-        }
-        _ => None,
+    if after_host.is_empty() {
+        return Some(());
     }
+    let digits = after_host.strip_prefix(':')?;
+    let plain = (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    (plain && digits.parse::<u16>().is_ok()).then_some(())
 }
 
 /// Checks a custom slug.
@@ -242,6 +234,14 @@ mod tests {
         assert_eq!(url("https://", OWN), Err(Invalid::Host));
         assert_eq!(url("https:///path", OWN), Err(Invalid::Host));
         assert_eq!(url("https://exa_mple.com/", OWN), Err(Invalid::Host));
+        for bad_port in ["65536", "+80", ""] {
+            let text = format!("https://example.com:{bad_port}/");
+            assert_eq!(url(&text, OWN), Err(Invalid::Host), "{text}");
+        }
+        for bad_v6 in ["[0]", "[::1:]", "[]", "[fe80::1%eth0]"] {
+            let text = format!("http://{bad_v6}/");
+            assert_eq!(url(&text, OWN), Err(Invalid::Host), "{text}");
+        }
         assert_eq!(
             url("https://example.com:99999999/", OWN),
             Err(Invalid::Host)

@@ -340,7 +340,6 @@ fn every_invalid_create_is_a_400_with_its_code_and_writes_nothing() {
 /// (fields by position): `["https://example.com/", "my-slug"]` is not the
 /// documented `{url, slug?, ...}` object, and should be `invalid_json`.
 #[test]
-#[ignore = "api bug: a JSON array is accepted as a link (serde visit_seq), not invalid_json"]
 fn an_array_is_not_a_link() {
     let server = Shortener::start();
     for body in [
@@ -367,7 +366,7 @@ fn an_array_is_not_a_link() {
         "/api/links/by-position",
         Some(&json!(["https://example.org/"])),
     );
-    assert_eq!(res.status, 404);
+    assert_error(&res, 400, "invalid_json");
 }
 
 #[test]

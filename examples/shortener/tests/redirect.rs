@@ -425,7 +425,10 @@ fn web_pages_and_static_files() {
     let res = server.get("/health");
     assert_eq!(res.status, 200);
     assert_eq!(res.header("cache-control"), Some("no-store"));
-    assert_eq!(json(&res), json!({"status": "ok"}));
+    assert_eq!(
+        json(&res),
+        json!({"status": "ok", "store": "ok", "change_feed": "none", "pending_click_batches": 0})
+    );
 }
 
 #[test]

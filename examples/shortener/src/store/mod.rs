@@ -4,8 +4,12 @@
 //! blocking pool, never from a worker thread. Each method is one
 //! transaction: it happens entirely or not at all.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PgOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Created, LinkClicks, LinkPatch, LinkStats, NewLink, Page};
@@ -107,18 +111,27 @@ pub trait Store: Send + Sync + 'static {
 /// A shared store, as the app holds it.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store named by `spec`: `sqlite:PATH` (or a bare path) for the
-/// embedded store. Creates the file and its directory when missing and
-/// applies migrations.
+/// Opens the store named by `spec` with the default [`PgOptions`]; see
+/// [`open_with`].
 ///
 /// # Errors
 ///
 /// When the spec names an unknown kind or the store cannot be opened.
 pub fn open(spec: &str) -> Result<SharedStore, StoreError> {
+    open_with(spec, &PgOptions::default())
+}
+
+/// Opens the store named by `spec`: `sqlite:PATH` (or a bare path) for the
+/// embedded store, which creates the file and its directory when missing;
+/// a `postgres://` or `postgresql://` URL for [`PostgresStore`], with the
+/// pool and timeouts of `pg`. Either applies pending migrations.
+///
+/// # Errors
+///
+/// When the spec names an unknown kind or the store cannot be opened.
+pub fn open_with(spec: &str, pg: &PgOptions) -> Result<SharedStore, StoreError> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Err(StoreError::Failed(String::from(
-            "the PostgreSQL store is not built yet; use sqlite:PATH",
-        )));
+        return Ok(Arc::new(PostgresStore::open(spec, pg)?));
     }
     let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
     Ok(Arc::new(SqliteStore::open(path)?))
