@@ -27,7 +27,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), String> {
     let spec = cli.store_spec();
     let store = store::open_with(&spec, &cli.pg.options())
-        .map_err(|e| format!("cannot open the store {spec}: {e}"))?;
+        .map_err(|e| format!("cannot open the store {}: {e}", store::redacted(&spec)))?;
     match &cli.command {
         None | Some(Command::Serve) => serve(cli, store),
         Some(Command::Import { file }) => {
@@ -117,7 +117,7 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
         "shortener: listening on http://{} with {} workers, store {}, short links {base_url}/...",
         server.local_addr(),
         server.worker_count(),
-        cli.store_spec(),
+        store::redacted(&cli.store_spec()),
     );
     if no_keys {
         println!("shortener: no API key configured: writes are accepted from loopback clients only (set --api-key-file or SHORTENER_API_KEYS)");

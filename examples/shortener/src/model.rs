@@ -35,8 +35,8 @@ impl Link {
     /// click budget; the password is checked separately).
     pub fn is_live(&self, now: UnixTime) -> bool {
         !self.disabled
-            && self.expires_at.map_or(true, |at| now < at)
-            && self.max_clicks.map_or(true, |max| self.clicks < max)
+            && self.expires_at.is_none_or(|at| now < at)
+            && self.max_clicks.is_none_or(|max| self.clicks < max)
     }
 }
 

@@ -42,7 +42,8 @@ pub enum Change {
     /// Changes may have been missed (the feed's connection dropped): drop
     /// every cached link.
     Lost,
-    /// The feed is connected again (after [`Change::Lost`]).
+    /// The feed is connected: when it starts, and again after
+    /// [`Change::Lost`].
     Connected,
 }
 
@@ -51,8 +52,8 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Durable storage of links and their click counts.
 ///
-/// Implementations: [`SqliteStore`] (embedded, the default) and, later,
-/// PostgreSQL for several instances sharing one database.
+/// Implementations: [`SqliteStore`] (embedded, the default) and
+/// [`PostgresStore`] (several instances sharing one database).
 pub trait Store: Send + Sync + 'static {
     /// Creates a link. A [plain](NewLink::is_plain) request returns the
     /// newest existing plain link with the same URL (`existed: true`)
@@ -140,4 +141,36 @@ pub fn open_with(spec: &str, pg: &PgOptions) -> Result<SharedStore, StoreError> 
 /// The current time, for stores stamping `created_at`.
 pub(crate) fn created_at(new: &NewLink) -> UnixTime {
     new.created_at.unwrap_or_else(crate::model::now)
+}
+
+/// `spec` fit to print: a password in a `postgres://user:password@host`
+/// URL is replaced by `***`.
+pub fn redacted(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let host_on = &rest[userinfo.len()..];
+            format!("{scheme}://{user}:***{host_on}")
+        }
+        _ => spec.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn passwords_are_not_printed() {
+        let r = super::redacted;
+        assert_eq!(
+            r("postgres://u:s3cret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(r("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(r("sqlite:data/shortener.db"), "sqlite:data/shortener.db");
+        assert_eq!(r("postgres://u:p@ss@db/x"), "postgres://u:***@db/x");
+    }
 }
