@@ -38,6 +38,9 @@ pub(crate) struct Services<H> {
     /// The worker's latest clock reading: set once per event-loop turn, and
     /// after each answered request. See [`Env::answered`].
     pub(crate) clock: Instant,
+    /// Whether request latencies are recorded: only when a
+    /// [`crate::Metrics`] is wired, the histogram's one reader.
+    pub(crate) timed: bool,
 }
 
 impl<H> Services<H> {
@@ -48,6 +51,7 @@ impl<H> Services<H> {
         draining: Arc<AtomicBool>,
         completions: Sender<Completion>,
         waker: Option<Arc<Waker>>,
+        timed: bool,
     ) -> Self {
         let server_line = config
             .server_name
@@ -69,6 +73,7 @@ impl<H> Services<H> {
             draining,
             deferral,
             clock: Instant::now(),
+            timed,
         }
     }
 
@@ -83,6 +88,7 @@ impl<H> Services<H> {
             draining: &self.draining,
             deferral: &self.deferral,
             clock: &mut self.clock,
+            timed: self.timed,
             key,
         }
     }
@@ -104,6 +110,8 @@ pub(crate) struct Env<'a, H: ?Sized> {
     pub(crate) deferral: &'a Deferral,
     /// See [`Services::clock`].
     pub(crate) clock: &'a mut Instant,
+    /// See [`Services::timed`].
+    pub(crate) timed: bool,
     /// The connection's slab key, which a deferred answer is addressed to.
     pub(crate) key: usize,
 }
@@ -119,9 +127,13 @@ impl<H: ?Sized> Env<'_, H> {
     /// may also cover the read and parse of its request (and the write of
     /// the previous connection's responses in the same loop turn). Coarse
     /// at both ends would cost nothing, but read zero for every answer
-    /// given within one loop turn.
+    /// given within one loop turn. Without metrics wired nothing reads the
+    /// histogram, and this does nothing.
     #[inline]
     fn answered(&mut self, started: Instant) {
+        if !self.timed {
+            return;
+        }
         let now = Instant::now();
         self.counters
             .latency
@@ -642,7 +654,9 @@ impl Conn {
             return;
         }
         let len = buf.len();
-        buf.copy_within(self.start..len, 0);
+        if self.start < len {
+            buf.copy_within(self.start..len, 0);
+        }
         buf.truncate(len - self.start);
         self.start = 0;
     }

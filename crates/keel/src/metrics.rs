@@ -39,7 +39,8 @@ use std::sync::{Arc, OnceLock};
 /// the answer it received). The start is the worker's latest clock reading
 /// (taken when its event loop woke up, or when it queued the previous
 /// response in the same turn); the end is a fresh reading. That is one clock
-/// read per request (about 35 ns with a TSC clock source), and a latency
+/// read per request (about 35 ns with a TSC clock source), made only by the
+/// workers of a server this `Metrics` is wired to, and a latency
 /// always covers the whole handler, plus possibly the read and parse of its
 /// request (and the write of another connection's responses in the same
 /// loop turn). Coarse at both ends would cost nothing but read zero for

@@ -174,13 +174,13 @@ fn frame(
         // Dispatch on length first: most fields (Accept, User-Agent...)
         // match none of these and cost one comparison.
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if is_name(name, b"host") => {
                 hosts += 1;
-                if !value.iter().all(|&b| is_host_byte(b)) {
+                if !all_in(&HOST, value) {
                     return Err(ProtocolError::InvalidHost);
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if is_name(name, b"content-length") => {
                 let mut elements = 0;
                 for element in list_elements(value) {
                     let n = parse_content_length(element)?;
@@ -194,17 +194,23 @@ fn frame(
                     return Err(ProtocolError::InvalidContentLength);
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if is_name(name, b"transfer-encoding") => {
                 transfer_encoding_fields += 1;
                 list_elements(value).for_each(|coding| transfer_encoding.push(coding));
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            10 if is_name(name, b"connection") => {
+                // The usual HTTP/1.1 value, which cannot say `close`: what
+                // `is_name` matches is ten bytes without a comma.
+                if minor == 1 && is_name(value, b"keep-alive") {
+                    continue;
+                }
                 for option in list_elements(value) {
                     close |= option.eq_ignore_ascii_case(b"close");
-                    keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                    // Only HTTP/1.0 needs to opt in to keep-alive.
+                    keep_alive |= minor == 0 && option.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            6 if is_name(name, b"expect") => {
                 if !value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(ProtocolError::UnsupportedExpectation);
                 }
@@ -239,6 +245,24 @@ fn frame(
         expect_continue: expect_continue && minor == 1 && body != BodyLength::Empty,
         is_head: method == "HEAD",
     })
+}
+
+/// Whether the field name `name` is `lower` (lowercase letters and `-`),
+/// ignoring ASCII case. Setting bit 0x20 lowercases a letter and maps no
+/// other token byte to a letter or to `-` (only CR, never in a name, would
+/// become `-`), so one OR per byte does what `eq_ignore_ascii_case` does on
+/// httparse's names, which are tokens; with the length a constant, the
+/// compiler compares whole words.
+#[inline]
+fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+    let Ok(name) = <&[u8; N]>::try_from(name) else {
+        return false;
+    };
+    let mut diff = 0;
+    for i in 0..N {
+        diff |= (name[i] | 0x20) ^ lower[i];
+    }
+    diff == 0
 }
 
 /// A `Transfer-Encoding` list, read across every field line that carries one.
@@ -338,8 +362,18 @@ static TOKEN: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
 /// reg-name, IP-literal and port characters, as allowed in `Host`.
 static HOST: [bool; 256] = byte_class(b"-._~!$&'()*+,;=:[]%", true);
 
-fn is_host_byte(b: u8) -> bool {
-    HOST[b as usize]
+/// Whether every byte of `bytes` is in `class`. No early exit: a load and
+/// an AND a byte, which the compiler unrolls, where an early exit costs a
+/// compare and a branch a byte on the valid input that is the rule.
+#[inline]
+pub(crate) fn all_in(class: &[bool; 256], bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & class[b as usize])
+}
+
+/// Whether `bytes` is a token (RFC 9110 §5.6.2), or empty.
+#[inline]
+pub(crate) fn all_token(bytes: &[u8]) -> bool {
+    all_in(&TOKEN, bytes)
 }
 
 /// `tchar` of RFC 9110 §5.6.2.
@@ -393,6 +427,66 @@ mod tests {
         assert!(ka(
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"
         ));
+        // The keep-alive fast path, and values it must not take.
+        assert!(ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n"
+        ));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(!ka(
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    /// `is_name` agrees with `eq_ignore_ascii_case` on every token: each
+    /// byte of each name it is used with, replaced by every token byte.
+    #[test]
+    fn is_name_matches_case_insensitive_equality_on_tokens() {
+        fn check<const N: usize>(lower: &[u8; N]) {
+            assert!(is_name(lower, lower));
+            assert!(!is_name(&lower[1..], lower), "shorter");
+            for i in 0..N {
+                for b in (0..=255u8).filter(|&b| is_token_byte(b)) {
+                    let mut name = *lower;
+                    name[i] = b;
+                    assert_eq!(
+                        is_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+        }
+        check(b"host");
+        check(b"content-length");
+        check(b"transfer-encoding");
+        check(b"connection");
+        check(b"expect");
+        check(b"keep-alive");
+    }
+
+    #[test]
+    fn all_in_is_all() {
+        for sample in [
+            &b""[..],
+            b"abc",
+            b"a b",
+            b"\x00",
+            b"x-y_z.~",
+            b"caf\xc3\xa9",
+        ] {
+            assert_eq!(
+                all_token(sample),
+                sample.iter().all(|&b| is_token_byte(b)),
+                "{sample:?}"
+            );
+        }
     }
 
     #[test]
@@ -528,6 +622,10 @@ mod tests {
             parse_with(many, &config).err(),
             Some(ProtocolError::TooManyHeaders)
         );
+    }
+
+    fn is_host_byte(b: u8) -> bool {
+        HOST[b as usize]
     }
 
     #[test]

@@ -50,13 +50,14 @@ impl<'a> Request<'a> {
     pub fn path(&self) -> &'a str {
         let mut path = self.target;
         if !path.starts_with('/') && path != "*" {
-            // absolute-form: skip "scheme://authority"
-            let after_scheme = path.find("://").map_or(0, |i| i + 3);
-            path = path[after_scheme..]
-                .find('/')
-                .map_or("/", |i| &path[after_scheme + i..]);
+            path = absolute_form_path(path);
         }
-        path.split_once('?').map_or(path, |(p, _)| p)
+        // A byte scan: `split_once('?')` goes through the generic char
+        // searcher, several times the cost on a short path.
+        match path.bytes().position(|b| b == b'?') {
+            Some(query) => &path[..query],
+            None => path,
+        }
     }
 
     /// The query string after `?`, not decoded, or `None` without one.
@@ -232,6 +233,17 @@ impl std::fmt::Debug for Request<'_> {
     }
 }
 
+/// The path (and query) of an absolute-form target: past
+/// `scheme://authority`. Out of line, so that the usual origin-form path
+/// costs its caller nothing for it.
+#[cold]
+fn absolute_form_path(target: &str) -> &str {
+    let after_scheme = target.find("://").map_or(0, |i| i + 3);
+    target[after_scheme..]
+        .find('/')
+        .map_or("/", |i| &target[after_scheme + i..])
+}
+
 /// `a=1&b=2` as raw pairs; a pair without `=` has an empty value.
 fn url_pairs(encoded: &str) -> impl Iterator<Item = (&str, &str)> {
     encoded
@@ -287,4 +299,36 @@ pub fn percent_decode(input: &str, plus_is_space: bool) -> Option<Cow<'_, str>> 
         i += 1;
     }
     String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn path_drops_query_and_absolute_form_prefix() {
+        let cases = [
+            ("/plaintext", "/plaintext", None),
+            ("/a/b?c=d", "/a/b", Some("c=d")),
+            ("/?", "/", Some("")),
+            ("*", "*", None),
+            ("http://host/x/y?q", "/x/y", Some("q")),
+            ("https://host", "/", None),
+            ("http://host?q", "/", Some("q")),
+        ];
+        for (target, path, query) in cases {
+            let req = Request {
+                method: "GET",
+                target,
+                version: Version::Http11,
+                headers: &[],
+                body: b"",
+                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+                params: &[],
+            };
+            assert_eq!(req.path(), path, "{target}");
+            assert_eq!(req.query(), query, "{target}");
+        }
+    }
 }

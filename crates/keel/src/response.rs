@@ -15,7 +15,7 @@
 
 use crate::date;
 use crate::deferred::{Deferral, Responder};
-use crate::parse::is_token_byte;
+use crate::parse::{all_in, all_token};
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
@@ -38,6 +38,20 @@ impl fmt::Display for InvalidHeader {
 }
 
 impl std::error::Error for InvalidHeader {}
+
+/// The bytes a response field value may hold (RFC 9110 §5.5): visible
+/// characters, SP, HTAB and obs-text; no other control byte. A table, as
+/// for tokens: one load a byte.
+static FIELD_VALUE: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b == b'\t' as usize;
+        b += 1;
+    }
+    table[0x7f] = false;
+    table
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -370,7 +384,7 @@ impl<'a> Response<'a> {
             self.stage == Stage::Headers,
             "header {name:?} added after the body began"
         );
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if name.is_empty() || !all_token(name.as_bytes()) {
             return Err(InvalidHeader);
         }
         let line_start = self.out.len();
@@ -380,7 +394,7 @@ impl<'a> Response<'a> {
         write_value(self.out);
         let value = &self.out[value_start..];
         // field-value: visible bytes, SP, HTAB and obs-text; no other control (RFC 9110 §5.5).
-        if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+        if !all_in(&FIELD_VALUE, value) {
             self.out.truncate(line_start);
             return Err(InvalidHeader);
         }
@@ -613,11 +627,15 @@ impl<'a> Response<'a> {
         }
         let mark = self.out.len();
         let out = &mut *self.out;
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(&self.status.digits());
-        out.put_u8(b' ');
-        out.extend_from_slice(self.status.reason().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if let Some(line) = self.status.status_line() {
+            out.extend_from_slice(line.as_bytes());
+        } else {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(&self.status.digits());
+            out.put_u8(b' ');
+            out.extend_from_slice(self.status.reason().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         match framing {
             _ if self.status.framing_implies_no_body() => {}
             // A 205 carries no content, and says so (RFC 9110 §15.3.6).
@@ -873,6 +891,14 @@ mod tests {
             res.try_header("X", "caf\u{e9}").is_ok(),
             "obs-text is allowed"
         );
+    }
+
+    #[test]
+    fn field_value_table_is_the_rfc_set() {
+        for b in 0..=255u8 {
+            let allowed = !((b < b' ' && b != b'\t') || b == 0x7f);
+            assert_eq!(FIELD_VALUE[b as usize], allowed, "{b:#x}");
+        }
     }
 
     #[test]

@@ -26,6 +26,15 @@ macro_rules! status_codes {
                     _ => "",
                 }
             }
+
+            /// The whole status line, `HTTP/1.1 200 OK\r\n`, for a code
+            /// with a reason phrase: written with one copy.
+            pub(crate) const fn status_line(self) -> Option<&'static str> {
+                match self.0 {
+                    $($code => Some(concat!("HTTP/1.1 ", stringify!($code), " ", $reason, "\r\n")),)*
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -111,5 +120,24 @@ impl StatusCode {
 impl From<StatusCode> for u16 {
     fn from(status: StatusCode) -> u16 {
         status.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_code_and_reason() {
+        for code in 100..=999 {
+            let status = StatusCode(code);
+            match status.status_line() {
+                Some(line) => {
+                    assert_eq!(line, format!("HTTP/1.1 {code} {}\r\n", status.reason()));
+                    assert!(!status.reason().is_empty());
+                }
+                None => assert_eq!(status.reason(), "", "{code}"),
+            }
+        }
     }
 }

@@ -60,6 +60,7 @@ impl<H: Handler> MemoryConn<H> {
             Arc::new(AtomicBool::new(false)),
             completions_tx,
             None,
+            false,
         );
         MemoryConn {
             conn: Conn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000))),
@@ -75,31 +76,51 @@ impl<H: Handler> MemoryConn<H> {
     /// answers are kept for [`recv`](MemoryConn::recv). Bytes sent after the
     /// connection decided to close are ignored, as a socket's would be.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.unread.extend_from_slice(bytes);
-        self.read_unread();
+        if !self.unread.is_empty() {
+            self.unread.extend_from_slice(bytes);
+            self.read_unread();
+            return;
+        }
+        // Nothing waits before these bytes: read them from where they are,
+        // as a worker reads from its socket, and keep only what is left.
+        let taken = self.read_from(bytes);
+        if self.conn.phase() == Phase::Open {
+            self.unread.extend_from_slice(&bytes[taken..]);
+        }
     }
 
-    /// Reads what the peer sent, one buffer's room at a time, while the
-    /// connection wants input (not closing, not waiting on a deferred
-    /// answer, not held back by queued output).
+    /// Reads what the peer sent earlier and the connection did not take.
     fn read_unread(&mut self) {
-        // As a worker reads its clock once per event-loop turn.
-        self.services.clock = Instant::now();
+        let mut unread = std::mem::take(&mut self.unread);
+        let taken = self.read_from(&unread);
+        if self.conn.phase() != Phase::Open {
+            unread.clear(); // a closing connection reads no more
+        } else {
+            unread.drain(..taken);
+        }
+        self.unread = unread;
+    }
+
+    /// Reads from `input`, one buffer's room at a time, while the
+    /// connection wants input (not closing, not waiting on a deferred
+    /// answer, not held back by queued output); returns how much it took.
+    fn read_from(&mut self, input: &[u8]) -> usize {
+        // As a worker reads its clock once per event-loop turn; only for
+        // the latency histogram, which no Metrics reads here.
+        if self.services.timed {
+            self.services.clock = Instant::now();
+        }
         let mut taken = 0;
-        while taken < self.unread.len() && self.conn.wants_input(&self.services.config) {
+        while taken < input.len() && self.conn.wants_input(&self.services.config) {
             let buf = self.conn.read_buffer(&mut self.services.pool);
-            let take = (buf.capacity() - buf.len()).min(self.unread.len() - taken);
-            buf.extend_from_slice(&self.unread[taken..taken + take]);
+            let take = (buf.capacity() - buf.len()).min(input.len() - taken);
+            buf.extend_from_slice(&input[taken..taken + take]);
             taken += take;
             self.services.counters.bytes_in.add(take as u64);
             self.conn.process(&mut self.services.env(0));
             self.drain_output();
         }
-        if self.conn.phase() != Phase::Open {
-            self.unread.clear(); // a closing connection reads no more
-        } else {
-            self.unread.drain(..taken);
-        }
+        taken
     }
 
     /// The peer closes its sending side.
@@ -207,18 +228,21 @@ impl<H: Handler> MemoryConn<H> {
     /// until none is (a loop: a long pipeline must not grow the stack).
     fn drain_output(&mut self) {
         loop {
-            let n = {
-                let mut iov = [IoSlice::new(&[]); 16];
-                let count = self.conn.output.slices(&mut iov);
-                iov[..count].iter().fold(0, |n, slice| {
-                    self.received.extend_from_slice(slice);
-                    n + slice.len()
-                })
-            };
-            if n > 0 {
+            // As a worker's flush: slices only while something is pending.
+            while self.conn.output.pending() > 0 {
+                let n = {
+                    let mut iov = [IoSlice::new(&[]); 16];
+                    let count = self.conn.output.slices(&mut iov);
+                    iov[..count].iter().fold(0, |n, slice| {
+                        self.received.extend_from_slice(slice);
+                        n + slice.len()
+                    })
+                };
+                if n == 0 {
+                    break;
+                }
                 self.services.counters.bytes_out.add(n as u64);
                 self.conn.output.advance(n);
-                continue;
             }
             self.conn.release_buffers(&mut self.services.pool);
             if !(self.conn.held_back() && self.conn.wants_input(&self.services.config)) {

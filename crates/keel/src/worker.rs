@@ -63,6 +63,8 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) waker: Arc<Waker>,
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) pin_to: Option<usize>,
+    /// Whether a [`crate::Metrics`] is wired: request latencies are recorded.
+    pub(crate) timed: bool,
 }
 
 struct Worker<H> {
@@ -107,6 +109,7 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
             setup.shutting_down,
             completions_tx,
             Some(setup.waker),
+            setup.timed,
         ),
         control: setup.control,
         completions: completions_rx,
