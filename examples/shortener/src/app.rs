@@ -91,14 +91,23 @@ impl State {
     /// Applies a change another instance made.
     fn on_change(&self, change: Change) {
         match change {
-            Change::Link(slug) => self.cache.invalidate(&slug),
-            Change::Lost => self.feed.store(Feed::Reconnecting as u8, Ordering::Relaxed),
-            // Changes made while the feed was down were not heard: start
-            // over from the store. (Not on `Lost`: while the store is out
-            // of reach, the cache is what still answers.)
+            Change::Link(slug) => {
+                self.telemetry.feed_changes.fetch_add(1, Ordering::Relaxed);
+                self.cache.invalidate(&slug);
+            }
+            Change::Lost => {
+                self.telemetry.feed_losses.fetch_add(1, Ordering::Relaxed);
+                self.feed.store(Feed::Reconnecting as u8, Ordering::Relaxed);
+            }
+            // Changes made while the feed was down were not heard: read
+            // every link from the store again. (Not on `Lost`: while the
+            // store is out of reach, the cache is what still answers.) Kept
+            // as stale entries, not cleared: the feed may come back while
+            // the store is still flapping, and a link that cannot be read
+            // is then served as it was rather than failing.
             Change::Connected => {
                 if self.feed() == Feed::Reconnecting {
-                    self.cache.clear();
+                    self.cache.expire_all();
                 }
                 self.feed.store(Feed::Connected as u8, Ordering::Relaxed);
             }

@@ -44,6 +44,13 @@ pub struct CacheConfig {
     pub max_bytes: usize,
     /// How long a link is served from memory before it is read again.
     pub ttl: Duration,
+    /// The same for a link with a click budget, when shorter than `ttl`:
+    /// the click flush interval. Its cached count knows the clicks taken
+    /// here and those in the store when it was read; clicks other
+    /// instances take reach the store with their flush and this cache
+    /// with the next read, so a budget spent elsewhere is enforced here
+    /// within about two flush intervals, not after `ttl`.
+    pub budget_ttl: Duration,
     /// How long "no such slug" is remembered.
     pub negative_ttl: Duration,
     /// Most unknown slugs remembered, over all shards.
@@ -56,6 +63,7 @@ impl Default for CacheConfig {
             max_entries: 100_000,
             max_bytes: 64 << 20,
             ttl: Duration::from_secs(300),
+            budget_ttl: Duration::from_secs(1),
             negative_ttl: Duration::from_secs(5),
             max_negative: 25_000,
         }
@@ -190,6 +198,15 @@ impl RedirectCache {
         }
     }
 
+    /// How long `link` is served from memory: [`CacheConfig::budget_ttl`]
+    /// for a link with a click budget, else [`CacheConfig::ttl`].
+    fn ttl_of(&self, link: &CachedLink) -> Duration {
+        match link.max_clicks {
+            Some(_) => self.config.ttl.min(self.config.budget_ttl),
+            None => self.config.ttl,
+        }
+    }
+
     fn shard(&self, slug: &str) -> &RwLock<Shard> {
         // The top bits pick the shard; the maps use their own hashers.
         let hash = self.hasher.hash_one(slug);
@@ -232,7 +249,7 @@ impl RedirectCache {
         let now = Instant::now();
         let shard = self.shard(slug).read();
         if let Some(link) = shard.links.get(slug) {
-            if now.duration_since(link.loaded) < self.config.ttl {
+            if now.duration_since(link.loaded) < self.ttl_of(link) {
                 let used = now.duration_since(self.epoch).as_millis() as u32;
                 link.last_used.store(used, Ordering::Relaxed);
                 counter(&self.counters.hits);
@@ -270,7 +287,7 @@ impl RedirectCache {
             && shard
                 .links
                 .get(slug)
-                .is_some_and(|old| now.duration_since(old.loaded) < self.config.ttl)
+                .is_some_and(|old| now.duration_since(old.loaded) < self.ttl_of(old))
         {
             return;
         }
@@ -332,6 +349,32 @@ impl RedirectCache {
             shard.links.clear();
             shard.missing.clear();
             shard.bytes = 0;
+        }
+    }
+
+    /// Makes every cached link due for a read from the store, as if its
+    /// time to live had passed, without dropping it: lookups miss and
+    /// reload it, and [`stale`](Self::stale) still serves it while the
+    /// store cannot be read. For a change feed that reconnected (changes
+    /// made meanwhile were not heard) while the store may still be slow or
+    /// flapping: [`clear`](Self::clear) would leave nothing to serve then.
+    /// Unknown slugs are forgotten.
+    pub fn expire_all(&self) {
+        // `loaded` this long ago is past every entry's time to live.
+        let expired = Instant::now().checked_sub(self.config.ttl);
+        for shard in self.shards.iter() {
+            let mut shard = shard.write();
+            // Loads in flight may have read what the feed did not announce.
+            shard.generation += 1;
+            shard.missing.clear();
+            match expired {
+                Some(at) => shard.links.values_mut().for_each(|link| link.loaded = at),
+                // A clock younger than the time to live: drop them instead.
+                None => {
+                    shard.links.clear();
+                    shard.bytes = 0;
+                }
+            }
         }
     }
 
@@ -533,5 +576,43 @@ mod tests {
         assert!(take());
         assert!(!take());
         assert!(cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.is_spent())));
+    }
+
+    #[test]
+    fn a_link_with_a_budget_is_read_again_after_the_budget_ttl() {
+        let cache = RedirectCache::new(CacheConfig {
+            budget_ttl: Duration::from_millis(30),
+            ..CacheConfig::default()
+        });
+        let limited = Link {
+            max_clicks: Some(5),
+            ..link(7, "lim")
+        };
+        cache.insert("lim", Some(&limited), cache.generation("lim"));
+        cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        std::thread::sleep(Duration::from_millis(40));
+        // Clicks other instances flushed meanwhile are in the next read.
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Unknown)));
+        assert_eq!(hit_id(&cache, "abc"), Some(1));
+        let spent = Link {
+            clicks: 5,
+            ..limited
+        };
+        cache.insert("lim", Some(&spent), cache.generation("lim"));
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Hit(l) if l.is_spent())));
+    }
+
+    #[test]
+    fn expired_links_are_read_again_but_still_served_stale() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        cache.insert("nope", None, cache.generation("nope"));
+        cache.expire_all();
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Unknown)));
+        assert!(cache.with("nope", |l| matches!(l, Lookup::Unknown)));
+        assert!(cache.stale("abc", |l| l.is_some_and(|l| l.id == 1)));
+        // A fresh read replaces it.
+        cache.insert("abc", Some(&link(2, "abc")), cache.generation("abc"));
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Hit(l) if l.id == 2)));
     }
 }

@@ -282,6 +282,7 @@ impl Cli {
     /// When the key file cannot be read.
     pub fn app_config(&self) -> std::io::Result<AppConfig> {
         let s = &self.serve;
+        let flush_interval = Duration::from_millis(s.flush_ms.max(10));
         Ok(AppConfig {
             base_url: self.base_url(),
             redirect_status: StatusCode::from_u16(s.redirect_status).unwrap_or(StatusCode::FOUND),
@@ -290,10 +291,11 @@ impl Cli {
                 max_entries: s.cache_entries.max(1),
                 max_bytes: s.cache_mb.max(1) << 20,
                 ttl: Duration::from_secs(s.cache_ttl.max(1)),
+                budget_ttl: flush_interval,
                 negative_ttl: Duration::from_secs(s.negative_ttl),
                 max_negative: (s.cache_entries / 4).max(1),
             },
-            flush_interval: Duration::from_millis(s.flush_ms.max(10)),
+            flush_interval,
             writes_per_minute: s.writes_per_minute.max(1),
             password_guesses_per_minute: s.guesses_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),

@@ -224,6 +224,10 @@ pub struct Clicks {
     /// retried as it was sealed (same id, same counts) so that the store
     /// can tell a retry from a new batch.
     pending: Mutex<VecDeque<Sealed>>,
+    /// `pending`'s length when the last flush ended, for
+    /// [`Clicks::pending_batches`]: a flush holds `pending` while it writes,
+    /// which on a slow or cut network lasts seconds.
+    pending_after_flush: AtomicUsize,
     /// Names this process's batches: `<random>-<sequence>`.
     instance: u64,
     sequence: AtomicU64,
@@ -259,6 +263,7 @@ impl Clicks {
                 .collect(),
             next_shard: AtomicUsize::new(0),
             pending: Mutex::new(VecDeque::new()),
+            pending_after_flush: AtomicUsize::new(0),
             instance: {
                 let mut random = [0u8; 8];
                 // Without a random source, the time makes clashes unlikely.
@@ -355,6 +360,8 @@ impl Clicks {
             if let Err(error) = write(&batch.id, &batch.links) {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 self.drop_excess(&mut pending);
+                self.pending_after_flush
+                    .store(pending.len(), Ordering::Relaxed);
                 return Err(error);
             }
             let clicks: u64 = batch.links.iter().map(|l| l.total).sum();
@@ -366,6 +373,7 @@ impl Clicks {
             written += batch.links.len();
             pending.pop_front();
         }
+        self.pending_after_flush.store(0, Ordering::Relaxed);
         Ok(written)
     }
 
@@ -382,9 +390,11 @@ impl Clicks {
         }
     }
 
-    /// Batches waiting for the store after failed flushes.
+    /// Batches waiting for the store after failed flushes, as the last
+    /// flush left them. Never waits for a flush under way (`/health` asks
+    /// while the store may take seconds to answer one).
     pub fn pending_batches(&self) -> usize {
-        self.pending.lock().len()
+        self.pending_after_flush.load(Ordering::Relaxed)
     }
 
     /// Runs `read` while no flush is under way: a store read inside it and
@@ -512,9 +522,12 @@ mod tests {
         let mut failed_id = String::new();
         let failed = clicks.flush_with(|id, _| {
             failed_id = id.to_owned();
+            // Asked while a flush writes: the last flush's count, at once.
+            assert_eq!(clicks.pending_batches(), 0);
             Err(StoreError::Unavailable("down".into()))
         });
         assert!(failed.is_err());
+        assert_eq!(clicks.pending_batches(), 1);
         assert_eq!(clicks.unflushed(1), 3);
         // Clicks after the failure go in a batch of their own: the failed
         // one is retried first, under the same id, with the same counts.
@@ -530,6 +543,7 @@ mod tests {
             Ok(())
         });
         assert_eq!(links.unwrap(), 3);
+        assert_eq!(clicks.pending_batches(), 0);
         assert_eq!(written.len(), 2);
         assert_eq!(written[0], (failed_id.clone(), vec![3, 1]));
         assert_ne!(written[1].0, failed_id);

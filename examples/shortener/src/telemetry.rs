@@ -1,5 +1,6 @@
 //! The app's own metrics, shown at `/metrics` after keel's: cache hits and
-//! misses, store call latency per operation, click flushes.
+//! misses, the store's change feed, store call latency per operation,
+//! click flushes.
 
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
@@ -78,6 +79,12 @@ impl Histogram {
 #[derive(Default)]
 pub struct Telemetry {
     store: [Histogram; StoreOp::ALL.len()],
+    /// Link changes the store's change feed reported (each dropped the
+    /// slug from the cache).
+    pub feed_changes: AtomicU64,
+    /// Times the change feed's connection was lost (each cleared the cache
+    /// when it came back).
+    pub feed_losses: AtomicU64,
 }
 
 impl Telemetry {
@@ -119,6 +126,16 @@ impl Telemetry {
             "shortener_cache_evictions_total",
             "Links evicted to stay within bounds.",
             load(&c.evictions),
+        );
+        counter(
+            "shortener_change_feed_changes_total",
+            "Link changes heard through the store's change feed (each drops the slug from the cache).",
+            load(&self.feed_changes),
+        );
+        counter(
+            "shortener_change_feed_losses_total",
+            "Times the store's change feed was lost (the cache is cleared when it is back).",
+            load(&self.feed_losses),
         );
         let k = &clicks.counters;
         counter(

@@ -144,17 +144,17 @@ fn keys_may_come_from_the_environment() {
 
 #[test]
 fn an_unreadable_key_file_stops_the_start() {
-    let out = util::command()
-        .args([
-            "--api-key-file",
-            "/nonexistent/keys",
-            "--addr",
-            "127.0.0.1:1",
-        ])
-        .arg("--data")
-        .arg(tempfile::tempdir().unwrap().path())
-        .output()
-        .unwrap();
+    let data = util::data_dir();
+    let out = util::cli(&[
+        "--api-key-file",
+        "/nonexistent/keys",
+        "--addr",
+        "127.0.0.1:1",
+        "--data",
+        &data.arg(),
+    ])
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read the API keys"), "{stderr}");

@@ -14,7 +14,7 @@ use util::{json, Options};
 
 #[test]
 fn a_graceful_stop_keeps_links_and_flushes_every_click() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     // No timed flush runs before the stop: every click below is written by
     // the shutdown flush alone.
     let mut server = Options::new()
@@ -72,7 +72,7 @@ fn a_graceful_stop_keeps_links_and_flushes_every_click() {
 
 #[test]
 fn kill_9_loses_no_acknowledged_link() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     let mut server = Options::new()
         .data(data.path())
         .arg("--writes-per-minute", "100000")
@@ -161,7 +161,7 @@ fn kill_9_loses_no_acknowledged_link() {
 
 #[test]
 fn clicks_flushed_before_kill_9_are_kept() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     let mut server = Options::new()
         .data(data.path())
         .arg("--flush-ms", "100")
@@ -183,7 +183,7 @@ fn clicks_flushed_before_kill_9_are_kept() {
 /// a few more whose answers were cut off by the stop, never fewer).
 #[test]
 fn a_graceful_stop_under_traffic_loses_no_answered_click() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     let mut server = Options::new()
         .data(data.path())
         .arg("--flush-ms", "600000")

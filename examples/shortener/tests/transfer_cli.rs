@@ -29,7 +29,7 @@ fn data_arg(dir: &Path) -> String {
 
 #[test]
 fn export_then_import_into_a_fresh_store_gives_the_same_links() {
-    let source = tempfile::tempdir().unwrap();
+    let source = util::data_dir();
     let mut server = Options::new()
         .data(source.path())
         .arg("--flush-ms", "100")
@@ -78,7 +78,7 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
     let out = run_cli(&["--data", &data_arg(source.path()), "export"]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), exported);
 
-    let target = tempfile::tempdir().unwrap();
+    let target = util::data_dir();
     let out = run_cli(&[
         "--data",
         &data_arg(target.path()),
@@ -122,7 +122,7 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
 
 #[test]
 fn import_reads_stdin_and_reports_the_rows_it_skips() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     let mut server = Options::new().data(data.path()).start();
     server.create_slug("taken", "https://example.com/taken");
     server.terminate();
@@ -134,8 +134,7 @@ fn import_reads_stdin_and_reports_the_rows_it_skips() {
                bad-url,ftp://example.com/,0\n\
                ,https://example.com/generated,1\n\
                api,https://example.com/reserved,0\n";
-    let mut child = util::command()
-        .args(["--data", &data_arg(data.path()), "import", "-"])
+    let mut child = util::cli(&["--data", &data_arg(data.path()), "import", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -181,18 +180,17 @@ fn import_reads_stdin_and_reports_the_rows_it_skips() {
 
 #[test]
 fn import_without_a_url_column_fails_and_imports_nothing() {
-    let data = tempfile::tempdir().unwrap();
+    let data = util::data_dir();
     let csv = data.path().join("bad.csv");
     std::fs::write(&csv, "slug,name\nabc,def\n").unwrap();
-    let out = util::command()
-        .args([
-            "--data",
-            &data_arg(data.path()),
-            "import",
-            csv.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = util::cli(&[
+        "--data",
+        &data_arg(data.path()),
+        "import",
+        csv.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no url column"),

@@ -4,7 +4,7 @@
 //! Same schema, queries and semantics as the [SQLite store](super::SqliteStore)
 //! (each method one transaction), through the blocking `postgres` client and
 //! a small [pool](pool) of connections. Writes that create, change or
-//! delete a link send `NOTIFY shortener_links, '<slug>'` in their
+//! delete a link send `NOTIFY shortener_links, '<schema>/<slug>'` in their
 //! transaction, so it is delivered at commit; [`Store::subscribe`] listens
 //! on a connection of its own (see [`feed`]) so the instances' caches stay
 //! coherent. Click counts do not notify: they change every second and the
@@ -77,7 +77,9 @@ macro_rules! channel {
     };
 }
 
-/// The channel link changes are announced on; the payload is the slug.
+/// The channel link changes are announced on. The payload is
+/// `<schema>/<slug>`: the channel is the database's, and instances on other
+/// schemas of it (other tenants, parallel tests) must not hear each other.
 const CHANNEL: &str = channel!();
 
 /// First key of the two-key advisory locks on plain URLs ("shUR"); the
@@ -505,7 +507,7 @@ fn notify<C: GenericClient>(db: &mut Db<'_, C>, slugs: &[&str]) -> Result<(), St
         concat!(
             "SELECT pg_notify('",
             channel!(),
-            "', s) FROM unnest($1::text[]) AS s"
+            "', current_schema() || '/' || s) FROM unnest($1::text[]) AS s"
         ),
         &[&slugs],
     )?;

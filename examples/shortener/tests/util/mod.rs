@@ -2,6 +2,19 @@
 //! real sockets: start it on a port of its own with a data directory of its
 //! own, talk to it with raw HTTP/1.1 requests (parsed by keel's own test
 //! parser), stop it gently or not, and never let it outlive the test.
+//!
+//! # Which store
+//!
+//! This module alone picks the store the binary runs on. By default it is
+//! the embedded SQLite store in the data directory (no `--store` flag).
+//! When `SHORTENER_TEST_PG` holds a `postgres://` URL (`scripts/pg.sh
+//! start DIR PORT` prints one; `tests/pg-suite.sh` does it all), every
+//! server and every CLI run gets `--store` with that URL on a schema of its
+//! own instead: one schema per data directory, created on first use and
+//! named in a file inside the directory, so a restart on the same
+//! directory (persistence tests, `kill -9`) finds the same data, and
+//! dropped with the directory ([`DataDir`], or the temporary directory a
+//! [`Shortener`] made for itself).
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use serde_json::Value;
@@ -10,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
@@ -29,8 +42,227 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_shortener")
 }
 
+/// The environment variable naming the PostgreSQL server to test on.
+pub const PG_ENV: &str = "SHORTENER_TEST_PG";
+
+/// The file in a data directory that names its PostgreSQL schema.
+const SCHEMA_FILE: &str = "test-pg-schema";
+
+/// The store the suite runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL URL of `SHORTENER_TEST_PG`, when the suite runs there.
+pub fn pg_base() -> Option<&'static str> {
+    static BASE: OnceLock<Option<String>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let url = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
+        assert!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "{PG_ENV} must be a postgres:// URL, not {url:?}"
+        );
+        Some(url)
+    })
+    .as_deref()
+}
+
+/// Which store the servers of this run use.
+pub fn store_kind() -> StoreKind {
+    match pg_base() {
+        Some(_) => StoreKind::Postgres,
+        None => StoreKind::Sqlite,
+    }
+}
+
+/// Whether this run is on PostgreSQL.
+pub fn on_postgres() -> bool {
+    store_kind() == StoreKind::Postgres
+}
+
+/// On PostgreSQL, prints why the calling test does not apply there and
+/// returns `true` (the test returns early and passes).
+pub fn skip_on_postgres(why: &str) -> bool {
+    let skip = on_postgres();
+    if skip {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    skip
+}
+
+/// Without PostgreSQL, prints why the calling test needs it and returns
+/// `true` (the test returns early and passes).
+pub fn skip_unless_postgres(why: &str) -> bool {
+    let skip = !on_postgres();
+    if skip {
+        eprintln!(
+            "skipped: {why}; set {PG_ENV} to a postgres:// URL \
+             (examples/shortener/tests/pg-suite.sh does)"
+        );
+    }
+    skip
+}
+
+/// A connection to `SHORTENER_TEST_PG` itself, outside any schema.
+///
+/// # Panics
+///
+/// Without the variable, or when the server cannot be reached.
+pub fn pg_admin() -> postgres::Client {
+    let base = pg_base().expect("SHORTENER_TEST_PG is not set");
+    postgres::Client::connect(base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}={base}: {e}"))
+}
+
+/// `base` with `schema` first on the search path and `name` as the
+/// `application_name` (the change feed's connection is `NAME/changes`).
+fn schema_url(base: &str, schema: &str, name: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}&application_name={name}")
+}
+
+/// A fresh schema in the test database, dropped with this value.
+pub struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    /// Creates a schema with a new random name.
+    ///
+    /// # Panics
+    ///
+    /// Without `SHORTENER_TEST_PG`, or when the schema cannot be made.
+    pub fn create() -> PgSchema {
+        PgSchema {
+            name: create_schema(),
+        }
+    }
+
+    /// The schema's name (also the default `application_name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store URL of this schema.
+    pub fn url(&self) -> String {
+        schema_url(pg_base().unwrap(), &self.name, &self.name)
+    }
+
+    /// The store URL of this schema with `application_name` set to
+    /// `SCHEMA_SUFFIX`, to tell the backends of several instances apart.
+    pub fn url_as(&self, suffix: &str) -> String {
+        let name = format!("{}_{suffix}", self.name);
+        schema_url(pg_base().unwrap(), &self.name, &name)
+    }
+
+    /// A connection in the schema, outside any server.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).expect("connect to the schema")
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        drop_schema(&self.name);
+    }
+}
+
+/// Creates a schema with a new random name; returns the name.
+fn create_schema() -> String {
+    let name = format!("t_{}", shortener::slug::generate().to_ascii_lowercase());
+    pg_admin()
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .unwrap_or_else(|e| panic!("CREATE SCHEMA {name}: {e}"));
+    name
+}
+
+/// Drops `schema` and everything in it; a failure is only reported (the
+/// cluster is a throwaway one).
+fn drop_schema(schema: &str) {
+    // Never panics: it runs in `Drop`, maybe while a test unwinds.
+    let Some(base) = pg_base() else { return };
+    let dropped = postgres::Client::connect(base, postgres::NoTls).and_then(|mut admin| {
+        admin.batch_execute(&format!(
+            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+        ))
+    });
+    if let Err(e) = dropped {
+        eprintln!("cannot drop schema {schema}: {e}");
+    }
+}
+
+/// The `--store` of data directory `data`: its own SQLite file, or on
+/// PostgreSQL the URL of the schema standing for it (created and named in
+/// the directory on first use).
+pub fn store_spec(data: &Path) -> String {
+    let Some(base) = pg_base() else {
+        return format!("sqlite:{}", data.join("shortener.db").display());
+    };
+    let file = data.join(SCHEMA_FILE);
+    let schema = match std::fs::read_to_string(&file) {
+        Ok(name) => name,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Owned by the directory from now on: see `forget_store`.
+            let schema = create_schema();
+            std::fs::create_dir_all(data).expect("create the data directory");
+            std::fs::write(&file, &schema).expect("write the schema's name");
+            schema
+        }
+        Err(e) => panic!("{}: {e}", file.display()),
+    };
+    schema_url(base, &schema, &schema)
+}
+
+/// Drops what [`store_spec`] made for `data` outside of it (the schema).
+fn forget_store(data: &Path) {
+    if pg_base().is_some() {
+        if let Ok(schema) = std::fs::read_to_string(data.join(SCHEMA_FILE)) {
+            drop_schema(&schema);
+        }
+    }
+}
+
+/// A temporary data directory, and on PostgreSQL the schema standing for
+/// it, both removed on drop. Pass [`DataDir::path`] to [`Options::data`]
+/// or [`cli`] to restart on the same data.
+pub struct DataDir {
+    dir: TempDir,
+}
+
+/// A fresh [`DataDir`].
+pub fn data_dir() -> DataDir {
+    DataDir {
+        dir: tempfile::tempdir().expect("a temporary directory"),
+    }
+}
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The directory as a command-line argument.
+    pub fn arg(&self) -> String {
+        self.path().to_str().expect("a UTF-8 path").to_owned()
+    }
+
+    /// Its `--store` (see [`store_spec`]).
+    pub fn store_spec(&self) -> String {
+        store_spec(self.path())
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        forget_store(self.path());
+    }
+}
+
 /// A `shortener` command with no `SHORTENER_*` variable inherited from the
-/// environment (they would change its flags).
+/// environment (they would change its flags), on no particular store: for
+/// runs that stop before opening one. See [`cli`] for the others.
 pub fn command() -> Command {
     let mut command = Command::new(binary());
     for (name, _) in std::env::vars_os() {
@@ -42,11 +274,26 @@ pub fn command() -> Command {
     command
 }
 
-/// Runs `shortener ARGS` to completion (import, export), asserting it exits
-/// with success.
+/// `shortener ARGS` (import, export) on the store of the data directory
+/// given as `--data DIR` among `ARGS`: on PostgreSQL with `--store` first.
+pub fn cli(args: &[&str]) -> Command {
+    let mut command = command();
+    if on_postgres() {
+        let data = args
+            .iter()
+            .position(|a| *a == "--data")
+            .and_then(|i| args.get(i + 1))
+            .unwrap_or_else(|| panic!("no --data DIR in {args:?}"));
+        command.args(["--store", &store_spec(Path::new(data))]);
+    }
+    command.args(args);
+    command
+}
+
+/// Runs `shortener ARGS` to completion (import, export) with [`cli`],
+/// asserting it exits with success.
 pub fn run_cli(args: &[&str]) -> Output {
-    let output = command()
-        .args(args)
+    let output = cli(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run shortener {args:?}: {e}"));
     assert!(
@@ -135,6 +382,13 @@ impl Options {
         self
     }
 
+    /// Runs on this `--store` instead of the one of the data directory
+    /// (several instances on one [`PgSchema`]); the same as
+    /// `.arg("--store", spec)`.
+    pub fn store(self, spec: &str) -> Options {
+        self.arg("--store", spec)
+    }
+
     /// Listens on `ip` (default 127.0.0.1).
     pub fn ip(mut self, ip: Ipv4Addr) -> Options {
         self.ip = Some(ip);
@@ -151,6 +405,8 @@ pub struct Shortener {
     child: Child,
     addr: SocketAddr,
     data: PathBuf,
+    /// The `--store` it runs on.
+    store: String,
     key: Option<String>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -192,6 +448,22 @@ impl Shortener {
             .arg("--data")
             .arg(&data)
             .args(["--addr", &port.addr.to_string()]);
+        // A `--store` of the test's own ([`Options::store`]) wins.
+        let given_store = options
+            .args
+            .iter()
+            .position(|a| a == "--store")
+            .and_then(|i| options.args.get(i + 1));
+        let store = match given_store {
+            Some(spec) => spec.clone(),
+            None if on_postgres() => {
+                let spec = store_spec(&data);
+                command.args(["--store", &spec]);
+                spec
+            }
+            // The default, as before: no flag.
+            None => store_spec(&data),
+        };
         let given = |flag: &str| options.args.iter().any(|a| a == flag);
         // Small and fixed, whatever the machine: many servers run at once.
         if !given("--workers") {
@@ -226,6 +498,7 @@ impl Shortener {
             child,
             addr: port.addr,
             data,
+            store,
             key: options.key,
             stdout: Arc::clone(&stdout),
             stderr,
@@ -270,6 +543,11 @@ impl Shortener {
     /// Its data directory.
     pub fn data(&self) -> &Path {
         &self.data
+    }
+
+    /// The `--store` it runs on (`sqlite:DATA/shortener.db` by default).
+    pub fn store_spec(&self) -> &str {
+        &self.store
     }
 
     /// Everything it wrote to stdout so far.
@@ -443,6 +721,10 @@ impl Drop for Shortener {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        // A data directory of its own: its schema goes with it.
+        if self._tempdir.is_some() {
+            forget_store(&self.data);
+        }
     }
 }
 

@@ -54,21 +54,30 @@ pub(super) fn start(config: Config, stop: Arc<AtomicBool>, on_change: OnChange) 
     }
 }
 
-/// Opens a connection and listens on [`CHANNEL`].
-fn listen(config: &Config) -> Result<Client, postgres::Error> {
+/// Opens a connection and listens on [`CHANNEL`]; returns it with the
+/// schema whose changes it reports (the writers' `current_schema()`).
+fn listen(config: &Config) -> Result<(Client, String), postgres::Error> {
     let mut client = config.connect(NoTls)?;
-    if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
-        close_client(client);
-        return Err(e);
+    let listened = client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .and_then(|()| client.query_one("SELECT coalesce(current_schema(), '')", &[]));
+    match listened {
+        Ok(row) => {
+            let schema: String = row.get(0);
+            Ok((client, schema))
+        }
+        Err(e) => {
+            close_client(client);
+            Err(e)
+        }
     }
-    Ok(client)
 }
 
 fn run(
     config: &Config,
     stop: &AtomicBool,
     on_change: &(dyn Fn(Change) + Send + Sync),
-    first: Result<Client, postgres::Error>,
+    first: Result<(Client, String), postgres::Error>,
 ) {
     // Whether the outage under way was reported: failed attempts to
     // reconnect report nothing more; every lost connection reports.
@@ -77,10 +86,10 @@ fn run(
     let mut attempt = Some(first);
     while !stop.load(Ordering::Relaxed) {
         match attempt.take().unwrap_or_else(|| listen(config)) {
-            Ok(mut client) => {
+            Ok((mut client, schema)) => {
                 on_change(Change::Connected);
                 let since = Instant::now();
-                let _ = watch(&mut client, stop, on_change);
+                let _ = watch(&mut client, &schema, stop, on_change);
                 // Report before closing: closing a connection to an
                 // unreachable server waits (on another thread, but still).
                 if stop.load(Ordering::Relaxed) {
@@ -110,14 +119,16 @@ fn run(
 /// or the stop flag is set (`Ok`).
 fn watch(
     client: &mut Client,
+    schema: &str,
     stop: &AtomicBool,
     on_change: &(dyn Fn(Change) + Send + Sync),
 ) -> Result<(), postgres::Error> {
     let mut checked = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if let Some(note) = client.notifications().timeout_iter(POLL).next()? {
-            if note.channel() == CHANNEL {
-                on_change(Change::Link(note.payload().to_owned()));
+            let ours = note.payload().rsplit_once('/').filter(|(s, _)| *s == schema);
+            if let (true, Some((_, slug))) = (note.channel() == CHANNEL, ours) {
+                on_change(Change::Link(slug.to_owned()));
             }
         }
         if checked.elapsed() >= CHECK_EVERY {
