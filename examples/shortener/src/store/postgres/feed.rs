@@ -126,7 +126,10 @@ fn watch(
     let mut checked = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if let Some(note) = client.notifications().timeout_iter(POLL).next()? {
-            let ours = note.payload().rsplit_once('/').filter(|(s, _)| *s == schema);
+            let ours = note
+                .payload()
+                .rsplit_once('/')
+                .filter(|(s, _)| *s == schema);
             if let (true, Some((_, slug))) = (note.channel() == CHANNEL, ours) {
                 on_change(Change::Link(slug.to_owned()));
             }
