@@ -3,6 +3,7 @@
 # store tests and for trying several instances on one database.
 #
 #   scripts/pg.sh start DIR PORT   # prints postgres://shortener@127.0.0.1:PORT/shortener
+#   scripts/pg.sh start DIR PORT ADDR [NETNS]  # on ADDR, inside network namespace NETNS
 #   scripts/pg.sh stop DIR         # stops the server and removes DIR
 #   scripts/pg.sh url DIR          # prints the URL of a running one
 #
@@ -16,6 +17,16 @@
 # synchronous_commit, full_page_writes) keep their defaults: the durability
 # tests need them; only memory is trimmed (shared_buffers) and more
 # connections allowed (tests run in parallel, each with its own pool).
+#
+# With ADDR (an IPv4 address) the server listens on ADDR:PORT instead and
+# trusts the role `shortener` from the subnets it is directly connected to
+# (pg_hba `samenet`: meant for a private link such as a veth pair, never a
+# shared network). With NETNS too, it runs inside that network namespace
+# (`ip netns exec`, root only), so that every packet between the clients
+# and the server crosses the namespace's link: the fault test
+# (examples/shortener/tests/faults.rs) injects delay and loss there. The
+# unix socket in DIR still reaches it from outside. A DIR remembers its
+# port and address: `start` again with others fails.
 #
 # Both commands are idempotent: `start` on a running server only prints its
 # URL, `stop` on a missing DIR does nothing. Every failure is reported with
@@ -31,7 +42,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -49,6 +60,11 @@ pg_bin() {
         [[ -n "$bin" && -x "$bin/initdb" ]] || die "no initdb under /usr/lib/postgresql/*/bin after installing"
     fi
     echo "$bin"
+}
+
+# The listen address in DIR's configuration.
+listen_addr() {
+    sed -n "s/^listen_addresses = '\\(.*\\)'\$/\\1/p" "$1/data/postgresql.conf" | tail -n 1
 }
 
 # Runs a command as the cluster's owner.
@@ -72,14 +88,30 @@ ours() {
     [[ -f "$1/.keel-pg" && -f "$1/data/PG_VERSION" ]]
 }
 
+# Runs a command inside network namespace $netns when set.
+in_netns() {
+    if [[ -n "$netns" ]]; then
+        ip netns exec "$netns" "$@"
+    else
+        "$@"
+    fi
+}
+
 start() {
-    local dir=$1 port=$2
+    local dir=$1 port=$2 addr=${3:-127.0.0.1}
+    netns=${4:-}
     [[ "$port" =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "bad port: $port"
+    [[ "$addr" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "bad IPv4 address: $addr"
+    if [[ -n "$netns" ]]; then
+        [[ $(id -u) -eq 0 ]] || die "running the server in a network namespace needs root"
+        command -v ip >/dev/null || die "no 'ip' command (Debian: apt-get install iproute2)"
+        ip netns exec "$netns" true 2>/dev/null || die "no network namespace $netns"
+    fi
     local bin
     bin=$(pg_bin)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    local url="postgres://shortener@127.0.0.1:$port/shortener"
+    local url="postgres://shortener@$addr:$port/shortener"
 
     if [[ -e "$dir/data" ]] && ! ours "$dir"; then
         die "$dir/data exists but was not made by this script; pick another DIR"
@@ -97,18 +129,21 @@ start() {
             { cat "$dir/initdb.log" >&2; die "initdb failed"; }
         as_owner tee -a "$dir/data/postgresql.conf" >/dev/null <<EOF
 
-# scripts/pg.sh: a test cluster on loopback.
-listen_addresses = '127.0.0.1'
+# scripts/pg.sh: a test cluster (loopback unless started with ADDR).
+listen_addresses = '$addr'
 port = $port
 unix_socket_directories = '$dir/socket'
 max_connections = 400
 shared_buffers = 32MB
 log_line_prefix = '%m [%p] %a '
 EOF
-        # Only the shortener role, only from 127.0.0.1, without a password.
+        # Only the shortener role, only from 127.0.0.1 (or the private
+        # link of ADDR), without a password.
+        local clients=127.0.0.1/32
+        [[ "$addr" == 127.0.0.1 ]] || clients=samenet
         as_owner tee "$dir/data/pg_hba.conf" >/dev/null <<EOF
 local all all trust
-host shortener shortener 127.0.0.1/32 trust
+host shortener shortener $clients trust
 EOF
         touch "$dir/.keel-pg"
     fi
@@ -116,10 +151,15 @@ EOF
     local conf_port
     conf_port=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
     [[ "$conf_port" == "$port" ]] || die "$dir was made for port $conf_port, not $port"
+    local conf_addr
+    conf_addr=$(listen_addr "$dir")
+    [[ "$conf_addr" == "$addr" ]] || die "$dir was made for address $conf_addr, not $addr"
 
     if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-        as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-            { show_log "$dir"; die "the server did not start on 127.0.0.1:$port"; }
+        local owner=()
+        [[ $(id -u) -eq 0 ]] && owner=(runuser -u postgres --)
+        in_netns "${owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+            { show_log "$dir"; die "the server did not start on $addr:$port${netns:+ in $netns}"; }
     fi
 
     local psql=("$bin/psql" -h "$dir/socket" -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1)
@@ -129,8 +169,8 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shortener') \gexec
 SELECT 'CREATE DATABASE shortener OWNER shortener'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'shortener') \gexec
 EOF
-    "$bin/psql" "$url" -X -q -c 'SELECT 1' >/dev/null ||
-        { show_log "$dir"; die "cannot connect to $url"; }
+    in_netns "$bin/psql" "$url" -X -q -c 'SELECT 1' >/dev/null ||
+        { show_log "$dir"; die "cannot connect to $url${netns:+ in $netns}"; }
     echo "$url"
 }
 
@@ -158,11 +198,11 @@ url() {
     ours "$dir" || die "no cluster in $dir"
     local port
     port=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
-    echo "postgres://shortener@127.0.0.1:$port/shortener"
+    echo "postgres://shortener@$(listen_addr "$dir"):$port/shortener"
 }
 
 case "${1:-}" in
-start) [[ $# -eq 3 ]] || usage; start "$2" "$3" ;;
+start) [[ $# -ge 3 && $# -le 5 ]] || usage; start "$2" "$3" "${4:-}" "${5:-}" ;;
 stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
 url) [[ $# -eq 2 ]] || usage; url "$2" ;;
 *) usage ;;

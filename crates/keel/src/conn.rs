@@ -461,6 +461,7 @@ impl Conn {
         let (out, large) = self.output.buf_and_large(env.pool);
         let mut res = Response::new(out, large, false, is_head, false, env.server_line);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
+            .header("Retry-After", "1")
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"the response was not ready in time\n");
         self.phase = Phase::Closing;

@@ -139,6 +139,7 @@ fn a_deferred_answer_past_its_deadline_becomes_503() {
         responses[0].status,
         StatusCode::SERVICE_UNAVAILABLE.as_u16()
     );
+    assert_eq!(responses[0].header("retry-after"), Some("1"));
     assert!(responses[0].closes());
     assert!(started.elapsed() < Duration::from_millis(590));
     // The late answer arrives to nothing; the worker goes on.

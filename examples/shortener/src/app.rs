@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Flush attempts [`App::shutdown`] makes before giving up on the last
+/// click counts.
+pub const SHUTDOWN_FLUSH_TRIES: u32 = 5;
+
 /// How the app behaves; [`crate::cli`] fills it from flags and environment.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
@@ -242,6 +246,10 @@ impl App {
     /// Stops the flusher and writes the remaining click counts: call it
     /// after the server has stopped, so no click comes after.
     ///
+    /// A store that is briefly out of reach ([`StoreError::Unavailable`])
+    /// is tried again, [`SHUTDOWN_FLUSH_TRIES`] times in all, a second
+    /// apart: batches are idempotent, so a retry never counts twice.
+    ///
     /// # Errors
     ///
     /// When the last flush fails (its counts are lost then).
@@ -251,9 +259,20 @@ impl App {
             let _ = flusher.join();
         }
         let state = &self.state;
-        state.clicks.flush_with(|id, batch| {
-            state.store_call(StoreOp::RecordClicks, |s| s.record_clicks(id, batch))
-        })
+        let mut attempt = 1;
+        loop {
+            let flushed = state.clicks.flush_with(|id, batch| {
+                state.store_call(StoreOp::RecordClicks, |s| s.record_clicks(id, batch))
+            });
+            match flushed {
+                Err(StoreError::Unavailable(why)) if attempt < SHUTDOWN_FLUSH_TRIES => {
+                    eprintln!("shortener: last click flush failed ({why}), trying again");
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                result => return result,
+            }
+        }
     }
 }
 

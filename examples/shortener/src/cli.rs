@@ -155,7 +155,7 @@ pub struct PgArgs {
     #[arg(
         long,
         env = "SHORTENER_PG_MAX_IDLE",
-        default_value_t = 4,
+        default_value_t = 16,
         global = true
     )]
     pub pg_max_idle: usize,

@@ -159,7 +159,10 @@ impl Default for PgOptions {
     fn default() -> PgOptions {
         PgOptions {
             max_open: 16,
-            max_idle: 4,
+            // As many as may be open: a lower bound closes connections a
+            // steady load needs again at once, and each new one costs the
+            // server a process fork and the client a handshake.
+            max_idle: 16,
             max_lifetime: Duration::from_secs(30 * 60),
             idle_timeout: Duration::from_secs(5 * 60),
             connect_timeout: Duration::from_secs(2),
@@ -261,6 +264,23 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name(APPLICATION_NAME);
         }
+        // The same limits on the server's side of every connection (pool
+        // and change feed): a session whose client vanished behind a cut
+        // network is dropped in seconds, releasing its locks, instead of
+        // sitting "idle in transaction" until that timeout (a retried click
+        // batch would wait on its own first attempt's row lock).
+        let server_side = format!(
+            "-c tcp_user_timeout={} -c tcp_keepalives_idle={} -c tcp_keepalives_interval={} \
+             -c tcp_keepalives_count={KEEPALIVE_RETRIES}",
+            options.tcp_user_timeout.as_millis().min(i32::MAX as u128),
+            KEEPALIVE_IDLE.as_secs(),
+            KEEPALIVE_INTERVAL.as_secs(),
+        );
+        let startup_options = match config.get_options() {
+            Some(given) if !given.is_empty() => format!("{given} {server_side}"),
+            _ => server_side,
+        };
+        config.options(&startup_options);
         // PostgreSQL takes at most i32::MAX milliseconds (24.8 days).
         let statement_ms = options.statement_timeout.as_millis().min(i32::MAX as u128);
         let setup = format!(
