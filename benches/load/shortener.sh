@@ -128,7 +128,7 @@ echo "wrk -t1 -d${DURATION}s, $CONNECTIONS connections for reads, $CREATE_CONNEC
 echo "servers: --workers 1, taskset -c $SERVER_CPU; wrk: taskset -c $CLIENT_CPU; stores: $STORES"
 if [ -n "$pg_url" ]; then
     echo "postgres: $("$(dirname "$(ls -d /usr/lib/postgresql/*/bin/postgres | sort -V | tail -1)")/postgres" --version), scripts/pg.sh defaults (durable: fsync and synchronous_commit on)"
-    echo "pool: $("$target/shortener" --help | grep -A1 -E '^ +--pg-(max-open|max-idle|checkout-timeout-ms|statement-timeout-ms)' | grep -oE '\[default: [0-9]+\]' | tr '\n' ' ')(max-open, max-idle, checkout ms, statement ms)"
+    echo "pool: $("$target/shortener" --help | awk '/^ +--pg-/ { flag = $1 } /\[default: / && flag { sub(/.*\[default: /, ""); sub(/\].*/, ""); printf "%s=%s ", flag, $0; flag = "" }')"
 fi
 echo
 
