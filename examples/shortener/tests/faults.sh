@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the shortener's fault test (examples/shortener/tests/faults.rs): the
+# Runs the shortener's fault test (examples/shortener/tests/faults/): the
 # shortener on PostgreSQL through a veth pair into a network namespace, with
 # delay, loss and a cut injected on that link.
 #
