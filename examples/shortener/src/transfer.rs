@@ -7,7 +7,7 @@
 //! without regard to case, spaces or underscores.
 
 use crate::model::{self, NewLink, UnixTime};
-use crate::store::{Store, StoreError, MAX_BATCH};
+use crate::store::{Store, StoreError, MAX_BATCH, SLUG_ATTEMPTS};
 use crate::{slug, validate};
 use std::io::{Read, Write};
 
@@ -40,10 +40,6 @@ const EXPIRES_NAMES: &[&str] = &["expiresat", "expires", "validuntil"];
 const MAX_CLICKS_NAMES: &[&str] = &["maxclicks", "maxvisits"];
 const DISABLED_NAMES: &[&str] = &["disabled"];
 const CLICKS_NAMES: &[&str] = &["clicks", "visits", "visitscount"];
-
-/// How often an imported row without a slug gets a new generated one when
-/// the last was taken.
-const SLUG_ATTEMPTS: u32 = 8;
 
 /// Why an import or export stopped.
 #[derive(Debug, thiserror::Error)]
@@ -352,7 +348,7 @@ impl Batch {
     /// Creates the batch in one transaction. A generated slug that happens
     /// to be taken is replaced and tried again.
     fn flush(&mut self, store: &dyn Store, report: &mut ImportReport) -> Result<(), TransferError> {
-        let mut attempt = 0;
+        let mut attempt: usize = 0;
         while !self.links.is_empty() {
             attempt += 1;
             let results = store.create_many(&self.links)?;

@@ -138,8 +138,62 @@ pub fn open_with(spec: &str, pg: &PgOptions) -> Result<SharedStore, StoreError> 
     Ok(Arc::new(SqliteStore::open(path)?))
 }
 
+/// Generated slugs tried before a create fails (a collision is rare: see
+/// [`crate::slug::GENERATED_LEN`]).
+pub(crate) const SLUG_ATTEMPTS: usize = 8;
+
+/// The two statements a store runs for [`create_in`], inside its write
+/// transaction.
+pub(crate) trait CreateSteps {
+    /// The newest plain, enabled link to `url`, if any.
+    fn plain_link(&mut self, url: &str) -> Result<Option<Link>, StoreError>;
+    /// Inserts `new` as `slug`, created `at`; `None` when the slug is taken.
+    fn insert(
+        &mut self,
+        new: &NewLink,
+        slug: &str,
+        at: UnixTime,
+    ) -> Result<Option<Link>, StoreError>;
+}
+
+/// The rules of [`Store::create`], the same for every store: a plain
+/// request returns an existing plain link to the URL; a custom slug that is
+/// taken is [`StoreError::SlugTaken`]; a generated one is drawn again.
+pub(crate) fn create_in(
+    steps: &mut impl CreateSteps,
+    new: &NewLink,
+) -> Result<Created, StoreError> {
+    if new.is_plain() {
+        if let Some(link) = steps.plain_link(&new.url)? {
+            return Ok(Created {
+                link,
+                existed: true,
+            });
+        }
+    }
+    let at = created_at(new);
+    if let Some(slug) = &new.slug {
+        let link = steps.insert(new, slug, at)?.ok_or(StoreError::SlugTaken)?;
+        return Ok(Created {
+            link,
+            existed: false,
+        });
+    }
+    for _ in 0..SLUG_ATTEMPTS {
+        if let Some(link) = steps.insert(new, &crate::slug::generate(), at)? {
+            return Ok(Created {
+                link,
+                existed: false,
+            });
+        }
+    }
+    Err(StoreError::Failed(format!(
+        "no free slug after {SLUG_ATTEMPTS} attempts"
+    )))
+}
+
 /// The current time, for stores stamping `created_at`.
-pub(crate) fn created_at(new: &NewLink) -> UnixTime {
+fn created_at(new: &NewLink) -> UnixTime {
     new.created_at.unwrap_or_else(crate::model::now)
 }
 

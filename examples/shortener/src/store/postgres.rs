@@ -55,7 +55,7 @@ mod feed;
 mod pool;
 mod schema;
 
-use super::{created_at, Change, Store, StoreError, MAX_BATCH};
+use super::{create_in, Change, CreateSteps, Store, StoreError, MAX_BATCH};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
 use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
 use clicks::{record_in, Sums};
@@ -103,10 +103,6 @@ const KEEPALIVE_RETRIES: u32 = 5;
 /// `application_name` of the pool's connections when the URL names none;
 /// the change feed's is this followed by `/changes`.
 const APPLICATION_NAME: &str = "shortener";
-
-/// Generated slugs tried for one link before giving up. At 62^7 slugs a
-/// second collision in a row means something else is wrong.
-const SLUG_ATTEMPTS: usize = 8;
 
 /// The most links one [`Store::list`] page returns, whatever is asked.
 const MAX_PAGE: usize = 1000;
@@ -485,36 +481,21 @@ fn insert<C: GenericClient>(
     }))
 }
 
-/// One create inside an open transaction that holds the advisory lock of
-/// `new`'s URL when it is plain (see [`Store::create`]).
-fn create_in<C: GenericClient>(db: &mut Db<'_, C>, new: &NewLink) -> Result<Created, StoreError> {
-    if new.is_plain() {
-        if let Some(link) = plain_link(db, &new.url)? {
-            return Ok(Created {
-                link,
-                existed: true,
-            });
-        }
+/// [`create_in`]'s statements, inside a transaction that holds the
+/// advisory lock of the URL of a plain create.
+impl<C: GenericClient> CreateSteps for Db<'_, C> {
+    fn plain_link(&mut self, url: &str) -> Result<Option<Link>, StoreError> {
+        plain_link(self, url)
     }
-    let at = created_at(new);
-    if let Some(slug) = &new.slug {
-        let link = insert(db, new, slug, at)?.ok_or(StoreError::SlugTaken)?;
-        return Ok(Created {
-            link,
-            existed: false,
-        });
+
+    fn insert(
+        &mut self,
+        new: &NewLink,
+        slug: &str,
+        at: UnixTime,
+    ) -> Result<Option<Link>, StoreError> {
+        insert(self, new, slug, at)
     }
-    for _ in 0..SLUG_ATTEMPTS {
-        if let Some(link) = insert(db, new, &crate::slug::generate(), at)? {
-            return Ok(Created {
-                link,
-                existed: false,
-            });
-        }
-    }
-    Err(StoreError::Failed(format!(
-        "no free slug after {SLUG_ATTEMPTS} attempts"
-    )))
 }
 
 /// Announces changed links on [`CHANNEL`], delivered when the transaction

@@ -5,7 +5,7 @@
 //! serves reads from the last committed state, so a `GET` never queues
 //! behind a write.
 
-use super::{created_at, Store, StoreError, MAX_BATCH};
+use super::{create_in, CreateSteps, Store, StoreError, MAX_BATCH};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
 use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
 use parking_lot::{Condvar, Mutex};
@@ -37,10 +37,6 @@ const MAX_READERS: usize = 8;
 
 /// Prepared statements kept per connection: more than this store uses.
 const STATEMENT_CACHE: usize = 32;
-
-/// Generated slugs tried for one link before giving up. At 62^7 slugs a
-/// second collision in a row means something else is wrong.
-const SLUG_ATTEMPTS: usize = 8;
 
 /// The most links one [`Store::list`] page returns, whatever is asked.
 const MAX_PAGE: usize = 1000;
@@ -369,35 +365,22 @@ fn insert(
     }))
 }
 
-/// One create inside an open write transaction (see [`Store::create`]).
-fn create_in(conn: &Connection, new: &NewLink) -> Result<Created, StoreError> {
-    if new.is_plain() {
-        if let Some(link) = plain_link(conn, &new.url)? {
-            return Ok(Created {
-                link,
-                existed: true,
-            });
-        }
+/// [`create_in`]'s statements on a connection inside a write transaction.
+struct Steps<'a>(&'a Connection);
+
+impl CreateSteps for Steps<'_> {
+    fn plain_link(&mut self, url: &str) -> Result<Option<Link>, StoreError> {
+        plain_link(self.0, url)
     }
-    let at = created_at(new);
-    if let Some(slug) = &new.slug {
-        let link = insert(conn, new, slug, at)?.ok_or(StoreError::SlugTaken)?;
-        return Ok(Created {
-            link,
-            existed: false,
-        });
+
+    fn insert(
+        &mut self,
+        new: &NewLink,
+        slug: &str,
+        at: UnixTime,
+    ) -> Result<Option<Link>, StoreError> {
+        insert(self.0, new, slug, at)
     }
-    for _ in 0..SLUG_ATTEMPTS {
-        if let Some(link) = insert(conn, new, &crate::slug::generate(), at)? {
-            return Ok(Created {
-                link,
-                existed: false,
-            });
-        }
-    }
-    Err(StoreError::Failed(format!(
-        "no free slug after {SLUG_ATTEMPTS} attempts"
-    )))
 }
 
 /// Adds `n` to one stats row (see [`upsert_count`]).
@@ -433,7 +416,7 @@ fn top_names(conn: &Connection, sql: &str, link_id: i64) -> Result<Vec<NamedCoun
 
 impl Store for SqliteStore {
     fn create(&self, new: &NewLink) -> Result<Created, StoreError> {
-        self.write(|tx| create_in(tx, new))
+        self.write(|tx| create_in(&mut Steps(tx), new))
     }
 
     fn create_many(&self, new: &[NewLink]) -> Result<Vec<Result<Created, StoreError>>, StoreError> {
@@ -446,7 +429,7 @@ impl Store for SqliteStore {
         // slug inserts nothing), so a per-item failure needs no savepoint.
         self.write(|tx| {
             new.iter()
-                .map(|one| match create_in(tx, one) {
+                .map(|one| match create_in(&mut Steps(tx), one) {
                     Err(StoreError::SlugTaken) => Ok(Err(StoreError::SlugTaken)),
                     other => other.map(Ok),
                 })

@@ -78,34 +78,9 @@ fi
 
 # ---- the config and hooks, in a fresh folder ----
 
-work="$(mktemp -d)"
-data="$work/data"
-log="$work/shortener.log"
-mkdir -p "$data"
-shortener_pid=""
-status=1
-
-cleanup() {
-  if [[ -n "$shortener_pid" ]] && kill -0 "$shortener_pid" 2>/dev/null; then
-    kill "$shortener_pid" 2>/dev/null || true
-    # A graceful stop; force it if it has not exited within 5 s.
-    for _ in $(seq 50); do kill -0 "$shortener_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$shortener_pid" 2>/dev/null || true
-    wait "$shortener_pid" 2>/dev/null || true
-  fi
-  if [[ $status -ne 0 || -n "${KEEP_ARTIFACTS:-}" ]]; then
-    if [[ -s "$log" ]]; then
-      echo "---- shortener log (last 40 lines of $log) ----" >&2
-      tail -n 40 "$log" >&2
-    fi
-    echo "run.sh: log and report kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+kept="log and report"
+# shellcheck source=../scratch.sh
+source "$here/../scratch.sh"
 
 key="fuzz-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 
