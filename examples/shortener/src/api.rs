@@ -386,6 +386,22 @@ fn offload(
     });
 }
 
+/// The handlers on one link: the slug checked on the worker, then `work`
+/// on the blocking pool with it; its `Err` becomes the JSON error.
+fn on_slug(
+    state: &Arc<State>,
+    req: &Request<'_>,
+    res: &mut Response<'_>,
+    work: impl FnOnce(&State, &str, &mut Response<'_>) -> Result<(), ApiError> + Send + 'static,
+) {
+    let slug = match slug_param(req) {
+        Ok(slug) => slug.to_owned(),
+        Err(error) => return error.write(res),
+    };
+    let state = Arc::clone(state);
+    offload(res, move |res| work(&state, &slug, res));
+}
+
 fn create(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     let prepared = json_body::<CreateBody>(req, MAX_LINK_BODY)
         .and_then(|body| validate_create(state, body, model::now()));
@@ -572,16 +588,11 @@ fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
 }
 
 fn get(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
-    let slug = match slug_param(req) {
-        Ok(slug) => slug.to_owned(),
-        Err(error) => return error.write(res),
-    };
-    let state = Arc::clone(state);
-    offload(res, move |res| {
+    on_slug(state, req, res, |state, slug, res| {
         let link = state
-            .store_call(StoreOp::Get, |s| s.get(&slug))?
+            .store_call(StoreOp::Get, |s| s.get(slug))?
             .ok_or_else(ApiError::not_found)?;
-        send_link(&state, res, StatusCode::OK, &link);
+        send_link(state, res, StatusCode::OK, &link);
         Ok(())
     });
 }
@@ -635,14 +646,9 @@ fn update(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
 }
 
 fn delete(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
-    let slug = match slug_param(req) {
-        Ok(slug) => slug.to_owned(),
-        Err(error) => return error.write(res),
-    };
-    let state = Arc::clone(state);
-    offload(res, move |res| {
-        let result = state.store_call(StoreOp::Delete, |s| s.delete(&slug));
-        state.cache.invalidate(&slug);
+    on_slug(state, req, res, |state, slug, res| {
+        let result = state.store_call(StoreOp::Delete, |s| s.delete(slug));
+        state.cache.invalidate(slug);
         result?;
         res.status(StatusCode::NO_CONTENT).body(b"");
         Ok(())
@@ -650,14 +656,9 @@ fn delete(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
 }
 
 fn stats(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
-    let slug = match slug_param(req) {
-        Ok(slug) => slug.to_owned(),
-        Err(error) => return error.write(res),
-    };
-    let state = Arc::clone(state);
-    offload(res, move |res| {
+    on_slug(state, req, res, |state, slug, res| {
         let mut stats = state
-            .store_call(StoreOp::Stats, |s| s.stats(&slug))?
+            .store_call(StoreOp::Stats, |s| s.stats(slug))?
             .ok_or_else(ApiError::not_found)?;
         for referrer in &mut stats.referrers {
             if referrer.name.is_empty() {
@@ -677,14 +678,9 @@ fn stats(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
 }
 
 fn qr_code(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
-    let slug = match slug_param(req) {
-        Ok(slug) => slug.to_owned(),
-        Err(error) => return error.write(res),
-    };
-    let state = Arc::clone(state);
-    offload(res, move |res| {
+    on_slug(state, req, res, |state, slug, res| {
         let link = state
-            .store_call(StoreOp::Get, |s| s.get(&slug))?
+            .store_call(StoreOp::Get, |s| s.get(slug))?
             .ok_or_else(ApiError::not_found)?;
         let svg = qr::svg(&state.short_url(&link.slug))
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
