@@ -192,6 +192,36 @@ pub(crate) fn create_in(
     )))
 }
 
+/// A count as both stores keep it: a signed 64-bit integer, so counts past
+/// `i64::MAX` saturate.
+pub(crate) fn to_sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored count back; a negative one (never written) reads as 0.
+pub(crate) fn from_sql_count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// `patch` applied to `link` as [`Store::update`] stores it.
+pub(crate) fn apply(patch: &LinkPatch, link: &mut Link) {
+    if let Some(url) = &patch.url {
+        link.url.clone_from(url);
+    }
+    if let Some(expires_at) = patch.expires_at {
+        link.expires_at = expires_at;
+    }
+    if let Some(disabled) = patch.disabled {
+        link.disabled = disabled;
+    }
+    if let Some(max_clicks) = patch.max_clicks {
+        link.max_clicks = max_clicks.map(|n| from_sql_count(to_sql_count(n)));
+    }
+    if let Some(hash) = &patch.password_hash {
+        link.password_hash.clone_from(hash);
+    }
+}
+
 /// The current time, for stores stamping `created_at`.
 fn created_at(new: &NewLink) -> UnixTime {
     new.created_at.unwrap_or_else(crate::model::now)

@@ -55,7 +55,10 @@ mod feed;
 mod pool;
 mod schema;
 
-use super::{create_in, Change, CreateSteps, Store, StoreError, MAX_BATCH};
+use super::{
+    apply, create_in, from_sql_count, to_sql_count, Change, CreateSteps, Store, StoreError,
+    MAX_BATCH,
+};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
 use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
 use clicks::{record_in, Sums};
@@ -350,16 +353,6 @@ impl PostgresStore {
     }
 }
 
-/// Counts are `u64` in Rust and `BIGINT` in PostgreSQL; past `i64::MAX`
-/// saturates rather than failing or wrapping.
-fn to_sql_count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn from_sql_count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn column<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i).map_err(db_err)
 }
@@ -587,21 +580,7 @@ impl Store for PostgresStore {
                 .map(link_from_row)
                 .transpose()?
                 .ok_or(StoreError::NotFound)?;
-            if let Some(url) = &patch.url {
-                link.url.clone_from(url);
-            }
-            if let Some(expires_at) = patch.expires_at {
-                link.expires_at = expires_at;
-            }
-            if let Some(disabled) = patch.disabled {
-                link.disabled = disabled;
-            }
-            if let Some(max_clicks) = patch.max_clicks {
-                link.max_clicks = max_clicks.map(|n| from_sql_count(to_sql_count(n)));
-            }
-            if let Some(hash) = &patch.password_hash {
-                link.password_hash.clone_from(hash);
-            }
+            apply(patch, &mut link);
             let max_clicks = link.max_clicks.map(to_sql_count);
             db.execute(
                 "UPDATE links SET url = $2, expires_at = $3, disabled = $4, max_clicks = $5, \

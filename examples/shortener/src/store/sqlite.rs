@@ -5,7 +5,9 @@
 //! serves reads from the last committed state, so a `GET` never queues
 //! behind a write.
 
-use super::{create_in, CreateSteps, Store, StoreError, MAX_BATCH};
+use super::{
+    apply, create_in, from_sql_count, to_sql_count, CreateSteps, Store, StoreError, MAX_BATCH,
+};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
 use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
 use parking_lot::{Condvar, Mutex};
@@ -270,16 +272,6 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Counts are `u64` in Rust and `i64` in SQLite; past `i64::MAX` saturates
-/// rather than failing or wrapping.
-fn to_sql_count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn from_sql_count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
         id: row.get(0)?,
@@ -444,21 +436,7 @@ impl Store for SqliteStore {
     fn update(&self, slug: &str, patch: &LinkPatch) -> Result<Link, StoreError> {
         self.write(|tx| {
             let mut link = link_by_slug(tx, slug)?.ok_or(StoreError::NotFound)?;
-            if let Some(url) = &patch.url {
-                link.url.clone_from(url);
-            }
-            if let Some(expires_at) = patch.expires_at {
-                link.expires_at = expires_at;
-            }
-            if let Some(disabled) = patch.disabled {
-                link.disabled = disabled;
-            }
-            if let Some(max_clicks) = patch.max_clicks {
-                link.max_clicks = max_clicks.map(|n| from_sql_count(to_sql_count(n)));
-            }
-            if let Some(hash) = &patch.password_hash {
-                link.password_hash.clone_from(hash);
-            }
+            apply(patch, &mut link);
             let mut stmt = tx
                 .prepare_cached(
                     "UPDATE links SET url = ?2, expires_at = ?3, disabled = ?4, max_clicks = ?5, \
