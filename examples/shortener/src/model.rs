@@ -105,6 +105,21 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
+impl Page {
+    /// The page from up to `limit + 1` links read newest first: the extra
+    /// one only says that more follow, and the cursor is the last kept.
+    pub fn of(mut links: Vec<Link>, limit: usize) -> Page {
+        let more = links.len() > limit;
+        links.truncate(limit);
+        let next = if more {
+            links.last().map(|link| link.id)
+        } else {
+            None
+        };
+        Page { links, next }
+    }
+}
+
 /// Click counts for one link gathered since the last flush.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkClicks {

@@ -623,18 +623,11 @@ impl Store for PostgresStore {
                 select_links!("WHERE id < $1 ORDER BY id DESC LIMIT $2"),
                 &[&before.unwrap_or(i64::MAX), &(limit as i64 + 1)],
             )?;
-            let mut links = rows
+            let links = rows
                 .iter()
                 .map(link_from_row)
                 .collect::<Result<Vec<_>, _>>()?;
-            let more = links.len() > limit;
-            links.truncate(limit);
-            let next = if more {
-                links.last().map(|link| link.id)
-            } else {
-                None
-            };
-            Ok(Page { links, next })
+            Ok(Page::of(links, limit))
         })
     }
 

@@ -489,15 +489,8 @@ impl Store for SqliteStore {
                     link_from_row,
                 )
                 .map_err(db_err)?;
-            let mut links = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)?;
-            let more = links.len() > limit;
-            links.truncate(limit);
-            let next = if more {
-                links.last().map(|link| link.id)
-            } else {
-                None
-            };
-            Ok(Page { links, next })
+            let links = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)?;
+            Ok(Page::of(links, limit))
         })
     }
 
