@@ -22,6 +22,28 @@ else
     pin_client=()
 fi
 
+# SERVER_QUOTA=P caps the server at P% of one core with a cgroup CPU quota
+# (10 ms period), so that the server, not wrk, is the bottleneck: wrk on one
+# core drives either server faster than it can issue requests otherwise.
+# Needs root and the cgroup cpu controller (v1 or v2).
+SERVER_QUOTA=${SERVER_QUOTA:-}
+quota_group=
+if [ -n "$SERVER_QUOTA" ]; then
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        quota_group=/sys/fs/cgroup/keel-load-$$
+        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+        mkdir "$quota_group"
+        echo "$((SERVER_QUOTA * 100)) 10000" >"$quota_group/cpu.max"
+    else
+        quota_group=/sys/fs/cgroup/cpu/keel-load-$$
+        mkdir "$quota_group"
+        echo 10000 >"$quota_group/cpu.cfs_period_us"
+        echo "$((SERVER_QUOTA * 100))" >"$quota_group/cpu.cfs_quota_us"
+    fi
+fi
+# remove_quota_group: for the caller's EXIT trap.
+remove_quota_group() { [ -z "$quota_group" ] || rmdir "$quota_group" 2>/dev/null || true; }
+
 server_pid=
 stop_server() {
     if [ -n "$server_pid" ]; then
@@ -39,6 +61,7 @@ start_server() {
     : >"$logs/$name.out"
     "${pin_server[@]}" "$@" >"$logs/$name.out" 2>"$logs/$name.err" &
     server_pid=$!
+    [ -z "$quota_group" ] || echo "$server_pid" >"$quota_group/cgroup.procs"
     for _ in $(seq 100); do
         grep -q 'listening on http://' "$logs/$name.out" && return 0
         kill -0 "$server_pid" 2>/dev/null || break

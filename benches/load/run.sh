@@ -21,7 +21,9 @@
 # Environment: DURATION (s, default 5), ROUNDS (default 3), CONNECTIONS
 # (default 64), DEPTH (pipelined requests per write, default 16), PATH_
 # (request path, default /plaintext), SERVER_CPU (0), CLIENT_CPU (1),
-# KEEL_PORT (18080), HYPER_PORT (18081), SKIP_BUILD=1 to use built binaries.
+# KEEL_PORT (18080), HYPER_PORT (18081), SKIP_BUILD=1 to use built binaries,
+# SERVER_QUOTA (percent of one core each server may use, e.g. 40; unset: no
+# cap), KEEL_ARGS (extra flags for hello, e.g. "--defer-accept 0").
 # Needs wrk (installed with apt-get when missing and run as root) and taskset.
 set -euo pipefail
 
@@ -40,7 +42,7 @@ cd "$root"
 logs=$(mktemp -d)
 # shellcheck source=common.sh
 source "$here/common.sh"
-trap 'stop_server; rm -rf "$logs"' EXIT
+trap 'stop_server; remove_quota_group; rm -rf "$logs"' EXIT
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p hello >&2
@@ -53,7 +55,8 @@ hyper_bin=$target/hyper-hello
 # start_named NAME: keel or hyper, on its port, one worker.
 start_named() {
     if [ "$1" = keel ]; then
-        start_server keel "$keel_bin" --addr "127.0.0.1:$KEEL_PORT" --workers 1
+        # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
+        start_server keel "$keel_bin" --addr "127.0.0.1:$KEEL_PORT" --workers 1 ${KEEL_ARGS:-}
     else
         start_server hyper "$hyper_bin" --addr "127.0.0.1:$HYPER_PORT" --workers 1
     fi
@@ -107,8 +110,8 @@ echo
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), -t1 -c$CONNECTIONS -d${DURATION}s, path $PATH_, pipeline depth $DEPTH, $ROUNDS rounds"
-echo "server: taskset -c $SERVER_CPU, --workers 1; wrk: taskset -c $CLIENT_CPU"
-echo "keel: $keel_bin; hyper: $hyper_bin"
+echo "server: taskset -c $SERVER_CPU, --workers 1${SERVER_QUOTA:+, CPU capped at $SERVER_QUOTA% of a core (cgroup quota, 10 ms period)}; wrk: taskset -c $CLIENT_CPU"
+echo "keel: $keel_bin ${KEEL_ARGS:-}; hyper: $hyper_bin"
 echo
 
 : >"$logs/rows"

@@ -47,6 +47,7 @@ data=
 pg_dir=
 cleanup() {
     stop_server
+    remove_quota_group
     rm -rf "$logs" "$data"
     if [ -n "$pg_dir" ]; then "$root/scripts/pg.sh" stop "$pg_dir" >/dev/null || true; fi
 }

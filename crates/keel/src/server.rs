@@ -36,6 +36,7 @@ pub struct Server {
     config: Config,
     pin_workers: bool,
     backlog: i32,
+    defer_accept: Option<Duration>,
     metrics: Option<Metrics>,
 }
 
@@ -54,6 +55,7 @@ impl Server {
             config: Config::default(),
             pin_workers: false,
             backlog: 4096,
+            defer_accept: Some(Duration::from_secs(1)),
             metrics: None,
         }
     }
@@ -81,6 +83,24 @@ impl Server {
     /// `somaxconn`). Default 4096.
     pub fn backlog(mut self, backlog: i32) -> Server {
         self.backlog = backlog;
+        self
+    }
+
+    /// Lets the kernel hold each new connection until its first bytes
+    /// arrive (Linux `TCP_DEFER_ACCEPT`), for up to `wait` (whole seconds,
+    /// at least one); a connection still silent then is handed over as
+    /// usual and [`Config::header_timeout`] applies. Default one second.
+    ///
+    /// An HTTP client speaks first, so a connection arrives with its request
+    /// and the worker answers it in the same turn as the accept: it is
+    /// registered with the poller only if it outlives that turn. A
+    /// `Connection: close` exchange then costs four system calls (accept,
+    /// read, write, close) and no wake-up of its own, and connections
+    /// opened but never used (a browser's preconnect, a port scan) take no
+    /// slot until they speak. `None` accepts at once and waits for the
+    /// request through the poller.
+    pub fn defer_accept(mut self, wait: Option<Duration>) -> Server {
+        self.defer_accept = wait;
         self
     }
 
@@ -127,11 +147,15 @@ impl Server {
         // Each connection is a file descriptor: lift the soft limit (often
         // 1024) to the hard one. Failing to is not fatal.
         let _ = sys::raise_open_file_limit();
-        let first = sys::reuseport_listener(addr, self.backlog)?;
+        let first = sys::reuseport_listener(addr, self.backlog, self.defer_accept)?;
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.workers {
-            listeners.push(sys::reuseport_listener(local_addr, self.backlog)?);
+            listeners.push(sys::reuseport_listener(
+                local_addr,
+                self.backlog,
+                self.defer_accept,
+            )?);
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let handler = Arc::new(handler);
@@ -154,6 +178,7 @@ impl Server {
                 shutting_down: Arc::clone(&shutting_down),
                 pin_to: self.pin_workers.then_some(index % cores),
                 timed: self.metrics.is_some(),
+                serve_on_accept: self.defer_accept.is_some(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("keel-worker-{index}"))

@@ -6,12 +6,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 /// A non-blocking listener with `SO_REUSEPORT`, so that every worker can own
 /// one on the same port and the kernel spreads connections between them.
+/// With `defer_accept`, a connection is only handed over once its first
+/// bytes are in (see [`crate::Server::defer_accept`]).
 pub(crate) fn reuseport_listener(
     addr: SocketAddr,
     backlog: i32,
+    defer_accept: Option<Duration>,
 ) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -21,8 +25,31 @@ pub(crate) fn reuseport_listener(
     socket.set_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    if let Some(wait) = defer_accept {
+        set_defer_accept(&socket, wait)?;
+    }
     socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Sets `TCP_DEFER_ACCEPT` to `wait` in whole seconds, at least one (the
+/// kernel turns it into a count of SYN-ACK retransmissions).
+fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
+    let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the option value is a live c_int and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&seconds).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reads once from `source` into the spare capacity of `buf`, growing its
@@ -130,7 +157,7 @@ mod tests {
 
     #[test]
     fn accepted_sockets_inherit_nodelay() {
-        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16, None).unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         listener.set_nonblocking(false).unwrap();
         let (accepted, _) = listener.accept().unwrap();
@@ -139,9 +166,9 @@ mod tests {
 
     #[test]
     fn two_listeners_share_one_port() {
-        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16, None).unwrap();
         let addr = first.local_addr().unwrap();
-        let second = reuseport_listener(addr, 16).unwrap();
+        let second = reuseport_listener(addr, 16, None).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
     }
 }

@@ -65,6 +65,9 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) pin_to: Option<usize>,
     /// Whether a [`crate::Metrics`] is wired: request latencies are recorded.
     pub(crate) timed: bool,
+    /// The listener defers accepts until data arrives: read a new
+    /// connection at once instead of waiting for the poller to report it.
+    pub(crate) serve_on_accept: bool,
 }
 
 struct Worker<H> {
@@ -76,6 +79,7 @@ struct Worker<H> {
     completions: Receiver<Completion>,
     now: Instant,
     accept_paused: bool,
+    serve_on_accept: bool,
     draining: Option<Instant>,
     /// Connections whose read budget ran out with bytes left: driven again
     /// before the next poll blocks.
@@ -115,6 +119,7 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         completions: completions_rx,
         now: Instant::now(),
         accept_paused: false,
+        serve_on_accept: setup.serve_on_accept,
         draining: None,
         again: Vec::with_capacity(256),
         again_spare: Vec::with_capacity(256),
@@ -152,6 +157,13 @@ impl<H: Handler> Worker<H> {
                 }
             }
             self.drive_again();
+            // Connections closed this turn made room under the cap.
+            if self.accept_paused
+                && self.listener.is_some()
+                && self.conns.len() < self.services.config.max_connections_per_worker
+            {
+                self.accept();
+            }
             if self.now >= next_tick {
                 self.sweep_deadlines();
                 if self.accept_paused {
@@ -180,19 +192,8 @@ impl<H: Handler> Worker<H> {
                 return;
             }
             match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if self
-                        .poll
-                        .registry()
-                        .register(&mut stream, Token(key), interest)
-                        .is_err()
-                    {
-                        continue;
-                    }
-                    entry.insert(Slot {
+                Ok((stream, peer)) => {
+                    let key = self.conns.insert(Slot {
                         stream,
                         conn: Conn::new(peer),
                         deadline: self.now + self.services.config.header_timeout,
@@ -202,6 +203,26 @@ impl<H: Handler> Worker<H> {
                     });
                     self.services.counters.connections_accepted.add(1);
                     self.services.counters.connections_open.add(1);
+                    // With deferred accepts the request is already in:
+                    // answer it now, and register only a connection that
+                    // outlives this turn, so a `Connection: close` exchange
+                    // costs no epoll_ctl and no wake-up of its own. Adding
+                    // it later loses nothing: epoll reports the readiness a
+                    // socket already has when it is added.
+                    if self.serve_on_accept {
+                        self.drive(key, false);
+                    }
+                    if let Some(slot) = self.conns.get_mut(key) {
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        if self
+                            .poll
+                            .registry()
+                            .register(&mut slot.stream, Token(key), interest)
+                            .is_err()
+                        {
+                            self.close(key);
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_paused = false;
@@ -385,9 +406,6 @@ impl<H: Handler> Worker<H> {
             slot.conn.output.advance(slot.conn.output.pending());
             slot.conn.release_buffers(pool);
             self.services.counters.connections_open.sub(1);
-            if self.accept_paused && self.listener.is_some() {
-                self.accept();
-            }
         }
     }
 }

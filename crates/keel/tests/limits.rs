@@ -272,15 +272,66 @@ fn a_peer_that_never_reads_is_dropped_at_the_write_deadline() {
     drop(stream);
 }
 
+/// A server that accepts at once (no `TCP_DEFER_ACCEPT`), so that a silent
+/// connection is the worker's from its first instant.
+fn accepting_at_once(config: Config) -> keel::ServerHandle {
+    keel::Server::bind("127.0.0.1:0")
+        .workers(1)
+        .config(config)
+        .defer_accept(None)
+        .serve(app)
+        .unwrap()
+}
+
 #[test]
 fn a_fresh_connection_that_sends_nothing_times_out() {
+    let server = accepting_at_once(Config {
+        header_timeout: Duration::from_millis(150),
+        ..Config::default()
+    });
+    let connect = || {
+        let stream = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    };
+    // Served as usual on this path too, keep-alive included.
+    let mut talker = connect();
+    talker.write_all(&get("/n/1")).unwrap();
+    talker.write_all(&get("/n/2")).unwrap();
+    assert_eq!(read_responses(&mut talker, 2)[1].body, b"2");
+
+    let started = Instant::now();
+    let mut silent = connect();
+    let responses = parse_all(&read_to_close(&mut silent));
+    assert_eq!(responses[0].status, 408);
+    assert!(is_closed(&mut silent));
+    // Well before the kernel would have handed over a deferred connection.
+    assert!(started.elapsed() < Duration::from_millis(900));
+    server.shutdown(Duration::ZERO);
+    server.join();
+}
+
+#[test]
+fn a_silent_connection_waits_in_the_kernel_until_it_speaks() {
     let config = Config {
         header_timeout: Duration::from_millis(150),
         ..Config::default()
     };
     let server = TestServer::with(app, config, 1);
-    let mut stream = server.connect();
-    let responses = parse_all(&read_to_close(&mut stream));
+    let mut speaks_late = server.connect();
+    let mut never_speaks = server.connect();
+    std::thread::sleep(Duration::from_millis(400));
+    // Default `defer_accept`: neither is the worker's yet, so neither is
+    // timing out, although the header timeout has passed twice.
+    assert_eq!(server.handle().stats().connections_accepted, 0);
+    speaks_late.write_all(&get("/n/7")).unwrap();
+    assert_eq!(read_responses(&mut speaks_late, 1)[0].body, b"7");
+    assert!(server.handle().stats().connections_accepted >= 1);
+    // Once the wait is over the kernel hands over the silent one too, and the
+    // header timeout closes it.
+    let responses = parse_all(&read_to_close(&mut never_speaks));
     assert_eq!(responses[0].status, 408);
-    assert!(is_closed(&mut stream));
+    assert_eq!(server.handle().stats().connections_accepted, 2);
 }

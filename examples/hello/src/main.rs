@@ -4,7 +4,8 @@
 //! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
 //!
-//! `hello [--addr HOST:PORT] [--workers N]`, or `KEEL_ADDR` / `KEEL_WORKERS`.
+//! `hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS]`, or
+//! `KEEL_ADDR` / `KEEL_WORKERS` / `KEEL_DEFER_ACCEPT`.
 #![forbid(unsafe_code)]
 
 use hello::hello;
@@ -15,18 +16,22 @@ use std::time::Duration;
 struct Options {
     addr: String,
     workers: Option<usize>,
+    defer_accept: Option<Duration>,
 }
 
-const USAGE: &str = "usage: hello [--addr HOST:PORT] [--workers N]
-  --addr     listen address (env KEEL_ADDR, default 127.0.0.1:8080)
-  --workers  worker threads (env KEEL_WORKERS, default: one per core)";
+const USAGE: &str = "usage: hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS]
+  --addr          listen address (env KEEL_ADDR, default 127.0.0.1:8080)
+  --workers       worker threads (env KEEL_WORKERS, default: one per core)
+  --defer-accept  TCP_DEFER_ACCEPT wait, 0 for off (env KEEL_DEFER_ACCEPT, default 1)";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         addr: std::env::var("KEEL_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned()),
         workers: None,
+        defer_accept: Some(Duration::from_secs(1)),
     };
     let mut workers = std::env::var("KEEL_WORKERS").ok();
+    let mut defer_accept = std::env::var("KEEL_DEFER_ACCEPT").ok();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -42,6 +47,7 @@ fn parse_options() -> Result<Options, String> {
         match flag.as_str() {
             "--addr" => options.addr = value()?,
             "--workers" => workers = Some(value()?),
+            "--defer-accept" => defer_accept = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -51,6 +57,12 @@ fn parse_options() -> Result<Options, String> {
             n.parse()
                 .map_err(|_| format!("--workers: not a number: {n:?}"))?,
         );
+    }
+    if let Some(seconds) = defer_accept {
+        let seconds: u64 = seconds
+            .parse()
+            .map_err(|_| format!("--defer-accept: not a number: {seconds:?}"))?;
+        options.defer_accept = (seconds > 0).then(|| Duration::from_secs(seconds));
     }
     Ok(options)
 }
@@ -70,7 +82,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let mut server = Server::bind(options.addr.as_str());
+    let mut server = Server::bind(options.addr.as_str()).defer_accept(options.defer_accept);
     if let Some(n) = options.workers {
         server = server.workers(n);
     }
