@@ -2,14 +2,20 @@
 # server's start and stop, its CPU time, and medians over result rows.
 # Expects $here (this directory) and $logs (a scratch directory) to be set.
 
-if ! command -v wrk >/dev/null; then
+# need COMMAND [PACKAGE]: installs the Debian package (default: the
+# command's name) when the command is missing and we are root; else exits.
+need() {
+    command -v "$1" >/dev/null && return 0
+    local package=${2:-$1}
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+        apt-get install -y "$package" >/dev/null ||
+            { apt-get update >/dev/null && apt-get install -y "$package" >/dev/null; }
     else
-        echo "wrk is missing (apt-get install wrk)" >&2
+        echo "$1 is missing (apt-get install $package)" >&2
         exit 1
     fi
-fi
+}
+need wrk
 
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}

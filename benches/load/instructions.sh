@@ -13,7 +13,8 @@
 # hyper, from a run with --dump-instr=yes (kept in $OUT_DIR for
 # callgrind_annotate or kcachegrind).
 #
-# Environment: N (default 20000), TOP (default 25), OUT_DIR (default a
+# Environment: N (default 20000), TOP (default 25; 0 prints the counts
+# only, as benches/load/run.sh does at its end), OUT_DIR (default a
 # temporary directory, removed at exit), SKIP_BUILD=1.
 set -euo pipefail
 
@@ -50,7 +51,7 @@ echo
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "$(valgrind --version), N = $N requests after a warm-up, minus a run with N = 0"
 echo
-echo "| target | instructions / request | ratio to keel |"
+echo "| target | instructions / request | keel / target |"
 echo "| --- | ---: | ---: |"
 declare -A per
 for target in keel hyper httparse framing; do
@@ -59,7 +60,7 @@ for target in keel hyper httparse framing; do
     per[$target]=$(awk -v a="$full" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f", (a - b) / n }')
 done
 for target in keel hyper httparse framing; do
-    echo "| $target | ${per[$target]} | $(awk -v a="${per[$target]}" -v k="${per[keel]}" 'BEGIN { printf "%.2f", a / k }') |"
+    echo "| $target | ${per[$target]} | $(awk -v a="${per[$target]}" -v k="${per[keel]}" 'BEGIN { printf "%.2f", k / a }') |"
 done
 
 # summarize FILE BY: callgrind_annotate's "Ir file:function" rows (self
@@ -89,6 +90,7 @@ summarize() {
             }' | sort -k1,1nr | awk -v top="$TOP" 'NR <= top'
 }
 
+[ "$TOP" -gt 0 ] || exit 0
 for target in keel hyper; do
     file="$out/$target.profile.callgrind"
     valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$file" "$bin" "$target" "$N" >/dev/null 2>"$file.log"

@@ -23,7 +23,12 @@
 # (request path, default /plaintext), SERVER_CPU (0), CLIENT_CPU (1),
 # KEEL_PORT (18080), HYPER_PORT (18081), SKIP_BUILD=1 to use built binaries,
 # SERVER_QUOTA (percent of one core each server may use, e.g. 40; unset: no
-# cap), KEEL_ARGS (extra flags for hello, e.g. "--defer-accept 0").
+# cap), KEEL_ARGS (extra flags for hello, e.g. "--defer-accept 0"),
+# INSN_N (requests counted by callgrind at the end, default 20000; 0 skips it).
+#
+# Last, it prints instructions per in-memory GET /plaintext for keel, hyper
+# and httparse alone, counted by callgrind (benches/load/instructions.sh):
+# unlike req/s on a shared machine, those counts do not drift between runs.
 # Needs wrk (installed with apt-get when missing and run as root) and taskset.
 set -euo pipefail
 
@@ -181,3 +186,10 @@ echo "Latencies are wrk's samples without its coordinated-omission correction (s
 echo "in the pipelined mode one sample is one batch of $DEPTH requests, from its write to its last response."
 echo "Server CPU % is the server process's user + system time over the run (100 = one core);"
 echo "when it is well under 100 the client (wrk core busy %) or the kernel's loopback path was the limit."
+
+INSN_N=${INSN_N:-20000}
+if [ "$INSN_N" -gt 0 ]; then
+    need valgrind
+    echo
+    SKIP_BUILD=${SKIP_BUILD:-0} N=$INSN_N TOP=0 "$here/instructions.sh"
+fi
