@@ -153,7 +153,7 @@ impl<H: Handler> Worker<H> {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => self.read_control(),
-                    Token(key) => self.drive(key, event.is_read_closed()),
+                    Token(key) => self.drive(key, Wake::from_event(event)),
                 }
             }
             self.drive_again();
@@ -210,7 +210,7 @@ impl<H: Handler> Worker<H> {
                     // it later loses nothing: epoll reports the readiness a
                     // socket already has when it is added.
                     if self.serve_on_accept {
-                        self.drive(key, false);
+                        self.drive(key, Wake::ANY);
                     }
                     if let Some(slot) = self.conns.get_mut(key) {
                         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -248,7 +248,7 @@ impl<H: Handler> Worker<H> {
                 .conn
                 .complete_deferred(done, &mut self.services.env(key))
             {
-                self.drive(key, false);
+                self.drive(key, Wake::ANY);
             }
         }
         while let Ok(message) = self.control.try_recv() {
@@ -280,12 +280,12 @@ impl<H: Handler> Worker<H> {
         }
         std::mem::swap(&mut self.again, &mut self.again_spare);
         while let Some(key) = self.again_spare.pop() {
-            self.drive(key, false);
+            self.drive(key, Wake::ANY);
         }
     }
 
     /// Reads, answers and writes for one connection until it would block.
-    fn drive(&mut self, key: usize, read_closed: bool) {
+    fn drive(&mut self, key: usize, wake: Wake) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
@@ -299,11 +299,18 @@ impl<H: Handler> Worker<H> {
         let mut reads = 0;
         let mut peer_eof = false;
         let mut wrote = false;
+        let mut may_read = wake.may_read;
+        let read_closed = wake.read_closed;
         loop {
             // Whether the socket is known to hold nothing more to read.
             let mut drained = false;
             if slot.conn.held_back() && slot.conn.wants_input(env.config) {
                 // The peer has read enough: answer what is already buffered first.
+                slot.conn.process(&mut env);
+            } else if slot.conn.wants_input(env.config) && !may_read {
+                // Woken for writing only: the socket held nothing to read
+                // then, and bytes arriving since bring a wake-up of their own.
+                drained = true;
                 slot.conn.process(&mut env);
             } else if slot.conn.wants_input(env.config) {
                 let buf = slot.conn.read_buffer(env.pool);
@@ -352,6 +359,7 @@ impl<H: Handler> Worker<H> {
                 }
                 return;
             }
+            may_read = true;
             if !slot.conn.wants_input(env.config) {
                 break; // held back until the peer reads: WRITABLE resumes us
             }
@@ -383,12 +391,12 @@ impl<H: Handler> Worker<H> {
                     let mut env = self.services.env(key);
                     self.conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.
-                    self.drive(key, false);
+                    self.drive(key, Wake::ANY);
                 }
                 Deadline::Deferred => {
                     let mut env = self.services.env(key);
                     self.conns[key].conn.on_deferred_timeout(&mut env);
-                    self.drive(key, false);
+                    self.drive(key, Wake::ANY);
                 }
                 Deadline::Write => {
                     self.services.counters.timeouts.add(1);
@@ -406,6 +414,35 @@ impl<H: Handler> Worker<H> {
             slot.conn.output.advance(slot.conn.output.pending());
             slot.conn.release_buffers(pool);
             self.services.counters.connections_open.sub(1);
+        }
+    }
+}
+
+/// What woke a connection up: the poller's readiness, or `ANY` when the
+/// worker drives it for another reason (an accept, a deferred response, a
+/// deadline, a spent read budget) and must not assume the socket is empty.
+#[derive(Clone, Copy)]
+struct Wake {
+    /// The socket may hold bytes to read.
+    may_read: bool,
+    /// The peer has shut its side: read on to the end of the stream.
+    read_closed: bool,
+}
+
+impl Wake {
+    const ANY: Wake = Wake {
+        may_read: true,
+        read_closed: false,
+    };
+
+    fn from_event(event: &mio::event::Event) -> Wake {
+        let read_closed = event.is_read_closed();
+        Wake {
+            // epoll reports a socket's whole readiness at the time: an event
+            // without READABLE (say, the WRITABLE a new registration gets)
+            // means there was nothing to read.
+            may_read: event.is_readable() || read_closed || event.is_error(),
+            read_closed,
         }
     }
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# System calls per request of keel and hyper under the same wrk load, counted
+# by the kernel's syscall tracepoints (perf stat): what each server asks of
+# the kernel per request, in each of run.sh's three modes.
+#
+#   benches/load/syscalls.sh                # DURATION=4
+#
+# Same servers, pinning and wrk settings as run.sh (one run per server and
+# mode, no rounds: the counts per request hardly move between runs). Needs
+# root (tracepoints), perf (linux-perf) and wrk; both are installed with
+# apt-get when missing. Environment: DURATION (s, default 4), CONNECTIONS
+# (64), DEPTH (16), SERVER_CPU (0), CLIENT_CPU (1), PORT (18085), SKIP_BUILD=1,
+# KEEL_ARGS (extra flags for hello).
+set -euo pipefail
+
+DURATION=${DURATION:-4}
+CONNECTIONS=${CONNECTIONS:-64}
+DEPTH=${DEPTH:-16}
+PORT=${PORT:-18085}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+logs=$(mktemp -d)
+# shellcheck source=common.sh
+source "$here/common.sh"
+trap 'stop_server; remove_quota_group; rm -rf "$logs"' EXIT
+need perf linux-perf
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release -p hello >&2
+    cargo build --release -p keel-benches --bin hyper-hello >&2
+fi
+target=${CARGO_TARGET_DIR:-$root/target}/release
+
+calls=(read recvfrom readv write sendto writev sendmsg epoll_wait epoll_pwait epoll_ctl accept4 close shutdown setsockopt futex)
+events=raw_syscalls:sys_enter
+for call in "${calls[@]}"; do events+=",syscalls:sys_enter_$call"; done
+
+echo "# system calls per request under wrk"
+echo
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, pipeline depth $DEPTH; server: taskset -c $SERVER_CPU, --workers 1; wrk: taskset -c $CLIENT_CPU"
+echo
+header="| mode | server | requests | all"
+rule="| --- | --- | ---: | ---:"
+for call in "${calls[@]}"; do header+=" | $call"; rule+=" | ---:"; done
+echo "$header |"
+echo "$rule |"
+for mode in keep-alive pipelined close; do
+    for name in keel hyper; do
+        if [ "$name" = keel ]; then
+            # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
+            start_server keel "$target/hello" --addr "127.0.0.1:$PORT" --workers 1 ${KEEL_ARGS:-}
+        else
+            start_server hyper "$target/hyper-hello" --addr "127.0.0.1:$PORT" --workers 1
+        fi
+        extra=(-s "$here/report.lua") args=()
+        case $mode in
+            pipelined) extra=(-s "$here/pipeline.lua") args=(-- "$DEPTH") ;;
+            close) extra+=(-H 'Connection: close') ;;
+        esac
+        perf stat -x, -e "$events" -p "$server_pid" -o "$logs/perf.csv" &
+        perf_pid=$!
+        sleep 0.2
+        WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${extra[@]}" \
+            "http://127.0.0.1:$PORT/plaintext" "${args[@]}" >"$logs/wrk.out" 2>&1 || true
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        stop_server
+        requests=$(wrk_result "$logs/wrk.out" | awk '{ print $6 }')
+        awk -F, -v m="$mode" -v n="$name" -v r="${requests:-0}" '
+            $3 ~ /sys_enter/ { name = $3; sub(/.*sys_enter_?/, "", name); count[name] = $1 + 0; order[++k] = name }
+            END {
+                if (r == 0) { print "| " m " | " n " | no result |"; exit }
+                line = sprintf("| %s | %s | %d | %.3f", m, n, r, count[""] / r)
+                for (i = 2; i <= k; i++) line = line sprintf(" | %.3f", count[order[i]] / r)
+                print line " |"
+            }' "$logs/perf.csv"
+    done
+done
+echo
+echo "Counts are per request answered; \"all\" counts every system call. In the"
+echo "pipelined mode one read and one write carry $DEPTH requests."
