@@ -81,6 +81,8 @@ start_server() {
 clk_tck=$(getconf CLK_TCK)
 # proc_cpu_ticks PID: user + system CPU time of a process, in clock ticks.
 proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# proc_cpu_split PID: "user system" CPU time of a process, in clock ticks.
+proc_cpu_split() { awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 0; }
 # core_ticks N: "busy total steal" jiffies of core N, or of all cores with
 # N empty (idle and iowait are not busy).
 core_ticks() {

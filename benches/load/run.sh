@@ -79,13 +79,15 @@ run_wrk() {
     start_named "$name"
     local url="http://127.0.0.1:$port$PATH_" args=()
     [ "$mode" = pipelined ] && args=(-- "$DEPTH")
-    local cpu_before core_before
+    local cpu_before core_before split_before
     cpu_before=$(proc_cpu_ticks "$server_pid")
+    split_before=$(proc_cpu_split "$server_pid")
     core_before=$(core_ticks "$CLIENT_CPU")
     steal_before=$(core_ticks "")
     WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${extra[@]}" "$url" "${args[@]}" >"$logs/wrk.out" 2>&1 || true
-    local hwm cpu core steal
+    local hwm cpu core steal split_after
     hwm=$(peak_rss_kb "$server_pid")
+    split_after=$(proc_cpu_split "$server_pid")
     # Server process CPU time and the wrk core's busy share, over the run.
     cpu=$(awk -v a="$cpu_before" -v b="$(proc_cpu_ticks "$server_pid")" -v hz="$clk_tck" -v d="$DURATION" \
         'BEGIN { printf "%.0f", 100 * (b - a) / hz / d }')
@@ -104,9 +106,14 @@ run_wrk() {
         return
     fi
     # mode name round rps p50 p99 hwm errors non2xx server-cpu% wrk-core% steal%
-    echo "$line" | awk -v m="$mode" -v n="$name" -v r="$round" -v h="$hwm" -v c="$cpu" -v k="$core" -v s="$steal" '{
+    # user-µs/request system-µs/request
+    echo "$line" | awk -v m="$mode" -v n="$name" -v r="$round" -v h="$hwm" -v c="$cpu" -v k="$core" -v s="$steal" \
+        -v before="$split_before" -v after="$split_after" -v hz="$clk_tck" '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        print m, n, r, v["rps"], v["p50_us"], v["p99_us"], h, v["errors"], v["non2xx"], c, k, s
+        split(before, b, " "); split(after, a, " ")
+        per = v["requests"] > 0 ? 1e6 / hz / v["requests"] : 0
+        printf "%s %s %s %s %s %s %s %s %s %s %s %s %.2f %.2f\n", m, n, r, v["rps"], v["p50_us"], v["p99_us"], h,
+            v["errors"], v["non2xx"], c, k, s, (a[1] - b[1]) * per, (a[2] - b[2]) * per
     }' >>"$logs/rows"
 }
 
@@ -133,9 +140,9 @@ done
 echo
 echo "## per run"
 echo
-echo "| mode | server | round | req/s | p50 µs | p99 µs | peak RSS kB | server CPU % | wrk core busy % | steal % | socket errors | non-2xx |"
-echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-awk '{printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $10, $11, $12, $8, $9}' "$logs/rows"
+echo "| mode | server | round | req/s | p50 µs | p99 µs | peak RSS kB | server CPU % | user µs/req | system µs/req | wrk core busy % | steal % | socket errors | non-2xx |"
+echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+awk '{printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $10, $13, $14, $11, $12, $8, $9}' "$logs/rows"
 
 # median COLUMN MODE NAME
 median() { median_of "$1" "\$1 == \"$2\" && \$2 == \"$3\"" "$logs/rows"; }
@@ -168,8 +175,8 @@ for mode in keep-alive pipelined close; do
         "$k99" "$h99" "$(ratio "$k99" "$h99")"
 done
 echo
-echo "| mode | keel peak RSS MiB | hyper peak RSS MiB | RSS ratio | keel server CPU % | hyper server CPU % | keel wrk core % | hyper wrk core % | keel req per server CPU-s | hyper req per server CPU-s | ratio |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| mode | keel peak RSS MiB | hyper peak RSS MiB | RSS ratio | keel server CPU % | hyper server CPU % | keel wrk core % | hyper wrk core % | keel req per server CPU-s | hyper req per server CPU-s | ratio | keel user / system µs per req | hyper user / system µs per req |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for mode in keep-alive pipelined close; do
     kr=$(median 4 "$mode" keel) hr=$(median 4 "$mode" hyper)
     km=$(median 7 "$mode" keel) hm=$(median 7 "$mode" hyper)
@@ -177,14 +184,17 @@ for mode in keep-alive pipelined close; do
     kw=$(median 11 "$mode" keel) hw=$(median 11 "$mode" hyper)
     ke=$(awk -v r="$kr" -v c="$kc" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print 0 }')
     he=$(awk -v r="$hr" -v c="$hc" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print 0 }')
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+    ku=$(median 13 "$mode" keel) hu=$(median 13 "$mode" hyper)
+    ks=$(median 14 "$mode" keel) hs=$(median 14 "$mode" hyper)
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n' \
         "$mode" "$(mib "$km")" "$(mib "$hm")" "$(ratio "$km" "$hm")" \
-        "$kc" "$hc" "$kw" "$hw" "$ke" "$he" "$(ratio "$ke" "$he")"
+        "$kc" "$hc" "$kw" "$hw" "$ke" "$he" "$(ratio "$ke" "$he")" "$ku" "$ks" "$hu" "$hs"
 done
 echo
 echo "Latencies are wrk's samples without its coordinated-omission correction (see report.lua);"
 echo "in the pipelined mode one sample is one batch of $DEPTH requests, from its write to its last response."
-echo "Server CPU % is the server process's user + system time over the run (100 = one core);"
+echo "Server CPU % is the server process's user + system time over the run (100 = one core),"
+echo "split per request into user and system (kernel) time, at the clock tick's resolution;"
 echo "when it is well under 100 the client (wrk core busy %) or the kernel's loopback path was the limit."
 
 INSN_N=${INSN_N:-20000}
