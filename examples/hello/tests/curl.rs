@@ -188,6 +188,26 @@ fn get_plaintext() {
 }
 
 #[test]
+fn serves_with_deferred_accepts_off_and_refuses_a_bad_wait() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hello"));
+    command.args(["--defer-accept", "0"]);
+    let hello = Hello::spawn(command, 1);
+    for _ in 0..2 {
+        let response = curl_one(&["-H", "Connection: close", &hello.url("/plaintext")]);
+        assert_eq!(response.status_line, "HTTP/1.1 200 OK");
+        assert_eq!(response.body, b"Hello, World!");
+    }
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_hello"))
+        .args(["--addr", "127.0.0.1:0", "--defer-accept", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--defer-accept: not a number"), "{stderr}");
+}
+
+#[test]
 fn get_json() {
     let hello = Hello::start(2);
     let response = curl_one(&[&hello.url("/json")]);
