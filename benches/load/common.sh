@@ -1,6 +1,13 @@
 # Shared by the load scripts (sourced, not run): wrk, core pinning, a
 # server's start and stop, its CPU time, and medians over result rows.
-# Expects $here (this directory) and $logs (a scratch directory) to be set.
+# Expects $here (this directory) to be set; sets $root (the workspace, also
+# the working directory), $target (the release binaries) and $logs (a
+# scratch directory removed at exit with cleanup_load, the EXIT trap).
+
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}/release
+logs=$(mktemp -d)
 
 # need COMMAND [PACKAGE]: installs the Debian package (default: the
 # command's name) when the command is missing and we are root; else exits.
@@ -51,6 +58,15 @@ fi
 remove_quota_group() { [ -z "$quota_group" ] || rmdir "$quota_group" 2>/dev/null || true; }
 
 server_pid=
+# cleanup_load: stops the server and removes what the script made; a script
+# with more to clean up calls it from its own trap.
+cleanup_load() {
+    stop_server
+    remove_quota_group
+    rm -rf "$logs"
+}
+trap cleanup_load EXIT
+
 stop_server() {
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
@@ -76,6 +92,35 @@ start_server() {
     echo "$name did not start:" >&2
     cat "$logs/$name.out" "$logs/$name.err" >&2
     exit 1
+}
+
+# build_pair: release binaries of hello (keel) and hyper-hello, unless SKIP_BUILD=1.
+build_pair() {
+    [ "${SKIP_BUILD:-0}" = 1 ] && return
+    cargo build --release -p hello >&2
+    cargo build --release -p keel-benches --bin hyper-hello >&2
+}
+
+# start_pair_server NAME PORT: keel (hello, with $KEEL_ARGS) or hyper
+# (hyper-hello), one worker, on 127.0.0.1:PORT.
+start_pair_server() {
+    if [ "$1" = keel ]; then
+        # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
+        start_server keel "$target/hello" --addr "127.0.0.1:$2" --workers 1 ${KEEL_ARGS:-}
+    else
+        start_server hyper "$target/hyper-hello" --addr "127.0.0.1:$2" --workers 1
+    fi
+}
+
+# wrk_mode MODE DEPTH: sets wrk_script (the script and header options) and
+# wrk_tail (the script's arguments) for keep-alive, pipelined or close.
+wrk_mode() {
+    wrk_tail=()
+    case $1 in
+        keep-alive) wrk_script=(-s "$here/report.lua") ;;
+        pipelined) wrk_script=(-s "$here/pipeline.lua") wrk_tail=(-- "$2") ;;
+        close) wrk_script=(-s "$here/report.lua" -H 'Connection: close') ;;
+    esac
 }
 
 clk_tck=$(getconf CLK_TCK)

@@ -41,50 +41,23 @@ KEEL_PORT=${KEEL_PORT:-18080}
 HYPER_PORT=${HYPER_PORT:-18081}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cd "$root"
-
-logs=$(mktemp -d)
 # shellcheck source=common.sh
 source "$here/common.sh"
-trap 'stop_server; remove_quota_group; rm -rf "$logs"' EXIT
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release -p hello >&2
-    cargo build --release -p keel-benches --bin hyper-hello >&2
-fi
-target=${CARGO_TARGET_DIR:-$root/target}/release
-keel_bin=$target/hello
-hyper_bin=$target/hyper-hello
-
-# start_named NAME: keel or hyper, on its port, one worker.
-start_named() {
-    if [ "$1" = keel ]; then
-        # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
-        start_server keel "$keel_bin" --addr "127.0.0.1:$KEEL_PORT" --workers 1 ${KEEL_ARGS:-}
-    else
-        start_server hyper "$hyper_bin" --addr "127.0.0.1:$HYPER_PORT" --workers 1
-    fi
-}
+build_pair
 
 # run_wrk NAME MODE ROUND: one measured run; appends a row to $logs/rows.
 run_wrk() {
-    local name=$1 mode=$2 round=$3 port extra=()
+    local name=$1 mode=$2 round=$3 port
     if [ "$name" = keel ]; then port=$KEEL_PORT; else port=$HYPER_PORT; fi
-    case $mode in
-        keep-alive) extra=(-s "$here/report.lua") ;;
-        pipelined) extra=(-s "$here/pipeline.lua") ;;
-        close) extra=(-s "$here/report.lua" -H 'Connection: close') ;;
-    esac
-    start_named "$name"
-    local url="http://127.0.0.1:$port$PATH_" args=()
-    [ "$mode" = pipelined ] && args=(-- "$DEPTH")
+    wrk_mode "$mode" "$DEPTH"
+    start_pair_server "$name" "$port"
+    local url="http://127.0.0.1:$port$PATH_"
     local cpu_before core_before split_before
     cpu_before=$(proc_cpu_ticks "$server_pid")
     split_before=$(proc_cpu_split "$server_pid")
     core_before=$(core_ticks "$CLIENT_CPU")
     steal_before=$(core_ticks "")
-    WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${extra[@]}" "$url" "${args[@]}" >"$logs/wrk.out" 2>&1 || true
+    WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${wrk_script[@]}" "$url" "${wrk_tail[@]}" >"$logs/wrk.out" 2>&1 || true
     local hwm cpu core steal split_after
     hwm=$(peak_rss_kb "$server_pid")
     split_after=$(proc_cpu_split "$server_pid")
@@ -123,7 +96,7 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short
 echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), -t1 -c$CONNECTIONS -d${DURATION}s, path $PATH_, pipeline depth $DEPTH, $ROUNDS rounds"
 echo "server: taskset -c $SERVER_CPU, --workers 1${SERVER_QUOTA:+, CPU capped at $SERVER_QUOTA% of a core (cgroup quota, 10 ms period)}; wrk: taskset -c $CLIENT_CPU"
-echo "keel: $keel_bin ${KEEL_ARGS:-}; hyper: $hyper_bin"
+echo "keel: $target/hello ${KEEL_ARGS:-}; hyper: $target/hyper-hello"
 echo
 
 : >"$logs/rows"

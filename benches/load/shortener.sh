@@ -38,17 +38,13 @@ STORES=${STORES:-sqlite postgres}
 PG_PORT=${PG_PORT:-55499}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cd "$root"
-logs=$(mktemp -d)
 # shellcheck source=common.sh
 source "$here/common.sh"
 data=
 pg_dir=
 cleanup() {
-    stop_server
-    remove_quota_group
-    rm -rf "$logs" "$data"
+    cleanup_load
+    rm -rf "$data"
     if [ -n "$pg_dir" ]; then "$root/scripts/pg.sh" stop "$pg_dir" >/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -63,7 +59,6 @@ esac
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p hello -p shortener >&2
 fi
-target=${CARGO_TARGET_DIR:-$root/target}/release
 base=http://127.0.0.1:$PORT
 
 start_hello() { start_server hello "$target/hello" --addr "127.0.0.1:$PORT" --workers 1; }

@@ -19,19 +19,10 @@ DEPTH=${DEPTH:-16}
 PORT=${PORT:-18085}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cd "$root"
-logs=$(mktemp -d)
 # shellcheck source=common.sh
 source "$here/common.sh"
-trap 'stop_server; remove_quota_group; rm -rf "$logs"' EXIT
 need perf linux-perf
-
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release -p hello >&2
-    cargo build --release -p keel-benches --bin hyper-hello >&2
-fi
-target=${CARGO_TARGET_DIR:-$root/target}/release
+build_pair
 
 calls=(read recvfrom readv write sendto writev sendmsg epoll_wait epoll_pwait epoll_ctl accept4 close shutdown setsockopt futex)
 events=raw_syscalls:sys_enter
@@ -49,22 +40,13 @@ echo "$header |"
 echo "$rule |"
 for mode in keep-alive pipelined close; do
     for name in keel hyper; do
-        if [ "$name" = keel ]; then
-            # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
-            start_server keel "$target/hello" --addr "127.0.0.1:$PORT" --workers 1 ${KEEL_ARGS:-}
-        else
-            start_server hyper "$target/hyper-hello" --addr "127.0.0.1:$PORT" --workers 1
-        fi
-        extra=(-s "$here/report.lua") args=()
-        case $mode in
-            pipelined) extra=(-s "$here/pipeline.lua") args=(-- "$DEPTH") ;;
-            close) extra+=(-H 'Connection: close') ;;
-        esac
+        start_pair_server "$name" "$PORT"
+        wrk_mode "$mode" "$DEPTH"
         perf stat -x, -e "$events" -p "$server_pid" -o "$logs/perf.csv" &
         perf_pid=$!
         sleep 0.2
-        WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${extra[@]}" \
-            "http://127.0.0.1:$PORT/plaintext" "${args[@]}" >"$logs/wrk.out" 2>&1 || true
+        WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_script[@]}" \
+            "http://127.0.0.1:$PORT/plaintext" "${wrk_tail[@]}" >"$logs/wrk.out" 2>&1 || true
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
         stop_server
