@@ -96,7 +96,7 @@ impl Server {
     /// registered with the poller only if it outlives that turn. A
     /// `Connection: close` exchange then costs four system calls (accept,
     /// read, write, close) and no wake-up of its own, and connections
-    /// opened but never used (a browser's preconnect, a port scan) take no
+    /// opened but never used (a browser's preconnect, an idle client) take no
     /// slot until they speak. `None` accepts at once and waits for the
     /// request through the poller.
     pub fn defer_accept(mut self, wait: Option<Duration>) -> Server {
