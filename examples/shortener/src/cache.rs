@@ -22,7 +22,7 @@ use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Number of independently locked shards.
@@ -85,6 +85,9 @@ pub struct CachedLink {
     /// Milliseconds since the cache began, at the last hit.
     last_used: AtomicU32,
     loaded: Instant,
+    /// Past its time to live, a read from the store is under way (one at a
+    /// time per entry; see [`Lookup::Stale`]).
+    refreshing: AtomicBool,
 }
 
 impl CachedLink {
@@ -101,6 +104,7 @@ impl CachedLink {
             clicks: AtomicU64::new(link.clicks),
             last_used: AtomicU32::new(0),
             loaded: now,
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -139,6 +143,15 @@ pub enum Lookup<'a> {
     Hit(&'a CachedLink),
     /// The store said recently that no link has this slug.
     Missing,
+    /// Past its time to live: answer from it, and when `refresh` is set
+    /// (one caller at a time gets it) read it again from the store in the
+    /// background, then [`RedirectCache::insert`] and
+    /// [`RedirectCache::refresh_done`]. Serving while reading
+    /// (stale-while-revalidate) keeps a slow or flapping store off the
+    /// redirect path; the entry is at most one read out of date. Links
+    /// with a click budget are never `Stale`: their budget needs the
+    /// store's count first.
+    Stale { link: &'a CachedLink, refresh: bool },
     /// Not cached: ask the store, then [`RedirectCache::insert`].
     Unknown,
 }
@@ -249,11 +262,19 @@ impl RedirectCache {
         let now = Instant::now();
         let shard = self.shard(slug).read();
         if let Some(link) = shard.links.get(slug) {
+            let used = now.duration_since(self.epoch).as_millis() as u32;
             if now.duration_since(link.loaded) < self.ttl_of(link) {
-                let used = now.duration_since(self.epoch).as_millis() as u32;
                 link.last_used.store(used, Ordering::Relaxed);
                 counter(&self.counters.hits);
                 return answer(Lookup::Hit(link));
+            }
+            if count && link.max_clicks.is_none() {
+                link.last_used.store(used, Ordering::Relaxed);
+                self.counters.stale_hits.fetch_add(1, Ordering::Relaxed);
+                // Load first: the swap (a write) only while no read is under way.
+                let refresh = !link.refreshing.load(Ordering::Relaxed)
+                    && !link.refreshing.swap(true, Ordering::Relaxed);
+                return answer(Lookup::Stale { link, refresh });
             }
         } else if let Some(&until) = shard.missing.get(slug) {
             if now < until {
@@ -317,6 +338,11 @@ impl RedirectCache {
                 shard.links.insert(slug.into(), entry);
             }
             None => {
+                // Gone from the store: its old entry must not be served
+                // again, stale or not.
+                if let Some(old) = shard.links.swap_remove(slug) {
+                    shard.bytes -= old.bytes(slug);
+                }
                 let limit = (self.config.max_negative / SHARDS).max(1);
                 if shard.missing.len() >= limit {
                     // Unknown slugs are cheap to forget: drop a random one.
@@ -327,6 +353,16 @@ impl RedirectCache {
                     .missing
                     .insert(slug.into(), now + self.config.negative_ttl);
             }
+        }
+    }
+
+    /// After the background read of a [`Lookup::Stale`] entry, whatever came
+    /// of it: an entry still there was not replaced (the read failed, or a
+    /// change raced it and kept its result out), so the next lookup may
+    /// try again. It is served meanwhile.
+    pub fn refresh_done(&self, slug: &str) {
+        if let Some(link) = self.shard(slug).read().links.get(slug) {
+            link.refreshing.store(false, Ordering::Relaxed);
         }
     }
 
@@ -353,12 +389,13 @@ impl RedirectCache {
     }
 
     /// Makes every cached link due for a read from the store, as if its
-    /// time to live had passed, without dropping it: lookups miss and
-    /// reload it, and [`stale`](Self::stale) still serves it while the
-    /// store cannot be read. For a change feed that reconnected (changes
-    /// made meanwhile were not heard) while the store may still be slow or
-    /// flapping: [`clear`](Self::clear) would leave nothing to serve then.
-    /// Unknown slugs are forgotten.
+    /// time to live had passed, without dropping it: the next lookup of a
+    /// link is [`Lookup::Stale`] (served, and read again in the background)
+    /// or, for a link with a click budget, a miss that [`stale`](Self::stale)
+    /// still answers while the store cannot be read. For a change feed that
+    /// reconnected (changes made meanwhile were not heard) while the store
+    /// may still be slow or flapping: [`clear`](Self::clear) would leave
+    /// nothing to serve then. Unknown slugs are forgotten.
     pub fn expire_all(&self) {
         // `loaded` this long ago is past every entry's time to live.
         let expired = Instant::now().checked_sub(self.config.ttl);
@@ -557,7 +594,7 @@ mod tests {
         });
         cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(cache.with("abc", |l| matches!(l, Lookup::Unknown)));
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Stale { refresh: true, .. })));
         cache.insert("abc", Some(&link(2, "abc")), cache.generation("abc"));
         assert_eq!(hit_id(&cache, "abc"), Some(2));
         assert_eq!(cache.len(), 1);
@@ -603,16 +640,47 @@ mod tests {
     }
 
     #[test]
-    fn expired_links_are_read_again_but_still_served_stale() {
+    fn expired_links_are_served_while_one_visit_reads_them_again() {
         let cache = RedirectCache::new(CacheConfig::default());
+        let limited = Link {
+            max_clicks: Some(5),
+            ..link(7, "lim")
+        };
         cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        cache.insert("lim", Some(&limited), cache.generation("lim"));
         cache.insert("nope", None, cache.generation("nope"));
         cache.expire_all();
-        assert!(cache.with("abc", |l| matches!(l, Lookup::Unknown)));
+        let stale = |slug| {
+            cache.with(slug, |l| match l {
+                Lookup::Stale { link, refresh } => Some((link.id, refresh)),
+                _ => None,
+            })
+        };
+        // The first visit is told to read it again; the others meanwhile not.
+        assert_eq!(stale("abc"), Some((1, true)));
+        assert_eq!(stale("abc"), Some((1, false)));
+        // A read that failed (or was kept out) lets the next visit try again.
+        cache.refresh_done("abc");
+        assert_eq!(stale("abc"), Some((1, true)));
+        // A link with a budget waits for the store's count.
+        assert!(cache.with("lim", |l| matches!(l, Lookup::Unknown)));
+        assert!(cache.stale("lim", |l| l.is_some_and(|l| l.id == 7)));
         assert!(cache.with("nope", |l| matches!(l, Lookup::Unknown)));
-        assert!(cache.stale("abc", |l| l.is_some_and(|l| l.id == 1)));
         // A fresh read replaces it.
         cache.insert("abc", Some(&link(2, "abc")), cache.generation("abc"));
-        assert!(cache.with("abc", |l| matches!(l, Lookup::Hit(l) if l.id == 2)));
+        cache.refresh_done("abc");
+        assert_eq!(hit_id(&cache, "abc"), Some(2));
+    }
+
+    #[test]
+    fn a_link_gone_from_the_store_is_not_served_even_stale() {
+        let cache = RedirectCache::new(CacheConfig::default());
+        cache.insert("abc", Some(&link(1, "abc")), cache.generation("abc"));
+        cache.expire_all();
+        // Deleted while the change feed was down: the refresh reads nothing.
+        cache.insert("abc", None, cache.generation("abc"));
+        assert!(cache.with("abc", |l| matches!(l, Lookup::Missing)));
+        assert!(cache.stale("abc", |l| l.is_none()));
+        assert_eq!(cache.len(), 0);
     }
 }

@@ -65,19 +65,29 @@ fn follow(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     if !plausible(slug) {
         return not_found(res, visit.wants_json);
     }
-    let answered = state.cache.with(slug, |lookup| match lookup {
+    let cached = state.cache.with(slug, |lookup| match lookup {
         Lookup::Hit(link) => {
             answer(state, slug, link, visit, res);
-            true
+            Cached::Answered
+        }
+        Lookup::Stale { link, refresh } => {
+            answer(state, slug, link, visit, res);
+            if refresh {
+                Cached::AnsweredStale
+            } else {
+                Cached::Answered
+            }
         }
         Lookup::Missing => {
             not_found(res, visit.wants_json);
-            true
+            Cached::Answered
         }
-        Lookup::Unknown => false,
+        Lookup::Unknown => Cached::No,
     });
-    if answered {
-        return;
+    match cached {
+        Cached::Answered => return,
+        Cached::AnsweredStale => return refresh_in_background(state, slug),
+        Cached::No => {}
     }
     let slug = slug.to_owned();
     let state = Arc::clone(state);
@@ -98,6 +108,33 @@ fn follow(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         }
         Err(error) => unavailable(res, visit.wants_json, error.into()),
     });
+}
+
+/// What the cache could do for a visit.
+enum Cached {
+    Answered,
+    /// Answered from an entry past its time to live, which this visit is
+    /// to have read again.
+    AnsweredStale,
+    No,
+}
+
+/// Reads a [stale](Lookup::Stale) entry again on the blocking pool, after
+/// its visit was answered from it. When the pool is full the entry stays
+/// due, and a later visit tries again.
+fn refresh_in_background(state: &Arc<State>, slug: &str) {
+    let job = {
+        let state = Arc::clone(state);
+        let slug = slug.to_owned();
+        move || {
+            // A failure was counted by `store_call`; the entry is served on.
+            let _ = load(&state, &slug);
+            state.cache.refresh_done(&slug);
+        }
+    };
+    if keel::blocking::global().spawn(job).is_err() {
+        state.cache.refresh_done(slug);
+    }
 }
 
 /// Reads `slug` from the store and caches what it says. A link with a
