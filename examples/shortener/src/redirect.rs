@@ -3,7 +3,8 @@
 //! A cache hit is answered on the worker: one shard read lock, one hash
 //! lookup, the response head written into the output buffer and the click
 //! counted in this thread's map, all without allocating. A miss goes to the
-//! store on the blocking pool and fills the cache.
+//! store on the blocking pool and fills the cache; an entry past its time to
+//! live is answered from while one visit reads it again there.
 
 use crate::api::{wants_json, ApiError};
 use crate::app::{on_state, State};
