@@ -157,19 +157,15 @@ impl<H: Handler> Worker<H> {
                 }
             }
             self.drive_again();
-            // Connections closed this turn made room under the cap.
-            if self.accept_paused
-                && self.listener.is_some()
-                && self.conns.len() < self.services.config.max_connections_per_worker
-            {
-                self.accept();
-            }
             if self.now >= next_tick {
                 self.sweep_deadlines();
-                if self.accept_paused {
-                    self.accept();
-                }
                 next_tick = self.now + tick;
+            }
+            // Connections closed this turn may have made room under the cap
+            // (or, after EMFILE, freed descriptors): the listener's edge was
+            // consumed, so nothing else would bring the queued ones in.
+            if self.accept_paused {
+                self.accept();
             }
             if let Some(deadline) = self.draining {
                 if self.conns.is_empty() || self.now >= deadline {
@@ -307,26 +303,27 @@ impl<H: Handler> Worker<H> {
             if slot.conn.held_back() && slot.conn.wants_input(env.config) {
                 // The peer has read enough: answer what is already buffered first.
                 slot.conn.process(&mut env);
-            } else if slot.conn.wants_input(env.config) && !may_read {
-                // Woken for writing only: the socket held nothing to read
-                // then, and bytes arriving since bring a wake-up of their own.
-                drained = true;
-                slot.conn.process(&mut env);
             } else if slot.conn.wants_input(env.config) {
-                let buf = slot.conn.read_buffer(env.pool);
-                let room = buf.capacity() - buf.len();
-                match sys::read_into(&slot.stream, buf) {
-                    Ok(0) => peer_eof = true,
-                    Ok(n) => {
-                        env.counters.bytes_in.add(n as u64);
-                        reads += 1;
-                        // A short read emptied the socket, unless the peer
-                        // also closed: then read on to see the end.
-                        drained = n < room && !read_closed;
+                if !may_read {
+                    // Woken for writing only: the socket held nothing to read
+                    // then, and bytes arriving since bring a wake-up of their own.
+                    drained = true;
+                } else {
+                    let buf = slot.conn.read_buffer(env.pool);
+                    let room = buf.capacity() - buf.len();
+                    match sys::read_into(&slot.stream, buf) {
+                        Ok(0) => peer_eof = true,
+                        Ok(n) => {
+                            env.counters.bytes_in.add(n as u64);
+                            reads += 1;
+                            // A short read emptied the socket, unless the peer
+                            // also closed: then read on to see the end.
+                            drained = n < room && !read_closed;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return self.close(key),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return self.close(key),
                 }
                 // Also when nothing new came: requests held back by
                 // backpressure may be waiting in the buffer.
