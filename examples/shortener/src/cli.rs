@@ -250,6 +250,18 @@ impl Cli {
         }
     }
 
+    /// `--addr` as a socket address (a name resolved as `bind` does).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        std::net::ToSocketAddrs::to_socket_addrs(self.serve.addr.as_str())
+            .ok()?
+            .next()
+    }
+
+    /// Where this shortener answers: links there are refused.
+    pub fn own_address(&self) -> crate::validate::OwnAddress {
+        crate::validate::OwnAddress::new(&self.base_url(), self.listen_addr())
+    }
+
     /// The API keys from `--api-key-file` and `SHORTENER_API_KEYS`.
     ///
     /// # Errors
@@ -299,6 +311,7 @@ impl Cli {
             writes_per_minute: s.writes_per_minute.max(1),
             password_guesses_per_minute: s.guesses_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
+            listen_addr: self.listen_addr(),
             ..AppConfig::default()
         })
     }
