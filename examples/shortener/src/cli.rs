@@ -49,7 +49,8 @@ pub enum Command {
         /// The CSV file; `-` for standard input.
         file: PathBuf,
     },
-    /// Export every link as CSV.
+    /// Export every link as CSV, password hashes included: the file is
+    /// created readable by its owner only (mode 0600).
     Export {
         /// Output file (default: standard output).
         file: Option<PathBuf>,
