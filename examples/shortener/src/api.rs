@@ -281,7 +281,7 @@ pub fn validate_create(
     body: CreateBody,
     now: UnixTime,
 ) -> Result<(NewLink, Option<String>), ApiError> {
-    let url = validate::url(&body.url, &state.own_host).map_err(|e| invalid_url(&e))?;
+    let url = validate::url(&body.url, &state.own_address).map_err(|e| invalid_url(&e))?;
     if let Some(slug) = &body.slug {
         validate::slug(slug).map_err(|e| invalid_slug(&e))?;
     }
@@ -607,7 +607,7 @@ fn update(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         let patch = LinkPatch {
             url: body
                 .url
-                .map(|u| validate::url(&u, &state.own_host).map_err(|e| invalid_url(&e)))
+                .map(|u| validate::url(&u, &state.own_address).map_err(|e| invalid_url(&e)))
                 .transpose()?,
             expires_at: body
                 .expires_at

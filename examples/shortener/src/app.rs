@@ -40,6 +40,9 @@ pub struct AppConfig {
     /// Request header naming the client for rate limits (a proxy's
     /// `X-Forwarded-For`); `None`: the peer address.
     pub client_ip_header: Option<String>,
+    /// The address the server listens on (`--addr`): links to it are
+    /// refused like links to the base URL.
+    pub listen_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for AppConfig {
@@ -54,6 +57,7 @@ impl Default for AppConfig {
             password_guesses_per_minute: 10,
             permanent_max_age: Duration::from_secs(3600),
             client_ip_header: None,
+            listen_addr: None,
         }
     }
 }
@@ -64,8 +68,11 @@ pub struct State {
     pub cache: RedirectCache,
     pub clicks: Arc<Clicks>,
     pub config: AppConfig,
-    /// `host[:port]` of [`AppConfig::base_url`]: links there are refused.
+    /// `host[:port]` of [`AppConfig::base_url`], lowercase.
     pub own_host: String,
+    /// The base URL's and listen address's host and port, every spelling
+    /// of which is refused as a link target.
+    pub own_address: crate::validate::OwnAddress,
     pub telemetry: Telemetry,
     /// Whether the store's change feed is connected (see [`Feed`]).
     feed: AtomicU8,
@@ -148,11 +155,13 @@ impl App {
     /// The app on `store`, with click flushing started.
     pub fn new(store: SharedStore, config: AppConfig) -> App {
         let own_host = host_of_base(&config.base_url);
+        let own_address = crate::validate::OwnAddress::new(&config.base_url, config.listen_addr);
         let state = Arc::new(State {
             store,
             cache: RedirectCache::new(config.cache),
             clicks: Arc::new(Clicks::new()),
             own_host,
+            own_address,
             telemetry: Telemetry::new(),
             config,
             feed: AtomicU8::new(Feed::None as u8),

@@ -49,7 +49,8 @@ pub enum Command {
         /// The CSV file; `-` for standard input.
         file: PathBuf,
     },
-    /// Export every link as CSV.
+    /// Export every link as CSV, password hashes included: the file is
+    /// created readable by its owner only (mode 0600).
     Export {
         /// Output file (default: standard output).
         file: Option<PathBuf>,
@@ -250,6 +251,18 @@ impl Cli {
         }
     }
 
+    /// `--addr` as a socket address (a name resolved as `bind` does).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        std::net::ToSocketAddrs::to_socket_addrs(self.serve.addr.as_str())
+            .ok()?
+            .next()
+    }
+
+    /// Where this shortener answers: links there are refused.
+    pub fn own_address(&self) -> crate::validate::OwnAddress {
+        crate::validate::OwnAddress::new(&self.base_url(), self.listen_addr())
+    }
+
     /// The API keys from `--api-key-file` and `SHORTENER_API_KEYS`.
     ///
     /// # Errors
@@ -299,6 +312,7 @@ impl Cli {
             writes_per_minute: s.writes_per_minute.max(1),
             password_guesses_per_minute: s.guesses_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
+            listen_addr: self.listen_addr(),
             ..AppConfig::default()
         })
     }

@@ -31,14 +31,13 @@ fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         None | Some(Command::Serve) => serve(cli, store),
         Some(Command::Import { file }) => {
-            let own_host = cli.base_url();
-            let own_host = own_host.split_once("://").map_or("", |(_, h)| h);
+            let own = cli.own_address();
             let report = if file.as_os_str() == "-" {
-                transfer::import(&*store, std::io::stdin().lock(), own_host)
+                transfer::import(&*store, std::io::stdin().lock(), &own)
             } else {
                 let input =
                     std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-                transfer::import(&*store, input, own_host)
+                transfer::import(&*store, input, &own)
             }
             .map_err(|e| e.to_string())?;
             for (line, reason) in &report.skipped {
@@ -54,7 +53,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         Some(Command::Export { file }) => {
             let rows = match file {
                 Some(path) => {
-                    let out = std::fs::File::create(path)
+                    let out = transfer::create_export_file(path)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
                     transfer::export(&*store, std::io::BufWriter::new(out))
                 }

@@ -5,6 +5,9 @@
 
 use std::fmt::Write;
 
+mod own_address;
+pub use own_address::{CanonicalHost, OwnAddress};
+
 /// The longest URL accepted, in bytes after normalization.
 pub const MAX_URL_LEN: usize = 2048;
 
@@ -39,14 +42,15 @@ pub enum Invalid {
 }
 
 /// Checks `url` and returns it normalized: the scheme and host lowercased,
-/// non-ASCII bytes of the path, query and fragment percent-encoded.
-/// `own_host` (`host` or `host:port` of the shortener's base URL) is
-/// refused as a target.
+/// non-ASCII bytes of the path, query and fragment percent-encoded. The
+/// host is kept as written (`0x7f.1` stays `0x7f.1`): the stored text is
+/// what the `Location` header says. A URL reaching `own` (the shortener
+/// itself, in any spelling a browser reads the same way) is refused.
 ///
 /// # Errors
 ///
 /// The first rule broken, as [`Invalid`].
-pub fn url(url: &str, own_host: &str) -> Result<String, Invalid> {
+pub fn url(url: &str, own: &OwnAddress) -> Result<String, Invalid> {
     if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         return Err(Invalid::Characters);
     }
@@ -65,7 +69,10 @@ pub fn url(url: &str, own_host: &str) -> Result<String, Invalid> {
         .strip_prefix(':')
         .and_then(|p| p.parse().ok());
     let default_port = if scheme == "https" { 443 } else { 80 };
-    if points_at_own_host(host, port.unwrap_or(default_port), own_host) {
+    // The WHATWG parse, as a browser following the redirect does it: a
+    // host it cannot parse (`999.1.1.1`, bad punycode) no client reaches.
+    let parsed = url::Host::parse(host).map_err(|_| Invalid::Host)?;
+    if own.is(&CanonicalHost::of(&parsed), port.unwrap_or(default_port)) {
         return Err(Invalid::SelfLink);
     }
     let authority = authority.to_ascii_lowercase();
@@ -112,34 +119,6 @@ fn host_of(authority: &str) -> Option<&str> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !host.starts_with(['.', '-']);
     ok.then_some(host)
-}
-
-/// Whether `host:port` is the shortener itself at `own_host` (`host` or
-/// `host:port`): the same name, ignoring case and a trailing dot, or any
-/// two loopback names (`localhost`, `127.0.0.1`, `[::1]`); and the same
-/// port when `own_host` names one. A link there would redirect to itself.
-fn points_at_own_host(host: &str, port: u16, own_host: &str) -> bool {
-    let (own_name, own_port) = match own_host.rsplit_once(':') {
-        Some((name, p)) if !name.is_empty() && !p.contains(']') => (name, p.parse::<u16>().ok()),
-        _ => (own_host, None),
-    };
-    if own_port.is_some_and(|own| own != port) {
-        return false;
-    }
-    let canonical = |name: &str| name.trim_end_matches('.').to_ascii_lowercase();
-    let (host, own) = (canonical(host), canonical(own_name));
-    host == own || (is_loopback_name(&host) && is_loopback_name(&own))
-}
-
-/// `localhost`, a name under it, `127.x.y.z`, `[::1]` or `0.0.0.0`.
-fn is_loopback_name(name: &str) -> bool {
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name == "[::1]"
-        || name == "0.0.0.0"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `""` or `:port`, a port being 0 to 65535 in plain digits (0 is no
@@ -192,25 +171,35 @@ pub fn is_slug_byte(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    const OWN: &str = "sho.rt";
+    /// The shortener at `base_url`, its listen address unknown.
+    fn own(base_url: &str) -> OwnAddress {
+        OwnAddress::new(base_url, None)
+    }
+
+    fn sho() -> OwnAddress {
+        own("https://sho.rt")
+    }
 
     #[test]
     fn accepts_and_normalizes_web_urls() {
         assert_eq!(
-            url("https://Example.COM", OWN).unwrap(),
+            url("https://Example.COM", &sho()).unwrap(),
             "https://example.com/"
         );
         assert_eq!(
-            url("HTTP://example.com:8080/a?b=c#d", OWN).unwrap(),
+            url("HTTP://example.com:8080/a?b=c#d", &sho()).unwrap(),
             "http://example.com:8080/a?b=c#d"
         );
         assert_eq!(
-            url("https://example.com/ü", OWN).unwrap(),
+            url("https://example.com/ü", &sho()).unwrap(),
             "https://example.com/%C3%BC"
         );
-        assert_eq!(url("http://[::1]:80/x", OWN).unwrap(), "http://[::1]:80/x");
         assert_eq!(
-            url("https://a.b/Path?Q", OWN).unwrap(),
+            url("http://[::1]:80/x", &sho()).unwrap(),
+            "http://[::1]:80/x"
+        );
+        assert_eq!(
+            url("https://a.b/Path?Q", &sho()).unwrap(),
             "https://a.b/Path?Q"
         );
     }
@@ -218,69 +207,144 @@ mod tests {
     #[test]
     fn refuses_what_could_split_a_header_or_mislead() {
         assert_eq!(
-            url("https://example.com/\r\nSet-Cookie: a=b", OWN),
+            url("https://example.com/\r\nSet-Cookie: a=b", &sho()),
             Err(Invalid::Characters)
         );
         assert_eq!(
-            url("https://example.com/a b", OWN),
+            url("https://example.com/a b", &sho()),
             Err(Invalid::Characters)
         );
         assert_eq!(
-            url("https://example.com/\u{7f}", OWN),
+            url("https://example.com/\u{7f}", &sho()),
             Err(Invalid::Characters)
         );
-        assert_eq!(url("javascript:alert(1)", OWN), Err(Invalid::Scheme));
-        assert_eq!(url("ftp://example.com/", OWN), Err(Invalid::Scheme));
-        assert_eq!(url("https://", OWN), Err(Invalid::Host));
-        assert_eq!(url("https:///path", OWN), Err(Invalid::Host));
-        assert_eq!(url("https://exa_mple.com/", OWN), Err(Invalid::Host));
+        assert_eq!(url("javascript:alert(1)", &sho()), Err(Invalid::Scheme));
+        assert_eq!(url("ftp://example.com/", &sho()), Err(Invalid::Scheme));
+        assert_eq!(url("https://", &sho()), Err(Invalid::Host));
+        assert_eq!(url("https:///path", &sho()), Err(Invalid::Host));
+        assert_eq!(url("https://exa_mple.com/", &sho()), Err(Invalid::Host));
         for bad_port in ["65536", "+80", ""] {
             let text = format!("https://example.com:{bad_port}/");
-            assert_eq!(url(&text, OWN), Err(Invalid::Host), "{text}");
+            assert_eq!(url(&text, &sho()), Err(Invalid::Host), "{text}");
         }
         for bad_v6 in ["[0]", "[::1:]", "[]", "[fe80::1%eth0]"] {
             let text = format!("http://{bad_v6}/");
-            assert_eq!(url(&text, OWN), Err(Invalid::Host), "{text}");
+            assert_eq!(url(&text, &sho()), Err(Invalid::Host), "{text}");
         }
         assert_eq!(
-            url("https://example.com:99999999/", OWN),
+            url("https://example.com:99999999/", &sho()),
             Err(Invalid::Host)
         );
         assert_eq!(
-            url("https://google.com@evil.example/", OWN),
+            url("https://google.com@evil.example/", &sho()),
             Err(Invalid::Credentials)
         );
-        assert_eq!(url("https://SHO.RT/abc", OWN), Err(Invalid::SelfLink));
-        assert_eq!(url("https://sho.rt./abc", OWN), Err(Invalid::SelfLink));
+        assert_eq!(url("https://SHO.RT/abc", &sho()), Err(Invalid::SelfLink));
+        assert_eq!(url("https://sho.rt./abc", &sho()), Err(Invalid::SelfLink));
         assert_eq!(
-            url("http://127.0.0.1.:8080/x", "127.0.0.1:8080"),
+            url("http://127.0.0.1.:8080/x", &own("http://127.0.0.1:8080")),
             Err(Invalid::SelfLink)
         );
         assert_eq!(
-            url("http://localhost:8080/x", "127.0.0.1:8080"),
+            url("http://localhost:8080/x", &own("http://127.0.0.1:8080")),
             Err(Invalid::SelfLink)
         );
         assert_eq!(
-            url("http://[::1]:8080/x", "127.0.0.1:8080"),
+            url("http://[::1]:8080/x", &own("http://127.0.0.1:8080")),
             Err(Invalid::SelfLink)
         );
         assert_eq!(
-            url("http://127.0.0.2:8080/x", "localhost:8080"),
+            url("http://127.0.0.2:8080/x", &own("http://localhost:8080")),
             Err(Invalid::SelfLink)
         );
         assert_eq!(
-            url("http://127.0.0.1/x", "127.0.0.1:80"),
+            url("http://127.0.0.1/x", &own("http://127.0.0.1:80")),
             Err(Invalid::SelfLink)
         );
         // Another port on the same machine is another service.
-        assert!(url("http://127.0.0.1:9090/x", "127.0.0.1:8080").is_ok());
-        assert!(url("http://localhost/x", "127.0.0.1:8080").is_ok());
+        assert!(url("http://127.0.0.1:9090/x", &own("http://127.0.0.1:8080")).is_ok());
+        assert!(url("http://localhost/x", &own("http://127.0.0.1:8080")).is_ok());
         assert_eq!(
-            url("https://sho.rt:443/abc", "sho.rt:443"),
+            url("https://sho.rt:443/abc", &own("https://sho.rt:443")),
             Err(Invalid::SelfLink)
         );
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert_eq!(url(&long, OWN), Err(Invalid::UrlTooLong));
+        assert_eq!(url(&long, &sho()), Err(Invalid::UrlTooLong));
+    }
+
+    #[test]
+    fn every_spelling_of_the_own_address_is_refused() {
+        let base = own("http://127.0.0.1:8080");
+        let listening = |addr: &str| OwnAddress::new("https://sho.rt", Some(addr.parse().unwrap()));
+        let cases: &[(&str, &OwnAddress)] = &[
+            // Loopback written the ways a browser reads as 127.0.0.1.
+            ("http://127.1:8080/x", &base),
+            ("http://2130706433:8080/x", &base),
+            ("http://0x7f.0.0.1:8080/x", &base),
+            ("http://0X7F.1:8080/x", &base),
+            ("http://0177.0.0.1:8080/x", &base),
+            ("http://127.0.0.1.:8080/x", &base),
+            ("http://127.000.000.001:8080/x", &base),
+            ("http://[::ffff:127.0.0.1]:8080/x", &base),
+            ("http://[::FFFF:7f00:1]:8080/x", &base),
+            ("http://[0:0:0:0:0:0:0:1]:8080/x", &base),
+            ("http://[::1]:8080/x", &base),
+            ("http://0:8080/x", &base),
+            ("http://0.0.0.0:8080/x", &base),
+            ("http://[::]:8080/x", &base),
+            ("http://LOCALHOST.:8080/x", &base),
+            ("http://app.localhost:8080/x", &base),
+            ("http://127.0.0.1:08080/x", &base),
+            // A public base URL: its name in any case, with a trailing
+            // dot, on either default port.
+            ("https://SHO.RT./x", &sho()),
+            ("http://sho.rt/x", &sho()),
+            ("https://sho.rt:443/x", &sho()),
+            // The listen address counts besides the base URL.
+            ("http://127.1:8080/x", &listening("127.0.0.1:8080")),
+            ("http://0:8080/x", &listening("0.0.0.0:8080")),
+            ("http://[::1]:8080/x", &listening("[::]:8080")),
+            ("http://3232235777:8080/x", &listening("192.168.1.1:8080")),
+            (
+                "http://[::ffff:c0a8:101]:8080/x",
+                &listening("192.168.1.1:8080"),
+            ),
+        ];
+        for (link, own) in cases {
+            assert_eq!(url(link, own), Err(Invalid::SelfLink), "{link} vs {own:?}");
+        }
+    }
+
+    #[test]
+    fn other_hosts_and_ports_stay_allowed_as_written() {
+        let base = own("http://127.0.0.1:8080");
+        for (link, own) in [
+            ("http://127.1:9090/x", &base),
+            ("http://2130706433/x", &base),
+            ("http://[::ffff:127.0.0.1]:9090/x", &base),
+            ("https://sho.rt:8443/x", &sho()),
+            ("https://sub.sho.rt/x", &sho()),
+            ("http://192.168.1.2:8080/x", &base),
+        ] {
+            // Stored as written, only the scheme and host lowercased.
+            assert_eq!(url(link, own), Ok(link.to_string()), "{link}");
+        }
+        let public = OwnAddress::new("https://sho.rt", Some("192.168.1.1:8080".parse().unwrap()));
+        assert!(url("http://127.0.0.1:8080/x", &public).is_ok());
+    }
+
+    #[test]
+    fn hosts_no_browser_can_reach_are_refused() {
+        for host in [
+            "999.1.1.1",
+            "1.2.3.4.5",
+            "foo.0x7f",
+            "xn--a.example",
+            "0x100000000",
+        ] {
+            let link = format!("http://{host}/x");
+            assert_eq!(url(&link, &sho()), Err(Invalid::Host), "{link}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `shortener export` and `shortener import`, run as commands on the data
-//! directory of a real server: a round trip gives the same links.
+//! directory of a real server: a round trip gives the same links, password
+//! protection included, and the file is safe to open in a spreadsheet.
 
 mod util;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use util::{run_cli, unix_now, Options};
 
 /// Every link as the API shows it, oldest first, without `short_url` (its
-/// host is the server's) and `protected` (passwords are not exported).
+/// host is the server's).
 fn all_links(server: &util::Shortener) -> Vec<Value> {
     let page = util::json(&server.api("GET", "/api/links?limit=100", None));
     assert_eq!(page["next_cursor"], Value::Null);
@@ -17,10 +18,17 @@ fn all_links(server: &util::Shortener) -> Vec<Value> {
     for link in &mut links {
         let object = link.as_object_mut().unwrap();
         object.remove("short_url");
-        object.remove("protected");
     }
     links.reverse();
     links
+}
+
+/// The password of the protected link that goes through the round trip.
+const PASSWORD: &str = "correct horse battery";
+
+/// The permission bits of `path`.
+fn mode_of(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
 
 fn data_arg(dir: &Path) -> String {
@@ -44,7 +52,9 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
     server.create_slug("off", "https://example.com/off");
     let res = server.api("PATCH", "/api/links/off", Some(&json!({"disabled": true})));
     assert_eq!(res.status, 200);
-    server.create(json!({"url": "https://example.com/pw", "slug": "secret", "password": "pw"}));
+    server.create(json!({"url": "https://example.com/pw", "slug": "secret", "password": PASSWORD}));
+    // A slug a spreadsheet would read as a formula.
+    server.create_slug("-dash", "https://example.com/dash");
     server.create(json!({"url": "https://example.com/caf\u{e9}"}));
     for _ in 0..3 {
         assert_eq!(server.get("/custom").status, 302);
@@ -53,7 +63,7 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
     server.stats_when_total("custom", 3, Duration::from_secs(5));
     server.stats_when_total("budget", 1, Duration::from_secs(5));
     let before = all_links(&server);
-    assert_eq!(before.len(), 7);
+    assert_eq!(before.len(), 8);
     let (status, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
     drop(server);
@@ -66,14 +76,27 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
         "export",
         csv.to_str().unwrap(),
     ]);
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "exported 7 links\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "exported 8 links\n");
     let exported = std::fs::read_to_string(&csv).unwrap();
-    let mut lines = exported.lines();
+    let lines: Vec<&str> = exported.lines().collect();
     assert_eq!(
-        lines.next(),
-        Some("slug,url,created_at,expires_at,disabled,max_clicks,clicks")
+        lines[0],
+        "slug,url,created_at,expires_at,disabled,max_clicks,clicks,password_hash"
     );
-    assert_eq!(lines.count(), 7);
+    assert_eq!(lines.len(), 9);
+    // The hash travels (so the link stays protected), and the file that
+    // holds it is its owner's only.
+    let secret = lines.iter().find(|l| l.starts_with("secret,")).unwrap();
+    assert!(secret.contains(",\"$argon2id$v=19$"), "{secret}");
+    assert_eq!(mode_of(&csv), 0o600);
+    // No cell starts a formula: `-dash` is written `'-dash`.
+    assert!(lines.iter().any(|l| l.starts_with("'-dash,")), "{exported}");
+    for cell in lines.iter().flat_map(|l| l.split(',')) {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "{cell}"
+        );
+    }
     // Without a file it goes to stdout, the same bytes.
     let out = run_cli(&["--data", &data_arg(source.path()), "export"]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), exported);
@@ -87,7 +110,7 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
     ]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "imported 7 links, skipped 0\n"
+        "imported 8 links, skipped 0\n"
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     // Exported again, byte for byte the same file.
@@ -114,9 +137,23 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
         assert_eq!(server.get("/budget").status, 302);
     }
     assert_eq!(server.get("/budget").status, 410);
-    // The password did not travel: the link is open now.
-    assert_eq!(server.link("secret")["protected"], false);
-    assert_eq!(server.get("/secret").status, 302);
+    // The password travelled: the link still asks for it, refuses a wrong
+    // one and opens for the right one.
+    assert_eq!(server.link("secret")["protected"], true);
+    let page = server.get("/secret");
+    assert_eq!(page.header("location"), None);
+    assert!(page.text().contains("name=\"password\""), "{}", page.text());
+    assert_eq!(
+        util::unlock(&server, "secret", "wrong password").status,
+        401
+    );
+    let unlocked = util::unlock(&server, "secret", PASSWORD);
+    assert_eq!(unlocked.status, 303);
+    assert_eq!(unlocked.header("location"), Some("https://example.com/pw"));
+    assert_eq!(
+        server.get("/-dash").header("location"),
+        Some("https://example.com/dash")
+    );
     assert_eq!(server.stats("custom")["total"], 3);
 }
 
@@ -200,6 +237,77 @@ fn import_without_a_url_column_fails_and_imports_nothing() {
     let out = run_cli(&["--data", &data_arg(data.path()), "export"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "slug,url,created_at,expires_at,disabled,max_clicks,clicks\n"
+        "slug,url,created_at,expires_at,disabled,max_clicks,clicks,password_hash\n"
     );
+}
+
+#[test]
+fn export_narrows_an_existing_file_to_its_owner() {
+    let data = util::data_dir();
+    let csv = data.path().join("old.csv");
+    std::fs::write(&csv, "left over\n").unwrap();
+    std::fs::set_permissions(&csv, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    run_cli(&[
+        "--data",
+        &data_arg(data.path()),
+        "export",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(mode_of(&csv), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        "slug,url,created_at,expires_at,disabled,max_clicks,clicks,password_hash\n"
+    );
+}
+
+/// The attack: an export edited (or cut) so that a protected link's hash
+/// no longer parses. The row must be refused, not imported as an open
+/// redirect.
+#[test]
+fn a_row_with_a_broken_password_hash_is_skipped_never_opened() {
+    let source = util::data_dir();
+    let mut server = Options::new().data(source.path()).start();
+    server.create(json!({"url": "https://example.com/a", "slug": "kept", "password": PASSWORD}));
+    server
+        .create(json!({"url": "https://example.com/b", "slug": "tampered", "password": PASSWORD}));
+    server.terminate();
+    drop(server);
+    let out = run_cli(&["--data", &data_arg(source.path()), "export"]);
+    let exported = String::from_utf8(out.stdout).unwrap();
+    let tampered: String = exported
+        .lines()
+        .map(|line| match line.strip_prefix("tampered,") {
+            // Drop the hash's last part: the PHC string no longer parses.
+            Some(_) => format!("{}\"\n", &line[..line.rfind('$').unwrap()]),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    assert_ne!(tampered, exported);
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("tampered.csv");
+    std::fs::write(&csv, &tampered).unwrap();
+
+    let target = util::data_dir();
+    let out = util::cli(&[
+        "--data",
+        &data_arg(target.path()),
+        "import",
+        csv.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "imported 1 links, skipped 1\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("line 3: skipped: password_hash"),
+        "{stderr}"
+    );
+    let server = Options::new().data(target.path()).start();
+    assert_eq!(server.get("/tampered").status, 404);
+    assert_eq!(server.link("kept")["protected"], true);
+    assert_eq!(util::unlock(&server, "kept", PASSWORD).status, 303);
 }
