@@ -354,7 +354,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < password::MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
         return Err(ApiError::bad_request(
             "invalid_password",
-            "password must be 8 to 1024 bytes, at least 8 characters",
+            "password must be at least 8 characters and at most 1024 bytes",
         ));
     }
     Ok(())

@@ -395,16 +395,7 @@ impl Attempt {
         let json = self.visit.wants_json;
         match refusal {
             Refusal::Wrong => wrong_password(res, &self.slug),
-            Refusal::Busy if json => busy().write(res),
-            Refusal::Busy => {
-                res.header("Retry-After", "1");
-                web::password_page(
-                    res,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &self.slug,
-                    Some("Too many passwords are being checked right now; try again in a second."),
-                );
-            }
+            Refusal::Busy => unavailable(res, json, busy()),
             Refusal::Backoff(wait) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let _ = res.header_fmt("Retry-After", format_args!("{secs}"));

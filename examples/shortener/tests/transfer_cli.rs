@@ -44,7 +44,9 @@ fn export_then_import_into_a_fresh_store_gives_the_same_links() {
     server.create_slug("off", "https://example.com/off");
     let res = server.api("PATCH", "/api/links/off", Some(&json!({"disabled": true})));
     assert_eq!(res.status, 200);
-    server.create(json!({"url": "https://example.com/pw", "slug": "secret", "password": "pw"}));
+    server.create(
+        json!({"url": "https://example.com/pw", "slug": "secret", "password": "pw-secret"}),
+    );
     server.create(json!({"url": "https://example.com/caf\u{e9}"}));
     for _ in 0..3 {
         assert_eq!(server.get("/custom").status, 302);
