@@ -355,7 +355,9 @@ mod tests {
     fn the_rightmost_untrusted_address_of_the_last_line_is_the_client() {
         let xff = "X-Forwarded-For";
         let proxies = ["10.0.0.0/8", "2001:db8:ffff::/48"];
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        // (peer, header lines, the client)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             // An untrusted peer is the client, whatever it sends.
             ("203.0.113.9", &[(xff, "198.51.100.1")], "203.0.113.9"),
             // A trusted peer without the header is the client.
