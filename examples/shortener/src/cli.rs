@@ -336,3 +336,29 @@ fn redirect_status(text: &str) -> Result<u16, String> {
         _ => Err(String::from("one of 301, 302, 307, 308")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn trusted_proxies_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "shortener",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.1,fd00::/8",
+        ])
+        .unwrap();
+        let proxies: Vec<String> = cli
+            .serve
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.1/32", "fd00::/8"]);
+        assert!(Cli::try_parse_from(["shortener", "--trusted-proxy", "proxy.internal"]).is_err());
+    }
+}

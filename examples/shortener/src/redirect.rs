@@ -273,7 +273,9 @@ fn unavailable(res: &mut Response<'_>, json: bool, error: ApiError) {
 /// limit (else `429`). A fresh cache entry is checked on the worker and the
 /// guess handed to the lane with a deferred response; a miss (or an entry
 /// past its time to live, whose password may have changed) is read from the
-/// store on the blocking pool first.
+/// store on the blocking pool first, and that thread waits for the verdict:
+/// a lane holds at most `2 x --password-threads` guesses, so at most that
+/// many pool threads wait, for one or two Argon2 runs each.
 fn unlock(
     state: &Arc<State>,
     per_link: &Arc<LinkGuesses>,
