@@ -347,11 +347,14 @@ fn max_clicks(n: i64) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid_max_clicks", "max_clicks must be 1 or more"))
 }
 
+/// A new password: at least [`password::MIN_PASSWORD_LEN`] characters (a
+/// short one falls to guessing from many addresses), at most
+/// [`MAX_PASSWORD_LEN`] bytes.
 fn check_password(password: &str) -> Result<(), ApiError> {
-    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+    if password.chars().count() < password::MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
         return Err(ApiError::bad_request(
             "invalid_password",
-            "password must be 1 to 1024 bytes",
+            "password must be at least 8 characters and at most 1024 bytes",
         ));
     }
     Ok(())

@@ -7,7 +7,7 @@ use crate::clicks::Clicks;
 use crate::redirect;
 use crate::store::{Change, SharedStore, StoreError};
 use crate::telemetry::{StoreOp, Telemetry};
-use keel::middleware::{RateLimit, RateLimitKey};
+use keel::middleware::{Cidr, ForwardedClient, RateLimit, RateLimitKey};
 use keel::{Handler, Request, Response, Router, Routes, StatusCode};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -38,11 +38,17 @@ pub struct AppConfig {
     /// `max-age` of a permanent redirect (301, 308).
     pub permanent_max_age: Duration,
     /// Request header naming the client for rate limits (a proxy's
-    /// `X-Forwarded-For`); `None`: the peer address.
+    /// `X-Forwarded-For`); `None`: the peer address, or `X-Forwarded-For`
+    /// when `trusted_proxies` are set.
     pub client_ip_header: Option<String>,
     /// The address the server listens on (`--addr`): links to it are
     /// refused like links to the base URL.
     pub listen_addr: Option<std::net::SocketAddr>,
+    /// Proxies whose client-IP header is believed (see [`client_key`]).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Wrong password guesses a link takes before every further guess
+    /// waits (see [`crate::password::per_link`]).
+    pub link_guesses: u32,
 }
 
 impl Default for AppConfig {
@@ -58,6 +64,8 @@ impl Default for AppConfig {
             permanent_max_age: Duration::from_secs(3600),
             client_ip_header: None,
             listen_addr: None,
+            trusted_proxies: Vec::new(),
+            link_guesses: 20,
         }
     }
 }
@@ -300,12 +308,23 @@ where
     move |req: &Request<'_>, res: &mut Response<'_>| f(&state, req, res)
 }
 
-/// How rate limits tell clients apart.
-fn client_key(config: &AppConfig) -> RateLimitKey {
-    match &config.client_ip_header {
-        Some(header) => RateLimitKey::Header(header.as_str().into()),
-        None => RateLimitKey::PeerIp,
-    }
+/// How rate limits tell clients apart: the peer address; behind trusted
+/// proxies, the rightmost address in their client-IP header that is not a
+/// proxy (a client cannot choose its key by writing the header). A header
+/// named without trusted proxies is believed from loopback peers only (a
+/// proxy on the same host); any other peer is its own client.
+pub fn client_key(config: &AppConfig) -> RateLimitKey {
+    let header = match (&config.client_ip_header, config.trusted_proxies.is_empty()) {
+        (None, true) => return RateLimitKey::PeerIp,
+        (Some(header), _) => header.as_str(),
+        (None, false) => "X-Forwarded-For",
+    };
+    let proxies = if config.trusted_proxies.is_empty() {
+        Cidr::LOOPBACK.to_vec()
+    } else {
+        config.trusted_proxies.clone()
+    };
+    RateLimitKey::Forwarded(ForwardedClient::new(header, proxies))
 }
 
 /// `/health`: `200` when the store answers (`"degraded"` when the change

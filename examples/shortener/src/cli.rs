@@ -4,6 +4,7 @@ use crate::app::AppConfig;
 use crate::cache::CacheConfig;
 use crate::store::PgOptions;
 use clap::{Parser, Subcommand, ValueEnum};
+use keel::middleware::Cidr;
 use keel::StatusCode;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,9 +115,20 @@ pub struct ServeArgs {
     #[arg(long, env = "SHORTENER_GUESSES_PER_MINUTE", default_value_t = 10)]
     pub guesses_per_minute: u32,
 
-    /// Threads for store calls and password hashing.
+    /// Wrong password guesses a link takes (from any number of clients)
+    /// before each further guess waits: 1 s, doubling up to 10 min;
+    /// forgotten after an hour without a wrong guess.
+    #[arg(long, env = "SHORTENER_LINK_GUESSES", default_value_t = 20)]
+    pub link_guesses: u32,
+
+    /// Threads for store calls.
     #[arg(long, env = "SHORTENER_BLOCKING_THREADS", default_value_t = 16)]
     pub blocking_threads: usize,
+
+    /// Threads that hash and check passwords (Argon2, 19 MiB each); as many
+    /// more wait, and further guesses are answered 503 at once.
+    #[arg(long, env = "SHORTENER_PASSWORD_THREADS", default_value_t = 2)]
+    pub password_threads: usize,
 
     /// Access log on standard output.
     #[arg(long, env = "SHORTENER_ACCESS_LOG", value_enum, default_value_t = AccessLogFormat::Off)]
@@ -131,11 +143,23 @@ pub struct ServeArgs {
     #[arg(long, env = "SHORTENER_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
 
-    /// Request header that names the client for rate limits, set by a
-    /// proxy in front (e.g. X-Forwarded-For; its first address is used).
-    /// Only with a proxy that sets it: clients can send any value.
+    /// Request header in which trusted proxies name the client for rate
+    /// limits (default X-Forwarded-For when --trusted-proxy is set): the
+    /// rightmost address of its last line that is not a trusted proxy.
+    /// Without --trusted-proxy, only loopback peers are trusted.
     #[arg(long, env = "SHORTENER_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+
+    /// A proxy (address or CIDR block, e.g. 10.0.0.0/8) whose client-IP
+    /// header is believed; repeat the flag, or comma-separate in the
+    /// environment. Requests from other peers are their own client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SHORTENER_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// Connection pool and timeouts of the PostgreSQL store (`--store
@@ -313,6 +337,8 @@ impl Cli {
             password_guesses_per_minute: s.guesses_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
             listen_addr: self.listen_addr(),
+            trusted_proxies: s.trusted_proxies.clone(),
+            link_guesses: s.link_guesses.max(1),
             ..AppConfig::default()
         })
     }
@@ -322,5 +348,31 @@ fn redirect_status(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
         Ok(code @ (301 | 302 | 307 | 308)) => Ok(code),
         _ => Err(String::from("one of 301, 302, 307, 308")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn trusted_proxies_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "shortener",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.1,fd00::/8",
+        ])
+        .unwrap();
+        let proxies: Vec<String> = cli
+            .serve
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.1/32", "fd00::/8"]);
+        assert!(Cli::try_parse_from(["shortener", "--trusted-proxy", "proxy.internal"]).is_err());
     }
 }

@@ -72,6 +72,7 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
         .map_err(|e| format!("cannot read the API keys: {e}"))?;
     let args = &cli.serve;
     keel::blocking::init(args.blocking_threads.max(1), 4096);
+    shortener::password::init(args.password_threads.max(1));
     let no_keys = config.api_keys.is_empty();
     let base_url = config.base_url.clone();
     let app = App::new(store, config);

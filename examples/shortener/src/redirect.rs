@@ -11,16 +11,22 @@ use crate::app::{on_state, State};
 use crate::cache::{CachedLink, Lookup};
 use crate::clicks::Click;
 use crate::model::{self, Link, UnixTime};
+use crate::password::{self, LinkGuesses, Verdict};
 use crate::store::StoreError;
 use crate::telemetry::StoreOp;
-use crate::{password, validate, web};
+use crate::{validate, web};
 use keel::middleware::{HandlerExt, RateLimit};
 use keel::{Request, Response, Router, StatusCode};
 use std::sync::Arc;
 
 /// Adds `GET`/`HEAD /:slug` and the password form's `POST /:slug`, whose
-/// guesses go through `guesses`.
+/// guesses go through `guesses` (per client) and a per-link limit of
+/// [`AppConfig::link_guesses`](crate::app::AppConfig::link_guesses).
 pub fn routes(router: Router, state: &Arc<State>, guesses: &Arc<RateLimit>) -> Router {
+    let per_link = Arc::new(LinkGuesses::new(state.config.link_guesses));
+    let unlock = move |state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>| {
+        unlock(state, &per_link, req, res);
+    };
     router
         .get("/:slug", on_state(state, follow))
         .post("/:slug", on_state(state, unlock).with(Arc::clone(guesses)))
@@ -260,54 +266,240 @@ fn unavailable(res: &mut Response<'_>, json: bool, error: ApiError) {
 }
 
 /// `POST /:slug`: the password form of a protected link.
-fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
+///
+/// A guess passes three gates before Argon2 runs: the per-client limit
+/// (keel's `RateLimit`, around this handler), room in the password
+/// [lane](password::lane) (else `503` at once), and the link's own guess
+/// limit (else `429`). A fresh cache entry is checked on the worker and the
+/// guess handed to the lane with a deferred response; a miss (or an entry
+/// past its time to live, whose password may have changed) is read from the
+/// store on the blocking pool first, and that thread waits for the verdict:
+/// a lane holds at most `2 x --password-threads` guesses, so at most that
+/// many pool threads wait, for one or two Argon2 runs each.
+fn unlock(
+    state: &Arc<State>,
+    per_link: &Arc<LinkGuesses>,
+    req: &Request<'_>,
+    res: &mut Response<'_>,
+) {
     let slug = req.param("slug").unwrap_or("");
     let visit = Visit::of(req);
     if !plausible(slug) {
         return not_found(res, visit.wants_json);
     }
-    let guess = req
-        .form_param("password")
-        .map(|p| p.into_owned())
-        .unwrap_or_default();
-    let slug = slug.to_owned();
-    let state = Arc::clone(state);
-    res.offload(move |res| {
-        let link = match load(&state, &slug) {
-            Ok(Some(link)) => link,
-            Ok(None) => return not_found(res, visit.wants_json),
-            Err(error) => return unavailable(res, visit.wants_json, error.into()),
-        };
-        let cached = CachedLink::from_link(&link);
-        if cached.is_gone(visit.now) || cached.is_spent() {
-            return gone(res, visit.wants_json);
-        }
-        // A link that is not (or no longer) protected is followed whatever
-        // the form says, still with a 303 below.
-        let wrong = link.password_hash.as_deref().is_some_and(|hash| {
-            guess.is_empty()
-                || guess.len() > crate::api::MAX_PASSWORD_LEN
-                || !password::verify(&guess, hash)
-        });
-        if wrong {
-            return web::password_page(
-                res,
-                StatusCode::UNAUTHORIZED,
-                &slug,
-                Some("Wrong password."),
-            );
-        }
-        // The budget lives in the cache when the link is cached there (it
-        // is, unless an update raced the load: then in what was read).
-        let allowed = state.cache.peek(&slug, |lookup| match lookup {
-            Lookup::Hit(entry) => entry.take_click(),
-            _ => cached.take_click(),
-        });
-        if !allowed {
-            return gone(res, visit.wants_json);
-        }
-        // 303: the browser follows with a GET, never re-posting the form
-        // (and the password in it) to the target, as 307 or 308 would.
-        redirect(&state, &cached, visit, res, StatusCode::SEE_OTHER);
+    let cached = state.cache.with(slug, |lookup| match lookup {
+        Lookup::Hit(link) => Some(Gate::of(link, visit.now)),
+        Lookup::Missing => Some(Gate::Missing),
+        Lookup::Stale { .. } | Lookup::Unknown => None,
     });
+    let mut attempt = Attempt {
+        state: Arc::clone(state),
+        per_link: Arc::clone(per_link),
+        slug: slug.to_owned(),
+        guess: req
+            .form_param("password")
+            .map(|p| p.into_owned())
+            .unwrap_or_default(),
+        visit,
+    };
+    let Some(gate) = cached else {
+        return res.offload(move |res| {
+            let link = match load(&attempt.state, &attempt.slug) {
+                Ok(Some(link)) => CachedLink::from_link(&link),
+                Ok(None) => return not_found(res, visit.wants_json),
+                Err(error) => return unavailable(res, visit.wants_json, error.into()),
+            };
+            match Gate::of(&link, visit.now) {
+                Gate::Protected(hash) => {
+                    if let Err(refusal) = attempt.admit() {
+                        return attempt.refuse(refusal, res);
+                    }
+                    let guess = std::mem::take(&mut attempt.guess);
+                    let verdict = password::lane().verify_wait(guess, hash.clone());
+                    attempt.finish(verdict, &hash, Some(&link), res);
+                }
+                gate => attempt.pass_unprotected(gate, Some(&link), res),
+            }
+        });
+    };
+    match gate {
+        Gate::Protected(hash) => {
+            if let Err(refusal) = attempt.admit() {
+                return attempt.refuse(refusal, res);
+            }
+            let guess = std::mem::take(&mut attempt.guess);
+            let responder = res.defer();
+            password::lane().verify(guess, hash.clone(), move |verdict| {
+                responder.respond(|res| attempt.finish(verdict, &hash, None, res));
+            });
+        }
+        gate => attempt.pass_unprotected(gate, None, res),
+    }
+}
+
+/// What a link's state says about a form post, decided from one look at it.
+enum Gate {
+    Missing,
+    Gone,
+    /// Not (or no longer) protected: followed whatever the form says.
+    Open,
+    /// Protected by this PHC hash.
+    Protected(Box<str>),
+}
+
+impl Gate {
+    fn of(link: &CachedLink, now: UnixTime) -> Gate {
+        if link.is_gone(now) || link.is_spent() {
+            return Gate::Gone;
+        }
+        match &link.password_hash {
+            Some(hash) => Gate::Protected(hash.clone()),
+            None => Gate::Open,
+        }
+    }
+}
+
+/// Why a guess was not checked.
+enum Refusal {
+    /// Empty or too long: wrong without computing anything.
+    Wrong,
+    /// The lane is full.
+    Busy,
+    /// The link takes no guess for this long.
+    Backoff(std::time::Duration),
+}
+
+/// One form post on its way through the gates.
+struct Attempt {
+    state: Arc<State>,
+    per_link: Arc<LinkGuesses>,
+    slug: String,
+    guess: String,
+    visit: Visit,
+}
+
+impl Attempt {
+    /// The cheap gates, in order of cost; counts the guess against the
+    /// link when it passes.
+    fn admit(&self) -> Result<(), Refusal> {
+        if self.guess.is_empty() || self.guess.len() > crate::api::MAX_PASSWORD_LEN {
+            return Err(Refusal::Wrong);
+        }
+        if password::lane().is_full() {
+            return Err(Refusal::Busy);
+        }
+        self.per_link
+            .charge(&self.slug, std::time::Instant::now())
+            .map_err(Refusal::Backoff)
+    }
+
+    fn refuse(&self, refusal: Refusal, res: &mut Response<'_>) {
+        let json = self.visit.wants_json;
+        match refusal {
+            Refusal::Wrong => wrong_password(res, &self.slug),
+            Refusal::Busy => unavailable(res, json, busy()),
+            Refusal::Backoff(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let _ = res.header_fmt("Retry-After", format_args!("{secs}"));
+                let message =
+                    "too many wrong passwords for this link; try again after the Retry-After delay";
+                if json {
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                        .write(res);
+                } else {
+                    web::password_page(
+                        res,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &self.slug,
+                        Some("Too many wrong passwords for this link; try again later."),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Answers a post to a link that is missing, gone or open.
+    fn pass_unprotected(&self, gate: Gate, loaded: Option<&CachedLink>, res: &mut Response<'_>) {
+        match gate {
+            Gate::Missing => not_found(res, self.visit.wants_json),
+            Gate::Gone => gone(res, self.visit.wants_json),
+            Gate::Open => self.open(None, loaded, res),
+            // Not for this function; failing closed.
+            Gate::Protected(_) => wrong_password(res, &self.slug),
+        }
+    }
+
+    /// Answers a checked guess at the link protected by `hash`.
+    fn finish(
+        &self,
+        verdict: Verdict,
+        hash: &str,
+        loaded: Option<&CachedLink>,
+        res: &mut Response<'_>,
+    ) {
+        match verdict {
+            Verdict::Wrong => wrong_password(res, &self.slug),
+            Verdict::Busy => {
+                self.per_link.refund(&self.slug);
+                self.refuse(Refusal::Busy, res);
+            }
+            Verdict::Match => {
+                self.per_link.refund(&self.slug);
+                self.open(Some(hash), loaded, res);
+            }
+        }
+    }
+
+    /// Follows the link whose password is `hash` (`None`: open), through
+    /// its cache entry when there is one, since its click budget lives
+    /// there; else as `loaded`. When the link changed meanwhile (its
+    /// password is not the one checked), `503`: the visitor tries again.
+    fn open(&self, hash: Option<&str>, loaded: Option<&CachedLink>, res: &mut Response<'_>) {
+        let state = &self.state;
+        let follow = |link: &CachedLink, res: &mut Response<'_>| {
+            if link.is_gone(self.visit.now) || !link.take_click() {
+                return gone(res, self.visit.wants_json);
+            }
+            // 303: the browser follows with a GET, never re-posting the
+            // form (and the password in it) to the target, as 307 or 308
+            // would.
+            redirect(state, link, self.visit, res, StatusCode::SEE_OTHER);
+        };
+        let answered = state.cache.peek(&self.slug, |lookup| match lookup {
+            Lookup::Hit(link) | Lookup::Stale { link, .. }
+                if link.password_hash.as_deref() == hash =>
+            {
+                follow(link, res);
+                true
+            }
+            _ => false,
+        });
+        if answered {
+            return;
+        }
+        match loaded {
+            Some(link) if link.password_hash.as_deref() == hash => follow(link, res),
+            _ => unavailable(
+                res,
+                self.visit.wants_json,
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "changed",
+                    "the link changed while its password was checked, try again",
+                ),
+            ),
+        }
+    }
+}
+
+fn wrong_password(res: &mut Response<'_>, slug: &str) {
+    web::password_page(res, StatusCode::UNAUTHORIZED, slug, Some("Wrong password."));
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many passwords are being checked, try again shortly",
+    )
 }

@@ -65,7 +65,7 @@ pub use body_limit::BodyLimit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cors::Cors;
 pub use log_writer::AccessLogHandle;
-pub use rate_limit::{RateLimit, RateLimitKey, MAX_KEY_LEN};
+pub use rate_limit::{Cidr, CidrError, ForwardedClient, RateLimit, RateLimitKey, MAX_KEY_LEN};
 pub use request_id::{RequestId, RequestIdValue, MAX_ID_LEN};
 pub use timeout::Timeout;
 

@@ -530,6 +530,11 @@ impl Shortener {
         server
     }
 
+    /// The process id (for `/proc/PID/status` readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -1,8 +1,13 @@
 //! `RateLimit`: a token bucket per client, shared by every worker.
 
+mod client_ip;
+
+pub use client_ip::{Cidr, CidrError, ForwardedClient};
+
 use super::clock::{Clock, SystemClock};
 use super::{Flow, Middleware};
 use crate::{Request, Response, StatusCode};
+use client_ip::limit_group;
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -19,6 +24,11 @@ const SHARDS: usize = 16;
 pub const MAX_KEY_LEN: usize = 48;
 
 /// What tells one client from another.
+///
+/// Every key that is an IP address is grouped the same way: IPv4 addresses
+/// one by one, IPv6 addresses by their /64 (one host usually holds a whole
+/// /64: keyed per address, it could dodge any limit), IPv4-mapped IPv6 as
+/// the IPv4 address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RateLimitKey {
     /// The IP address of the connection's peer.
@@ -26,13 +36,32 @@ pub enum RateLimitKey {
     /// The first comma-separated entry of this request header, spaces
     /// trimmed (`X-Forwarded-For: 203.0.113.7, 10.0.0.1` gives
     /// `203.0.113.7`); the peer's IP when the header is missing, empty or
-    /// longer than [`MAX_KEY_LEN`]. A client can send any value it likes:
-    /// use this only behind a proxy that sets the header itself.
+    /// longer than [`MAX_KEY_LEN`]. A client can send any value it likes,
+    /// and behind a proxy that appends to the header the first entry is
+    /// still the client's own: prefer [`Forwarded`](RateLimitKey::Forwarded).
     Header(Box<str>),
+    /// The client as trusted proxies report it: the rightmost address of
+    /// the header's last field line that is not a trusted proxy, and the
+    /// peer itself when the peer is not trusted (see [`ForwardedClient`]).
+    /// Clients behind one proxy get a bucket each; a client cannot pick its
+    /// key by writing the header.
+    ///
+    /// ```
+    /// use keel::middleware::{Cidr, ForwardedClient, RateLimit, RateLimitKey};
+    /// use std::time::Duration;
+    ///
+    /// let proxies = ["10.0.0.0/8".parse::<Cidr>().unwrap()];
+    /// let limit = RateLimit::new(10, Duration::from_secs(60)).key(RateLimitKey::Forwarded(
+    ///     ForwardedClient::new("X-Forwarded-For", proxies),
+    /// ));
+    /// # let _ = limit;
+    /// ```
+    Forwarded(ForwardedClient),
 }
 
 /// Limits each client to a steady rate with bursts: a token bucket per
-/// client, keyed by peer IP or by a header ([`RateLimitKey`]). A request
+/// client, keyed by peer IP, by the address trusted proxies report, or by a
+/// header ([`RateLimitKey`]). A request
 /// that finds its bucket empty is answered `429 Too Many Requests` with
 /// `Retry-After` (whole seconds until a token is back, rounded up) and does
 /// not reach the handler; refused requests take no token.
@@ -217,9 +246,13 @@ impl RateLimit {
     }
 
     fn key_of(&self, req: &Request<'_>) -> Key {
-        let peer = Key::Ip(req.peer_addr().ip());
-        let RateLimitKey::Header(name) = &self.key else {
-            return peer;
+        let peer = Key::Ip(limit_group(req.peer_addr().ip()));
+        let name = match &self.key {
+            RateLimitKey::PeerIp => return peer,
+            RateLimitKey::Forwarded(proxies) => {
+                return Key::Ip(limit_group(proxies.client_ip(req)))
+            }
+            RateLimitKey::Header(name) => name,
         };
         let Some(value) = req.header(name) else {
             return peer;
@@ -227,7 +260,7 @@ impl RateLimit {
         let first = value.split(|&b| b == b',').next().unwrap_or_default();
         let first = first.trim_ascii();
         if let Some(ip) = std::str::from_utf8(first).ok().and_then(|s| s.parse().ok()) {
-            return Key::Ip(ip);
+            return Key::Ip(limit_group(ip));
         }
         if first.is_empty() || first.len() > MAX_KEY_LEN {
             return peer;
@@ -310,5 +343,44 @@ mod tests {
         assert_eq!(buckets.len(), 2);
         evict(&mut buckets, 10);
         assert_eq!(buckets.keys().copied().collect::<Vec<_>>(), [ip(3)]);
+    }
+
+    #[test]
+    fn forwarded_clients_get_a_bucket_each_and_cannot_pick_their_key() {
+        use crate::middleware::HandlerExt;
+        use crate::testing::MemoryConn;
+        // MemoryConn's peer, 127.0.0.1, is the trusted proxy.
+        let limit = RateLimit::new(1, Duration::from_secs(60))
+            .clock(ManualClock::new(0))
+            .key(RateLimitKey::Forwarded(ForwardedClient::new(
+                "X-Forwarded-For",
+                Cidr::LOOPBACK,
+            )));
+        let ok = |_: &Request<'_>, res: &mut Response<'_>| res.body(b"ok");
+        let mut conn = MemoryConn::new(ok.with(limit));
+        let cases: [(&str, u16); 9] = [
+            ("203.0.113.7", 200),
+            // Whatever the client writes left of the proxy's entry.
+            ("6.6.6.6, 203.0.113.7", 429),
+            ("7.7.7.7, 203.0.113.7", 429),
+            ("203.0.113.7\r\nX-Forwarded-For: 203.0.113.8", 200),
+            ("203.0.113.9, 203.0.113.7", 429),
+            // Another client of the same proxy has its own bucket.
+            ("198.51.100.1", 200),
+            // IPv6 clients are one client per /64.
+            ("2001:db8:0:1::1", 200),
+            ("2001:db8:0:1:ffff::2", 429),
+            ("::ffff:198.51.100.1", 429),
+        ];
+        for (xff, status) in cases {
+            conn.send(
+                format!("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {xff}\r\n\r\n").as_bytes(),
+            );
+            let reply = String::from_utf8(conn.recv()).unwrap();
+            assert!(
+                reply.starts_with(&format!("HTTP/1.1 {status} ")),
+                "X-Forwarded-For {xff:?}: {reply}"
+            );
+        }
     }
 }
