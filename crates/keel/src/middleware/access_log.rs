@@ -3,7 +3,7 @@
 use super::clock::{Clock, SystemClock};
 use super::log_writer::{AccessLogHandle, LogWriter};
 use super::{Flow, Middleware};
-use crate::{Request, Response, Version};
+use crate::{DeferredOutcome, Request, Response, Version};
 use std::cell::Cell;
 use std::io::Write;
 use std::sync::Arc;
@@ -43,15 +43,33 @@ pub enum LogFormat {
 /// Fields: peer IP, time (UTC, whole seconds, formatted once a second per
 /// thread), method, target, version, status, response body bytes
 /// ([`Response::body_len`]; `-` for none in the Apache formats, `null` in
-/// JSON for a deferred response, whose length is not known yet), time from
-/// this layer's `before` to its `after` in microseconds, and for
+/// JSON), time from this layer's `before` to its `after` (for a deferred
+/// response: to its end) in microseconds, and for
 /// [`Combined`](LogFormat::Combined) and [`Json`](LogFormat::Json) the
 /// `Referer` and `User-Agent`. Quoted fields escape `"`, `\` and
 /// non-printable bytes (`\x0a` in the Apache formats, JSON escapes in JSON).
 ///
 /// Add it last (outermost) so that it sees the responses other layers
-/// write themselves, and times them all. For a deferred response, the line
-/// is written when the handler returns, with the status known then.
+/// write themselves, and times them all.
+///
+/// # Deferred responses
+///
+/// A [deferred](Response::defer) (or [offloaded](Response::offload))
+/// response has no status yet when the handler returns. Its line is written
+/// when it ends ([`Response::on_deferred_end`]), with the real status and
+/// body size: the answer's own; `503` when keel answered at the deferred
+/// deadline; `499` (nginx's "client closed request") with no size when the
+/// connection closed before any answer. Logging one costs two allocations
+/// (a copy of the line's request fields and the observer's box); the
+/// non-deferred path allocates nothing.
+///
+/// # Sampling
+///
+/// With [`sample`](AccessLog::sample), successes are thinned out but every
+/// error is written: any `4xx` and `5xx` (deferred ones included, decided
+/// once their status is known), and every `499`. A flood of `401`s or
+/// `404`s is an attack to see; its cost is bounded by the writer's limits
+/// below, which drop and count lines rather than block.
 ///
 /// # Never blocking
 ///
@@ -142,10 +160,11 @@ impl AccessLog {
         self
     }
 
-    /// Logs one request in `one_in` (counted per worker thread) and
-    /// skips the rest: a busy service keeps a representative log at a
-    /// fraction of the cost. Responses with a `5xx` status set before the
-    /// handler returned are always logged. `0` and `1` log everything.
+    /// Logs one successful request in `one_in` (counted per worker thread)
+    /// and skips the rest: a busy service keeps a representative log at a
+    /// fraction of the cost. Errors (`4xx`, `5xx`, a deferred response
+    /// whose connection closed first) are always logged, deferred ones
+    /// too. `0` and `1` log everything.
     pub fn sample(mut self, one_in: u32) -> Self {
         self.sample = one_in.max(1);
         self
@@ -218,28 +237,90 @@ impl Middleware for AccessLog {
             starts.set(table);
             Some(started)
         });
-        let status = res.status_code().as_u16();
-        if self.sample > 1 && status < 500 {
-            let chosen = SAMPLED.with(|count| {
-                let n = count.get().wrapping_add(1);
-                count.set(n);
-                n % self.sample == 0
-            });
-            if !chosen {
-                return;
-            }
-        }
-        let micros = started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64);
         let line = Line {
             req,
-            status,
-            bytes: (!res.is_deferred()).then(|| res.body_len() as u64),
-            micros,
             unix_secs: self.clock.unix_secs(),
         };
+        if res.is_deferred() {
+            self.log_when_deferred_ends(&line, res, started);
+            return;
+        }
+        let status = res.status_code().as_u16();
+        if !sampled_in(self.sample, status) {
+            return;
+        }
+        let outcome = Outcome {
+            status,
+            bytes: Some(res.body_len() as u64),
+            micros: micros_since(started, now),
+        };
         let format = self.format;
-        self.writer.append(|buf| line.write(format, buf));
+        self.writer.append(|buf| {
+            outcome.write(
+                format,
+                buf,
+                |buf| line.write_request(format, buf),
+                |buf| line.write_headers(format, buf),
+            )
+        });
     }
+}
+
+impl AccessLog {
+    /// Copies the request's fields of `line` now, while the request is
+    /// still readable, and writes the line when the deferred `res` ends.
+    fn log_when_deferred_ends(
+        &self,
+        line: &Line<'_, '_>,
+        res: &mut Response<'_>,
+        started: Option<Duration>,
+    ) {
+        let format = self.format;
+        let mut fields = Vec::with_capacity(256);
+        line.write_request(format, &mut fields);
+        let split = fields.len();
+        line.write_headers(format, &mut fields);
+        let (writer, clock, sample) = (self.writer.clone(), Arc::clone(&self.clock), self.sample);
+        res.on_deferred_end(move |end: DeferredOutcome| {
+            // The connection closed before an answer: nginx's 499.
+            let status = end.status().map_or(499, |s| s.as_u16());
+            if !sampled_in(sample, status) {
+                return;
+            }
+            let outcome = Outcome {
+                status,
+                bytes: end.body_len().map(|n| n as u64),
+                micros: micros_since(started, clock.monotonic()),
+            };
+            let (request, headers) = fields.split_at(split);
+            writer.append(|buf| {
+                outcome.write(
+                    format,
+                    buf,
+                    |buf| buf.extend_from_slice(request),
+                    |buf| buf.extend_from_slice(headers),
+                )
+            });
+        });
+    }
+}
+
+/// Whether a response with `status` is logged when one in `sample` is:
+/// errors always, the rest one in `sample` per thread.
+fn sampled_in(sample: u32, status: u16) -> bool {
+    if sample <= 1 || status >= 400 {
+        return true;
+    }
+    SAMPLED.with(|count| {
+        let n = count.get().wrapping_add(1);
+        count.set(n);
+        n % sample == 0
+    })
+}
+
+/// Microseconds from `started` (if the layer saw the start) to `now`.
+fn micros_since(started: Option<Duration>, now: Duration) -> u64 {
+    started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64)
 }
 
 thread_local! {
@@ -253,17 +334,15 @@ thread_local! {
     static TIME: Cell<(u64, [u8; 26], [u8; 20])> = const { Cell::new((u64::MAX, [0; 26], [0; 20])) };
 }
 
-/// What one line says.
+/// The request's side of a line.
 struct Line<'r, 'a> {
     req: &'r Request<'a>,
-    status: u16,
-    bytes: Option<u64>,
-    micros: u64,
     unix_secs: u64,
 }
 
 impl Line<'_, '_> {
-    fn write(&self, format: LogFormat, buf: &mut Vec<u8>) {
+    /// The fields before the status: time, peer, method, target, version.
+    fn write_request(&self, format: LogFormat, buf: &mut Vec<u8>) {
         let (clf_time, iso_time) = formatted_time(self.unix_secs);
         let req = self.req;
         let ip = req.peer_addr().ip();
@@ -279,16 +358,7 @@ impl Line<'_, '_> {
             json_string(buf, Some(req.method().as_bytes()));
             buf.extend_from_slice(b",\"target\":");
             json_string(buf, Some(req.target().as_bytes()));
-            let _ = write!(buf, ",\"version\":\"{version}\",\"status\":{}", self.status);
-            match self.bytes {
-                Some(n) => drop(write!(buf, ",\"bytes\":{n}")),
-                None => buf.extend_from_slice(b",\"bytes\":null"),
-            }
-            let _ = write!(buf, ",\"duration_us\":{},\"referer\":", self.micros);
-            json_string(buf, req.header("referer"));
-            buf.extend_from_slice(b",\"user_agent\":");
-            json_string(buf, req.header("user-agent"));
-            buf.extend_from_slice(b"}\n");
+            let _ = write!(buf, ",\"version\":\"{version}\"");
             return;
         }
         let _ = write!(buf, "{ip} - - [");
@@ -297,19 +367,69 @@ impl Line<'_, '_> {
         clf_escaped(buf, req.method().as_bytes());
         buf.push(b' ');
         clf_escaped(buf, req.target().as_bytes());
-        let _ = write!(buf, " {version}\" {} ", self.status);
+        let _ = write!(buf, " {version}\"");
+    }
+
+    /// The request headers a format logs after the outcome: `Referer` and
+    /// `User-Agent`, or nothing for [`LogFormat::Common`].
+    fn write_headers(&self, format: LogFormat, buf: &mut Vec<u8>) {
+        let req = self.req;
+        match format {
+            LogFormat::Common => {}
+            LogFormat::Combined => {
+                for name in ["referer", "user-agent"] {
+                    buf.extend_from_slice(b" \"");
+                    clf_escaped(buf, req.header(name).unwrap_or(b"-"));
+                    buf.push(b'"');
+                }
+            }
+            LogFormat::Json => {
+                buf.extend_from_slice(b",\"referer\":");
+                json_string(buf, req.header("referer"));
+                buf.extend_from_slice(b",\"user_agent\":");
+                json_string(buf, req.header("user-agent"));
+            }
+        }
+    }
+}
+
+/// The response's side of a line.
+struct Outcome {
+    status: u16,
+    bytes: Option<u64>,
+    micros: u64,
+}
+
+impl Outcome {
+    /// One whole line: `request` writes the request's fields, `headers` the
+    /// request headers the format logs, around this outcome.
+    fn write(
+        &self,
+        format: LogFormat,
+        buf: &mut Vec<u8>,
+        request: impl FnOnce(&mut Vec<u8>),
+        headers: impl FnOnce(&mut Vec<u8>),
+    ) {
+        request(buf);
+        // Writing to a Vec cannot fail.
+        if format == LogFormat::Json {
+            let _ = write!(buf, ",\"status\":{}", self.status);
+            match self.bytes {
+                Some(n) => drop(write!(buf, ",\"bytes\":{n}")),
+                None => buf.extend_from_slice(b",\"bytes\":null"),
+            }
+            let _ = write!(buf, ",\"duration_us\":{}", self.micros);
+            headers(buf);
+            buf.extend_from_slice(b"}\n");
+            return;
+        }
+        let _ = write!(buf, " {} ", self.status);
         // Apache's %b: "-" for no body bytes.
         match self.bytes {
             Some(n) if n > 0 => drop(write!(buf, "{n}")),
             _ => buf.push(b'-'),
         }
-        if format == LogFormat::Combined {
-            for name in ["referer", "user-agent"] {
-                buf.extend_from_slice(b" \"");
-                clf_escaped(buf, req.header(name).unwrap_or(b"-"));
-                buf.push(b'"');
-            }
-        }
+        headers(buf);
         let _ = writeln!(buf, " {}", self.micros);
     }
 }
