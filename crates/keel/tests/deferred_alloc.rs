@@ -58,8 +58,16 @@ fn deferring_costs_one_allocation_and_an_access_log_two_more() {
         "one each: the shared claim"
     );
 
-    let log = AccessLog::new(LogFormat::Json, std::io::sink()).unwrap();
+    // No timed sweeps: the writer thread moves buffers only when told.
+    let log = AccessLog::new(LogFormat::Json, std::io::sink())
+        .unwrap()
+        .flush_every(Duration::from_secs(3600));
+    let handle = log.handle();
     let mut logged = MemoryConn::new(parking(&parked).with(log));
+    // Warm-up: this thread's log buffer grows to hold a run's lines, and
+    // the writer's first sweep sizes its spare buffer to match.
+    per_deferral(&mut logged, &parked);
+    handle.flush_now(); // (allocates its reply channel)
     assert_eq!(
         per_deferral(&mut logged, &parked),
         3 * ROUNDS as u64,
