@@ -55,6 +55,7 @@ mod access_log;
 mod body_limit;
 mod clock;
 mod cors;
+mod log_line;
 mod log_writer;
 mod rate_limit;
 mod request_id;
