@@ -185,7 +185,9 @@ impl<'a> Response<'a> {
     /// this response, and the handler returns without writing. Responses
     /// to later pipelined requests wait behind this one.
     ///
-    /// Costs one channel message and, on the responder's side, one buffer
+    /// Costs one small allocation (the claim the worker and the responder
+    /// share: see [abandoned deferrals](Responder#abandoned-deferrals)),
+    /// one channel message and, on the responder's side, one buffer
     /// allocation.
     ///
     /// # Panics

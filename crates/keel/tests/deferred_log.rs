@@ -197,3 +197,24 @@ fn sampling_one_in_a_thousand_still_logs_every_error() {
     );
     assert_eq!(t.handle.dropped(), 0);
 }
+
+#[test]
+fn nested_logs_each_see_the_deferred_end() {
+    let (park, parked) = crossbeam_channel::unbounded();
+    let (outer_sink, inner_sink) = (Sink::default(), Sink::default());
+    let outer = AccessLog::new(LogFormat::Common, outer_sink.clone()).unwrap();
+    let inner = AccessLog::new(LogFormat::Common, inner_sink.clone()).unwrap();
+    let (outer_handle, inner_handle) = (outer.handle(), inner.handle());
+    let mut conn = MemoryConn::new(app(park).with(inner).with(outer));
+    conn.send(&request("/later"));
+    assert!(parked.recv().unwrap().respond(|res| {
+        res.status(StatusCode::FORBIDDEN).body(b"no");
+    }));
+    assert!(conn.settle(Duration::from_secs(5)));
+    for (handle, sink) in [(outer_handle, outer_sink), (inner_handle, inner_sink)] {
+        handle.flush_now();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("\"GET /later HTTP/1.1\" 403 2 "), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+}
