@@ -1,11 +1,19 @@
 //! A small pool of threads for blocking work (database calls, file I/O), so
 //! that handlers never block their event loop.
 
+use crate::Responder;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// One queued piece of work.
+enum Job {
+    /// Runs whatever happens.
+    Plain(Box<dyn FnOnce() + Send + 'static>),
+    /// Answers a deferred request: skipped when the request was abandoned.
+    Answer(Responder, Box<dyn FnOnce(Responder) + Send + 'static>),
+}
 
 /// Threads the global pool starts with when [`init`] was not called.
 pub const DEFAULT_THREADS: usize = 16;
@@ -14,10 +22,17 @@ pub const DEFAULT_QUEUE: usize = 16 * 1024;
 
 /// A fixed set of threads running jobs from a bounded queue. A job that
 /// panics is contained; its thread goes on.
+///
+/// A job that answers a deferred request ([`spawn_answer`](BlockingPool::spawn_answer),
+/// [`Response::offload`](crate::Response::offload)) is skipped when its
+/// request was [abandoned](crate::Responder#abandoned-deferrals) while it
+/// waited (keel answered `503` at the deadline, or the client left): work
+/// nobody will see is not done, and a backlog of such jobs drains at once.
 #[derive(Debug)]
 pub struct BlockingPool {
     jobs: Sender<Job>,
     threads: usize,
+    skipped: Arc<AtomicU64>,
 }
 
 /// The pool is full: the job was not queued (answer `503` rather than wait).
@@ -42,20 +57,33 @@ impl BlockingPool {
     pub fn new(threads: usize, queue: usize) -> BlockingPool {
         let threads = threads.max(1);
         let (jobs, waiting) = crossbeam_channel::bounded::<Job>(queue.max(1));
+        let skipped = Arc::new(AtomicU64::new(0));
         for i in 0..threads {
             let waiting: Receiver<Job> = waiting.clone();
+            let skipped = Arc::clone(&skipped);
             std::thread::Builder::new()
                 .name(format!("keel-blocking-{i}"))
                 .spawn(move || {
                     for job in waiting {
                         // A panic is the job's own business (a Responder it
                         // owned answers 500 while unwinding); the thread lives on.
-                        let _ = catch_unwind(AssertUnwindSafe(job));
+                        let _ = catch_unwind(AssertUnwindSafe(|| match job {
+                            Job::Plain(job) => job(),
+                            // Dropping an abandoned responder sends nothing.
+                            Job::Answer(responder, _) if responder.is_abandoned() => {
+                                skipped.fetch_add(1, Relaxed);
+                            }
+                            Job::Answer(responder, job) => job(responder),
+                        }));
                     }
                 })
                 .expect("start a blocking-pool thread");
         }
-        BlockingPool { jobs, threads }
+        BlockingPool {
+            jobs,
+            threads,
+            skipped,
+        }
     }
 
     /// Queues `job`; allocates its box.
@@ -64,10 +92,62 @@ impl BlockingPool {
     ///
     /// [`PoolFull`] when the queue holds its maximum already.
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> Result<(), PoolFull> {
-        match self.jobs.try_send(Box::new(job)) {
+        self.jobs
+            .try_send(Job::Plain(Box::new(job)))
+            .map_err(|_| PoolFull)
+    }
+
+    /// Queues `job` to answer a deferred request through `responder`; the
+    /// pool skips it, without calling it, if the request is
+    /// [abandoned](crate::Responder#abandoned-deferrals) by the time a
+    /// thread takes it. Allocates the job's box.
+    ///
+    /// ```
+    /// use keel::blocking::BlockingPool;
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Arc::new(BlockingPool::new(1, 8));
+    /// let mut conn = MemoryConn::new(move |_: &Request<'_>, res: &mut Response<'_>| {
+    ///     let responder = res.defer();
+    ///     if let Err((_full, responder)) = pool.spawn_answer(responder, |responder| {
+    ///         responder.respond(|res| res.body(b"done"));
+    ///     }) {
+    ///         responder.respond(|res| {
+    ///             res.status(keel::StatusCode::SERVICE_UNAVAILABLE).body(b"busy");
+    ///         });
+    ///     }
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(conn.settle(Duration::from_secs(5)));
+    /// assert!(conn.recv().ends_with(b"\r\n\r\ndone"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PoolFull`] when the queue holds its maximum already, with the
+    /// responder given back to answer otherwise (a `503`).
+    #[allow(clippy::result_large_err)] // the responder comes back to be used
+    pub fn spawn_answer(
+        &self,
+        responder: Responder,
+        job: impl FnOnce(Responder) + Send + 'static,
+    ) -> Result<(), (PoolFull, Responder)> {
+        match self.jobs.try_send(Job::Answer(responder, Box::new(job))) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(PoolFull),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
+                Job::Answer(responder, _) => Err((PoolFull, responder)),
+                Job::Plain(_) => unreachable!("an answer job came back as another kind"),
+            },
         }
+    }
+
+    /// Jobs skipped so far because their request was abandoned before a
+    /// thread took them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Relaxed)
     }
 
     /// How many threads run jobs.

@@ -6,7 +6,7 @@
 //! path through here is the one real connections take.
 
 use crate::body::{ChunkLimits, ChunkedDecoder};
-use crate::deferred::{Completion, Deferral};
+use crate::deferred::{Completion, Deferral, DeferredOutcome, Watch};
 use crate::parse::{self, header_slots, BodyLength, Framing};
 use crate::pool::BufferPool;
 use crate::stats::WorkerCounters;
@@ -274,9 +274,11 @@ pub(crate) struct Conn {
 }
 
 /// A deferred response still to come.
-#[derive(Clone, Copy, Debug)]
 struct Pending {
     ticket: u64,
+    /// The claim shared with its responder and the observers of its end;
+    /// dropped with the connection, it abandons the deferral.
+    watch: Watch,
     /// It answers a `HEAD` request.
     is_head: bool,
     /// When its request was dispatched, for the latency histogram.
@@ -338,7 +340,10 @@ impl Conn {
     /// How long the deferred answer this connection waits for may take: its
     /// request's own deadline, else `default`.
     pub(crate) fn deferred_timeout(&self, default: Duration) -> Duration {
-        self.deferred.and_then(|p| p.timeout).unwrap_or(default)
+        self.deferred
+            .as_ref()
+            .and_then(|p| p.timeout)
+            .unwrap_or(default)
     }
 
     /// Whether the connection holds neither pooled buffer.
@@ -433,10 +438,18 @@ impl Conn {
         done: Completion,
         env: &mut Env<'_, H>,
     ) -> bool {
-        let Some(pending) = self.deferred.filter(|p| p.ticket == done.ticket) else {
+        if self.deferred.as_ref().map(|p| p.ticket) != Some(done.ticket) {
+            return false;
+        }
+        let Some(mut pending) = self.deferred.take() else {
             return false;
         };
-        self.deferred = None;
+        if let Some(status) = StatusCode::from_u16(done.status) {
+            pending.watch.finish(DeferredOutcome::Answered {
+                status,
+                body_len: done.body_len,
+            });
+        }
         self.output.splice(done.bytes, done.large, env.pool);
         if !done.keep_alive {
             self.phase = Phase::Closing;
@@ -447,10 +460,17 @@ impl Conn {
     }
 
     /// The deferred response did not come in time: answer `503` and close;
-    /// the late answer, if it ever comes, is dropped.
+    /// its responder, if it ever answers, is told the answer was not taken.
+    /// When the responder claimed the answer first, it is on its way: wait.
     pub(crate) fn on_deferred_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
+        if !self.deferred.as_ref().is_some_and(|p| p.watch.abandon()) {
+            return;
+        }
         let Some(Pending {
-            is_head, started, ..
+            is_head,
+            started,
+            mut watch,
+            ..
         }) = self.deferred.take()
         else {
             return;
@@ -464,6 +484,9 @@ impl Conn {
             .header("Retry-After", "1")
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"the response was not ready in time\n");
+        watch.finish(DeferredOutcome::TimedOut {
+            body_len: res.body_len(),
+        });
         self.phase = Phase::Closing;
     }
 
@@ -608,12 +631,14 @@ impl Conn {
             Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
             Answer::Deferred {
                 ticket,
+                watch,
                 is_head,
                 started,
                 timeout,
             } => {
                 self.deferred = Some(Pending {
                     ticket,
+                    watch,
                     is_head,
                     started,
                     timeout,
@@ -664,13 +689,13 @@ impl Conn {
 }
 
 /// What became of a request handed to the handler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     /// The response is queued; the connection stays open or not.
     Written { keep_alive: bool },
     /// A [`crate::Responder`] will answer later.
     Deferred {
         ticket: u64,
+        watch: Watch,
         is_head: bool,
         /// When the request was dispatched.
         started: Instant,
@@ -717,9 +742,10 @@ fn dispatch<H: Handler + ?Sized>(
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
-            if let Some(ticket) = res.deferred_ticket() {
+            if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
                 return Answer::Deferred {
                     ticket,
+                    watch,
                     is_head: framing.is_head,
                     started,
                     timeout: res.deferred_timeout_set(),

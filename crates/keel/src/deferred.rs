@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// A finished deferred response on its way back to its worker.
@@ -21,6 +22,8 @@ pub(crate) struct Completion {
     pub(crate) large: Vec<(usize, Bytes)>,
     pub(crate) keep_alive: bool,
     pub(crate) status: u16,
+    /// Body bytes of the response, for [`DeferredOutcome::Answered`].
+    pub(crate) body_len: usize,
 }
 
 /// Where one worker's deferred responses come back to.
@@ -45,11 +48,19 @@ impl Deferral {
         }
     }
 
-    /// A responder for the response `shape` on connection `key`, and its ticket.
-    pub(crate) fn responder(&self, key: usize, shape: ResponseShape) -> (Responder, u64) {
+    /// A responder for the response `shape` on connection `key`, its
+    /// ticket, and the worker's side of the deferral. Allocates the claim
+    /// the two sides share (the one allocation a deferral makes here).
+    pub(crate) fn responder(&self, key: usize, shape: ResponseShape) -> (Responder, u64, Watch) {
         let ticket = self.next_ticket.get() + 1;
         self.next_ticket.set(ticket);
+        let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
+        let watch = Watch {
+            claim: Arc::clone(&claim),
+            observer: None,
+        };
         let responder = Responder {
+            claim,
             sender: self.sender.clone(),
             waker: self.waker.clone(),
             server_line: Arc::clone(&self.server_line),
@@ -58,7 +69,126 @@ impl Deferral {
             shape,
             answered: false,
         };
-        (responder, ticket)
+        (responder, ticket, watch)
+    }
+}
+
+/// The deferral is still open: neither side has claimed it.
+const PENDING: u8 = 0;
+/// The responder claimed it: its answer is on the way to the worker.
+const ANSWERED: u8 = 1;
+/// The worker claimed it: it answered `503` at the deadline, or the
+/// connection closed. The responder's answer would go nowhere.
+const ABANDONED: u8 = 2;
+
+/// Who answers one deferred request: the [`Responder`] or the worker
+/// (a deadline `503`, a closed connection). Exactly one side wins it, so
+/// a responder can tell whether its answer counts.
+#[derive(Debug)]
+pub(crate) struct Claim(AtomicU8);
+
+impl Claim {
+    /// Takes the deferral for `side`; `false` when the other side has it.
+    fn settle(&self, side: u8) -> bool {
+        // AcqRel: whatever a side did before it claimed is visible to the
+        // side that reads the verdict.
+        self.0
+            .compare_exchange(PENDING, side, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
+}
+
+/// How a deferred response ended, as told to the observers that
+/// middleware registers with [`Response::on_deferred_end`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeferredOutcome {
+    /// The responder's answer was queued on the connection.
+    Answered {
+        /// Its status.
+        status: StatusCode,
+        /// Its body bytes ([`Response::body_len`]).
+        body_len: usize,
+    },
+    /// No answer came by the deadline: keel answered `503 Service
+    /// Unavailable` itself and closes the connection.
+    TimedOut {
+        /// Body bytes of keel's `503`.
+        body_len: usize,
+    },
+    /// The connection closed before an answer was queued (the client left,
+    /// or the server stopped).
+    Closed,
+}
+
+impl DeferredOutcome {
+    /// The status the client got: the answer's, `503` for a timeout, none
+    /// when the connection closed first.
+    pub fn status(self) -> Option<StatusCode> {
+        match self {
+            DeferredOutcome::Answered { status, .. } => Some(status),
+            DeferredOutcome::TimedOut { .. } => Some(StatusCode::SERVICE_UNAVAILABLE),
+            DeferredOutcome::Closed => None,
+        }
+    }
+
+    /// Body bytes of the response the client got; none when it got none.
+    pub fn body_len(self) -> Option<usize> {
+        match self {
+            DeferredOutcome::Answered { body_len, .. } | DeferredOutcome::TimedOut { body_len } => {
+                Some(body_len)
+            }
+            DeferredOutcome::Closed => None,
+        }
+    }
+}
+
+/// A callback told how a deferred response ended.
+type Observer = Box<dyn FnOnce(DeferredOutcome) + Send>;
+
+/// The worker's side of one deferral: the claim it shares with the
+/// [`Responder`], and who to tell how it ended. Dropped without an
+/// outcome (the connection closed), it abandons the deferral, so that a
+/// queued job for it is skipped, and tells its observers `Closed`.
+pub(crate) struct Watch {
+    claim: Arc<Claim>,
+    observer: Option<Observer>,
+}
+
+impl Watch {
+    /// Adds `observer`, told once how the deferral ended, after any added
+    /// before it. Allocates its box (and one more for each after the first).
+    pub(crate) fn observe(&mut self, observer: impl FnOnce(DeferredOutcome) + Send + 'static) {
+        self.observer = Some(match self.observer.take() {
+            None => Box::new(observer),
+            Some(first) => Box::new(move |outcome| {
+                first(outcome);
+                observer(outcome);
+            }),
+        });
+    }
+
+    /// The worker gives up waiting: `true` when it may answer itself,
+    /// `false` when the responder's answer is already on its way.
+    pub(crate) fn abandon(&self) -> bool {
+        self.claim.settle(ABANDONED)
+    }
+
+    /// Tells the observers how the deferral ended.
+    pub(crate) fn finish(&mut self, outcome: DeferredOutcome) {
+        if let Some(observer) = self.observer.take() {
+            observer(outcome);
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.abandon();
+        self.finish(DeferredOutcome::Closed);
     }
 }
 
@@ -68,8 +198,20 @@ impl Deferral {
 /// once, with the same response-writing API as a handler. Later pipelined
 /// requests on the same connection wait until it has answered, so responses
 /// still leave in request order. A responder dropped without answering sends
-/// `500 Internal Server Error` (as does one whose `respond` closure panics);
-/// if the connection closed meanwhile, the answer is dropped.
+/// `500 Internal Server Error` (as does one whose `respond` closure panics).
+///
+/// # Abandoned deferrals
+///
+/// When the answer does not come by the deferred deadline, keel answers
+/// `503` itself; when the connection closes, nobody is left to answer. Either
+/// way the deferral is *abandoned*: [`is_abandoned`](Responder::is_abandoned)
+/// turns `true` (a long job can stop early), a job queued with
+/// [`Response::offload`] is skipped without running, and `respond` writes
+/// nothing and returns `false`. The worker and the responder settle who
+/// answers through one atomic claim, so exactly one of them does: when
+/// `respond` returns `true` the client gets this answer, never a `503` as
+/// well; when it returns `false` the client never sees it, and the work done
+/// for it (a row written) is the app's to undo or to report.
 ///
 /// ```
 /// use keel::testing::MemoryConn;
@@ -80,9 +222,10 @@ impl Deferral {
 ///     let name = req.path().trim_start_matches('/').to_owned();
 ///     let responder = res.defer();
 ///     std::thread::spawn(move || {
-///         responder.respond(|res| {
+///         let taken = responder.respond(|res| {
 ///             res.body(format!("hello {name}").as_bytes());
 ///         });
+///         assert!(taken);
 ///     });
 /// });
 /// conn.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -90,6 +233,7 @@ impl Deferral {
 /// assert!(conn.recv().ends_with(b"\r\n\r\nhello later"));
 /// ```
 pub struct Responder {
+    claim: Arc<Claim>,
     sender: Sender<Completion>,
     waker: Option<Arc<Waker>>,
     server_line: Arc<[u8]>,
@@ -101,19 +245,48 @@ pub struct Responder {
 
 impl Responder {
     /// Writes the response with `write` and sends it to the connection.
+    /// Returns whether the answer was taken: `false` when the deferral was
+    /// [abandoned](Responder#abandoned-deferrals) (the client got keel's
+    /// `503`, or its connection closed) before `write` returned; nothing is
+    /// sent then, and `write` is not called if that was already so.
+    ///
     /// Allocates the response's buffer (about 1 KiB to start).
-    pub fn respond(mut self, write: impl FnOnce(&mut Response<'_>)) {
+    pub fn respond(mut self, write: impl FnOnce(&mut Response<'_>)) -> bool {
+        if self.claim.is_abandoned() {
+            self.answered = true;
+            return false;
+        }
         let mut bytes = BytesMut::with_capacity(1024);
         let mut large = Vec::new();
         let mut res = Response::with_shape(&mut bytes, &mut large, self.shape, &self.server_line);
         write(&mut res);
         res.finish();
         let (status, keep_alive) = (res.status_code().as_u16(), res.keeps_alive());
+        let body_len = res.body_len();
         self.answered = true;
-        self.send(bytes, large, keep_alive, status);
+        if !self.claim.settle(ANSWERED) {
+            return false;
+        }
+        self.send(bytes, large, keep_alive, status, body_len);
+        true
     }
 
-    fn send(&self, bytes: BytesMut, large: Vec<(usize, Bytes)>, keep_alive: bool, status: u16) {
+    /// Whether the deferral was [abandoned](Responder#abandoned-deferrals):
+    /// keel answered `503` at the deadline or the connection closed, so no
+    /// answer will reach the client. A long job checks it to stop early.
+    /// One atomic load.
+    pub fn is_abandoned(&self) -> bool {
+        self.claim.is_abandoned()
+    }
+
+    fn send(
+        &self,
+        bytes: BytesMut,
+        large: Vec<(usize, Bytes)>,
+        keep_alive: bool,
+        status: u16,
+        body_len: usize,
+    ) {
         let completion = Completion {
             key: self.key,
             ticket: self.ticket,
@@ -121,6 +294,7 @@ impl Responder {
             large,
             keep_alive,
             status,
+            body_len,
         };
         // A stopped worker has dropped its receiver: the answer has nowhere to go.
         if self.sender.send(completion).is_ok() {
@@ -133,7 +307,7 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if self.answered {
+        if self.answered || !self.claim.settle(ANSWERED) {
             return;
         }
         let mut bytes = BytesMut::with_capacity(256);
@@ -146,7 +320,8 @@ impl Drop for Responder {
         res.status(StatusCode::INTERNAL_SERVER_ERROR)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"Internal Server Error\n");
-        self.send(bytes, large, false, 500);
+        let body_len = res.body_len();
+        self.send(bytes, large, false, 500, body_len);
     }
 }
 

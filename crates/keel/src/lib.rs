@@ -58,7 +58,7 @@ mod worker;
 pub use bytes::Bytes;
 pub use config::Config;
 pub use cookie::{Cookie, SameSite};
-pub use deferred::Responder;
+pub use deferred::{DeferredOutcome, Responder};
 pub use error::ProtocolError;
 pub use handler::Handler;
 pub use histogram::LATENCY_BUCKETS;

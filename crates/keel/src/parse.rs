@@ -324,16 +324,27 @@ fn parse_content_length(digits: &[u8]) -> Result<u64, ProtocolError> {
 }
 
 /// origin-form, absolute-form, or asterisk-form for `OPTIONS` (RFC 9112 §3.2).
+/// No form carries a fragment (`#`). An absolute-form target needs a host
+/// (RFC 9110 §4.2.1) and may not carry userinfo (`user@`: RFC 9110 §4.2.4,
+/// a phishing device), and its authority holds only `Host` characters.
 fn check_target(method: &str, target: &str) -> Result<(), ProtocolError> {
     let bytes = target.as_bytes();
-    let valid = match bytes.first() {
-        Some(b'/') => true,
-        Some(b'*') => bytes.len() == 1 && method == "OPTIONS",
-        _ => {
-            let lower = |n: usize| bytes.get(..n).map(|p| p.to_ascii_lowercase());
-            lower(7).as_deref() == Some(b"http://") || lower(8).as_deref() == Some(b"https://")
-        }
-    };
+    let valid = !bytes.contains(&b'#')
+        && match bytes.first() {
+            Some(b'/') => true,
+            Some(b'*') => bytes.len() == 1 && method == "OPTIONS",
+            _ => {
+                let lower = |n: usize| bytes.get(..n).map(|p| p.to_ascii_lowercase());
+                (lower(7).as_deref() == Some(b"http://")
+                    || lower(8).as_deref() == Some(b"https://"))
+                    && crate::request::split_absolute_form(target).is_some_and(|(authority, _)| {
+                        // `HOST` has no `@`: userinfo is refused with the rest.
+                        !authority.is_empty()
+                            && !authority.starts_with(':')
+                            && all_in(&HOST, authority.as_bytes())
+                    })
+            }
+        };
     if valid {
         Ok(())
     } else {

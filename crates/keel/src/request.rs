@@ -234,14 +234,26 @@ impl std::fmt::Debug for Request<'_> {
 }
 
 /// The path (and query) of an absolute-form target: past
-/// `scheme://authority`. Out of line, so that the usual origin-form path
-/// costs its caller nothing for it.
+/// `scheme://authority`; `/` when the path is empty (`http://a?q`, RFC 9110
+/// §4.2.1). Out of line, so that the usual origin-form path costs its
+/// caller nothing for it.
 #[cold]
 fn absolute_form_path(target: &str) -> &str {
-    let after_scheme = target.find("://").map_or(0, |i| i + 3);
-    target[after_scheme..]
-        .find('/')
-        .map_or("/", |i| &target[after_scheme + i..])
+    match split_absolute_form(target) {
+        Some((_, rest)) if rest.starts_with('/') => rest,
+        _ => "/",
+    }
+}
+
+/// An absolute-form target (`http://host:port/path?query`) as its
+/// authority and the rest: the authority ends at the first `/`, `?` or `#`
+/// (RFC 3986 §3.2), so `http://a?/b` has the path `/` and the query `/b`.
+/// `None` without `://`.
+pub(crate) fn split_absolute_form(target: &str) -> Option<(&str, &str)> {
+    let after_scheme = target.find("://")? + 3;
+    let rest = &target[after_scheme..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(rest.split_at(end))
 }
 
 /// `a=1&b=2` as raw pairs; a pair without `=` has an empty value.
@@ -316,6 +328,11 @@ mod tests {
             ("http://host/x/y?q", "/x/y", Some("q")),
             ("https://host", "/", None),
             ("http://host?q", "/", Some("q")),
+            ("http://x?/metrics", "/", Some("/metrics")),
+            ("http://x?a/b/c?d", "/", Some("a/b/c?d")),
+            ("HTTP://X/a", "/a", None),
+            ("https://x:8080/p?q", "/p", Some("q")),
+            ("http://[::1]:8080/v6", "/v6", None),
         ];
         for (target, path, query) in cases {
             let req = Request {

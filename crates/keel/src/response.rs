@@ -14,7 +14,7 @@
 //! `memmove` of the bytes written so far, never an allocation.
 
 use crate::date;
-use crate::deferred::{Deferral, Responder};
+use crate::deferred::{Deferral, DeferredOutcome, Responder, Watch};
 use crate::parse::{all_in, all_token};
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -128,6 +128,8 @@ pub struct Response<'a> {
     /// This response's own deadline if it is deferred (see
     /// [`Response::deferred_timeout`]).
     deferred_timeout: Option<Duration>,
+    /// The worker's side of the deferral, once deferred.
+    watch: Option<Watch>,
 }
 
 impl<'a> Response<'a> {
@@ -154,6 +156,7 @@ impl<'a> Response<'a> {
             deferral: None,
             body_len: 0,
             deferred_timeout: None,
+            watch: None,
         }
     }
 
@@ -182,7 +185,9 @@ impl<'a> Response<'a> {
     /// this response, and the handler returns without writing. Responses
     /// to later pipelined requests wait behind this one.
     ///
-    /// Costs one channel message and, on the responder's side, one buffer
+    /// Costs one small allocation (the claim the worker and the responder
+    /// share: see [abandoned deferrals](Responder#abandoned-deferrals)),
+    /// one channel message and, on the responder's side, one buffer
     /// allocation.
     ///
     /// # Panics
@@ -202,16 +207,69 @@ impl<'a> Response<'a> {
             is_head: self.is_head,
             http10: self.http10,
         };
-        let (responder, ticket) = deferral.responder(key, shape);
+        let (responder, ticket, watch) = deferral.responder(key, shape);
         self.stage = Stage::Deferred { ticket };
+        self.watch = Some(watch);
         responder
+    }
+
+    /// For a deferred response: calls `observer` once, on the worker
+    /// thread, when it ends: answered (with its real status and body
+    /// size), timed out (keel's `503`), or its connection closed first.
+    /// Middleware calls it in `after` to see what a deferred response
+    /// became ([`AccessLog`](crate::middleware::AccessLog) does). Several
+    /// observers run in the order they were added. Does nothing for a
+    /// response that is not deferred.
+    ///
+    /// Allocates the observer's box.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{DeferredOutcome, Request, Response, StatusCode};
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let seen_by_app = Arc::clone(&seen);
+    /// let mut conn = MemoryConn::new(move |_: &Request<'_>, res: &mut Response<'_>| {
+    ///     let responder = res.defer();
+    ///     let seen = Arc::clone(&seen_by_app);
+    ///     res.on_deferred_end(move |outcome| *seen.lock().unwrap() = Some(outcome));
+    ///     std::thread::spawn(move || {
+    ///         responder.respond(|res| {
+    ///             res.status(StatusCode::NOT_FOUND).body(b"gone");
+    ///         })
+    ///     });
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(conn.settle(Duration::from_secs(5)));
+    /// assert_eq!(
+    ///     *seen.lock().unwrap(),
+    ///     Some(DeferredOutcome::Answered { status: StatusCode::NOT_FOUND, body_len: 4 })
+    /// );
+    /// ```
+    pub fn on_deferred_end(&mut self, observer: impl FnOnce(DeferredOutcome) + Send + 'static) {
+        if let Some(watch) = &mut self.watch {
+            watch.observe(observer);
+        }
+    }
+
+    /// The worker's side of the deferral, for the connection to keep.
+    pub(crate) fn take_watch(&mut self) -> Option<Watch> {
+        self.watch.take()
     }
 
     /// Runs `work` on the global [blocking pool](crate::blocking::global) and
     /// lets it write the response there: sugar for [`Response::defer`] plus
     /// a pool job, for handlers that must block (a database call, a file).
     /// When the pool's queue is full, answers `503 Service Unavailable` with
-    /// `Retry-After: 1` at once instead.
+    /// `Retry-After: 1` at once instead. A job whose deferral was
+    /// [abandoned](crate::Responder#abandoned-deferrals) while it waited in
+    /// the queue (the client got the deadline's `503`, or left) is skipped:
+    /// `work` never runs, and a backlog of such jobs drains at once.
+    ///
+    /// Allocates the job's box, the responder's claim and, when it runs, the
+    /// response buffer.
     ///
     /// ```
     /// use keel::testing::MemoryConn;
@@ -234,10 +292,14 @@ impl<'a> Response<'a> {
     /// As [`Response::defer`].
     pub fn offload(&mut self, work: impl FnOnce(&mut Response<'_>) + Send + 'static) {
         let responder = self.defer();
-        let job = move || responder.respond(work);
-        if crate::blocking::global().spawn(job).is_err() {
-            // The job (and its responder) came back unqueued and was dropped,
-            // which would answer 500; the pool being full deserves a 503.
+        let job = move |responder: Responder| {
+            responder.respond(work);
+        };
+        if let Err((_full, responder)) = crate::blocking::global().spawn_answer(responder, job) {
+            // The pool being full deserves a 503, written here at once:
+            // abandon the deferral first, so the responder goes quietly.
+            self.watch = None;
+            drop(responder);
             self.stage = Stage::Headers;
             self.status(StatusCode::SERVICE_UNAVAILABLE)
                 .header("Retry-After", "1")

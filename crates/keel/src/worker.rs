@@ -291,6 +291,14 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
+        // The client closed while its answer was being made (as nginx, a
+        // FIN counts: its 499). Closing drops the deferral's watch, which
+        // abandons it: a job queued for it is skipped. A FIN that came with
+        // the request itself was seen before the request deferred, so a
+        // half-closing client still gets its answer.
+        if wake.read_closed && slot.conn.waiting() == Waiting::Deferred && peer_left(&slot.stream) {
+            return self.close(key);
+        }
         let mut env = self.services.env(key);
         let mut reads = 0;
         let mut peer_eof = false;
@@ -468,6 +476,15 @@ fn flush(stream: &mut TcpStream, conn: &mut Conn, counters: &WorkerCounters) -> 
         }
     }
     Ok(total)
+}
+
+/// Whether a peer that shut its sending side sent nothing after: no
+/// pipelined request waits behind the deferred one.
+fn peer_left(stream: &TcpStream) -> bool {
+    match stream.peek(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
+    }
 }
 
 /// Reads and drops what a closing peer still sends. Returns whether the

@@ -134,7 +134,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SHORTENER_ACCESS_LOG", value_enum, default_value_t = AccessLogFormat::Off)]
     pub access_log: AccessLogFormat,
 
-    /// Log one request in this many (server errors always).
+    /// Log one request in this many (errors, 4xx and 5xx, always).
     #[arg(long, env = "SHORTENER_ACCESS_LOG_SAMPLE", default_value_t = 1)]
     pub access_log_sample: u32,
 

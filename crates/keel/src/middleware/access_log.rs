@@ -1,9 +1,10 @@
 //! `AccessLog`: one line per request, written by a background thread.
 
 use super::clock::{Clock, SystemClock};
+use super::log_line::{Line, Outcome};
 use super::log_writer::{AccessLogHandle, LogWriter};
 use super::{Flow, Middleware};
-use crate::{Request, Response, Version};
+use crate::{DeferredOutcome, Request, Response};
 use std::cell::Cell;
 use std::io::Write;
 use std::sync::Arc;
@@ -43,15 +44,33 @@ pub enum LogFormat {
 /// Fields: peer IP, time (UTC, whole seconds, formatted once a second per
 /// thread), method, target, version, status, response body bytes
 /// ([`Response::body_len`]; `-` for none in the Apache formats, `null` in
-/// JSON for a deferred response, whose length is not known yet), time from
-/// this layer's `before` to its `after` in microseconds, and for
+/// JSON), time from this layer's `before` to its `after` (for a deferred
+/// response: to its end) in microseconds, and for
 /// [`Combined`](LogFormat::Combined) and [`Json`](LogFormat::Json) the
 /// `Referer` and `User-Agent`. Quoted fields escape `"`, `\` and
 /// non-printable bytes (`\x0a` in the Apache formats, JSON escapes in JSON).
 ///
 /// Add it last (outermost) so that it sees the responses other layers
-/// write themselves, and times them all. For a deferred response, the line
-/// is written when the handler returns, with the status known then.
+/// write themselves, and times them all.
+///
+/// # Deferred responses
+///
+/// A [deferred](Response::defer) (or [offloaded](Response::offload))
+/// response has no status yet when the handler returns. Its line is written
+/// when it ends ([`Response::on_deferred_end`]), with the real status and
+/// body size: the answer's own; `503` when keel answered at the deferred
+/// deadline; `499` (nginx's "client closed request") with no size when the
+/// connection closed before any answer. Logging one costs two allocations
+/// (a copy of the line's request fields and the observer's box); the
+/// non-deferred path allocates nothing.
+///
+/// # Sampling
+///
+/// With [`sample`](AccessLog::sample), successes are thinned out but every
+/// error is written: any `4xx` and `5xx` (deferred ones included, decided
+/// once their status is known), and every `499`. A flood of `401`s or
+/// `404`s is an attack to see; its cost is bounded by the writer's limits
+/// below, which drop and count lines rather than block.
 ///
 /// # Never blocking
 ///
@@ -142,10 +161,11 @@ impl AccessLog {
         self
     }
 
-    /// Logs one request in `one_in` (counted per worker thread) and
-    /// skips the rest: a busy service keeps a representative log at a
-    /// fraction of the cost. Responses with a `5xx` status set before the
-    /// handler returned are always logged. `0` and `1` log everything.
+    /// Logs one successful request in `one_in` (counted per worker thread)
+    /// and skips the rest: a busy service keeps a representative log at a
+    /// fraction of the cost. Errors (`4xx`, `5xx`, a deferred response
+    /// whose connection closed first) are always logged, deferred ones
+    /// too. `0` and `1` log everything.
     pub fn sample(mut self, one_in: u32) -> Self {
         self.sample = one_in.max(1);
         self
@@ -218,28 +238,90 @@ impl Middleware for AccessLog {
             starts.set(table);
             Some(started)
         });
-        let status = res.status_code().as_u16();
-        if self.sample > 1 && status < 500 {
-            let chosen = SAMPLED.with(|count| {
-                let n = count.get().wrapping_add(1);
-                count.set(n);
-                n % self.sample == 0
-            });
-            if !chosen {
-                return;
-            }
-        }
-        let micros = started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64);
         let line = Line {
             req,
-            status,
-            bytes: (!res.is_deferred()).then(|| res.body_len() as u64),
-            micros,
             unix_secs: self.clock.unix_secs(),
         };
+        if res.is_deferred() {
+            self.log_when_deferred_ends(&line, res, started);
+            return;
+        }
+        let status = res.status_code().as_u16();
+        if !sampled_in(self.sample, status) {
+            return;
+        }
+        let outcome = Outcome {
+            status,
+            bytes: Some(res.body_len() as u64),
+            micros: micros_since(started, now),
+        };
         let format = self.format;
-        self.writer.append(|buf| line.write(format, buf));
+        self.writer.append(|buf| {
+            outcome.write(
+                format,
+                buf,
+                |buf| line.write_request(format, buf),
+                |buf| line.write_headers(format, buf),
+            )
+        });
     }
+}
+
+impl AccessLog {
+    /// Copies the request's fields of `line` now, while the request is
+    /// still readable, and writes the line when the deferred `res` ends.
+    fn log_when_deferred_ends(
+        &self,
+        line: &Line<'_, '_>,
+        res: &mut Response<'_>,
+        started: Option<Duration>,
+    ) {
+        let format = self.format;
+        let mut fields = Vec::with_capacity(256);
+        line.write_request(format, &mut fields);
+        let split = fields.len();
+        line.write_headers(format, &mut fields);
+        let (writer, clock, sample) = (self.writer.clone(), Arc::clone(&self.clock), self.sample);
+        res.on_deferred_end(move |end: DeferredOutcome| {
+            // The connection closed before an answer: nginx's 499.
+            let status = end.status().map_or(499, |s| s.as_u16());
+            if !sampled_in(sample, status) {
+                return;
+            }
+            let outcome = Outcome {
+                status,
+                bytes: end.body_len().map(|n| n as u64),
+                micros: micros_since(started, clock.monotonic()),
+            };
+            let (request, headers) = fields.split_at(split);
+            writer.append(|buf| {
+                outcome.write(
+                    format,
+                    buf,
+                    |buf| buf.extend_from_slice(request),
+                    |buf| buf.extend_from_slice(headers),
+                )
+            });
+        });
+    }
+}
+
+/// Whether a response with `status` is logged when one in `sample` is:
+/// errors always, the rest one in `sample` per thread.
+fn sampled_in(sample: u32, status: u16) -> bool {
+    if sample <= 1 || status >= 400 {
+        return true;
+    }
+    SAMPLED.with(|count| {
+        let n = count.get().wrapping_add(1);
+        count.set(n);
+        n % sample == 0
+    })
+}
+
+/// Microseconds from `started` (if the layer saw the start) to `now`.
+fn micros_since(started: Option<Duration>, now: Duration) -> u64 {
+    started.map_or(0, |s| now.saturating_sub(s).as_micros() as u64)
 }
 
 thread_local! {
@@ -249,163 +331,6 @@ thread_local! {
         const { Cell::new([((0, 0), Duration::ZERO); 8]) };
     /// Requests seen by sampling layers on this thread.
     static SAMPLED: Cell<u32> = const { Cell::new(0) };
-    /// (unix second, `10/Oct/2000:13:55:36 +0000`, `2000-10-10T13:55:36Z`)
-    static TIME: Cell<(u64, [u8; 26], [u8; 20])> = const { Cell::new((u64::MAX, [0; 26], [0; 20])) };
-}
-
-/// What one line says.
-struct Line<'r, 'a> {
-    req: &'r Request<'a>,
-    status: u16,
-    bytes: Option<u64>,
-    micros: u64,
-    unix_secs: u64,
-}
-
-impl Line<'_, '_> {
-    fn write(&self, format: LogFormat, buf: &mut Vec<u8>) {
-        let (clf_time, iso_time) = formatted_time(self.unix_secs);
-        let req = self.req;
-        let ip = req.peer_addr().ip();
-        let version = match req.version() {
-            Version::Http10 => "HTTP/1.0",
-            Version::Http11 => "HTTP/1.1",
-        };
-        // Writing to a Vec cannot fail.
-        if format == LogFormat::Json {
-            let _ = write!(buf, "{{\"time\":\"");
-            buf.extend_from_slice(&iso_time);
-            let _ = write!(buf, "\",\"remote_addr\":\"{ip}\",\"method\":");
-            json_string(buf, Some(req.method().as_bytes()));
-            buf.extend_from_slice(b",\"target\":");
-            json_string(buf, Some(req.target().as_bytes()));
-            let _ = write!(buf, ",\"version\":\"{version}\",\"status\":{}", self.status);
-            match self.bytes {
-                Some(n) => drop(write!(buf, ",\"bytes\":{n}")),
-                None => buf.extend_from_slice(b",\"bytes\":null"),
-            }
-            let _ = write!(buf, ",\"duration_us\":{},\"referer\":", self.micros);
-            json_string(buf, req.header("referer"));
-            buf.extend_from_slice(b",\"user_agent\":");
-            json_string(buf, req.header("user-agent"));
-            buf.extend_from_slice(b"}\n");
-            return;
-        }
-        let _ = write!(buf, "{ip} - - [");
-        buf.extend_from_slice(&clf_time);
-        buf.extend_from_slice(b"] \"");
-        clf_escaped(buf, req.method().as_bytes());
-        buf.push(b' ');
-        clf_escaped(buf, req.target().as_bytes());
-        let _ = write!(buf, " {version}\" {} ", self.status);
-        // Apache's %b: "-" for no body bytes.
-        match self.bytes {
-            Some(n) if n > 0 => drop(write!(buf, "{n}")),
-            _ => buf.push(b'-'),
-        }
-        if format == LogFormat::Combined {
-            for name in ["referer", "user-agent"] {
-                buf.extend_from_slice(b" \"");
-                clf_escaped(buf, req.header(name).unwrap_or(b"-"));
-                buf.push(b'"');
-            }
-        }
-        let _ = writeln!(buf, " {}", self.micros);
-    }
-}
-
-/// `bytes` with `"`, `\` and bytes outside printable ASCII as `\"`, `\\`
-/// and `\xhh`, as Apache writes them.
-fn clf_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        match b {
-            b'"' | b'\\' => buf.extend_from_slice(&[b'\\', b]),
-            b' '..=b'~' => buf.push(b),
-            _ => {
-                let hex = b"0123456789abcdef";
-                buf.extend_from_slice(&[
-                    b'\\',
-                    b'x',
-                    hex[usize::from(b >> 4)],
-                    hex[usize::from(b & 15)],
-                ]);
-            }
-        }
-    }
-}
-
-/// `bytes` as a JSON string (invalid UTF-8 as U+FFFD), or `null`.
-fn json_string(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    let Some(bytes) = bytes else {
-        buf.extend_from_slice(b"null");
-        return;
-    };
-    buf.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => buf.extend_from_slice(b"\\\""),
-                '\\' => buf.extend_from_slice(b"\\\\"),
-                '\n' => buf.extend_from_slice(b"\\n"),
-                '\r' => buf.extend_from_slice(b"\\r"),
-                '\t' => buf.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    let _ = write!(buf, "\\u{:04x}", c as u32);
-                }
-                c => {
-                    let mut utf8 = [0; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-                }
-            }
-        }
-        if !chunk.invalid().is_empty() {
-            buf.extend_from_slice("\u{fffd}".as_bytes());
-        }
-    }
-    buf.push(b'"');
-}
-
-/// The two timestamp forms for `unix_secs`, formatted at most once a second
-/// per thread.
-fn formatted_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
-    TIME.with(|cache| {
-        let (secs, clf, iso) = cache.get();
-        if secs == unix_secs {
-            return (clf, iso);
-        }
-        let (clf, iso) = format_time(unix_secs);
-        cache.set((unix_secs, clf, iso));
-        (clf, iso)
-    })
-}
-
-/// `10/Oct/2000:13:55:36 +0000` and `2000-10-10T13:55:36Z`.
-fn format_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let (year, month, day) = crate::date::civil_from_days((unix_secs / 86_400) as i64);
-    let secs_of_day = unix_secs % 86_400;
-    let (h, m, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
-    let year = year.clamp(0, 9999) as u64;
-    let mut clf = *b"01/Jan/1970:00:00:00 +0000";
-    crate::date::put_two_digits(&mut clf[0..2], u64::from(day));
-    clf[3..6].copy_from_slice(MONTHS[month as usize - 1]);
-    crate::date::put_two_digits(&mut clf[7..9], year / 100);
-    crate::date::put_two_digits(&mut clf[9..11], year % 100);
-    crate::date::put_two_digits(&mut clf[12..14], h);
-    crate::date::put_two_digits(&mut clf[15..17], m);
-    crate::date::put_two_digits(&mut clf[18..20], s);
-    let mut iso = *b"1970-01-01T00:00:00Z";
-    crate::date::put_two_digits(&mut iso[0..2], year / 100);
-    crate::date::put_two_digits(&mut iso[2..4], year % 100);
-    crate::date::put_two_digits(&mut iso[5..7], u64::from(month));
-    crate::date::put_two_digits(&mut iso[8..10], u64::from(day));
-    crate::date::put_two_digits(&mut iso[11..13], h);
-    crate::date::put_two_digits(&mut iso[14..16], m);
-    crate::date::put_two_digits(&mut iso[17..19], s);
-    (clf, iso)
 }
 
 #[cfg(test)]
@@ -455,39 +380,5 @@ mod tests {
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.matches("GET /ok ").count(), 10, "{text}");
         assert_eq!(text.matches("GET /fail ").count(), 3, "{text}");
-    }
-
-    #[test]
-    fn formats_times() {
-        let cases: [(u64, &str, &str); 3] = [
-            (0, "01/Jan/1970:00:00:00 +0000", "1970-01-01T00:00:00Z"),
-            (
-                971_186_136,
-                "10/Oct/2000:13:55:36 +0000",
-                "2000-10-10T13:55:36Z",
-            ),
-            (
-                951_782_400,
-                "29/Feb/2000:00:00:00 +0000",
-                "2000-02-29T00:00:00Z",
-            ),
-        ];
-        for (secs, clf, iso) in cases {
-            let (c, i) = format_time(secs);
-            assert_eq!((&c[..], &i[..]), (clf.as_bytes(), iso.as_bytes()), "{secs}");
-        }
-    }
-
-    #[test]
-    fn escapes() {
-        let mut buf = Vec::new();
-        clf_escaped(&mut buf, b"a\"b\\c\n\xff");
-        assert_eq!(buf, b"a\\\"b\\\\c\\x0a\\xff");
-        buf.clear();
-        json_string(&mut buf, Some(b"a\"b\\c\n\x01caf\xc3\xa9\xff"));
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "\"a\\\"b\\\\c\\n\\u0001caf\u{e9}\u{fffd}\""
-        );
     }
 }

@@ -59,6 +59,8 @@ thread_local! {
 }
 
 /// The worker's side: appends lines, hands full buffers to the writer.
+/// Cloned (no allocation) into the observer of a deferred response.
+#[derive(Clone)]
 pub(super) struct LogWriter {
     shared: Arc<Shared>,
     tx: Sender<Msg>,

@@ -38,8 +38,9 @@
 //! ([`RequestId`], [`Cors`]) therefore adds them in `before`, ahead of the
 //! handler's own. In `after` the handler has returned: the response may be
 //! complete, still buffering, streaming, or [deferred](Response::defer)
-//! (then its status is not known yet); `after` is for observing
-//! ([`AccessLog`]), not for changing the head.
+//! (then its status is not known yet: [`Response::on_deferred_end`] tells
+//! it later); `after` is for observing ([`AccessLog`]), not for changing
+//! the head.
 //!
 //! # Cost
 //!
@@ -55,6 +56,7 @@ mod access_log;
 mod body_limit;
 mod clock;
 mod cors;
+mod log_line;
 mod log_writer;
 mod rate_limit;
 mod request_id;
