@@ -212,9 +212,9 @@ struct BulkBody {
 }
 
 /// Adds the API's routes, each behind `auth` with the scope it needs:
-/// reads `read`, creates and changes `write` (then the `writes` rate
-/// limit, after auth: a client without a key cannot spend a real client's
-/// budget), deletes and stats `admin`.
+/// reads `read`, creates and changes `write`, deletes and stats `admin`.
+/// Every change then goes through the `writes` rate limit, after auth: a
+/// client without a key cannot spend a real client's budget.
 pub fn routes(
     router: Router,
     state: &Arc<State>,
@@ -224,20 +224,20 @@ pub fn routes(
     let read = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
         on_state(state, f).with(auth.require(Scope::Read))
     };
-    let admin = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
-        on_state(state, f).with(auth.require(Scope::Admin))
-    };
-    let write = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
-        on_state(state, f).with(auth.require(Scope::Write).limited(writes))
+    let change = |scope: Scope, f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
+        on_state(state, f).with(auth.require(scope).limited(writes))
     };
     router
-        .post("/api/links", write(create))
-        .post("/api/links/bulk", write(bulk))
+        .post("/api/links", change(Scope::Write, create))
+        .post("/api/links/bulk", change(Scope::Write, bulk))
         .get("/api/links", read(list))
         .get("/api/links/:slug", read(get))
-        .patch("/api/links/:slug", write(update))
-        .delete("/api/links/:slug", admin(delete))
-        .get("/api/links/:slug/stats", admin(stats))
+        .patch("/api/links/:slug", change(Scope::Write, update))
+        .delete("/api/links/:slug", change(Scope::Admin, delete))
+        .get(
+            "/api/links/:slug/stats",
+            on_state(state, stats).with(auth.require(Scope::Admin)),
+        )
         .get("/api/links/:slug/qr.svg", read(qr_code))
 }
 

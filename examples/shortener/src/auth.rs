@@ -162,17 +162,19 @@ impl Require {
 impl Middleware for Require {
     fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
         match self.auth.check(req, res) {
-            Some(held) if held >= self.scope => match self.limit.as_deref().map(|l| l.charge(req)) {
-                Some(Err(wait)) => {
-                    rate_limited(
-                        res,
-                        wait,
-                        "too many writes from this client, retry after the Retry-After delay",
-                    );
-                    Flow::Stop
+            Some(held) if held >= self.scope => {
+                match self.limit.as_deref().map(|l| l.charge(req)) {
+                    Some(Err(wait)) => {
+                        rate_limited(
+                            res,
+                            wait,
+                            "too many writes from this client, retry after the Retry-After delay",
+                        );
+                        Flow::Stop
+                    }
+                    _ => Flow::Continue,
                 }
-                _ => Flow::Continue,
-            },
+            }
             Some(_) => {
                 ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -234,14 +236,16 @@ fn is_loopback_host(host: &str) -> bool {
             None => (host, None, false),
         },
     };
-    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     if !port_ok {
         return false;
     }
     if bracketed {
         return name.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
     }
-    name.eq_ignore_ascii_case("localhost") || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `origin` (`scheme://host[:port]`) is the origin of a page served
@@ -273,8 +277,8 @@ mod tests {
     }
 
     fn status(auth: &Arc<ApiAuth>, scope: Scope, head: &str) -> u16 {
-        let app = (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"ok"))
-            .with(auth.require(scope));
+        let app =
+            (|_: &Request<'_>, res: &mut Response<'_>| res.body(b"ok")).with(auth.require(scope));
         let mut conn = MemoryConn::new(app);
         conn.send(format!("GET / HTTP/1.1\r\n{head}\r\n").as_bytes());
         conn.responses().unwrap()[0].status
@@ -305,8 +309,18 @@ mod tests {
     fn keyless_mode_trusts_loopback_names_and_this_origin_only() {
         // MemoryConn's peer is a loopback address.
         let auth = auth("");
-        for host in ["127.0.0.1", "localhost:8080", "127.9.9.9:1", "[::1]:80", "Sho.rt"] {
-            assert_eq!(status(&auth, Scope::Admin, &format!("Host: {host}\r\n")), 200, "{host}");
+        for host in [
+            "127.0.0.1",
+            "localhost:8080",
+            "127.9.9.9:1",
+            "[::1]:80",
+            "Sho.rt",
+        ] {
+            assert_eq!(
+                status(&auth, Scope::Admin, &format!("Host: {host}\r\n")),
+                200,
+                "{host}"
+            );
         }
         let refused = [
             "Host: evil.example\r\n",
@@ -327,10 +341,26 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for yes in ["localhost", "LOCALHOST:1", "127.0.0.1", "127.1.2.3:65535", "[::1]", "[::1]:8080"] {
+        for yes in [
+            "localhost",
+            "LOCALHOST:1",
+            "127.0.0.1",
+            "127.1.2.3:65535",
+            "[::1]",
+            "[::1]:8080",
+        ] {
             assert!(is_loopback_host(yes), "{yes}");
         }
-        for no in ["", "localhost.", "127.1", "[::1", "[::2]:80", "10.0.0.1", "localhost:", "a:b:c"] {
+        for no in [
+            "",
+            "localhost.",
+            "127.1",
+            "[::1",
+            "[::2]:80",
+            "10.0.0.1",
+            "localhost:",
+            "a:b:c",
+        ] {
             assert!(!is_loopback_host(no), "{no}");
         }
     }

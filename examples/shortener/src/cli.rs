@@ -319,7 +319,12 @@ impl Cli {
                 keys.add_file(&text, &origin).map_err(|e| e.to_string())?;
             }
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot read the API keys in {}: {e}", path.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the API keys in {}: {e}",
+                    path.display()
+                ))
+            }
         }
         Ok(keys)
     }

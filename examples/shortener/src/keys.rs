@@ -121,8 +121,11 @@ impl fmt::Debug for KeySet {
     }
 }
 
+/// An entry's scope name, if it has one, and its key.
+type Entry<'a> = (Option<&'a str>, &'a str);
+
 /// A key file line: `[SCOPE] KEY`; `None` when it has more words.
-fn split_line(line: &str) -> Option<(Option<&str>, &str)> {
+fn split_line(line: &str) -> Option<Entry<'_>> {
     let mut words = line.split_ascii_whitespace();
     let first = words.next().unwrap_or("");
     match (words.next(), words.next()) {
@@ -134,7 +137,7 @@ fn split_line(line: &str) -> Option<(Option<&str>, &str)> {
 
 /// A `SHORTENER_API_KEYS` item: `[scope:]key`. A bare key may hold a
 /// colon: only a scope's name before it makes a prefix.
-fn split_item(item: &str) -> Option<(Option<&str>, &str)> {
+fn split_item(item: &str) -> Option<Entry<'_>> {
     match item.split_once(':') {
         Some((scope, key)) if Scope::parse(scope.trim()).is_some() => {
             Some((Some(scope.trim()), key.trim()))
@@ -181,7 +184,7 @@ impl KeySet {
     fn add_entries<'a>(
         &mut self,
         entries: impl Iterator<Item = (usize, &'a str)>,
-        split: fn(&'a str) -> Option<(Option<&'a str>, &'a str)>,
+        split: fn(&'a str) -> Option<Entry<'a>>,
         origin: &str,
     ) -> Result<(), KeyError> {
         let origin = || origin.to_owned();
@@ -296,10 +299,7 @@ pub fn append(path: &Path, scope: Scope, key: &str) -> std::io::Result<()> {
         let text = std::fs::read(path)?;
         text.last() != Some(&b'\n')
     };
-    let line = format!(
-        "{}{scope} {key}\n",
-        if needs_newline { "\n" } else { "" }
-    );
+    let line = format!("{}{scope} {key}\n", if needs_newline { "\n" } else { "" });
     file.write_all(line.as_bytes())
 }
 
@@ -345,12 +345,22 @@ mod tests {
             err("# only\n\n   \n# comments\n"),
             KeyError::Empty { origin: "f".into() }
         );
-        assert!(matches!(err("short-key\n"), KeyError::TooShort { entry: 1, len: 9, .. }));
+        assert!(matches!(
+            err("short-key\n"),
+            KeyError::TooShort {
+                entry: 1,
+                len: 9,
+                ..
+            }
+        ));
         assert!(matches!(
             err(&format!("\nowner {A}\n")),
             KeyError::UnknownScope { entry: 2, .. }
         ));
-        assert!(matches!(err(&format!("read {A} x\n")), KeyError::Malformed { .. }));
+        assert!(matches!(
+            err(&format!("read {A} x\n")),
+            KeyError::Malformed { .. }
+        ));
         assert!(matches!(
             err(&format!("read {A}\nadmin {A}\n")),
             KeyError::Duplicate { entry: 2, .. }
@@ -360,7 +370,10 @@ mod tests {
             KeyError::BadCharacter { .. }
         ));
         let message = err("tiny\n").to_string();
-        assert!(!message.contains("tiny"), "errors never show a key: {message}");
+        assert!(
+            !message.contains("tiny"),
+            "errors never show a key: {message}"
+        );
         assert!(matches!(
             KeySet::default().add_env(" , ", "env").unwrap_err(),
             KeyError::Empty { .. }

@@ -173,7 +173,9 @@ fn new_key(cli: &Cli, scope: Scope) -> Result<(), String> {
 /// Says at start which keys are in force, or warns at length that none is.
 fn announce_keys(keys: &KeySet, cli: &Cli) {
     if keys.is_empty() {
-        println!("shortener: no API key configured: keyless mode, the API answers this machine only");
+        println!(
+            "shortener: no API key configured: keyless mode, the API answers this machine only"
+        );
         eprintln!(
             "shortener: WARNING: no API key is configured (keyless mode).\n\
              shortener: WARNING: every client connecting from this machine (loopback) is an admin:\n\
@@ -194,6 +196,16 @@ fn announce_keys(keys: &KeySet, cli: &Cli) {
         keys.count(Scope::Write),
         keys.count(Scope::Read),
     );
+    let path = cli.key_file();
+    if let Ok(meta) = std::fs::metadata(&path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "shortener: WARNING: the key file {} can be read by other users: chmod 600 it",
+                path.display()
+            );
+        }
+    }
     if keys.unscoped() > 0 {
         eprintln!(
             "shortener: {} API key(s) have no scope and are read as `write` keys (create and change \

@@ -18,7 +18,11 @@ const BETA: &str = "beta-key-0123456789abcdefg";
 fn with_key_file() -> (Shortener, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
-    std::fs::write(&keys, format!("# team keys\n\n  admin {ALPHA}  \nwrite\t{BETA}\n")).unwrap();
+    std::fs::write(
+        &keys,
+        format!("# team keys\n\n  admin {ALPHA}  \nwrite\t{BETA}\n"),
+    )
+    .unwrap();
     let server = Options::new()
         .arg("--api-key-file", keys.to_str().unwrap())
         // Many refusals below: this test is not about their limit.
@@ -96,7 +100,10 @@ fn with_keys_every_write_and_the_list_need_one() {
     // Nothing was changed by the refused calls.
     let list = json(&authed("GET", "/api/links", b""));
     assert_eq!(list["links"].as_array().unwrap().len(), 2);
-    assert_eq!(json(&authed("GET", "/api/links/first", b""))["disabled"], false);
+    assert_eq!(
+        json(&authed("GET", "/api/links/first", b""))["disabled"],
+        false
+    );
     assert_eq!(
         authed("POST", "/api/links/bulk", bulk.as_bytes()).status,
         200

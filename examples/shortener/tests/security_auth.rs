@@ -35,13 +35,21 @@ fn keyed(extra: &[(&str, &str)]) -> (Shortener, tempfile::TempDir) {
 }
 
 /// `METHOD path` with `key` (if any) and a JSON `body` (if any).
-fn call(server: &Shortener, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> util::Response {
+fn call(
+    server: &Shortener,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> util::Response {
     let auth = key.map(|k| format!("Bearer {k}"));
     let mut headers = Vec::new();
     if let Some(auth) = &auth {
         headers.push(("Authorization", auth.as_str()));
     }
-    let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    let body = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
     if !body.is_empty() {
         headers.push(("Content-Type", "application/json"));
     }
@@ -92,7 +100,11 @@ fn a_protected_links_target_and_stats_need_a_key() {
         for key in [None, Some("not-a-key-0123456789abcdef")] {
             let res = call(&server, "GET", path, key, None);
             assert_error(&res, 401, "unauthorized");
-            assert!(!res.text().contains("secret-target"), "{path}: {}", res.text());
+            assert!(
+                !res.text().contains("secret-target"),
+                "{path}: {}",
+                res.text()
+            );
         }
     }
     // The redirect answers with the password page, not the target, also
@@ -113,7 +125,13 @@ fn a_protected_links_target_and_stats_need_a_key() {
     assert_eq!(json(&res)["protected"], true);
     let res = call(&server, "GET", "/api/links", Some(READER), None);
     assert!(res.text().contains("secret-target"));
-    let res = call(&server, "GET", "/api/links/locked/qr.svg", Some(READER), None);
+    let res = call(
+        &server,
+        "GET",
+        "/api/links/locked/qr.svg",
+        Some(READER),
+        None,
+    );
     assert_eq!(res.status, 200);
     assert_eq!(res.header("cache-control"), Some("private, max-age=3600"));
     // Stats (visitors' referrers and agents) are admin's alone.
@@ -154,7 +172,10 @@ fn a_key_source_without_keys_refuses_to_start() {
     }
     for value in ["", " , ,"] {
         let stderr = refuses_to_start(&[], &[("SHORTENER_API_KEYS", value)]);
-        assert!(stderr.contains("SHORTENER_API_KEYS holds no key"), "{value:?}: {stderr}");
+        assert!(
+            stderr.contains("SHORTENER_API_KEYS holds no key"),
+            "{value:?}: {stderr}"
+        );
     }
 }
 
@@ -164,8 +185,14 @@ fn short_or_malformed_keys_refuse_to_start() {
     let short = "admin abc123def456ghi789jkl\n"; // 21 characters
     let file = key_file(dir.path(), &format!("admin {ADMIN}\n{short}"));
     let stderr = refuses_to_start(&["--api-key-file", &file], &[]);
-    assert!(stderr.contains("entry 2: the key is 21 characters"), "{stderr}");
-    assert!(!stderr.contains("abc123"), "the key is never printed: {stderr}");
+    assert!(
+        stderr.contains("entry 2: the key is 21 characters"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("abc123"),
+        "the key is never printed: {stderr}"
+    );
     let file = key_file(dir.path(), &format!("owner {ADMIN}\n"));
     let stderr = refuses_to_start(&["--api-key-file", &file], &[]);
     assert!(stderr.contains("unknown scope \"owner\""), "{stderr}");
@@ -181,7 +208,10 @@ fn keyless_mode_refuses_dns_rebinding_and_foreign_origins() {
         text.contains("reverse proxy").then_some(text)
     })
     .unwrap_or_else(|| panic!("no keyless warning: {}", server.stderr()));
-    assert!(stderr.contains("WARNING: no API key is configured"), "{stderr}");
+    assert!(
+        stderr.contains("WARNING: no API key is configured"),
+        "{stderr}"
+    );
     assert!(stderr.contains("DNS rebinding"), "{stderr}");
 
     let port = server.addr().port();
@@ -202,7 +232,11 @@ fn keyless_mode_refuses_dns_rebinding_and_foreign_origins() {
     let evil_host = format!("evil.example:{port}");
     assert_error(&create("r1", &evil_host, None), 403, "forbidden");
     let evil_origin = format!("http://{evil_host}");
-    assert_error(&create("r2", &evil_host, Some(&evil_origin)), 403, "forbidden");
+    assert_error(
+        &create("r2", &evil_host, Some(&evil_origin)),
+        403,
+        "forbidden",
+    );
     let local = format!("localhost:{port}");
     let res = create("r3", &local, Some("http://evil.example"));
     assert_error(&res, 403, "forbidden");
@@ -216,7 +250,10 @@ fn keyless_mode_refuses_dns_rebinding_and_foreign_origins() {
     // This origin, on a loopback name, is the admin.
     let this_origin = format!("http://{local}");
     assert_eq!(create("ok1", &local, Some(&this_origin)).status, 201);
-    assert_eq!(create("ok2", &format!("127.0.0.1:{port}"), None).status, 201);
+    assert_eq!(
+        create("ok2", &format!("127.0.0.1:{port}"), None).status,
+        201
+    );
     assert_eq!(create("ok3", &format!("[::1]:{port}"), None).status, 201);
     let links = json(&server.api("GET", "/api/links", None));
     let slugs: Vec<&str> = links["links"]
@@ -277,12 +314,24 @@ fn each_scope_does_what_it_may_and_no_more() {
     let patch = json!({"disabled": true});
     let res = call(&server, "POST", "/api/links", Some(READER), Some(&new));
     assert_error(&res, 403, "insufficient_scope");
-    let res = call(&server, "PATCH", "/api/links/doomed", Some(READER), Some(&patch));
+    let res = call(
+        &server,
+        "PATCH",
+        "/api/links/doomed",
+        Some(READER),
+        Some(&patch),
+    );
     assert_error(&res, 403, "insufficient_scope");
     let res = call(&server, "DELETE", "/api/links/doomed", Some(WRITER), None);
     assert_error(&res, 403, "insufficient_scope");
     assert_eq!(server.link("doomed")["disabled"], false, "nothing changed");
-    let res = call(&server, "PATCH", "/api/links/doomed", Some(WRITER), Some(&patch));
+    let res = call(
+        &server,
+        "PATCH",
+        "/api/links/doomed",
+        Some(WRITER),
+        Some(&patch),
+    );
     assert_eq!(json(&res)["disabled"], true);
     let res = call(&server, "POST", "/api/links", Some(WRITER), Some(&new));
     assert_eq!(res.status, 201);
@@ -315,17 +364,27 @@ fn keys_new_appends_a_working_key_with_its_scope() {
     let new = json!({"url": "https://example.com/k"});
     let res = call(&server, "POST", "/api/links", Some(&read), Some(&new));
     assert_error(&res, 403, "insufficient_scope");
-    assert_eq!(call(&server, "GET", "/api/links", Some(&read), None).status, 200);
+    assert_eq!(
+        call(&server, "GET", "/api/links", Some(&read), None).status,
+        200
+    );
     assert_eq!(server.create(new)["url"], "https://example.com/k");
     assert_error(&server.get("/api/links"), 401, "unauthorized");
-    let bad = util::command().args(["keys", "new", "--scope", "root"]).output().unwrap();
+    let bad = util::command()
+        .args(["keys", "new", "--scope", "root"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
 }
 
 #[test]
 fn metrics_and_health_details_need_admin() {
     let (server, _dir) = keyed(&[]);
-    assert_error(&call(&server, "GET", "/metrics", None, None), 401, "unauthorized");
+    assert_error(
+        &call(&server, "GET", "/metrics", None, None),
+        401,
+        "unauthorized",
+    );
     let res = call(&server, "GET", "/metrics", Some(READER), None);
     assert_error(&res, 403, "insufficient_scope");
     assert!(server.metrics().contains("shortener_"));
@@ -339,7 +398,17 @@ fn metrics_and_health_details_need_admin() {
     let details = json(&res);
     assert_eq!(details["store"], "ok");
     assert!(details.get("pending_click_batches").is_some(), "{details}");
-    assert_error(&call(&server, "GET", "/health", Some("wrong-0123456789abcdefghij"), None), 401, "unauthorized");
+    assert_error(
+        &call(
+            &server,
+            "GET",
+            "/health",
+            Some("wrong-0123456789abcdefghij"),
+            None,
+        ),
+        401,
+        "unauthorized",
+    );
 }
 
 #[test]
@@ -354,7 +423,9 @@ fn the_admin_listener_serves_metrics_and_health_without_a_key() {
     server.wait_stdout(&format!("/metrics and /health on http://{admin}"));
     let get = |path: &str| {
         let mut stream = TcpStream::connect(admin).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let request = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\n\r\n");
         stream.write_all(request.as_bytes()).unwrap();
         util::read_response(&mut stream, false)
@@ -378,7 +449,8 @@ fn health_shows_an_error_class_never_the_stores_own_text() {
     // The attack's precondition: a failing store. The table the health
     // check reads disappears under the server.
     let db = rusqlite::Connection::open(server.data().join("shortener.db")).unwrap();
-    db.execute_batch("ALTER TABLE links RENAME TO links_gone").unwrap();
+    db.execute_batch("ALTER TABLE links RENAME TO links_gone")
+        .unwrap();
     let res = server.get("/health");
     assert_eq!(res.status, 503);
     assert_eq!(json(&res), json!({"status": "unavailable"}));
@@ -387,7 +459,11 @@ fn health_shows_an_error_class_never_the_stores_own_text() {
     let details = json(&res);
     let class = details["store"].as_str().unwrap();
     assert!(["failed", "unavailable"].contains(&class), "{details}");
-    assert!(!res.text().contains("links"), "no store text: {}", res.text());
+    assert!(
+        !res.text().contains("links"),
+        "no store text: {}",
+        res.text()
+    );
     // The detail is in the log, for the operator.
     let logged = util::poll(Duration::from_secs(5), || {
         server.stderr().contains("no such table").then_some(())
@@ -398,7 +474,11 @@ fn health_shows_an_error_class_never_the_stores_own_text() {
 #[test]
 fn api_answers_are_never_sniffed() {
     let server = Shortener::start();
-    let created = server.api("POST", "/api/links", Some(&json!({"url": TARGET, "slug": "sniff"})));
+    let created = server.api(
+        "POST",
+        "/api/links",
+        Some(&json!({"url": TARGET, "slug": "sniff"})),
+    );
     let answers = [
         created,
         server.api("GET", "/api/links", None),

@@ -388,7 +388,10 @@ impl Options {
     /// Runs with keys: a fresh `admin` key, in `SHORTENER_API_KEYS`, that
     /// the helpers send.
     pub fn admin_key(self) -> Options {
-        let key = format!("admin-{}", shortener::keys::generate().expect("a random key"));
+        let key = format!(
+            "admin-{}",
+            shortener::keys::generate().expect("a random key")
+        );
         self.env("SHORTENER_API_KEYS", &format!("admin:{key}"))
             .key(&key)
     }
@@ -567,7 +570,10 @@ impl Shortener {
     ///
     /// When it was started without one.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.as_ref().expect("started without admin_addr()").addr
+        self.admin
+            .as_ref()
+            .expect("started without admin_addr()")
+            .addr
     }
 
     /// `http://ADDR`, the base of its short links.
