@@ -374,6 +374,23 @@ mod tests {
     }
 
     #[test]
+    fn peek_agrees_with_take_and_takes_nothing() {
+        let clock = ManualClock::new(0);
+        let limit = RateLimit::new(2, Duration::from_secs(60)).clock(clock.clone());
+        let key = Key::Ip(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..2 {
+            assert!(limit.peek(key).is_ok());
+            assert!(limit.peek(key).is_ok(), "a look takes no token");
+            assert!(limit.take(key).is_ok());
+        }
+        let wait = limit.peek(key).unwrap_err();
+        assert_eq!(limit.take(key).unwrap_err(), wait);
+        assert_eq!(Duration::from_nanos(wait), Duration::from_secs(30));
+        clock.advance(Duration::from_secs(30));
+        assert!(limit.peek(key).is_ok());
+    }
+
+    #[test]
     fn full_buckets_are_evicted_first() {
         let mut buckets = HashMap::new();
         let ip = |n: u8| Key::Ip(IpAddr::from([n, 0, 0, 0]));
