@@ -1,6 +1,10 @@
 //! Who may do what: scoped bearer API keys ([`crate::keys`]), or, with no
 //! key configured (keyless mode), clients on this machine that address
-//! this server by a loopback name.
+//! this server by a loopback name or the base URL's host (so a page on
+//! another name that resolves here, DNS rebinding, is refused) and that,
+//! when sent from a web page (`Origin`), come from a page of this very
+//! origin (so another local site cannot use it). Those are `admin`; anyone
+//! else gets `403`.
 //!
 //! Every route that checks a key goes through [`ApiAuth::check`]: a client
 //! whose attempts failed too often in the last minute is refused with
@@ -26,9 +30,8 @@ pub struct ApiAuth {
 }
 
 impl ApiAuth {
-    /// Checks requests against `keys` (empty: keyless mode, see
-    /// [`local_scope`](ApiAuth::local_scope)), charging every failure to
-    /// `failures`.
+    /// Checks requests against `keys` (empty: keyless mode, see the
+    /// [module docs](self)), charging every failure to `failures`.
     pub fn new(keys: KeySet, own_host: &str, failures: RateLimit) -> ApiAuth {
         ApiAuth {
             keys,
