@@ -193,6 +193,28 @@
 
   // ---- `/`: shorten a link ----
 
+  // The QR code needs the API key like every API read, which an <img src>
+  // cannot send: fetched here, shown as a data: URL (the CSP allows them).
+  function showQr(img, link) {
+    img.removeAttribute('src');
+    img.alt = 'QR code for ' + link.short_url;
+    var headers = {};
+    var key = readKey();
+    if (key) headers.Authorization = 'Bearer ' + key;
+    var path = '/api/links/' + encodeURIComponent(link.slug) + '/qr.svg';
+    fetch(path, { headers: headers, credentials: 'same-origin' })
+      .then(function (res) {
+        if (!res.ok) throw new Error('QR code: ' + res.status);
+        return res.text();
+      })
+      .then(function (svg) {
+        img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg);
+      })
+      .catch(function () {
+        img.alt = '';
+      });
+  }
+
   function localMinute(date) {
     var shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
     return shifted.toISOString().slice(0, 16);
@@ -225,9 +247,7 @@
       if (href) shortLink.href = href;
       else shortLink.removeAttribute('href');
       byId('result-target').textContent = link.url;
-      var qr = byId('qr');
-      qr.alt = 'QR code for ' + link.short_url;
-      qr.src = '/api/links/' + encodeURIComponent(link.slug) + '/qr.svg';
+      showQr(byId('qr'), link);
       var note = byId('result-note');
       var notes = [];
       if (existing) notes.push('This URL was shortened before: here is the same link.');

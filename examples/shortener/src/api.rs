@@ -5,6 +5,7 @@
 
 use crate::app::{on_state, State};
 use crate::auth::ApiAuth;
+use crate::keys::Scope;
 use crate::model::{self, Created, Link, LinkPatch, NewLink, UnixTime};
 use crate::store::{StoreError, MAX_BATCH};
 use crate::telemetry::StoreOp;
@@ -24,10 +25,6 @@ pub const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 /// Longest password accepted (Argon2 takes any length; this bounds the work).
 pub const MAX_PASSWORD_LEN: usize = 1024;
-
-/// The body of a `429` from the write rate limit.
-pub const RATE_LIMITED_BODY: &[u8] =
-    br#"{"error":{"code":"rate_limited","message":"too many writes from this client, retry after the Retry-After delay"}}"#;
 
 /// An API error: its status, a stable machine code and a message for
 /// people.
@@ -84,7 +81,9 @@ impl ApiError {
 
     /// Writes the error as the whole response.
     pub fn write(&self, res: &mut Response<'_>) {
-        res.status(self.status).header("Cache-Control", "no-store");
+        res.status(self.status)
+            .header("Cache-Control", "no-store")
+            .header("X-Content-Type-Options", "nosniff");
         if self.status == StatusCode::UNAUTHORIZED {
             res.header("WWW-Authenticate", "Bearer");
         }
@@ -212,28 +211,34 @@ struct BulkBody {
     links: Vec<serde_json::Value>,
 }
 
-/// Adds the API's routes. Writes go through `auth` and the `writes` rate
-/// limit; the list needs `auth` too, as it shows every link.
+/// Adds the API's routes, each behind `auth` with the scope it needs:
+/// reads `read`, creates and changes `write`, deletes and stats `admin`.
+/// Every change then goes through the `writes` rate limit, after auth: a
+/// client without a key cannot spend a real client's budget.
 pub fn routes(
     router: Router,
     state: &Arc<State>,
     auth: &Arc<ApiAuth>,
     writes: &Arc<RateLimit>,
 ) -> Router {
-    let guarded = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
-        on_state(state, f)
-            .with(Arc::clone(auth))
-            .with(Arc::clone(writes))
+    let read = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
+        on_state(state, f).with(auth.require(Scope::Read))
+    };
+    let change = |scope: Scope, f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
+        on_state(state, f).with(auth.require(scope).limited(writes))
     };
     router
-        .post("/api/links", guarded(create))
-        .post("/api/links/bulk", guarded(bulk))
-        .get("/api/links", on_state(state, list).with(Arc::clone(auth)))
-        .get("/api/links/:slug", on_state(state, get))
-        .patch("/api/links/:slug", guarded(update))
-        .delete("/api/links/:slug", guarded(delete))
-        .get("/api/links/:slug/stats", on_state(state, stats))
-        .get("/api/links/:slug/qr.svg", on_state(state, qr_code))
+        .post("/api/links", change(Scope::Write, create))
+        .post("/api/links/bulk", change(Scope::Write, bulk))
+        .get("/api/links", read(list))
+        .get("/api/links/:slug", read(get))
+        .patch("/api/links/:slug", change(Scope::Write, update))
+        .delete("/api/links/:slug", change(Scope::Admin, delete))
+        .get(
+            "/api/links/:slug/stats",
+            on_state(state, stats).with(auth.require(Scope::Admin)),
+        )
+        .get("/api/links/:slug/qr.svg", read(qr_code))
 }
 
 /// Whether the client asked for JSON (`Accept: application/json`).
@@ -362,11 +367,19 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 
 /// Writes `link` with `status`.
 fn send_link(state: &State, res: &mut Response<'_>, status: StatusCode, link: &Link) {
-    res.status(status).header("Cache-Control", "no-store");
+    res.status(status);
+    json_headers(res);
     if status == StatusCode::CREATED {
         let _ = res.header_fmt("Location", format_args!("/api/links/{}", link.slug));
     }
     res.json(&LinkView::new(state, link));
+}
+
+/// The headers of every JSON answer: never cached (each depends on the
+/// key and changes with the link), never sniffed as another type.
+fn json_headers(res: &mut Response<'_>) {
+    res.header("Cache-Control", "no-store")
+        .header("X-Content-Type-Options", "nosniff");
 }
 
 /// The slug path parameter, or the `404` it deserves: a slug no link can
@@ -514,7 +527,7 @@ fn bulk(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
                 },
             })
             .collect();
-        res.header("Cache-Control", "no-store");
+        json_headers(res);
         res.json(&serde_json::json!({ "results": results }));
         Ok(())
     });
@@ -577,7 +590,7 @@ fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     let state = Arc::clone(state);
     offload(res, move |res| {
         let page = state.store_call(StoreOp::List, |s| s.list(limit, cursor))?;
-        res.header("Cache-Control", "no-store");
+        json_headers(res);
         res.json(&PageView {
             links: page
                 .links
@@ -668,7 +681,7 @@ fn stats(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
                 referrer.name = String::from("(direct)");
             }
         }
-        res.header("Cache-Control", "no-store");
+        json_headers(res);
         res.json(&serde_json::json!({
             "slug": slug,
             "total": stats.total,
@@ -687,8 +700,10 @@ fn qr_code(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
             .ok_or_else(ApiError::not_found)?;
         let svg = qr::svg(&state.short_url(&link.slug))
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+        // `private`: it was asked for with a key, so shared caches keep out.
         res.header("Content-Type", "image/svg+xml")
-            .header("Cache-Control", "public, max-age=3600")
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Cache-Control", "private, max-age=3600")
             .body(svg.as_bytes());
         Ok(())
     });

@@ -1,13 +1,14 @@
 //! The application: its settings, its shared state and its routes.
 
 use crate::api;
-use crate::auth::ApiAuth;
+use crate::auth::{Access, ApiAuth};
 use crate::cache::{CacheConfig, RedirectCache};
 use crate::clicks::Clicks;
+use crate::keys::{KeySet, Scope};
 use crate::redirect;
 use crate::store::{Change, SharedStore, StoreError};
 use crate::telemetry::{StoreOp, Telemetry};
-use keel::middleware::{Cidr, ForwardedClient, RateLimit, RateLimitKey};
+use keel::middleware::{Cidr, ForwardedClient, HandlerExt, RateLimit, RateLimitKey};
 use keel::{Handler, Request, Response, Router, Routes, StatusCode};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -26,8 +27,12 @@ pub struct AppConfig {
     pub base_url: String,
     /// 301, 302 (default), 307 or 308.
     pub redirect_status: StatusCode,
-    /// Bearer keys accepted for writes; none: loopback clients only.
-    pub api_keys: Vec<String>,
+    /// Bearer keys and their scopes; none: keyless mode (loopback
+    /// clients addressing a loopback name, see [`crate::auth`]).
+    pub api_keys: KeySet,
+    /// Failed API key attempts each client may make per minute; past them
+    /// it gets `429` whatever it sends.
+    pub auth_failures_per_minute: u32,
     pub cache: CacheConfig,
     /// How often click counts are written to the store.
     pub flush_interval: Duration,
@@ -56,7 +61,8 @@ impl Default for AppConfig {
         AppConfig {
             base_url: String::from("http://127.0.0.1:8080"),
             redirect_status: StatusCode::FOUND,
-            api_keys: Vec::new(),
+            api_keys: KeySet::default(),
+            auth_failures_per_minute: 10,
             cache: CacheConfig::default(),
             flush_interval: Duration::from_secs(1),
             writes_per_minute: 120,
@@ -202,7 +208,8 @@ impl App {
     }
 
     /// Every route of the app. `metrics` is the server's, wired by
-    /// [`keel::Server::metrics`], shown at `/metrics` with the app's own.
+    /// [`keel::Server::metrics`], shown at `/metrics` (to `admin`) with the
+    /// app's own.
     ///
     /// # Panics
     ///
@@ -210,13 +217,20 @@ impl App {
     /// every test).
     pub fn handler(&self, metrics: keel::Metrics) -> Routes {
         let state = &self.state;
-        let auth = Arc::new(ApiAuth::new(&state.config.api_keys));
+        let auth = Arc::new(ApiAuth::new(
+            state.config.api_keys.clone(),
+            &state.own_host,
+            RateLimit::new(
+                state.config.auth_failures_per_minute.max(1),
+                Duration::from_secs(60),
+            )
+            .key(client_key(&state.config)),
+        ));
         let writes = Arc::new(
             RateLimit::new(
                 state.config.writes_per_minute.max(1),
                 Duration::from_secs(60),
             )
-            .refusal("application/json", api::RATE_LIMITED_BODY)
             .key(client_key(&state.config)),
         );
         let guesses = Arc::new(
@@ -236,28 +250,40 @@ impl App {
         let router = redirect::routes(router, state, &guesses);
         let health = {
             let state = Arc::clone(state);
-            move |_: &Request<'_>, res: &mut Response<'_>| health(&state, res)
-        };
-        let metrics_page = {
-            let state = Arc::clone(state);
-            move |_: &Request<'_>, res: &mut Response<'_>| {
-                let mut text = String::with_capacity(16 << 10);
-                // Writing to a String cannot fail.
-                let _ = metrics.render_into(&mut text);
-                state
-                    .telemetry
-                    .render_into(&mut text, &state.cache, &state.clicks);
-                res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                    .header("Cache-Control", "no-store")
-                    .body(text.as_bytes());
+            let auth = Arc::clone(&auth);
+            move |req: &Request<'_>, res: &mut Response<'_>| match auth.check_optional(req, res) {
+                Access::Refused => {}
+                Access::Held(Scope::Admin) => health(&state, res, true),
+                Access::Held(_) | Access::Anonymous => health(&state, res, false),
             }
         };
         router
             .get("/health", health)
-            .get("/metrics", metrics_page)
+            .get(
+                "/metrics",
+                metrics_page(state, metrics).with(auth.require(Scope::Admin)),
+            )
             .fallback(not_found)
             .build()
             .expect("the shortener's route table has no conflicts")
+    }
+
+    /// The routes of `--admin-addr`: `/metrics` and `/health` with its
+    /// details, no key asked (reaching the address is the credential).
+    ///
+    /// # Panics
+    ///
+    /// Never for this fixed route table.
+    pub fn admin_handler(&self, metrics: keel::Metrics) -> Routes {
+        let state = Arc::clone(&self.state);
+        Router::new()
+            .get("/health", move |_: &Request<'_>, res: &mut Response<'_>| {
+                health(&state, res, true)
+            })
+            .get("/metrics", metrics_page(&self.state, metrics))
+            .fallback(not_found)
+            .build()
+            .expect("the admin route table has no conflicts")
     }
 
     /// Stops the flusher and writes the remaining click counts: call it
@@ -327,13 +353,34 @@ pub fn client_key(config: &AppConfig) -> RateLimitKey {
     RateLimitKey::Forwarded(ForwardedClient::new(header, proxies))
 }
 
+/// `/metrics`: keel's counters and the app's, Prometheus text.
+fn metrics_page(state: &Arc<State>, metrics: keel::Metrics) -> impl Handler {
+    let state = Arc::clone(state);
+    move |_: &Request<'_>, res: &mut Response<'_>| {
+        let mut text = String::with_capacity(16 << 10);
+        // Writing to a String cannot fail.
+        let _ = metrics.render_into(&mut text);
+        state
+            .telemetry
+            .render_into(&mut text, &state.cache, &state.clicks);
+        res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Cache-Control", "no-store")
+            .body(text.as_bytes());
+    }
+}
+
 /// `/health`: `200` when the store answers (`"degraded"` when the change
 /// feed is down or click batches wait to be written), `503` when it does
-/// not.
-fn health(state: &Arc<State>, res: &mut Response<'_>) {
+/// not. Everyone gets the status; `details` (for `admin`) adds the store's
+/// error class, the feed and the batches waiting. The store's own error
+/// text (a PostgreSQL message may name hosts, users, tables) is never
+/// sent: it goes to stderr.
+fn health(state: &Arc<State>, res: &mut Response<'_>, details: bool) {
     let state = Arc::clone(state);
     res.offload(move |res| {
-        res.header("Cache-Control", "no-store");
+        res.header("Cache-Control", "no-store")
+            .header("X-Content-Type-Options", "nosniff");
         let store = state.store_call(StoreOp::Ping, |s| s.ping());
         let feed = match state.feed() {
             Feed::None => "none",
@@ -341,6 +388,14 @@ fn health(state: &Arc<State>, res: &mut Response<'_>) {
             Feed::Reconnecting => "reconnecting",
         };
         let pending = state.clicks.pending_batches();
+        let store_class = match &store {
+            Ok(()) => "ok",
+            Err(StoreError::Unavailable(_)) => "unavailable",
+            Err(_) => "failed",
+        };
+        if let Err(error) = &store {
+            eprintln!("shortener: /health: {error}");
+        }
         let status = match &store {
             Err(_) => "unavailable",
             Ok(()) if feed == "reconnecting" || pending > 0 => "degraded",
@@ -350,15 +405,16 @@ fn health(state: &Arc<State>, res: &mut Response<'_>) {
             res.status(StatusCode::SERVICE_UNAVAILABLE)
                 .header("Retry-After", "1");
         }
-        res.json(&serde_json::json!({
-            "status": status,
-            "store": match &store {
-                Ok(()) => String::from("ok"),
-                Err(error) => error.to_string(),
-            },
-            "change_feed": feed,
-            "pending_click_batches": pending,
-        }));
+        if details {
+            res.json(&serde_json::json!({
+                "status": status,
+                "store": store_class,
+                "change_feed": feed,
+                "pending_click_batches": pending,
+            }));
+        } else {
+            res.json(&serde_json::json!({ "status": status }));
+        }
     });
 }
 

@@ -2,6 +2,7 @@
 
 use crate::app::AppConfig;
 use crate::cache::CacheConfig;
+use crate::keys::{KeyError, KeySet, Scope};
 use crate::store::PgOptions;
 use clap::{Parser, Subcommand, ValueEnum};
 use keel::middleware::Cidr;
@@ -56,6 +57,25 @@ pub enum Command {
         /// Output file (default: standard output).
         file: Option<PathBuf>,
     },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `shortener keys ...`.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new random key (256 bits), print it on standard output and
+    /// append `SCOPE KEY` to the key file (--api-key-file, else
+    /// DATA/api-keys, created readable by its owner only). A running
+    /// server reads keys at start: restart it.
+    New {
+        /// What the key may do: read (list and read links), write (also
+        /// create and change them) or admin (also delete them, read their
+        /// stats, /metrics and /health details).
+        #[arg(long, value_parser = scope)]
+        scope: Scope,
+    },
 }
 
 /// Access log formats.
@@ -77,11 +97,27 @@ pub struct ServeArgs {
     #[arg(long, env = "SHORTENER_WORKERS")]
     pub workers: Option<usize>,
 
-    /// File of API keys, one per line; writes then need
-    /// `Authorization: Bearer KEY`. Keys may also come comma-separated in
-    /// SHORTENER_API_KEYS. With none, writes are accepted from loopback only.
-    #[arg(long, env = "SHORTENER_API_KEY_FILE")]
+    /// File of API keys, one `SCOPE KEY` a line (scopes: read, write,
+    /// admin; a key alone is a write key; # comments); the API then needs
+    /// `Authorization: Bearer KEY`. Default: DATA/api-keys when it exists.
+    /// Keys may also come in SHORTENER_API_KEYS as comma-separated
+    /// `scope:key` items. With no key at all (keyless mode) the API
+    /// answers only clients on this machine that address it as localhost,
+    /// a loopback address or the base URL's host: unsafe behind a reverse
+    /// proxy on the same host.
+    #[arg(long, env = "SHORTENER_API_KEY_FILE", global = true)]
     pub api_key_file: Option<PathBuf>,
+
+    /// Failed API key attempts each client may make per minute; past them
+    /// it gets 429, even with a right key.
+    #[arg(long, env = "SHORTENER_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+
+    /// Also serve /metrics and /health (with details) on this address, with
+    /// no key asked there: bind it where only operators reach (default:
+    /// off; the main address serves them to admin keys).
+    #[arg(long, env = "SHORTENER_ADMIN_ADDR")]
+    pub admin_addr: Option<String>,
 
     /// Redirect status: 301, 302, 307 or 308.
     #[arg(long, env = "SHORTENER_REDIRECT_STATUS", default_value_t = 302, value_parser = redirect_status)]
@@ -287,27 +323,45 @@ impl Cli {
         crate::validate::OwnAddress::new(&self.base_url(), self.listen_addr())
     }
 
-    /// The API keys from `--api-key-file` and `SHORTENER_API_KEYS`.
+    /// The key file: `--api-key-file`, else `DATA/api-keys`.
+    pub fn key_file(&self) -> PathBuf {
+        match &self.serve.api_key_file {
+            Some(path) => path.clone(),
+            None => self.data.join(DEFAULT_KEY_FILE),
+        }
+    }
+
+    /// The API keys from the key file (`--api-key-file`, or `DATA/api-keys`
+    /// when it exists) and `SHORTENER_API_KEYS`. A source that is set but
+    /// yields no key is an error, never a quiet fall into keyless mode.
     ///
     /// # Errors
     ///
-    /// When the key file cannot be read.
-    pub fn api_keys(&self) -> std::io::Result<Vec<String>> {
-        let mut keys: Vec<String> = std::env::var("SHORTENER_API_KEYS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if let Some(path) = &self.serve.api_key_file {
-            let text = std::fs::read_to_string(path)?;
-            keys.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty() && !k.starts_with('#'))
-                    .map(str::to_owned),
-            );
+    /// When the key file cannot be read, or a source holds a bad entry or
+    /// no key.
+    pub fn api_keys(&self) -> Result<KeySet, String> {
+        let mut keys = KeySet::default();
+        if let Some(text) = std::env::var_os("SHORTENER_API_KEYS") {
+            let text = text
+                .into_string()
+                .map_err(|_| String::from("SHORTENER_API_KEYS is not UTF-8"))?;
+            keys.add_env(&text, "SHORTENER_API_KEYS")
+                .map_err(|e: KeyError| e.to_string())?;
+        }
+        let path = self.key_file();
+        let explicit = self.serve.api_key_file.is_some();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let origin = format!("key file {}", path.display());
+                keys.add_file(&text, &origin).map_err(|e| e.to_string())?;
+            }
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the API keys in {}: {e}",
+                    path.display()
+                ))
+            }
         }
         Ok(keys)
     }
@@ -316,8 +370,8 @@ impl Cli {
     ///
     /// # Errors
     ///
-    /// When the key file cannot be read.
-    pub fn app_config(&self) -> std::io::Result<AppConfig> {
+    /// As [`api_keys`](Cli::api_keys).
+    pub fn app_config(&self) -> Result<AppConfig, String> {
         let s = &self.serve;
         let flush_interval = Duration::from_millis(s.flush_ms.max(10));
         Ok(AppConfig {
@@ -335,6 +389,7 @@ impl Cli {
             flush_interval,
             writes_per_minute: s.writes_per_minute.max(1),
             password_guesses_per_minute: s.guesses_per_minute.max(1),
+            auth_failures_per_minute: s.auth_failures_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
             listen_addr: self.listen_addr(),
             trusted_proxies: s.trusted_proxies.clone(),
@@ -342,6 +397,13 @@ impl Cli {
             ..AppConfig::default()
         })
     }
+}
+
+/// The key file in the data directory when `--api-key-file` is not given.
+pub const DEFAULT_KEY_FILE: &str = "api-keys";
+
+fn scope(text: &str) -> Result<Scope, String> {
+    Scope::parse(text).ok_or_else(|| String::from("one of read, write, admin"))
 }
 
 fn redirect_status(text: &str) -> Result<u16, String> {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod clicks;
+pub mod keys;
 pub mod model;
 pub mod password;
 pub mod qr;

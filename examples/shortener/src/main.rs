@@ -7,7 +7,8 @@ use keel::middleware::{AccessLog, HandlerExt, LogFormat};
 use keel::{Config, Handler, Server};
 use shortener::api::MAX_BULK_BODY;
 use shortener::app::App;
-use shortener::cli::{AccessLogFormat, Cli, Command};
+use shortener::cli::{AccessLogFormat, Cli, Command, KeysCommand};
+use shortener::keys::{self, KeySet, Scope};
 use shortener::{store, transfer};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,6 +26,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
+    // Keys need no store: made before one is opened.
+    if let Some(Command::Keys(KeysCommand::New { scope })) = &cli.command {
+        return new_key(cli, *scope);
+    }
     let spec = cli.store_spec();
     let store = store::open_with(&spec, &cli.pg.options())
         .map_err(|e| format!("cannot open the store {}: {e}", store::redacted(&spec)))?;
@@ -50,6 +55,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Some(Command::Keys(_)) => unreachable!("handled before the store opens"),
         Some(Command::Export { file }) => {
             let rows = match file {
                 Some(path) => {
@@ -67,13 +73,11 @@ fn run(cli: &Cli) -> Result<(), String> {
 }
 
 fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
-    let config = cli
-        .app_config()
-        .map_err(|e| format!("cannot read the API keys: {e}"))?;
+    let config = cli.app_config()?;
     let args = &cli.serve;
     keel::blocking::init(args.blocking_threads.max(1), 4096);
     shortener::password::init(args.password_threads.max(1));
-    let no_keys = config.api_keys.is_empty();
+    let keys = config.api_keys.clone();
     let base_url = config.base_url.clone();
     let app = App::new(store, config);
     let metrics = keel::Metrics::new();
@@ -104,6 +108,16 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
         deferred_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         ..Config::default()
     };
+    let admin = match &args.admin_addr {
+        Some(addr) => Some(
+            Server::bind(addr.as_str())
+                .config(server_config.clone())
+                .workers(1)
+                .serve(app.admin_handler(metrics.clone()))
+                .map_err(|e| format!("cannot listen on {addr} (--admin-addr): {e}"))?,
+        ),
+        None => None,
+    };
     let mut server = Server::bind(args.addr.as_str())
         .config(server_config)
         .metrics(&metrics);
@@ -119,17 +133,84 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
         server.worker_count(),
         store::redacted(&cli.store_spec()),
     );
-    if no_keys {
-        println!("shortener: no API key configured: writes are accepted from loopback clients only (set --api-key-file or SHORTENER_API_KEYS)");
+    announce_keys(&keys, cli);
+    if let Some(admin) = &admin {
+        println!(
+            "shortener: /metrics and /health on http://{} (no key asked there)",
+            admin.local_addr()
+        );
     }
     if let Some(signal) = signals.forever().next() {
         eprintln!("shortener: signal {signal}, shutting down");
     }
     server.shutdown(Duration::from_secs(10));
     server.join();
+    if let Some(admin) = admin {
+        admin.shutdown(Duration::from_secs(1));
+        admin.join();
+    }
     match app.shutdown() {
         Ok(links) => eprintln!("shortener: stopped; last click flush wrote {links} links"),
         Err(e) => return Err(format!("the last click flush failed: {e}")),
     }
     Ok(())
+}
+
+/// `shortener keys new --scope S`: a fresh key on stdout, appended to the
+/// key file.
+fn new_key(cli: &Cli, scope: Scope) -> Result<(), String> {
+    let key = keys::generate().map_err(|e| format!("no random source: {e}"))?;
+    let path = cli.key_file();
+    keys::append(&path, scope, &key).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("{key}");
+    eprintln!(
+        "shortener: added a {scope} key to {}; restart the server to use it",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Says at start which keys are in force, or warns at length that none is.
+fn announce_keys(keys: &KeySet, cli: &Cli) {
+    if keys.is_empty() {
+        println!(
+            "shortener: no API key configured: keyless mode, the API answers this machine only"
+        );
+        eprintln!(
+            "shortener: WARNING: no API key is configured (keyless mode).\n\
+             shortener: WARNING: every client connecting from this machine (loopback) is an admin:\n\
+             shortener: WARNING: it may list, create, change and delete every link and read all stats.\n\
+             shortener: WARNING: a reverse proxy, tunnel or sidecar on this host makes EVERY client a\n\
+             shortener: WARNING: loopback client: never run keyless behind one.\n\
+             shortener: WARNING: requests must name this server as localhost, a loopback address or\n\
+             shortener: WARNING: {} (stops DNS rebinding), and come from no other web origin.\n\
+             shortener: WARNING: to set keys: `shortener keys new --scope admin` (writes {}), then restart.",
+            cli.base_url(),
+            cli.key_file().display(),
+        );
+        return;
+    }
+    println!(
+        "shortener: API keys: {} admin, {} write, {} read",
+        keys.count(Scope::Admin),
+        keys.count(Scope::Write),
+        keys.count(Scope::Read),
+    );
+    let path = cli.key_file();
+    if let Ok(meta) = std::fs::metadata(&path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "shortener: WARNING: the key file {} can be read by other users: chmod 600 it",
+                path.display()
+            );
+        }
+    }
+    if keys.unscoped() > 0 {
+        eprintln!(
+            "shortener: {} API key(s) have no scope and are read as `write` keys (create and change \
+             links, not delete them); write `write KEY` or `admin KEY` in the key file to say so",
+            keys.unscoped()
+        );
+    }
 }

@@ -191,8 +191,10 @@ fn answer(state: &State, slug: &str, link: &CachedLink, visit: Visit, res: &mut 
     if link.password_hash.is_some() {
         return web::password_page(res, StatusCode::OK, slug, None);
     }
-    // HEAD is how link previews look: it is answered but not counted.
-    if !visit.is_head && !link.take_click() {
+    // HEAD is how link previews look: it is answered but not counted,
+    // except on a link with a click budget, where a `Location` is worth a
+    // click (else HEAD would read a one-time link's target for free).
+    if spends_click(link, visit) && !link.take_click() {
         return gone(res, visit.wants_json);
     }
     redirect(state, link, visit, res, state.config.redirect_status);
@@ -225,12 +227,17 @@ fn redirect(
         res.status(StatusCode::INTERNAL_SERVER_ERROR).body(b"");
         return;
     }
-    if !visit.is_head {
+    if spends_click(link, visit) {
         state.clicks.record(Click {
             link_id: link.id,
             ..visit.click
         });
     }
+}
+
+/// Whether answering `visit` with the target counts as a click.
+fn spends_click(link: &CachedLink, visit: Visit) -> bool {
+    !visit.is_head || link.max_clicks.is_some()
 }
 
 fn not_found(res: &mut Response<'_>, json: bool) {

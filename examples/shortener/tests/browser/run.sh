@@ -8,8 +8,9 @@
 # loopback port with a fresh data folder, runs e2e.mjs against it, and stops
 # everything on exit. Exits non-zero, saying why, on any failure.
 #
-# Environment: API_KEY (optional) starts the shortener with that key in
-# SHORTENER_API_KEYS and has the pages send it; CHROMIUM (default
+# Environment: API_KEY (optional, 22 characters or more) starts the
+# shortener with that key in SHORTENER_API_KEYS (a key without a scope: a
+# write key) and has the pages send it; CHROMIUM (default
 # /usr/bin/chromium); KEEP_ARTIFACTS=1 keeps the server log and screenshot.
 set -euo pipefail
 

@@ -88,8 +88,8 @@ cat >"$work/schemathesis.toml" <<'EOF'
 # Every check is on by default; none is named on the command line, where
 # it would override the per-operation settings below.
 
-# Writes and the list need the key the shortener is started with; the
-# ignored_auth and missing_required_header checks then see them refused
+# The API and /metrics need the admin key the shortener is started with;
+# the ignored_auth and missing_required_header checks then see them refused
 # without it (401).
 [auth.openapi.bearerAuth]
 bearer = "${SHORTENER_FUZZ_KEY}"
@@ -169,13 +169,13 @@ EOF
   # Settings from the caller's environment would change what the test sees:
   # the shortener gets only what the test decides.
   while read -r var; do unset "$var"; done < <(compgen -e | grep '^SHORTENER_' || true)
-  export SHORTENER_API_KEYS="$key"
+  export SHORTENER_API_KEYS="admin:$key"
   # Port 0: the kernel picks a free one, which the first line names. The
   # base URL is a name the fuzzer will not draw, so that no URL it sends is
   # refused as a link to the shortener itself (a rule no schema states);
   # with the default (http://127.0.0.1:0) it would draw http://[::1]:0.
   exec "$bin" --addr 127.0.0.1:0 --data "$data" --base-url http://shortener.invalid \
-    --writes-per-minute 1000000 --guesses-per-minute 1000000
+    --writes-per-minute 1000000 --guesses-per-minute 1000000 --auth-failures-per-minute 1000000
 ) >"$log" 2>&1 &
 shortener_pid=$!
 

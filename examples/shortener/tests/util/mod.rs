@@ -349,6 +349,7 @@ pub struct Options {
     data: Option<PathBuf>,
     key: Option<String>,
     ip: Option<Ipv4Addr>,
+    admin_addr: bool,
 }
 
 impl Options {
@@ -376,10 +377,23 @@ impl Options {
         self
     }
 
-    /// The key [`Shortener::api`] sends as `Authorization: Bearer KEY`.
+    /// The key [`Shortener::api`] (and the helpers built on it) sends as
+    /// `Authorization: Bearer KEY`; the server learns it elsewhere (a key
+    /// file, `SHORTENER_API_KEYS`).
     pub fn key(mut self, key: &str) -> Options {
         self.key = Some(key.to_owned());
         self
+    }
+
+    /// Runs with keys: a fresh `admin` key, in `SHORTENER_API_KEYS`, that
+    /// the helpers send.
+    pub fn admin_key(self) -> Options {
+        let key = format!(
+            "admin-{}",
+            shortener::keys::generate().expect("a random key")
+        );
+        self.env("SHORTENER_API_KEYS", &format!("admin:{key}"))
+            .key(&key)
     }
 
     /// Runs on this `--store` instead of the one of the data directory
@@ -387,6 +401,13 @@ impl Options {
     /// `.arg("--store", spec)`.
     pub fn store(self, spec: &str) -> Options {
         self.arg("--store", spec)
+    }
+
+    /// Also serves `/metrics` and `/health` on a loopback port of its own
+    /// (`--admin-addr`); see [`Shortener::admin_addr`].
+    pub fn admin_addr(mut self) -> Options {
+        self.admin_addr = true;
+        self
     }
 
     /// Listens on `ip` (default 127.0.0.1).
@@ -408,6 +429,7 @@ pub struct Shortener {
     /// The `--store` it runs on.
     store: String,
     key: Option<String>,
+    admin: Option<PortReservation>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<thread::JoinHandle<()>>,
@@ -472,6 +494,12 @@ impl Shortener {
         if !given("--blocking-threads") {
             command.args(["--blocking-threads", "4"]);
         }
+        let admin = options
+            .admin_addr
+            .then(|| PortReservation::new(Ipv4Addr::LOCALHOST));
+        if let Some(admin) = &admin {
+            command.args(["--admin-addr", &admin.addr.to_string()]);
+        }
         command
             .args(&options.args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
@@ -500,6 +528,7 @@ impl Shortener {
             data,
             store,
             key: options.key,
+            admin,
             stdout: Arc::clone(&stdout),
             stderr,
             readers: vec![stderr_reader],
@@ -540,6 +569,18 @@ impl Shortener {
         self.addr
     }
 
+    /// Its `--admin-addr` ([`Options::admin_addr`]).
+    ///
+    /// # Panics
+    ///
+    /// When it was started without one.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .as_ref()
+            .expect("started without admin_addr()")
+            .addr
+    }
+
     /// `http://ADDR`, the base of its short links.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -553,6 +594,11 @@ impl Shortener {
     /// The `--store` it runs on (`sqlite:DATA/shortener.db` by default).
     pub fn store_spec(&self) -> &str {
         &self.store
+    }
+
+    /// The key the helpers send, if any ([`Options::key`]).
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// Everything it wrote to stdout so far.
@@ -687,16 +733,16 @@ impl Shortener {
         self.create(serde_json::json!({"url": url, "slug": slug}))
     }
 
-    /// `GET /api/links/SLUG`, asserting `200`.
+    /// `GET /api/links/SLUG` (with the key), asserting `200`.
     pub fn link(&self, slug: &str) -> Value {
-        let res = self.get(&format!("/api/links/{slug}"));
+        let res = self.api("GET", &format!("/api/links/{slug}"), None);
         assert_eq!(res.status, 200, "GET link {slug}: {}", res.text());
         json(&res)
     }
 
-    /// `GET /api/links/SLUG/stats`, asserting `200`.
+    /// `GET /api/links/SLUG/stats` (with the key), asserting `200`.
     pub fn stats(&self, slug: &str) -> Value {
-        let res = self.get(&format!("/api/links/{slug}/stats"));
+        let res = self.api("GET", &format!("/api/links/{slug}/stats"), None);
         assert_eq!(res.status, 200, "stats {slug}: {}", res.text());
         json(&res)
     }
@@ -712,9 +758,9 @@ impl Shortener {
         .unwrap_or_else(|| panic!("stats of {slug} never reached {total}: {last}"))
     }
 
-    /// The `/metrics` text.
+    /// The `/metrics` text (with the key).
     pub fn metrics(&self) -> String {
-        let res = self.get("/metrics");
+        let res = self.api("GET", "/metrics", None);
         assert_eq!(res.status, 200);
         res.text()
     }

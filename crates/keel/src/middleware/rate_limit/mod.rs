@@ -313,6 +313,80 @@ impl Middleware for RateLimit {
     }
 }
 
+/// Limits on events the handler decides, such as failed logins: the
+/// middleware charges every request, these charge only what they are told.
+impl RateLimit {
+    /// Whether `req`'s client has a token left, without taking it: `Ok`, or
+    /// `Err` with the time until one is back (what `Retry-After` should
+    /// say). With [`charge`](RateLimit::charge) it limits some requests
+    /// only: check every request, charge the failed ones, and a client past
+    /// the limit is refused whatever it sends next. The caller writes the
+    /// refusal, in its own shape.
+    ///
+    /// Same cost as the middleware; allocates nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keel::middleware::RateLimit;
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response, StatusCode};
+    /// use std::time::Duration;
+    ///
+    /// // One failed attempt a minute per client.
+    /// let failures = RateLimit::new(1, Duration::from_secs(60));
+    /// let app = move |req: &Request<'_>, res: &mut Response<'_>| {
+    ///     if failures.check(req).is_err() {
+    ///         return res.status(StatusCode::TOO_MANY_REQUESTS).body(b"");
+    ///     }
+    ///     if req.header_str("authorization") == Some("Bearer right") {
+    ///         return res.body(b"ok");
+    ///     }
+    ///     let _ = failures.charge(req);
+    ///     res.status(StatusCode::UNAUTHORIZED).body(b"");
+    /// };
+    /// let mut conn = MemoryConn::new(app);
+    /// let right = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer right\r\n\r\n";
+    /// conn.send(right);
+    /// assert!(conn.recv().starts_with(b"HTTP/1.1 200 OK\r\n"));
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// assert!(conn.recv().starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+    /// // Past the limit, the right key is refused too.
+    /// conn.send(right);
+    /// assert!(conn.recv().starts_with(b"HTTP/1.1 429 Too Many Requests\r\n"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The wait until the client's next token, when it has none.
+    pub fn check(&self, req: &Request<'_>) -> Result<(), Duration> {
+        self.peek(self.key_of(req)).map_err(Duration::from_nanos)
+    }
+
+    /// Takes a token for `req`'s client, as the middleware does: `Ok` when
+    /// one was left; else nothing is taken.
+    ///
+    /// # Errors
+    ///
+    /// The wait until the client's next token, when it has none.
+    pub fn charge(&self, req: &Request<'_>) -> Result<(), Duration> {
+        self.take(self.key_of(req)).map_err(Duration::from_nanos)
+    }
+
+    /// Whether a token is left for `key`: `Ok`, or `Err` with the
+    /// nanoseconds until one is back. Takes nothing.
+    fn peek(&self, key: Key) -> Result<(), u64> {
+        let now = u64::try_from(self.clock.monotonic().as_nanos()).unwrap_or(u64::MAX);
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let next_free = shard.buckets.lock().get(&key).copied().unwrap_or(now);
+        let debt = next_free.max(now).saturating_add(self.interval) - now;
+        match debt.checked_sub(self.tolerance) {
+            Some(wait @ 1..) => Err(wait),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +404,23 @@ mod tests {
             clock.advance(Duration::from_millis(1));
         }
         assert!(limit.clients() <= SHARDS * 4, "{}", limit.clients());
+    }
+
+    #[test]
+    fn peek_agrees_with_take_and_takes_nothing() {
+        let clock = ManualClock::new(0);
+        let limit = RateLimit::new(2, Duration::from_secs(60)).clock(clock.clone());
+        let key = Key::Ip(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..2 {
+            assert!(limit.peek(key).is_ok());
+            assert!(limit.peek(key).is_ok(), "a look takes no token");
+            assert!(limit.take(key).is_ok());
+        }
+        let wait = limit.peek(key).unwrap_err();
+        assert_eq!(limit.take(key).unwrap_err(), wait);
+        assert_eq!(Duration::from_nanos(wait), Duration::from_secs(30));
+        clock.advance(Duration::from_secs(30));
+        assert!(limit.peek(key).is_ok());
     }
 
     #[test]
