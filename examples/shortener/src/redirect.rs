@@ -139,8 +139,8 @@ fn refresh_in_background(state: &Arc<State>, slug: &str) {
 }
 
 /// Reads `slug` from the store and caches what it says. A link with a
-/// click budget is read between two click flushes, its clicks not yet
-/// flushed added to its count: the budget is enforced against every click
+/// click budget is read again with the clicks that read may have missed
+/// added to its count: the budget is enforced against every click
 /// taken, not only those the store has seen.
 fn load(state: &State, slug: &str) -> Result<Option<Link>, StoreError> {
     // Taken before the read: an update meanwhile keeps the read out.
@@ -148,10 +148,10 @@ fn load(state: &State, slug: &str) -> Result<Option<Link>, StoreError> {
     let read = || state.store_call(StoreOp::Get, |s| s.get(slug));
     let mut link = read()?;
     if link.as_ref().is_some_and(|l| l.max_clicks.is_some()) {
-        link = state.clicks.between_flushes(|| {
+        link = state.clicks.with_unflushed(|unflushed| {
             let mut link = read()?;
             if let Some(link) = &mut link {
-                link.clicks = link.clicks.saturating_add(state.clicks.unflushed(link.id));
+                link.clicks = link.clicks.saturating_add(unflushed.of(link.id));
             }
             Ok::<_, StoreError>(link)
         })?;
@@ -185,9 +185,25 @@ fn answer(state: &State, slug: &str, link: &CachedLink, visit: Visit, res: &mut 
     if link.password_hash.is_some() {
         return web::password_page(res, StatusCode::OK, slug, None);
     }
+    if visit.click.agent.is_automated() {
+        return automated_visit(state, link, visit, res);
+    }
     // HEAD is how link previews look: it is answered but not counted.
     if !visit.is_head && !link.take_click() {
         return gone(res, visit.wants_json);
+    }
+    redirect(state, link, visit, res, state.config.redirect_status);
+}
+
+/// A link preview's or a crawler's visit: never spends a click (it is
+/// counted apart, see [`crate::clicks`]). A preview still gets the redirect,
+/// so that a link posted in a chat unfurls; but not of a link with a click
+/// budget: unfurling a one-time link would hand its target to the chat
+/// service. Anyone can send a robot's `User-Agent`, so that page is all
+/// such a link ever shows one.
+fn automated_visit(state: &State, link: &CachedLink, visit: Visit, res: &mut Response<'_>) {
+    if link.max_clicks.is_some() {
+        return web::limited_link_page(res);
     }
     redirect(state, link, visit, res, state.config.redirect_status);
 }
