@@ -298,6 +298,10 @@ fn unlock(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         if cached.is_gone(visit.now) || cached.is_spent() {
             return gone(res, visit.wants_json);
         }
+        // As for a visit (see `automated_visit`): its click would not count.
+        if visit.click.agent.is_automated() && cached.max_clicks.is_some() {
+            return web::limited_link_page(res);
+        }
         // A link that is not (or no longer) protected is followed whatever
         // the form says, still with a 303 below.
         let wrong = link.password_hash.as_deref().is_some_and(|hash| {

@@ -88,8 +88,7 @@ fn referrer_rows(server: &Shortener, slug: &str) -> i64 {
     const SQL: &str = "SELECT count(*) FROM link_referrers AS r \
                        JOIN links AS l ON l.id = r.link_id WHERE l.slug = $1";
     if util::on_postgres() {
-        let mut client =
-            postgres::Client::connect(server.store_spec(), postgres::NoTls).unwrap();
+        let mut client = postgres::Client::connect(server.store_spec(), postgres::NoTls).unwrap();
         client.query_one(SQL, &[&slug]).unwrap().get(0)
     } else {
         let db = rusqlite::Connection::open_with_flags(
@@ -107,7 +106,8 @@ fn referer_spam_stalls_neither_the_flush_nor_the_api_and_the_store_stays_small()
     let server = Options::new().arg("--flush-ms", "1000").start();
     server.create_slug("spammed", "https://example.com/spammed");
     server.create_slug("other", "https://example.com/other");
-    server.create(json!({"url": "https://example.com/b", "slug": "budget", "max_clicks": 1_000_000}));
+    server
+        .create(json!({"url": "https://example.com/b", "slug": "budget", "max_clicks": 1_000_000}));
     assert_eq!(server.get("/spammed").status, 302, "cached before the spam");
 
     // Probes while the spam runs and until its clicks are in the store: a
@@ -140,7 +140,11 @@ fn referer_spam_stalls_neither_the_flush_nor_the_api_and_the_store_stays_small()
             }
             thread::sleep(Duration::from_millis(30));
         }
-        assert_eq!(spammer.join().unwrap(), SPAM, "every spam request redirected");
+        assert_eq!(
+            spammer.join().unwrap(),
+            SPAM,
+            "every spam request redirected"
+        );
     });
     let flushed_after = flushed_after.expect("the spam's clicks never reached the store");
     assert!(
@@ -179,16 +183,37 @@ fn referer_spam_stalls_neither_the_flush_nor_the_api_and_the_store_stays_small()
 /// The `User-Agent` values of the link previews and crawlers the issue
 /// names, as they send them.
 const AUTOMATED: &[(&str, &str)] = &[
-    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "preview"),
-    ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", "preview"),
+    (
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "preview",
+    ),
+    (
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "preview",
+    ),
     ("Twitterbot/1.0", "preview"),
     ("WhatsApp/2.23.20.0 A", "preview"),
-    ("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "preview"),
+    (
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "preview",
+    ),
     ("TelegramBot (like TwitterBot)", "preview"),
-    ("LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)", "preview"),
-    ("http.rb/5.1.1 (Mastodon/4.2.0; +https://mastodon.social/)", "preview"),
-    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"),
-    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", "bot"),
+    (
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "preview",
+    ),
+    (
+        "http.rb/5.1.1 (Mastodon/4.2.0; +https://mastodon.social/)",
+        "preview",
+    ),
+    (
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "bot",
+    ),
+    (
+        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        "bot",
+    ),
 ];
 
 #[test]
@@ -257,4 +282,39 @@ fn previews_and_crawlers_spend_no_budget_count_apart_and_never_see_a_budgeted_ta
         metric(&metrics, "shortener_clicks_automated_total"),
         (previews + bots) as f64
     );
+}
+
+/// The password form is the other way to spend a click: a robot that
+/// knows the password must not be handed a budgeted link's target either,
+/// as its click would not count and the next reload would give it back.
+#[test]
+fn a_robot_with_the_password_gets_no_budgeted_target() {
+    let server = Options::new().arg("--flush-ms", "100").start();
+    let secret = "https://example.com/protected-once";
+    let password = "correct horse battery";
+    server.create(json!({"url": secret, "slug": "locked", "password": password, "max_clicks": 1}));
+    let body = format!("password={}", util::form_encode(password));
+    let post = |agent: &str| {
+        server.request(
+            "POST",
+            "/locked",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("User-Agent", agent),
+            ],
+            body.as_bytes(),
+        )
+    };
+    for _ in 0..3 {
+        let res = post(AUTOMATED[0].0);
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.header("location"), None);
+        assert!(!res.text().contains("protected-once"));
+    }
+    let person = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    let res = post(person);
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some(secret));
+    assert_eq!(post(person).status, 410);
+    server.stats_when_total("locked", 1, Duration::from_secs(5));
 }

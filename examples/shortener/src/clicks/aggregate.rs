@@ -92,11 +92,15 @@ fn cap_referrers(mut referrers: Vec<(String, u64)>, rows: usize) -> (Vec<(String
     }
     let mut other = take_other(&mut referrers);
     let keep = rows.saturating_sub(1);
-    let by_clicks = |a: &(String, u64), b: &(String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    let by_clicks =
+        |a: &(String, u64), b: &(String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
     if keep < referrers.len() {
         referrers.select_nth_unstable_by(keep, by_clicks);
     }
-    let folded: u64 = referrers.drain(keep.min(referrers.len())..).map(|(_, n)| n).sum();
+    let folded: u64 = referrers
+        .drain(keep.min(referrers.len())..)
+        .map(|(_, n)| n)
+        .sum();
     other += folded;
     referrers.push((OTHER_HOST.to_owned(), other));
     (referrers, folded)
@@ -188,7 +192,12 @@ mod tests {
     fn a_batch_keeps_the_top_hosts_and_folds_the_rest() {
         // 100k distinct hosts on one link, plus two that matter.
         let mut drained: Vec<(Click, u64)> = (0..100_000)
-            .map(|i| (click(1, &format!("https://s{i}.spam.example/"), "curl/8"), 1))
+            .map(|i| {
+                (
+                    click(1, &format!("https://s{i}.spam.example/"), "curl/8"),
+                    1,
+                )
+            })
             .collect();
         drained.push((click(1, "https://news.example/", "curl/8"), 500));
         drained.push((click(1, "https://blog.example/", "curl/8"), 300));
@@ -202,7 +211,10 @@ mod tests {
         assert_eq!(named(&link.referrers, "news.example"), Some(500));
         assert_eq!(named(&link.referrers, "blog.example"), Some(300));
         let kept_spam = REFERRERS_PER_INTERVAL as u64 - 3;
-        assert_eq!(named(&link.referrers, OTHER_HOST), Some(100_000 - kept_spam));
+        assert_eq!(
+            named(&link.referrers, OTHER_HOST),
+            Some(100_000 - kept_spam)
+        );
         assert_eq!(batch.folded, 100_000 - kept_spam);
         assert_eq!(link.referrers.iter().map(|(_, n)| n).sum::<u64>(), 100_800);
     }
@@ -245,6 +257,9 @@ mod tests {
             fitted,
             [("known.example".to_owned(), 1), (OTHER_HOST.to_owned(), 15)]
         );
-        assert_eq!(fit_stored_referrers(&batch, 0, |_| Err("down")), Err("down"));
+        assert_eq!(
+            fit_stored_referrers(&batch, 0, |_| Err("down")),
+            Err("down")
+        );
     }
 }

@@ -35,9 +35,7 @@ mod aggregate;
 mod host;
 
 pub use agent::AgentFamily;
-pub use aggregate::{
-    fit_stored_referrers, REFERRERS_PER_INTERVAL, REFERRER_ROWS_PER_LINK,
-};
+pub use aggregate::{fit_stored_referrers, REFERRERS_PER_INTERVAL, REFERRER_ROWS_PER_LINK};
 pub use host::{Host, LONG_HOST, MAX_HOST_LEN, OTHER_HOST};
 
 use crate::model::{day_of, Day, LinkClicks, UnixTime};

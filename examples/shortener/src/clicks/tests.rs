@@ -55,7 +55,10 @@ fn unflushed_clicks_are_counted_until_written() {
     assert_eq!(unflushed(&clicks, 2), 0);
     assert_eq!(clicks.counters.flushed.load(Ordering::Relaxed), 5);
     assert_eq!(clicks.counters.automated.load(Ordering::Relaxed), 1);
-    assert!(clicks.pending.lock().is_empty(), "committed batches are purged");
+    assert!(
+        clicks.pending.lock().is_empty(),
+        "committed batches are purged"
+    );
 }
 
 /// A flush whose store write hangs blocks neither the recording of
@@ -82,13 +85,13 @@ fn a_slow_store_write_blocks_no_reader_and_no_click() {
         s.spawn(move || {
             clicks.record(Click::new(1, AT, None, None));
             // The batch being written still counts: its commit is not known.
-            done_tx.send(unflushed(&clicks, 1)).unwrap();
+            done_tx.send(unflushed(clicks, 1)).unwrap();
         });
         let seen = done.recv_timeout(Duration::from_secs(5));
         release.send(()).unwrap();
         assert_eq!(seen, Ok(2), "a reader waited for the store write");
     });
-    assert_eq!(unflushed(&clicks, 1), 1);
+    assert_eq!(unflushed(clicks, 1), 1);
 }
 
 /// The race a reload must not lose: its store read starts before a batch

@@ -605,3 +605,34 @@ pub(crate) fn referrer_rows_per_link_are_capped(store: &dyn Store, rows_in: Rows
     let fresh = store.stats("fresh").unwrap().unwrap();
     assert_eq!(fresh.referrers[0].name, "fresh.example");
 }
+
+/// SQL (for either store) flooding link `id` with referrer rows as spam
+/// left them before the cap: 300 hosts of one click, `big.example` with
+/// 1000, and `(other)` with 5. See [`assert_flood_folded`].
+pub(crate) fn flood_referrers_sql(id: i64) -> String {
+    let mut rows: Vec<String> = (0..300).map(|i| format!("({id}, 'h{i:03}', 1)")).collect();
+    rows.push(format!("({id}, 'big.example', 1000)"));
+    rows.push(format!("({id}, '{OTHER_HOST}', 5)"));
+    format!(
+        "INSERT INTO link_referrers (link_id, host, count) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// After the referrer cap migration ran on the rows of
+/// [`flood_referrers_sql`] for `slug`: [`REFERRER_ROWS_PER_LINK`] rows, the
+/// biggest host kept, the rest summed into `(other)`, no click lost.
+pub(crate) fn assert_flood_folded(store: &dyn Store, rows_in: RowsIn<'_>, slug: &str) {
+    let rows = REFERRER_ROWS_PER_LINK as i64;
+    assert_eq!(rows_in("link_referrers"), rows);
+    let stats = store.stats(slug).unwrap().unwrap();
+    let top: Vec<_> = stats
+        .referrers
+        .iter()
+        .take(2)
+        .map(|r| (r.name.as_str(), r.clicks))
+        .collect();
+    // 301 named rows, 199 kept: 102 hosts of one click folded.
+    let folded = 300 - (rows as u64 - 2);
+    assert_eq!(top, [("big.example", 1000), (OTHER_HOST, 5 + folded)]);
+}

@@ -27,6 +27,7 @@ const BATCH_ID_RETENTION: i64 = 86_400;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_click_batches.sql"),
+    include_str!("migrations/0003_referrer_cap.sql"),
 ];
 
 /// How long a statement waits for a lock held by another process on the
@@ -402,9 +403,7 @@ fn fit_referrers(
     referrers: &[(String, u64)],
 ) -> Result<Vec<(String, u64)>, StoreError> {
     let named_rows: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM link_referrers WHERE link_id = ?1 AND host <> ?2",
-        )
+        .prepare_cached("SELECT count(*) FROM link_referrers WHERE link_id = ?1 AND host <> ?2")
         .and_then(|mut stmt| stmt.query_row(params![id, OTHER_HOST], |row| row.get(0)))
         .map_err(db_err)?;
     let mut has_row = conn
