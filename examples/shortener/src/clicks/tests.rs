@@ -157,3 +157,66 @@ fn one_link_takes_a_bounded_share_of_a_shard() {
     let other = batch.iter().find(|l| l.link_id == 2).unwrap();
     assert_eq!(other.referrers, [("fine.example".to_owned(), 1)]);
 }
+
+/// Clicks recorded, flushes committing to a slow store and reloads all at
+/// once: every reload counts at least each click recorded before it began
+/// (never too few, which would hand clicks out again), and at most one
+/// batch twice.
+#[test]
+fn concurrent_flushes_never_make_a_reader_count_too_few() {
+    use std::sync::atomic::AtomicBool;
+    let clicks = Clicks::new();
+    let store = AtomicU64::new(0);
+    let recorded = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    /// Stops the other threads however the checks end (a failed one too).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                clicks.record(Click::new(1, AT, None, None));
+                recorded.fetch_add(1, Ordering::SeqCst);
+                std::thread::yield_now();
+            }
+        });
+        s.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                clicks
+                    .flush_with(|_, batch| {
+                        std::thread::sleep(Duration::from_micros(300));
+                        let total: u64 = batch.iter().map(|l| l.total).sum();
+                        store.fetch_add(total, Ordering::SeqCst);
+                        // Committed, not yet acknowledged.
+                        std::thread::sleep(Duration::from_micros(300));
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        for _ in 0..500 {
+            let before = recorded.load(Ordering::SeqCst);
+            let counted = clicks.with_unflushed(|unflushed| {
+                let read = store.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(200));
+                read + unflushed.of(1)
+            });
+            let after = recorded.load(Ordering::SeqCst);
+            assert!(
+                counted >= before,
+                "{counted} counted, {before} recorded before"
+            );
+            assert!(
+                counted <= 2 * after + 1,
+                "{counted} counted, {after} recorded"
+            );
+        }
+    });
+    clicks.flush_with(|_, _| Ok(())).unwrap();
+    assert!(clicks.pending.lock().is_empty());
+}
