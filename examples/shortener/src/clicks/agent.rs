@@ -58,9 +58,9 @@ static BOTS: LazyLock<AhoCorasick> = LazyLock::new(|| matcher(BOT_AGENTS));
 /// A browser family, from the `User-Agent` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AgentFamily {
-    /// A link-preview fetcher ([`PREVIEW_AGENTS`]).
+    /// A link-preview fetcher (`PREVIEW_AGENTS`: Slackbot, WhatsApp, ...).
     Preview,
-    /// A crawler or other robot ([`BOT_AGENTS`]).
+    /// A crawler or other robot (`BOT_AGENTS`: Googlebot, bingbot, ...).
     Bot,
     Curl,
     Wget,

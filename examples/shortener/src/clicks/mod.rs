@@ -4,7 +4,7 @@
 //! served it (each thread is given its own shard the first time it counts),
 //! keyed by link, day, referrer host and browser family. Once a second a
 //! flusher thread drains every shard into a sealed batch (summed per link
-//! with hash maps, see [`aggregate`]) and writes it to the store in one
+//! with hash maps, see `aggregate.rs`) and writes it to the store in one
 //! transaction, under an id of its own. A failed batch is kept (bounded)
 //! and retried as it was, same id and same counts, so that a store which
 //! did commit it but could not say so recognizes the retry and counts
@@ -16,7 +16,7 @@
 //! committed afterwards, in a moment.
 //!
 //! One link's referrer hosts are bounded at every step: per shard
-//! ([`KEYS_PER_LINK_PER_SHARD`]), per batch ([`REFERRERS_PER_INTERVAL`])
+//! (`KEYS_PER_LINK_PER_SHARD`), per batch ([`REFERRERS_PER_INTERVAL`])
 //! and in the store ([`REFERRER_ROWS_PER_LINK`]); past each, clicks count as
 //! [`OTHER_HOST`]. Link previews and crawlers ([`AgentFamily::is_automated`])
 //! are counted under their family only, never in the total nor against a
