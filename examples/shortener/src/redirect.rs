@@ -145,8 +145,8 @@ fn refresh_in_background(state: &Arc<State>, slug: &str) {
 }
 
 /// Reads `slug` from the store and caches what it says. A link with a
-/// click budget is read between two click flushes, its clicks not yet
-/// flushed added to its count: the budget is enforced against every click
+/// click budget is read again with the clicks that read may have missed
+/// added to its count: the budget is enforced against every click
 /// taken, not only those the store has seen.
 fn load(state: &State, slug: &str) -> Result<Option<Link>, StoreError> {
     // Taken before the read: an update meanwhile keeps the read out.
@@ -154,10 +154,10 @@ fn load(state: &State, slug: &str) -> Result<Option<Link>, StoreError> {
     let read = || state.store_call(StoreOp::Get, |s| s.get(slug));
     let mut link = read()?;
     if link.as_ref().is_some_and(|l| l.max_clicks.is_some()) {
-        link = state.clicks.between_flushes(|| {
+        link = state.clicks.with_unflushed(|unflushed| {
             let mut link = read()?;
             if let Some(link) = &mut link {
-                link.clicks = link.clicks.saturating_add(state.clicks.unflushed(link.id));
+                link.clicks = link.clicks.saturating_add(unflushed.of(link.id));
             }
             Ok::<_, StoreError>(link)
         })?;
@@ -191,11 +191,27 @@ fn answer(state: &State, slug: &str, link: &CachedLink, visit: Visit, res: &mut 
     if link.password_hash.is_some() {
         return web::password_page(res, StatusCode::OK, slug, None);
     }
+    if visit.click.agent.is_automated() {
+        return automated_visit(state, link, visit, res);
+    }
     // HEAD is how link previews look: it is answered but not counted,
     // except on a link with a click budget, where a `Location` is worth a
     // click (else HEAD would read a one-time link's target for free).
     if spends_click(link, visit) && !link.take_click() {
         return gone(res, visit.wants_json);
+    }
+    redirect(state, link, visit, res, state.config.redirect_status);
+}
+
+/// A link preview's or a crawler's visit: never spends a click (it is
+/// counted apart, see [`crate::clicks`]). A preview still gets the redirect,
+/// so that a link posted in a chat unfurls; but not of a link with a click
+/// budget: unfurling a one-time link would hand its target to the chat
+/// service. Anyone can send a robot's `User-Agent`, so that page is all
+/// such a link ever shows one.
+fn automated_visit(state: &State, link: &CachedLink, visit: Visit, res: &mut Response<'_>) {
+    if link.max_clicks.is_some() {
+        return web::limited_link_page(res);
     }
     redirect(state, link, visit, res, state.config.redirect_status);
 }
@@ -295,7 +311,7 @@ fn unlock(
         return not_found(res, visit.wants_json);
     }
     let cached = state.cache.with(slug, |lookup| match lookup {
-        Lookup::Hit(link) => Some(Gate::of(link, visit.now)),
+        Lookup::Hit(link) => Some(Gate::of(link, visit)),
         Lookup::Missing => Some(Gate::Missing),
         Lookup::Stale { .. } | Lookup::Unknown => None,
     });
@@ -316,7 +332,7 @@ fn unlock(
                 Ok(None) => return not_found(res, visit.wants_json),
                 Err(error) => return unavailable(res, visit.wants_json, error.into()),
             };
-            match Gate::of(&link, visit.now) {
+            match Gate::of(&link, visit) {
                 Gate::Protected(hash) => {
                     if let Err(refusal) = attempt.admit() {
                         return attempt.refuse(refusal, res);
@@ -348,6 +364,8 @@ fn unlock(
 enum Gate {
     Missing,
     Gone,
+    /// A budgeted link posted to by a robot (preview, crawler).
+    Limited,
     /// Not (or no longer) protected: followed whatever the form says.
     Open,
     /// Protected by this PHC hash.
@@ -355,9 +373,14 @@ enum Gate {
 }
 
 impl Gate {
-    fn of(link: &CachedLink, now: UnixTime) -> Gate {
-        if link.is_gone(now) || link.is_spent() {
+    fn of(link: &CachedLink, visit: Visit) -> Gate {
+        if link.is_gone(visit.now) || link.is_spent() {
             return Gate::Gone;
+        }
+        // As for a visit (see `automated_visit`): a robot's click would not
+        // count, so a budgeted target is never shown to one, password or not.
+        if visit.click.agent.is_automated() && link.max_clicks.is_some() {
+            return Gate::Limited;
         }
         match &link.password_hash {
             Some(hash) => Gate::Protected(hash.clone()),
@@ -430,6 +453,7 @@ impl Attempt {
         match gate {
             Gate::Missing => not_found(res, self.visit.wants_json),
             Gate::Gone => gone(res, self.visit.wants_json),
+            Gate::Limited => web::limited_link_page(res),
             Gate::Open => self.open(None, loaded, res),
             // Not for this function; failing closed.
             Gate::Protected(_) => wrong_password(res, &self.slug),

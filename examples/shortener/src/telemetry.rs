@@ -144,6 +144,16 @@ impl Telemetry {
             load(&k.recorded),
         );
         counter(
+            "shortener_clicks_automated_total",
+            "Visits of link previews and crawlers, counted apart from clicks.",
+            load(&k.automated),
+        );
+        counter(
+            "shortener_click_referrers_folded_total",
+            "Clicks whose referrer host was past a per-link cap, counted as (other).",
+            load(&k.referrers_folded),
+        );
+        counter(
             "shortener_clicks_flushed_total",
             "Clicks written to the store.",
             load(&k.flushed),

@@ -55,6 +55,7 @@ static APP_JS: Asset = Asset::new(include_bytes!("../assets/app.js"), JS, false)
 
 const NOT_FOUND_HTML: &[u8] = include_bytes!("../assets/not_found.html");
 const GONE_HTML: &[u8] = include_bytes!("../assets/gone.html");
+const LIMITED_HTML: &[u8] = include_bytes!("../assets/limited.html");
 const PASSWORD_TEMPLATE: &str = include_str!("../assets/password.html");
 
 /// FNV-1a (64 bits) of `bytes` as a quoted hex entity tag. A `const fn`, so
@@ -163,6 +164,15 @@ pub fn gone_page(res: &mut Response<'_>) {
     res.status(StatusCode::GONE);
     dynamic_page_headers(res, CSP);
     res.body(GONE_HTML);
+}
+
+/// Answers `200 OK` with the "open this in a browser" page that a link
+/// preview or crawler gets for a link with a click budget, in place of the
+/// redirect (which would show it the target). Allocates nothing.
+pub fn limited_link_page(res: &mut Response<'_>) {
+    res.status(StatusCode::OK);
+    dynamic_page_headers(res, CSP);
+    res.body(LIMITED_HTML);
 }
 
 /// Answers with the password prompt of the protected link `slug`: a form

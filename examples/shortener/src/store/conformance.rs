@@ -7,6 +7,7 @@
 //! `#[test]`s given a function making a [`Harness`] per test.
 
 use super::{Store, StoreError, MAX_BATCH};
+use crate::clicks::{OTHER_HOST, REFERRER_ROWS_PER_LINK};
 use crate::model::{Created, LinkClicks, LinkPatch, LinkStats, NewLink, Page, TOP_N};
 use std::collections::HashSet;
 
@@ -40,6 +41,7 @@ macro_rules! all_conformance_tests {
             concurrent_plain_creates_of_one_url_share_one_link,
             a_retried_click_batch_counts_once,
             a_click_batch_names_links_in_any_order,
+            referrer_rows_per_link_are_capped,
         );
     };
     ($make:path; $($name:ident),+ $(,)?) => {
@@ -545,4 +547,92 @@ pub(crate) fn a_click_batch_names_links_in_any_order(store: &dyn Store, _: RowsI
             (expected, expected)
         );
     }
+}
+
+/// `Referer` spam over many batches from two flushers at once: the link
+/// keeps at most [`REFERRER_ROWS_PER_LINK`] referrer rows, `(other)`
+/// included, which counts the rest; no click is lost, a host it already
+/// has keeps counting, and another link is not held to its cap.
+pub(crate) fn referrer_rows_per_link_are_capped(store: &dyn Store, rows_in: RowsIn<'_>) {
+    let id = store
+        .create(&custom("https://a.example/", "cap"))
+        .unwrap()
+        .link
+        .id;
+    let fresh = store
+        .create(&custom("https://b.example/", "fresh"))
+        .unwrap()
+        .link
+        .id;
+    store
+        .record_clicks("first", &[clicks(id, 1, "news.example", "a", 1)])
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            s.spawn(move || {
+                for round in 0..5 {
+                    let batch: Vec<LinkClicks> = (0..50)
+                        .map(|i| clicks(id, 1, &format!("s{t}-{round}-{i}.example"), "a", 1))
+                        .collect();
+                    store
+                        .record_clicks(&format!("spam-{t}-{round}"), &batch)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    store
+        .record_clicks(
+            "last",
+            &[
+                clicks(id, 1, "news.example", "a", 5),
+                clicks(fresh, 1, "fresh.example", "a", 1),
+            ],
+        )
+        .unwrap();
+    assert_eq!(rows_in("link_referrers"), REFERRER_ROWS_PER_LINK as i64 + 1);
+    let stats = store.stats("cap").unwrap().unwrap();
+    assert_eq!(stats.total, 506);
+    let top: Vec<_> = stats
+        .referrers
+        .iter()
+        .take(2)
+        .map(|r| (r.name.as_str(), r.clicks))
+        .collect();
+    // News and all but one row's worth of spam hosts have rows.
+    let folded = 500 - (REFERRER_ROWS_PER_LINK as u64 - 2);
+    assert_eq!(top, [(OTHER_HOST, folded), ("news.example", 6)]);
+    let fresh = store.stats("fresh").unwrap().unwrap();
+    assert_eq!(fresh.referrers[0].name, "fresh.example");
+}
+
+/// SQL (for either store) flooding link `id` with referrer rows as spam
+/// left them before the cap: 300 hosts of one click, `big.example` with
+/// 1000, and `(other)` with 5. See [`assert_flood_folded`].
+pub(crate) fn flood_referrers_sql(id: i64) -> String {
+    let mut rows: Vec<String> = (0..300).map(|i| format!("({id}, 'h{i:03}', 1)")).collect();
+    rows.push(format!("({id}, 'big.example', 1000)"));
+    rows.push(format!("({id}, '{OTHER_HOST}', 5)"));
+    format!(
+        "INSERT INTO link_referrers (link_id, host, count) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// After the referrer cap migration ran on the rows of
+/// [`flood_referrers_sql`] for `slug`: [`REFERRER_ROWS_PER_LINK`] rows, the
+/// biggest host kept, the rest summed into `(other)`, no click lost.
+pub(crate) fn assert_flood_folded(store: &dyn Store, rows_in: RowsIn<'_>, slug: &str) {
+    let rows = REFERRER_ROWS_PER_LINK as i64;
+    assert_eq!(rows_in("link_referrers"), rows);
+    let stats = store.stats(slug).unwrap().unwrap();
+    let top: Vec<_> = stats
+        .referrers
+        .iter()
+        .take(2)
+        .map(|r| (r.name.as_str(), r.clicks))
+        .collect();
+    // 301 named rows, 199 kept: 102 hosts of one click folded.
+    let folded = 300 - (rows as u64 - 2);
+    assert_eq!(top, [("big.example", 1000), (OTHER_HOST, 5 + folded)]);
 }

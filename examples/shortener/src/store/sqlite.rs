@@ -8,6 +8,7 @@
 use super::{
     apply, create_in, from_sql_count, to_sql_count, CreateSteps, Store, StoreError, MAX_BATCH,
 };
+use crate::clicks::{fit_stored_referrers, OTHER_HOST};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
 use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
 use parking_lot::{Condvar, Mutex};
@@ -26,6 +27,7 @@ const BATCH_ID_RETENTION: i64 = 86_400;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_click_batches.sql"),
+    include_str!("migrations/0003_referrer_cap.sql"),
 ];
 
 /// How long a statement waits for a lock held by another process on the
@@ -392,6 +394,28 @@ fn add_count(
     Ok(())
 }
 
+/// `referrers` of link `id` as they fit in its stored rows (see
+/// [`fit_stored_referrers`]); inside the write transaction, which SQLite
+/// runs alone.
+fn fit_referrers(
+    conn: &Connection,
+    id: i64,
+    referrers: &[(String, u64)],
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let named_rows: i64 = conn
+        .prepare_cached("SELECT count(*) FROM link_referrers WHERE link_id = ?1 AND host <> ?2")
+        .and_then(|mut stmt| stmt.query_row(params![id, OTHER_HOST], |row| row.get(0)))
+        .map_err(db_err)?;
+    let mut has_row = conn
+        .prepare_cached("SELECT 1 FROM link_referrers WHERE link_id = ?1 AND host = ?2")
+        .map_err(db_err)?;
+    fit_stored_referrers(
+        referrers,
+        usize::try_from(named_rows).unwrap_or(0),
+        |host| has_row.exists(params![id, host]).map_err(db_err),
+    )
+}
+
 /// The top [`TOP_N`] names of one stats table, most clicks first.
 fn top_names(conn: &Connection, sql: &str, link_id: i64) -> Result<Vec<NamedCount>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
@@ -583,7 +607,7 @@ impl Store for SqliteStore {
                 for (day, n) in &clicks.days {
                     add_count(tx, upsert_count!("link_days", "day"), id, day, *n)?;
                 }
-                for (host, n) in &clicks.referrers {
+                for (host, n) in &fit_referrers(tx, id, &clicks.referrers)? {
                     add_count(tx, upsert_count!("link_referrers", "host"), id, host, *n)?;
                 }
                 for (family, n) in &clicks.agents {

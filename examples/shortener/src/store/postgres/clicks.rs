@@ -1,11 +1,12 @@
 //! Recording click batches: summed per row, links locked in id order,
-//! one statement per table.
+//! one statement per table, each link's referrer rows capped.
 
 use super::{column, to_sql_count, Db};
+use crate::clicks::{fit_stored_referrers, OTHER_HOST};
 use crate::model::LinkClicks;
 use crate::store::StoreError;
 use postgres::GenericClient;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Seconds a recorded click batch id is remembered: far longer than any
 /// retry of it.
@@ -77,6 +78,50 @@ impl Sums {
         self.referrers.retain(|(id, _), _| live(id));
         self.agents.retain(|(id, _), _| live(id));
     }
+
+    /// Fits each link's referrers into its stored rows (see
+    /// [`fit_stored_referrers`]): two reads for the whole batch, made with
+    /// the links locked, so that two flushes cannot both take a link's
+    /// last free row.
+    fn fit_referrers<C: GenericClient>(&mut self, db: &mut Db<'_, C>) -> Result<(), StoreError> {
+        if self.referrers.is_empty() {
+            return Ok(());
+        }
+        let (ids, hosts, _) = columns(&self.referrers);
+        let mut named_rows = HashMap::new();
+        for row in db.query(
+            "SELECT link_id, count(*) FROM link_referrers \
+             WHERE link_id = ANY($1) AND host <> $2 GROUP BY link_id",
+            &[&ids, &OTHER_HOST],
+        )? {
+            let rows = usize::try_from(column::<i64>(&row, 1)?).unwrap_or(0);
+            named_rows.insert(column::<i64>(&row, 0)?, rows);
+        }
+        let mut stored = HashSet::new();
+        for row in db.query(
+            "SELECT r.link_id, r.host FROM link_referrers AS r \
+             JOIN unnest($1::bigint[], $2::text[]) AS b (link_id, host) \
+             ON r.link_id = b.link_id AND r.host = b.host",
+            &[&ids, &hosts],
+        )? {
+            stored.insert((column::<i64>(&row, 0)?, column::<String>(&row, 1)?));
+        }
+        let mut fitted = BTreeMap::new();
+        let mut rows = std::mem::take(&mut self.referrers).into_iter().peekable();
+        while let Some(((id, host), n)) = rows.next() {
+            let mut link = vec![(host, n)];
+            while let Some(((_, host), n)) = rows.next_if(|((next, _), _)| *next == id) {
+                link.push((host, n));
+            }
+            let named = named_rows.get(&id).copied().unwrap_or(0);
+            let has_row = |host: &str| Ok::<_, StoreError>(stored.contains(&(id, host.to_owned())));
+            for (host, n) in fit_stored_referrers(&link, named, has_row)? {
+                fitted.insert((id, host), n);
+            }
+        }
+        self.referrers = fitted;
+        Ok(())
+    }
 }
 
 /// Splits `(link, key) -> count` rows into the three arrays of
@@ -127,6 +172,7 @@ pub(super) fn record_in<C: GenericClient>(
     if live.is_empty() {
         return Ok(());
     }
+    sums.fit_referrers(db)?;
     let totals: Vec<i64> = sums.totals.values().map(|n| to_sql_count(*n)).collect();
     db.execute(
         "UPDATE links AS l SET clicks = CASE \

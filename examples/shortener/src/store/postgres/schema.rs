@@ -11,6 +11,7 @@ use std::time::Duration;
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_click_batches.sql"),
+    include_str!("../migrations/postgres/0003_referrer_cap.sql"),
 ];
 
 /// `pg_advisory_xact_lock` key serializing migrations between instances

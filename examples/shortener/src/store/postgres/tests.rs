@@ -7,6 +7,7 @@
 use super::schema::MIGRATIONS;
 use super::*;
 use crate::store::conformance::{all_conformance_tests, custom, plain, Harness};
+use crate::store::conformance::{assert_flood_folded, flood_referrers_sql};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use postgres::NoTls;
 use std::io::{Read, Write};
@@ -561,4 +562,27 @@ fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool, done: &Atom
         }
     }
     let _ = to.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn the_referrer_cap_migration_folds_the_rows_past_the_cap() {
+    let Some(db) = test_db() else { return };
+    let id = db
+        .open()
+        .create(&custom("https://a.example/", "flooded"))
+        .unwrap()
+        .link
+        .id;
+    // The schema as the spam and the version before the cap left it.
+    let mut client = db.client();
+    client.batch_execute(&flood_referrers_sql(id)).unwrap();
+    client
+        .execute("DELETE FROM schema_migrations WHERE version > 2", &[])
+        .unwrap();
+    let store = db.open();
+    let rows_in = |table: &str| -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        db.client().query_one(&sql, &[]).unwrap().get(0)
+    };
+    assert_flood_folded(&store, &rows_in, "flooded");
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::store::conformance::{self, all_conformance_tests, custom, plain, Harness};
+use crate::store::conformance::{assert_flood_folded, flood_referrers_sql};
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -211,4 +212,24 @@ fn concurrent_work_opens_at_most_max_readers() {
     let (_dir, store) = temp_store();
     conformance::concurrent_creates_get_distinct_ids_and_slugs(&store, &|t| rows_in(&store, t));
     assert!(store.readers.lock().open <= MAX_READERS);
+}
+
+#[test]
+fn the_referrer_cap_migration_folds_the_rows_past_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let path = path.to_str().unwrap();
+    let id = SqliteStore::open(path)
+        .unwrap()
+        .create(&custom("https://a.example/", "flooded"))
+        .unwrap()
+        .link
+        .id;
+    // The file as the spam and the version before the cap left it.
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(&flood_referrers_sql(id)).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let store = SqliteStore::open(path).unwrap();
+    assert_flood_folded(&store, &|table| rows_in(&store, table), "flooded");
 }
