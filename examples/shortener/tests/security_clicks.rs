@@ -8,10 +8,10 @@ mod util;
 
 use serde_json::json;
 use shortener::clicks::{OTHER_HOST, REFERRER_ROWS_PER_LINK};
-use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
-use util::{metric, Options, Shortener};
+use util::attack::{referrer_rows, spam};
+use util::{metric, Options};
 
 /// Spam requests in one run. The attack in the issue sent 200k to a release
 /// build; a debug build answers fewer per second, and this many keep the
@@ -23,82 +23,6 @@ const SPAM: usize = 100_000;
 /// far above a loaded debug build's, far below the seconds a flush waiting
 /// on a quadratic sum (or a reload waiting on that flush) took.
 const PROBE_LIMIT: Duration = Duration::from_millis(1500);
-
-/// Sends `count` pipelined `GET /slug`, each with a `Referer` host of its
-/// own, on one connection, and reads the answers. Returns how many were
-/// `302`.
-fn spam(server: &Shortener, slug: &str, count: usize) -> usize {
-    let mut reader = server.connect();
-    reader
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut writer = reader.try_clone().unwrap();
-    let sender = {
-        let slug = slug.to_owned();
-        thread::spawn(move || {
-            let mut batch = Vec::with_capacity(256 * 1024);
-            for i in 0..count {
-                write!(
-                    batch,
-                    "GET /{slug} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                     Referer: https://s{i}.spam.example/post\r\nUser-Agent: curl/8\r\n\r\n"
-                )
-                .unwrap();
-                if batch.len() > 200_000 {
-                    writer.write_all(&batch).unwrap();
-                    batch.clear();
-                }
-            }
-            writer.write_all(&batch).unwrap();
-        })
-    };
-    // Counts status lines; a redirect has no body that could hold one.
-    const STATUS: &[u8] = b"HTTP/1.1 ";
-    let (mut redirects, mut others) = (0, 0);
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while redirects + others < count {
-        let n = reader.read(&mut chunk).expect("read the spam's answers");
-        assert!(n > 0, "closed after {} answers", redirects + others);
-        buf.extend_from_slice(&chunk[..n]);
-        let mut at = 0;
-        while let Some(found) = buf[at..].windows(STATUS.len()).position(|w| w == STATUS) {
-            let code = at + found + STATUS.len();
-            if buf.len() < code + 3 {
-                at += found;
-                break;
-            }
-            if &buf[code..code + 3] == b"302" {
-                redirects += 1;
-            } else {
-                others += 1;
-            }
-            at = code + 3;
-        }
-        // Keeps what may hold the start of a status line cut by the read.
-        let keep = buf.len().saturating_sub(STATUS.len() + 3).max(at);
-        buf.drain(..keep);
-    }
-    sender.join().unwrap();
-    redirects
-}
-
-/// Referrer rows the store holds for `slug`, read past the server.
-fn referrer_rows(server: &Shortener, slug: &str) -> i64 {
-    const SQL: &str = "SELECT count(*) FROM link_referrers AS r \
-                       JOIN links AS l ON l.id = r.link_id WHERE l.slug = $1";
-    if util::on_postgres() {
-        let mut client = postgres::Client::connect(server.store_spec(), postgres::NoTls).unwrap();
-        client.query_one(SQL, &[&slug]).unwrap().get(0)
-    } else {
-        let db = rusqlite::Connection::open_with_flags(
-            server.data().join("shortener.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        db.query_row(SQL, [slug], |row| row.get(0)).unwrap()
-    }
-}
 
 #[test]
 fn referer_spam_stalls_neither_the_flush_nor_the_api_and_the_store_stays_small() {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use util::attack::peak_rss_kib;
 use util::{assert_error, form_encode, json, Options, Response, Shortener};
 
 const KEY: &str = "guard-test-key-0123456789abcdef";
@@ -56,14 +57,6 @@ fn retry_after(res: &Response) -> u64 {
     res.header("retry-after")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no Retry-After: {} {:?}", res.status, res.headers))
-}
-
-/// Peak resident memory of `pid` in KiB (VmHWM: the high-water mark, so a
-/// spike between two readings is not missed).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -17,6 +17,8 @@
 //! [`Shortener`] made for itself).
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod attack;
+
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
