@@ -1,17 +1,19 @@
-//! `BodyLimit`: a smaller body limit for some routes.
+//! `BodyLimit`: a body limit for some routes, applied before the body is read.
 
-use super::{Flow, Middleware};
-use crate::{Request, Response, StatusCode};
+use super::Middleware;
+use crate::Request;
 
-/// Refuses a request whose body is larger than a limit below the server-wide
-/// [`Config::max_body`](crate::Config::max_body): `413 Content Too Large`
-/// with `Connection: close`, and the handler is not called.
+/// Sets the largest request body the handlers it wraps accept, in place of
+/// the server-wide [`Config::max_body`](crate::Config::max_body): larger
+/// gets `413 Content Too Large` with `Connection: close`, and the handler is
+/// not called.
 ///
-/// keel has read the whole body (up to `max_body`) by the time a handler
-/// runs, so this layer saves the handler's work on an oversized body, not
-/// the reading of it; `max_body` is what bounds memory and bandwidth. Wrap
-/// the routes that take small bodies (a JSON API) and keep `max_body` for
-/// the few that take large ones (uploads).
+/// The limit is applied before the body is read (see
+/// [`Middleware::body_limit`]): a `Content-Length` over it is refused from
+/// the head, and a chunked body as soon as its decoded size passes it, so
+/// the oversized body is never buffered. Wrapped around a handler that sets
+/// its own limit (another `BodyLimit` inside, a
+/// [`Router::body_limit`](crate::Router::body_limit)), the smaller applies.
 ///
 /// # Cost
 ///
@@ -54,14 +56,8 @@ impl BodyLimit {
 }
 
 impl Middleware for BodyLimit {
-    fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
-        if req.body().len() <= self.max {
-            return Flow::Continue;
-        }
-        res.status(StatusCode::PAYLOAD_TOO_LARGE)
-            .close()
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .body(b"request body too large\n");
-        Flow::Stop
+    #[inline]
+    fn body_limit(&self, _req: &Request<'_>) -> Option<usize> {
+        Some(self.max)
     }
 }

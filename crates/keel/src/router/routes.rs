@@ -1,6 +1,8 @@
 //! A built route table: the lookup, and dispatch as a [`Handler`].
 
 use super::tree::{Captures, Endpoint, Tree};
+use crate::handler::tighter;
+use crate::middleware::Flow;
 use crate::{Handler, Request, Response, StatusCode};
 use std::fmt;
 
@@ -34,6 +36,8 @@ use std::fmt;
 pub struct Routes {
     tree: Tree,
     handlers: Box<[Box<dyn Handler>]>,
+    /// Each handler's limit from [`Router::body_limit`](crate::Router::body_limit).
+    limits: Box<[Option<usize>]>,
     fallback: Option<Box<dyn Handler>>,
 }
 
@@ -41,13 +45,26 @@ impl Routes {
     pub(super) fn new(
         tree: Tree,
         handlers: Box<[Box<dyn Handler>]>,
+        limits: Box<[Option<usize>]>,
         fallback: Option<Box<dyn Handler>>,
     ) -> Self {
         Routes {
             tree,
             handlers,
+            limits,
             fallback,
         }
+    }
+
+    /// The answer when `req`'s path matched but not its method: `204` with
+    /// `Allow` for `OPTIONS`, else `405` with `Allow`.
+    fn answer_method(found: &PathMatch<'_, '_>, req: &Request<'_>, res: &mut Response<'_>) {
+        let status = if req.method() == "OPTIONS" {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::METHOD_NOT_ALLOWED
+        };
+        res.status(status).header("Allow", found.allow()).body(b"");
     }
 
     /// The route whose pattern matches `path` (method aside), with the
@@ -98,15 +115,44 @@ impl Handler for Routes {
             }
             return;
         };
-        if let Some(handler) = found.handler(req.method()) {
-            return handler.handle(&req.with_params(found.params()), res);
+        match found.handler(req.method()) {
+            Some(handler) => handler.handle(&req.with_params(found.params()), res),
+            None => Routes::answer_method(&found, req, res),
         }
-        let status = if req.method() == "OPTIONS" {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::METHOD_NOT_ALLOWED
+    }
+
+    /// Resolves the route from the head and runs its handler's `on_head`
+    /// (the fallback's when no pattern matches). What the router answers
+    /// itself (`404` without a fallback, `405`, `204` for `OPTIONS`) it
+    /// answers here, so a body sent to a missing route is never read.
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let Some(found) = self.at(req.path()) else {
+            return match &self.fallback {
+                Some(fallback) => fallback.on_head(req, res),
+                None => {
+                    res.status(StatusCode::NOT_FOUND).body(b"");
+                    Flow::Stop
+                }
+            };
         };
-        res.status(status).header("Allow", found.allow()).body(b"");
+        match found.handler(req.method()) {
+            Some(handler) => handler.on_head(&req.with_params(found.params()), res),
+            None => {
+                Routes::answer_method(&found, req, res);
+                Flow::Stop
+            }
+        }
+    }
+
+    /// The route's limit from [`Router::body_limit`](crate::Router::body_limit)
+    /// and its handler's own [`Handler::body_limit`], the smaller of the two.
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        let Some(found) = self.at(req.path()) else {
+            return self.fallback.as_ref().and_then(|f| f.body_limit(req));
+        };
+        let index = found.endpoint.handler(req.method())? as usize;
+        let own = self.handlers[index].body_limit(&req.with_params(found.params()));
+        tighter(self.limits[index], own)
     }
 }
 
