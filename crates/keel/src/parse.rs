@@ -227,7 +227,9 @@ fn frame(
         (0, None | Some(0)) => BodyLength::Empty,
         // Past usize (a 32-bit target) no route limit can take it; a smaller
         // one is checked against the route's limit once the route is known.
-        (0, Some(n)) => BodyLength::Fixed(usize::try_from(n).map_err(|_| ProtocolError::BodyTooLarge)?),
+        (0, Some(n)) => {
+            BodyLength::Fixed(usize::try_from(n).map_err(|_| ProtocolError::BodyTooLarge)?)
+        }
         (_, Some(_)) => return Err(ProtocolError::AmbiguousLength),
         // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
         (_, None) if minor == 0 => return Err(ProtocolError::InvalidTransferEncoding),
