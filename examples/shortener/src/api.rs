@@ -9,7 +9,7 @@ use crate::model::{self, Created, Link, LinkPatch, NewLink, UnixTime};
 use crate::store::{StoreError, MAX_BATCH};
 use crate::telemetry::StoreOp;
 use crate::{password, qr, validate};
-use keel::middleware::{HandlerExt, RateLimit};
+use keel::middleware::{AtHead, BodyLimit, HandlerExt, RateLimit};
 use keel::{Request, Response, Router, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::borrow::Cow;
@@ -28,6 +28,10 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The body of a `429` from the write rate limit.
 pub const RATE_LIMITED_BODY: &[u8] =
     br#"{"error":{"code":"rate_limited","message":"too many writes from this client, retry after the Retry-After delay"}}"#;
+
+/// The body of a `413` for a declared body over its route's limit.
+pub const PAYLOAD_TOO_LARGE_BODY: &[u8] =
+    br#"{"error":{"code":"payload_too_large","message":"the request body is over this route's limit"}}"#;
 
 /// An API error: its status, a stable machine code and a message for
 /// people.
@@ -220,18 +224,23 @@ pub fn routes(
     auth: &Arc<ApiAuth>,
     writes: &Arc<RateLimit>,
 ) -> Router {
-    let guarded = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
+    // Head-time checks, outermost first: the rate limit, the key, then the
+    // route's body limit (in place of the server's `max_body`, which is
+    // `MAX_LINK_BODY`), so only a client with a key may send a bulk-sized
+    // body. A refused body is never read.
+    let guarded = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>), max_body: usize| {
         on_state(state, f)
-            .with(Arc::clone(auth))
+            .with(BodyLimit::new(max_body).refusal("application/json", PAYLOAD_TOO_LARGE_BODY))
+            .with(AtHead(Arc::clone(auth)))
             .with(Arc::clone(writes))
     };
     router
-        .post("/api/links", guarded(create))
-        .post("/api/links/bulk", guarded(bulk))
+        .post("/api/links", guarded(create, MAX_LINK_BODY))
+        .post("/api/links/bulk", guarded(bulk, MAX_BULK_BODY))
         .get("/api/links", on_state(state, list).with(Arc::clone(auth)))
         .get("/api/links/:slug", on_state(state, get))
-        .patch("/api/links/:slug", guarded(update))
-        .delete("/api/links/:slug", guarded(delete))
+        .patch("/api/links/:slug", guarded(update, MAX_LINK_BODY))
+        .delete("/api/links/:slug", guarded(delete, MAX_LINK_BODY))
         .get("/api/links/:slug/stats", on_state(state, stats))
         .get("/api/links/:slug/qr.svg", on_state(state, qr_code))
 }

@@ -535,6 +535,11 @@ impl Shortener {
         self.addr
     }
 
+    /// Its process id (to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://ADDR`, the base of its short links.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
