@@ -74,12 +74,12 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     let started = *env.clock;
     let request = view(req, framing, &[], peer);
     let has_body = framing.body != BodyLength::Empty;
-    let keep_alive = framing.keep_alive && !has_body && !env.draining.load(Relaxed);
+    // Draining is checked only if the hook answers (below).
     let (out, large) = output.buf_and_large(env.pool);
     let mut res = Response::new(
         out,
         large,
-        keep_alive,
+        framing.keep_alive && !has_body,
         framing.is_head,
         framing.minor == 0,
         env.server_line,
@@ -88,7 +88,9 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     match catch_unwind(AssertUnwindSafe(|| handler.on_head(&request, &mut res))) {
         Ok(Flow::Continue) => {
             // A continuing hook writes nothing; drop whatever it did write.
-            res.discard();
+            if !res.is_untouched() {
+                res.discard();
+            }
             if !has_body {
                 return Admission::Accepted { body_limit: 0 };
             }

@@ -45,6 +45,8 @@
 //! an existing layer's `before` to head time. When an `on_head` stops, the
 //! inner layers and the handler are skipped, and the `after` of that layer
 //! and of every layer outside it run (with the body empty), as for `before`.
+//! The `before` of the layers outside it has not run yet, so headers they
+//! add there ([`RequestId`], [`Cors`]) are not on such a refusal.
 //!
 //! # Headers go in `before`
 //!
