@@ -89,7 +89,9 @@ pub trait Handler: Send + Sync + 'static {
     /// taken for a next request). An `Expect: 100-continue` client gets its
     /// `100 Continue` only once this returned `Continue`.
     ///
-    /// The default continues. A panic here is answered like one in `handle`.
+    /// The answer is written here and now: it cannot be
+    /// [deferred](Response::defer). The default continues. A panic here is
+    /// answered like one in `handle`.
     #[inline]
     fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
         let _ = (req, res);
