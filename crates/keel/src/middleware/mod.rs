@@ -29,10 +29,11 @@
 //! request runs `b.before`, `a.before`, `h`, `a.after`, `b.after`.
 //!
 //! When a `before` returns [`Flow::Stop`] (it wrote the whole response: a
-//! `429`, a CORS preflight answer), everything inside that layer is skipped:
-//! the inner layers' hooks and the handler. That layer's own `after` and the
+//! CORS preflight answer), everything inside that layer is skipped: the
+//! inner layers' hooks and the handler. That layer's own `after` and the
 //! `after` of every layer outside it still run, so an access log added last
-//! sees the requests a rate limit refused.
+//! sees the requests a rate limit refused (an `on_head` that stops, below,
+//! works the same way).
 //!
 //! # Refusing before reading
 //!
