@@ -624,7 +624,9 @@ impl Conn {
             }
         };
 
-        // Parse the head again, now that the body below it is final.
+        // Parse the head again, now that the body below it is final. Its
+        // bytes may have moved since its head-time checks: route it afresh.
+        crate::router::forget_resolved();
         let (head, rest) = input[start..].split_at_mut(head_len);
         let mut slots = header_slots();
         let answer = match parse::parse_head(head, &mut slots, env.config) {

@@ -72,6 +72,8 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     peer: SocketAddr,
 ) -> Admission {
     let started = *env.clock;
+    // A route resolved for an earlier request is never used for this one.
+    crate::router::forget_resolved();
     let request = view(req, framing, &[], peer);
     let has_body = framing.body != BodyLength::Empty;
     // Draining is checked only if the hook answers (below).

@@ -7,10 +7,12 @@
 
 mod error;
 mod pattern;
+mod resolved;
 mod routes;
 mod tree;
 
 pub use error::RouteError;
+pub(crate) use resolved::forget as forget_resolved;
 pub use routes::{PathMatch, Routes};
 
 use crate::parse::is_token_byte;

@@ -393,3 +393,45 @@ fn a_bodiless_refusal_keeps_the_connection() {
     assert_eq!((replies[0].status, replies[1].status), (401, 200));
     assert!(!conn.is_closed());
 }
+
+#[test]
+fn a_route_resolved_from_the_head_keeps_its_parameters() {
+    // The router resolves a route once, at head time, and hands the same
+    // parameters to the handler: at once when the body is in, and again
+    // (routed afresh) when the body comes in a later read. A table inside
+    // a table resolves its own part.
+    let echo = |req: &Request<'_>, res: &mut Response<'_>| {
+        let text = format!(
+            "{} {} {}",
+            req.param("a").unwrap_or("-"),
+            req.param("b").unwrap_or("-"),
+            req.body().len()
+        );
+        res.body(text.as_bytes());
+    };
+    let inner = Router::new()
+        .post("/nest/:a/in/:b", echo)
+        .build()
+        .expect("inner routes");
+    let routes = Router::new()
+        .post("/x/:a", echo)
+        .post("/nest/:a/*rest", inner)
+        .build()
+        .expect("routes");
+    let mut conn = MemoryConn::new(routes);
+    conn.send(b"POST /x/one HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(conn.recv().ends_with(b"one - 2"));
+    conn.send(b"POST /x/two?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n");
+    assert_eq!(conn.recv(), b"");
+    conn.send(b"abc");
+    assert!(conn.recv().ends_with(b"two - 3"));
+    // The inner table sees the whole path and binds `b` itself; the outer
+    // one's resolution is never taken for the inner's, nor the reverse.
+    conn.send(b"POST /nest/p/in/q HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n!");
+    let reply = conn.recv();
+    assert!(
+        reply.ends_with(b"p q 1"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+}
