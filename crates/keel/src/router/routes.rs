@@ -146,7 +146,9 @@ impl Handler for Routes {
     /// Resolves the route from the head and runs its handler's `on_head`
     /// (the fallback's when no pattern matches). What the router answers
     /// itself (`404` without a fallback, `405`, `204` for `OPTIONS`) it
-    /// answers here, so a body sent to a missing route is never read.
+    /// answers here, so a body sent to a missing route is never read. The
+    /// route found is kept for `handle` of the same request: a request is
+    /// routed once.
     fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
         let path = req.path();
         let mut captures = Captures::new();
