@@ -26,8 +26,19 @@ pub struct Config {
     /// Longest request target in bytes; longer gets `414 URI Too Long`. Default 8 KiB.
     pub max_target: usize,
     /// Largest request body in bytes, after chunked decoding; larger gets
-    /// `413 Content Too Large` and a close without reading the rest. Default 1 MiB.
+    /// `413 Content Too Large` and a close without reading the rest. A route
+    /// may set its own ([`crate::Router::body_limit`],
+    /// [`crate::Handler::body_limit`]). Default 1 MiB.
     pub max_body: usize,
+    /// Body bytes one worker may hold for requests whose body is still
+    /// arriving, all connections together: a `Content-Length` body counts
+    /// in full from its head, a chunked one as it arrives. A request that
+    /// would pass it gets `503 Service Unavailable` with `Retry-After` and a
+    /// close, so many slow uploads cannot grow memory without bound. The
+    /// bytes count again once their request is answered or its connection
+    /// closes. Keep it above the largest body limit, or that route can never
+    /// be used. Default 64 MiB.
+    pub max_body_in_flight: usize,
     /// Most connections one worker holds; past it the worker leaves new
     /// connections in the kernel's accept queue. Default 32 768.
     pub max_connections_per_worker: usize,
@@ -93,6 +104,7 @@ impl Default for Config {
             max_headers: 100,
             max_target: 8 * 1024,
             max_body: 1024 * 1024,
+            max_body_in_flight: 64 * 1024 * 1024,
             max_connections_per_worker: 32 * 1024,
             max_output_buffered: 256 * 1024,
             header_timeout: Duration::from_secs(10),

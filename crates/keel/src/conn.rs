@@ -6,18 +6,19 @@
 //! path through here is the one real connections take.
 
 use crate::body::{ChunkLimits, ChunkedDecoder};
+use crate::budget::{BodyBudget, Reservation};
 use crate::deferred::{Completion, Deferral, DeferredOutcome, Watch};
+use crate::dispatch::{admit, dispatch, Admission, Answer};
 use crate::parse::{self, header_slots, BodyLength, Framing};
 use crate::pool::BufferPool;
 use crate::stats::WorkerCounters;
-use crate::{Config, Handler, ProtocolError, Request, Response, StatusCode, Version};
+use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ pub(crate) struct Services<H> {
     server_line: Vec<u8>,
     draining: Arc<AtomicBool>,
     deferral: Deferral,
+    /// Body bytes in flight on this worker, against `max_body_in_flight`.
+    budget: BodyBudget,
     /// The worker's latest clock reading: set once per event-loop turn, and
     /// after each answered request. See [`Env::answered`].
     pub(crate) clock: Instant,
@@ -64,6 +67,7 @@ impl<H> Services<H> {
             config.max_pooled_buffers,
         );
         let deferral = Deferral::new(completions, waker, &server_line);
+        let budget = BodyBudget::new(config.max_body_in_flight);
         Services {
             handler,
             config,
@@ -72,6 +76,7 @@ impl<H> Services<H> {
             server_line,
             draining,
             deferral,
+            budget,
             clock: Instant::now(),
             timed,
         }
@@ -87,6 +92,7 @@ impl<H> Services<H> {
             server_line: &self.server_line,
             draining: &self.draining,
             deferral: &self.deferral,
+            budget: &self.budget,
             clock: &mut self.clock,
             timed: self.timed,
             key,
@@ -108,6 +114,8 @@ pub(crate) struct Env<'a, H: ?Sized> {
     /// still closes.
     pub(crate) draining: &'a AtomicBool,
     pub(crate) deferral: &'a Deferral,
+    /// See [`Services::budget`].
+    pub(crate) budget: &'a BodyBudget,
     /// See [`Services::clock`].
     pub(crate) clock: &'a mut Instant,
     /// See [`Services::timed`].
@@ -130,7 +138,7 @@ impl<H: ?Sized> Env<'_, H> {
     /// given within one loop turn. Without metrics wired nothing reads the
     /// histogram, and this does nothing.
     #[inline]
-    fn answered(&mut self, started: Instant) {
+    pub(crate) fn answered(&mut self, started: Instant) {
         if !self.timed {
             return;
         }
@@ -166,11 +174,15 @@ pub(crate) enum Waiting {
     Close,
 }
 
-/// A head that was parsed while its body is still arriving.
-#[derive(Clone, Copy, Debug)]
+/// A head that was parsed, and admitted, while its body is still arriving.
+#[derive(Debug)]
 struct AwaitingBody {
     framing: Framing,
     chunked: ChunkedDecoder,
+    /// The route's body limit, decided from the head.
+    body_limit: usize,
+    /// Its share of the worker's body budget, given back when it is dropped.
+    reservation: Reservation,
 }
 
 /// Queued response bytes: the output buffer, with large shared bodies
@@ -246,7 +258,7 @@ impl Output {
         }
     }
 
-    fn buf_and_large(
+    pub(crate) fn buf_and_large(
         &mut self,
         pool: &mut BufferPool,
     ) -> (&mut BytesMut, &mut Vec<(usize, Bytes)>) {
@@ -529,8 +541,8 @@ impl Conn {
         };
         let start = *start;
 
-        let framing = match *awaiting {
-            Some(AwaitingBody { framing, .. }) => framing,
+        let framing = match awaiting {
+            Some(AwaitingBody { framing, .. }) => *framing,
             None => {
                 let buf = &input[start..];
                 // Every read parses the incomplete head again from its start
@@ -545,8 +557,24 @@ impl Conn {
                     }
                     Ok(None) => return false,
                     Ok(Some((req, framing))) => {
+                        // Head-first dispatch: the handler's head-time
+                        // checks run before one byte of body is read.
+                        let body_limit = match admit(output, env, &req, &framing, *peer) {
+                            Admission::Accepted { body_limit } => body_limit,
+                            Admission::Refused(answer) => {
+                                let has_body = framing.body != BodyLength::Empty;
+                                self.complete(framing.head_len, answer, env);
+                                // Its body stays unread: linger, then close.
+                                self.errored |= has_body;
+                                return !has_body;
+                            }
+                        };
                         let body_in = match framing.body {
                             BodyLength::Empty => Some(0),
+                            BodyLength::Fixed(n) if n > body_limit => {
+                                self.fail(ProtocolError::BodyTooLarge, env);
+                                return false;
+                            }
                             BodyLength::Fixed(n) if buf.len() - framing.head_len >= n => Some(n),
                             _ => None,
                         };
@@ -558,13 +586,26 @@ impl Conn {
                             self.complete(framing.head_len + len, answer, env);
                             return true;
                         }
+                        // A fixed-length body counts in full from its head;
+                        // a chunked one as it arrives.
+                        let declared = match framing.body {
+                            BodyLength::Fixed(n) => n,
+                            _ => 0,
+                        };
+                        let Some(reservation) = env.budget.reserve(declared) else {
+                            self.fail(ProtocolError::BodiesInFlight, env);
+                            return false;
+                        };
                         if framing.expect_continue && buf.len() == framing.head_len {
+                            // Only now that the request is accepted (RFC 9110 §10.1.1).
                             let (out, _) = output.buf_and_large(env.pool);
                             out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         }
                         *awaiting = Some(AwaitingBody {
                             framing,
                             chunked: ChunkedDecoder::default(),
+                            body_limit,
+                            reservation,
                         });
                         framing
                     }
@@ -578,11 +619,12 @@ impl Conn {
             BodyLength::Fixed(n) if input.len() - start - head_len >= n => (n, n),
             BodyLength::Fixed(_) | BodyLength::Empty => return false,
             BodyLength::Chunked => {
+                let waiting = awaiting.as_mut().expect("awaiting a body");
                 let limits = ChunkLimits {
-                    max_body: env.config.max_body,
+                    max_body: waiting.body_limit,
                     max_trailer_bytes: env.config.max_header_bytes,
                 };
-                let decoder = &mut awaiting.as_mut().expect("awaiting a body").chunked;
+                let decoder = &mut waiting.chunked;
                 let body_start = start + head_len;
                 match decoder.decode(&mut input[body_start..], limits) {
                     Ok(Some(done)) => done,
@@ -592,6 +634,9 @@ impl Conn {
                         let dropped = decoder.squeeze(&mut input[body_start..]);
                         let len = input.len();
                         input.truncate(len - dropped);
+                        if !waiting.reservation.grow_to(len - dropped - body_start) {
+                            self.fail(ProtocolError::BodiesInFlight, env);
+                        }
                         return false;
                     }
                     Err(e) => {
@@ -602,7 +647,9 @@ impl Conn {
             }
         };
 
-        // Parse the head again, now that the body below it is final.
+        // Parse the head again, now that the body below it is final. Its
+        // bytes may have moved since its head-time checks: route it afresh.
+        crate::router::forget_resolved();
         let (head, rest) = input[start..].split_at_mut(head_len);
         let mut slots = header_slots();
         let answer = match parse::parse_head(head, &mut slots, env.config) {
@@ -660,8 +707,11 @@ impl Conn {
         env.counters.count_status(status.as_u16());
         let (out, large) = self.output.buf_and_large(env.pool);
         let mut res = Response::new(out, large, false, false, false, env.server_line);
-        res.status(status)
-            .header("Content-Type", "text/plain; charset=utf-8")
+        res.status(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.header("Retry-After", "1");
+        }
+        res.header("Content-Type", "text/plain; charset=utf-8")
             .write(error.to_string().as_bytes())
             .write(b"\n");
         res.finish();
@@ -685,96 +735,5 @@ impl Conn {
         }
         buf.truncate(len - self.start);
         self.start = 0;
-    }
-}
-
-/// What became of a request handed to the handler.
-enum Answer {
-    /// The response is queued; the connection stays open or not.
-    Written { keep_alive: bool },
-    /// A [`crate::Responder`] will answer later.
-    Deferred {
-        ticket: u64,
-        watch: Watch,
-        is_head: bool,
-        /// When the request was dispatched.
-        started: Instant,
-        /// The handler's own deadline for the answer, if it set one.
-        timeout: Option<Duration>,
-    },
-}
-
-/// Calls the handler on one request, containing a panic as a `500`.
-fn dispatch<H: Handler + ?Sized>(
-    output: &mut Output,
-    env: &mut Env<'_, H>,
-    req: &httparse::Request<'_, '_>,
-    framing: &Framing,
-    body: &[u8],
-    peer: SocketAddr,
-) -> Answer {
-    // The latency histogram's start: see `Env::answered`.
-    let started = *env.clock;
-    let request = Request {
-        method: req.method.unwrap_or_default(),
-        target: req.path.unwrap_or_default(),
-        version: if framing.minor == 0 {
-            Version::Http10
-        } else {
-            Version::Http11
-        },
-        headers: req.headers,
-        body,
-        peer,
-        params: &[],
-    };
-    let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
-    let (out, large) = output.buf_and_large(env.pool);
-    let mut res = Response::new(
-        out,
-        large,
-        keep_alive,
-        framing.is_head,
-        framing.minor == 0,
-        env.server_line,
-    );
-    res.allow_defer(env.deferral, env.key);
-    let handler = env.handler;
-    match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
-        Ok(()) => {
-            if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
-                return Answer::Deferred {
-                    ticket,
-                    watch,
-                    is_head: framing.is_head,
-                    started,
-                    timeout: res.deferred_timeout_set(),
-                };
-            }
-            if env.draining.load(Relaxed) {
-                // Shutdown began while the handler ran: close after this
-                // response (it says so too if its head is not written yet).
-                res.close();
-            }
-            res.finish();
-            env.counters.count_status(res.status_code().as_u16());
-            env.answered(started);
-            Answer::Written {
-                keep_alive: res.keeps_alive(),
-            }
-        }
-        Err(_) => {
-            // A responder taken before the panic was dropped while
-            // unwinding; its 500 finds no deferral waiting and is ignored.
-            res.discard();
-            env.counters.handler_panics.add(1);
-            env.counters.count_status(500);
-            let mut res = Response::new(out, large, false, framing.is_head, false, env.server_line);
-            res.status(StatusCode::INTERNAL_SERVER_ERROR)
-                .header("Content-Type", "text/plain; charset=utf-8")
-                .body(b"Internal Server Error\n");
-            env.answered(started);
-            Answer::Written { keep_alive: false }
-        }
     }
 }

@@ -49,12 +49,16 @@ pub enum ProtocolError {
     TooManyHeaders,
     /// A request target longer than [`crate::Config::max_target`].
     TargetTooLong,
-    /// A body larger than [`crate::Config::max_body`].
+    /// A body larger than [`crate::Config::max_body`], or than its route's
+    /// limit ([`crate::Handler::body_limit`]).
     BodyTooLarge,
     /// The head did not arrive within [`crate::Config::header_timeout`].
     HeaderTimeout,
     /// The body did not arrive within [`crate::Config::body_timeout`].
     BodyTimeout,
+    /// The body would pass [`crate::Config::max_body_in_flight`]: the worker
+    /// holds too many bodies still arriving. Answered with `Retry-After`.
+    BodiesInFlight,
 }
 
 impl ProtocolError {
@@ -76,6 +80,7 @@ impl ProtocolError {
             TargetTooLong => StatusCode::URI_TOO_LONG,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HeaderTimeout | BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            BodiesInFlight => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -92,7 +97,7 @@ impl ProtocolError {
         use ProtocolError::*;
         matches!(
             self,
-            HeadersTooLarge | TooManyHeaders | TargetTooLong | BodyTooLarge
+            HeadersTooLarge | TooManyHeaders | TargetTooLong | BodyTooLarge | BodiesInFlight
         )
     }
 
@@ -123,6 +128,7 @@ impl fmt::Display for ProtocolError {
             BodyTooLarge => "request body too large",
             HeaderTimeout => "request head not received in time",
             BodyTimeout => "request body not received in time",
+            BodiesInFlight => "too many request bodies in progress; try again",
         };
         f.write_str(text)
     }

@@ -28,11 +28,13 @@
 
 pub mod blocking;
 mod body;
+mod budget;
 mod config;
 mod conn;
 mod cookie;
 mod date;
 mod deferred;
+mod dispatch;
 mod error;
 mod handler;
 mod histogram;

@@ -225,8 +225,11 @@ fn frame(
     }
     let body = match (transfer_encoding_fields, content_length) {
         (0, None | Some(0)) => BodyLength::Empty,
-        (0, Some(n)) if n > config.max_body as u64 => return Err(ProtocolError::BodyTooLarge),
-        (0, Some(n)) => BodyLength::Fixed(n as usize),
+        // Past usize (a 32-bit target) no route limit can take it; a smaller
+        // one is checked against the route's limit once the route is known.
+        (0, Some(n)) => {
+            BodyLength::Fixed(usize::try_from(n).map_err(|_| ProtocolError::BodyTooLarge)?)
+        }
         (_, Some(_)) => return Err(ProtocolError::AmbiguousLength),
         // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
         (_, None) if minor == 0 => return Err(ProtocolError::InvalidTransferEncoding),
@@ -550,7 +553,6 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", InvalidTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", InvalidTransferEncoding),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", BodyTooLarge),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Malformed),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX : b\r\n\r\n", Malformed),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", Malformed),

@@ -656,6 +656,12 @@ impl<'a> Response<'a> {
         self.stage = Stage::Done;
     }
 
+    /// Whether nothing was written yet: no header, no body.
+    #[inline]
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.out.len() == self.start
+    }
+
     fn sends_body(&self) -> bool {
         !self.is_head && !self.status.forbids_body()
     }

@@ -7,10 +7,12 @@
 
 mod error;
 mod pattern;
+mod resolved;
 mod routes;
 mod tree;
 
 pub use error::RouteError;
+pub(crate) use resolved::forget as forget_resolved;
 pub use routes::{PathMatch, Routes};
 
 use crate::parse::is_token_byte;
@@ -153,8 +155,10 @@ pub const MAX_PARAMS: usize = 8;
 pub struct Router {
     routes: Vec<Route>,
     handlers: Vec<Box<dyn Handler>>,
+    /// Each handler's body limit, set by `body_limit`; parallel to `handlers`.
+    limits: Vec<Option<usize>>,
     fallback: Option<Box<dyn Handler>>,
-    /// The first problem found by `nest`, reported by `build`.
+    /// The first problem found by `nest` or `body_limit`, reported by `build`.
     nest_error: Option<RouteError>,
 }
 
@@ -207,6 +211,50 @@ impl Router {
             pattern: pattern.to_owned(),
             handler,
         });
+        self
+    }
+
+    /// Sets the largest request body the route added last accepts (all its
+    /// methods), in place of [`Config::max_body`](crate::Config::max_body):
+    /// one route may take large uploads while the server keeps a small
+    /// default. keel applies it before reading the body, and only once the
+    /// route's head-time checks ([`Handler::on_head`]: authentication, rate
+    /// limits) accepted the request: a larger `Content-Length` gets `413` at
+    /// once, a chunked body as soon as its decoded size passes the limit.
+    /// A smaller limit set by the handler itself (a
+    /// [`BodyLimit`](crate::middleware::BodyLimit) layer) still applies.
+    ///
+    /// Called before any route, [`build`](Router::build) fails with
+    /// [`RouteError::BodyLimitWithoutRoute`].
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Config, Request, Response, Router};
+    ///
+    /// fn size(req: &Request<'_>, res: &mut Response<'_>) {
+    ///     res.body(req.body().len().to_string().as_bytes());
+    /// }
+    /// let routes = Router::new()
+    ///     .post("/note", size)
+    ///     .post("/upload", size)
+    ///     .body_limit(1 << 20)
+    ///     .build()?;
+    /// let config = Config { max_body: 16, ..Config::default() };
+    /// let mut conn = MemoryConn::with_config(routes, config);
+    /// conn.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n0123456789abcdefg");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\n17"));
+    /// conn.send(b"POST /note HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n");
+    /// assert!(conn.recv().starts_with(b"HTTP/1.1 413 Content Too Large\r\n"));
+    /// # Ok::<(), keel::RouteError>(())
+    /// ```
+    pub fn body_limit(mut self, max: usize) -> Self {
+        match self.limits.last_mut() {
+            Some(limit) => *limit = Some(max),
+            None => {
+                self.nest_error
+                    .get_or_insert(RouteError::BodyLimitWithoutRoute);
+            }
+        }
         self
     }
 
@@ -359,6 +407,7 @@ impl Router {
         }
         let offset = self.handlers.len() as u32;
         self.handlers.extend(router.handlers);
+        self.limits.extend(router.limits);
         self.routes
             .extend(router.routes.into_iter().map(|route| Route {
                 methods: route.methods,
@@ -442,12 +491,14 @@ impl Router {
         Ok(Routes::new(
             tree.freeze(),
             self.handlers.into_boxed_slice(),
+            self.limits.into_boxed_slice(),
             self.fallback,
         ))
     }
 
     fn add_handler(&mut self, handler: Box<dyn Handler>) -> u32 {
         self.handlers.push(handler);
+        self.limits.push(None);
         self.handlers.len() as u32 - 1
     }
 }

@@ -84,7 +84,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
-    /// Requests rejected as malformed, oversized or ambiguous.
+    /// Requests rejected as malformed, oversized or ambiguous, or past the
+    /// worker's budget of bodies in flight.
     pub parse_errors: u64,
     /// Responses with a 4xx status, the server's own included.
     pub responses_4xx: u64,

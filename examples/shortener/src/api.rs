@@ -10,7 +10,7 @@ use crate::model::{self, Created, Link, LinkPatch, NewLink, UnixTime};
 use crate::store::{StoreError, MAX_BATCH};
 use crate::telemetry::StoreOp;
 use crate::{password, qr, validate};
-use keel::middleware::{HandlerExt, RateLimit};
+use keel::middleware::{AtHead, BodyLimit, HandlerExt, RateLimit};
 use keel::{Request, Response, Router, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::borrow::Cow;
@@ -25,6 +25,10 @@ pub const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 /// Longest password accepted (Argon2 takes any length; this bounds the work).
 pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// The body of a `413` for a declared body over its route's limit.
+pub const PAYLOAD_TOO_LARGE_BODY: &[u8] =
+    br#"{"error":{"code":"payload_too_large","message":"the request body is over this route's limit"}}"#;
 
 /// An API error: its status, a stable machine code and a message for
 /// people.
@@ -221,22 +225,36 @@ pub fn routes(
     auth: &Arc<ApiAuth>,
     writes: &Arc<RateLimit>,
 ) -> Router {
+    // Every check runs from the head (`AtHead`), before one body byte is
+    // read: the key and its scope, then the write rate limit, then the
+    // route's body limit (in place of the server's `max_body`, which is
+    // `MAX_LINK_BODY`), so only a client with a key may send a bulk-sized
+    // body.
     let read = |f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
-        on_state(state, f).with(auth.require(Scope::Read))
+        on_state(state, f).with(AtHead(auth.require(Scope::Read)))
     };
-    let change = |scope: Scope, f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>)| {
-        on_state(state, f).with(auth.require(scope).limited(writes))
-    };
+    let change =
+        |scope: Scope, f: fn(&Arc<State>, &Request<'_>, &mut Response<'_>), max_body: usize| {
+            on_state(state, f)
+                .with(BodyLimit::new(max_body).refusal("application/json", PAYLOAD_TOO_LARGE_BODY))
+                .with(AtHead(auth.require(scope).limited(writes)))
+        };
     router
-        .post("/api/links", change(Scope::Write, create))
-        .post("/api/links/bulk", change(Scope::Write, bulk))
+        .post("/api/links", change(Scope::Write, create, MAX_LINK_BODY))
+        .post("/api/links/bulk", change(Scope::Write, bulk, MAX_BULK_BODY))
         .get("/api/links", read(list))
         .get("/api/links/:slug", read(get))
-        .patch("/api/links/:slug", change(Scope::Write, update))
-        .delete("/api/links/:slug", change(Scope::Admin, delete))
+        .patch(
+            "/api/links/:slug",
+            change(Scope::Write, update, MAX_LINK_BODY),
+        )
+        .delete(
+            "/api/links/:slug",
+            change(Scope::Admin, delete, MAX_LINK_BODY),
+        )
         .get(
             "/api/links/:slug/stats",
-            on_state(state, stats).with(auth.require(Scope::Admin)),
+            on_state(state, stats).with(AtHead(auth.require(Scope::Admin))),
         )
         .get("/api/links/:slug/qr.svg", read(qr_code))
 }

@@ -5,7 +5,7 @@
 use clap::Parser;
 use keel::middleware::{AccessLog, HandlerExt, LogFormat};
 use keel::{Config, Handler, Server};
-use shortener::api::MAX_BULK_BODY;
+use shortener::api::MAX_LINK_BODY;
 use shortener::app::App;
 use shortener::cli::{AccessLogFormat, Cli, Command, KeysCommand};
 use shortener::keys::{self, KeySet, Scope};
@@ -103,7 +103,8 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server_config = Config {
-        max_body: MAX_BULK_BODY,
+        // Every route but the bulk one (its own limit, in `api::routes`).
+        max_body: MAX_LINK_BODY,
         // A store that hangs costs the client this long at most, then 503.
         deferred_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         ..Config::default()

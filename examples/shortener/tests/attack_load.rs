@@ -99,7 +99,8 @@ fn floods_of_referrers_and_guesses_slow_no_one_else() {
         .start();
     server.create_slug("spammed", "https://example.com/spammed");
     server.create_slug("probed", "https://example.com/probed");
-    server.create(json!({"url": "https://example.com/b", "slug": "budget", "max_clicks": 1_000_000}));
+    server
+        .create(json!({"url": "https://example.com/b", "slug": "budget", "max_clicks": 1_000_000}));
     server.create(json!({
         "url": "https://example.com/locked", "slug": "locked", "password": "correct horse battery"
     }));
@@ -198,5 +199,9 @@ fn floods_of_referrers_and_guesses_slow_no_one_else() {
         "{rows} referrer rows stored"
     );
     // Every probe of the budgeted link spent exactly one click.
-    server.stats_when_total("budget", budget.took.len() as u64 + 1, Duration::from_secs(10));
+    server.stats_when_total(
+        "budget",
+        budget.took.len() as u64 + 1,
+        Duration::from_secs(10),
+    );
 }

@@ -1,7 +1,10 @@
 //! Middleware: layers that wrap a [`Handler`] and run before and after it.
 //!
 //! A [`Middleware`] has two hooks, [`before`](Middleware::before) and
-//! [`after`](Middleware::after). [`HandlerExt::with`] wraps any handler (a
+//! [`after`](Middleware::after), and two head-time ones that run before the
+//! request body is read: [`on_head`](Middleware::on_head) and
+//! [`body_limit`](Middleware::body_limit) (see [Refusing before
+//! reading](#refusing-before-reading)). [`HandlerExt::with`] wraps any handler (a
 //! closure, a [`Routes`](crate::Routes), another layer) in one, and the
 //! result is a [`Layered`] handler that can be wrapped again:
 //!
@@ -26,10 +29,25 @@
 //! request runs `b.before`, `a.before`, `h`, `a.after`, `b.after`.
 //!
 //! When a `before` returns [`Flow::Stop`] (it wrote the whole response: a
-//! `429`, a CORS preflight answer), everything inside that layer is skipped:
-//! the inner layers' hooks and the handler. That layer's own `after` and the
+//! CORS preflight answer), everything inside that layer is skipped: the
+//! inner layers' hooks and the handler. That layer's own `after` and the
 //! `after` of every layer outside it still run, so an access log added last
-//! sees the requests a rate limit refused.
+//! sees the requests a rate limit refused (an `on_head` that stops, below,
+//! works the same way).
+//!
+//! # Refusing before reading
+//!
+//! keel calls every layer's [`on_head`](Middleware::on_head) (outermost
+//! first) as soon as a request head is parsed, before one byte of its body
+//! is read, and then asks for the [`body_limit`](Middleware::body_limit).
+//! A check that needs only the head (authentication, a rate limit, a body
+//! limit) belongs there: a refused request costs the server its head, not
+//! its body. [`RateLimit`] and [`BodyLimit`] work this way; [`AtHead`] moves
+//! an existing layer's `before` to head time. When an `on_head` stops, the
+//! inner layers and the handler are skipped, and the `after` of that layer
+//! and of every layer outside it run (with the body empty), as for `before`.
+//! The `before` of the layers outside it has not run yet, so headers they
+//! add there ([`RequestId`], [`Cors`]) are not on such a refusal.
 //!
 //! # Headers go in `before`
 //!
@@ -53,6 +71,7 @@
 //! `after` hooks; keel answers the request with `500` itself.
 
 mod access_log;
+mod at_head;
 mod body_limit;
 mod clock;
 mod cors;
@@ -63,6 +82,7 @@ mod request_id;
 mod timeout;
 
 pub use access_log::{AccessLog, LogFormat};
+pub use at_head::AtHead;
 pub use body_limit::BodyLimit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cors::Cors;
@@ -71,6 +91,7 @@ pub use rate_limit::{Cidr, CidrError, ForwardedClient, RateLimit, RateLimitKey, 
 pub use request_id::{RequestId, RequestIdValue, MAX_ID_LEN};
 pub use timeout::Timeout;
 
+use crate::handler::tighter;
 use crate::{Handler, Request, Response};
 use std::sync::Arc;
 
@@ -128,8 +149,27 @@ pub trait Middleware: Send + Sync + 'static {
         Flow::Continue
     }
 
+    /// Runs once the request head is parsed, before its body is read (the
+    /// request's [`body`](Request::body) is empty): may write a whole
+    /// response and return [`Flow::Stop`], as [`Handler::on_head`] does.
+    /// The default continues.
+    #[inline]
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let _ = (req, res);
+        Flow::Continue
+    }
+
+    /// The largest body keel reads for `req` through this layer, as
+    /// [`Handler::body_limit`]; with limits on several layers and on the
+    /// handler, the smallest applies. The default, `None`, sets none.
+    #[inline]
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        let _ = req;
+        None
+    }
+
     /// Runs after the handler returned, or after this layer's own `before`
-    /// stopped. The response may be complete, buffering, streaming or
+    /// (or `on_head`) stopped. The response may be complete, buffering, streaming or
     /// deferred; adding a header here panics once the body has begun.
     #[inline]
     fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
@@ -146,6 +186,16 @@ impl<M: Middleware + ?Sized> Middleware for Arc<M> {
     #[inline]
     fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
         (**self).after(req, res)
+    }
+
+    #[inline]
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        (**self).on_head(req, res)
+    }
+
+    #[inline]
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        (**self).body_limit(req)
     }
 }
 
@@ -176,6 +226,25 @@ impl<M: Middleware, H: Handler> Handler for Layered<M, H> {
             self.inner.handle(req, res);
         }
         self.middleware.after(req, res);
+    }
+
+    #[inline]
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let flow = match self.middleware.on_head(req, res) {
+            Flow::Continue => self.inner.on_head(req, res),
+            Flow::Stop => Flow::Stop,
+        };
+        if flow == Flow::Stop {
+            // The request ends here: this layer sees it end, as it sees a
+            // refusal by `before` (an access log outside a rate limit).
+            self.middleware.after(req, res);
+        }
+        flow
+    }
+
+    #[inline]
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        tighter(self.middleware.body_limit(req), self.inner.body_limit(req))
     }
 }
 

@@ -102,6 +102,9 @@ pub enum RouteError {
         /// The prefix it was nested under.
         prefix: String,
     },
+    /// [`Router::body_limit`](crate::Router::body_limit) before any route
+    /// was added: there is no route for it to apply to.
+    BodyLimitWithoutRoute,
 }
 
 impl fmt::Display for RouteError {
@@ -148,6 +151,9 @@ impl fmt::Display for RouteError {
                 f,
                 "router nested under {prefix:?} has a fallback: only the outermost router's is used"
             ),
+            RouteError::BodyLimitWithoutRoute => {
+                f.write_str("body_limit given before any route was added")
+            }
         }
     }
 }

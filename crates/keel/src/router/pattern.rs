@@ -56,7 +56,7 @@ pub(super) fn parse(pattern: &str) -> Result<Vec<Segment<'_>>, RouteError> {
     Ok(segments)
 }
 
-fn param_name<'a>(segment: &Segment<'a>) -> Option<&'a str> {
+pub(super) fn param_name<'a>(segment: &Segment<'a>) -> Option<&'a str> {
     match *segment {
         Segment::Param(name) | Segment::CatchAll(name) => Some(name),
         Segment::Static(_) => None,

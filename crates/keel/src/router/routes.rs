@@ -1,6 +1,10 @@
 //! A built route table: the lookup, and dispatch as a [`Handler`].
 
+use super::resolved;
 use super::tree::{Captures, Endpoint, Tree};
+use super::MAX_PARAMS;
+use crate::handler::tighter;
+use crate::middleware::Flow;
 use crate::{Handler, Request, Response, StatusCode};
 use std::fmt;
 
@@ -34,6 +38,8 @@ use std::fmt;
 pub struct Routes {
     tree: Tree,
     handlers: Box<[Box<dyn Handler>]>,
+    /// Each handler's limit from [`Router::body_limit`](crate::Router::body_limit).
+    limits: Box<[Option<usize>]>,
     fallback: Option<Box<dyn Handler>>,
 }
 
@@ -41,13 +47,30 @@ impl Routes {
     pub(super) fn new(
         tree: Tree,
         handlers: Box<[Box<dyn Handler>]>,
+        limits: Box<[Option<usize>]>,
         fallback: Option<Box<dyn Handler>>,
     ) -> Self {
         Routes {
             tree,
             handlers,
+            limits,
             fallback,
         }
+    }
+
+    /// The answer when `req`'s path matched but not its method: `204` with
+    /// `Allow` for `OPTIONS`, else `405` with `Allow`.
+    fn answer_method(allow: &str, req: &Request<'_>, res: &mut Response<'_>) {
+        let status = if req.method() == "OPTIONS" {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::METHOD_NOT_ALLOWED
+        };
+        res.status(status).header("Allow", allow).body(b"");
+    }
+
+    fn identity(&self) -> *const () {
+        (self as *const Routes).cast()
     }
 
     /// The route whose pattern matches `path` (method aside), with the
@@ -77,7 +100,7 @@ impl Routes {
     #[inline]
     pub fn at<'r, 'p>(&'r self, path: &'p str) -> Option<PathMatch<'r, 'p>> {
         let mut captures = Captures::new();
-        let endpoint = self.tree.find(path, &mut captures)?;
+        let (_, endpoint) = self.tree.find(path, &mut captures)?;
         Some(PathMatch {
             endpoint,
             handlers: &self.handlers,
@@ -91,6 +114,22 @@ impl Handler for Routes {
     /// for a `HEAD`), else `204` with `Allow` for `OPTIONS`, else `405` with
     /// `Allow`; the fallback (or an empty `404`) when no pattern matches.
     fn handle(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        // Routed once: what `on_head` resolved for this request, if it did.
+        if let Some(resolved) = resolved::recall(self.identity(), req.target) {
+            let handler = &self.handlers[resolved.handler as usize];
+            let names = &self.tree.endpoints[resolved.endpoint as usize].params;
+            let mut params = [("", ""); MAX_PARAMS];
+            let mut count = 0;
+            for ((slot, name), value) in params
+                .iter_mut()
+                .zip(names.iter())
+                .zip(resolved.values(req.target))
+            {
+                *slot = (name, value);
+                count += 1;
+            }
+            return handler.handle(&req.with_params(&params[..count]), res);
+        }
         let Some(found) = self.at(req.path()) else {
             match &self.fallback {
                 Some(fallback) => fallback.handle(req, res),
@@ -98,15 +137,49 @@ impl Handler for Routes {
             }
             return;
         };
-        if let Some(handler) = found.handler(req.method()) {
-            return handler.handle(&req.with_params(found.params()), res);
+        match found.handler(req.method()) {
+            Some(handler) => handler.handle(&req.with_params(found.params()), res),
+            None => Routes::answer_method(found.allow(), req, res),
         }
-        let status = if req.method() == "OPTIONS" {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::METHOD_NOT_ALLOWED
+    }
+
+    /// Resolves the route from the head and runs its handler's `on_head`
+    /// (the fallback's when no pattern matches). What the router answers
+    /// itself (`404` without a fallback, `405`, `204` for `OPTIONS`) it
+    /// answers here, so a body sent to a missing route is never read. The
+    /// route found is kept for `handle` of the same request: a request is
+    /// routed once.
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        let path = req.path();
+        let mut captures = Captures::new();
+        let Some((index, endpoint)) = self.tree.find(path, &mut captures) else {
+            return match &self.fallback {
+                Some(fallback) => fallback.on_head(req, res),
+                None => {
+                    res.status(StatusCode::NOT_FOUND).body(b"");
+                    Flow::Stop
+                }
+            };
         };
-        res.status(status).header("Allow", found.allow()).body(b"");
+        let params = &captures.slots[..captures.len];
+        let Some(handler) = endpoint.handler(req.method()) else {
+            Routes::answer_method(&endpoint.allow, req, res);
+            return Flow::Stop;
+        };
+        let values = params.iter().map(|&(_, value)| value);
+        resolved::remember(self.identity(), req.target, index, handler, values);
+        self.handlers[handler as usize].on_head(&req.with_params(params), res)
+    }
+
+    /// The route's limit from [`Router::body_limit`](crate::Router::body_limit)
+    /// and its handler's own [`Handler::body_limit`], the smaller of the two.
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        let Some(found) = self.at(req.path()) else {
+            return self.fallback.as_ref().and_then(|f| f.body_limit(req));
+        };
+        let index = found.endpoint.handler(req.method())? as usize;
+        let own = self.handlers[index].body_limit(&req.with_params(found.params()));
+        tighter(self.limits[index], own)
     }
 }
 

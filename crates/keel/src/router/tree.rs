@@ -15,7 +15,7 @@
 //! node at most once: its worst case is the size of the tree, never
 //! exponential in the path.
 
-use super::pattern::Segment;
+use super::pattern::{self, Segment};
 use super::{RouteError, MAX_PARAMS};
 use std::collections::BTreeMap;
 
@@ -52,6 +52,9 @@ pub(super) struct Endpoint {
     /// The methods this path accepts, `HEAD` and `OPTIONS` included, for the
     /// `Allow` header of a 405 or an automatic OPTIONS answer.
     pub(super) allow: Box<str>,
+    /// The pattern's parameter names in path order: the names a walk to
+    /// this endpoint captures.
+    pub(super) params: Box<[Box<str>]>,
 }
 
 impl Endpoint {
@@ -179,10 +182,10 @@ impl Tree {
         &'r self,
         path: &'p str,
         caps: &mut Captures<'r, 'p>,
-    ) -> Option<&'r Endpoint> {
+    ) -> Option<(u32, &'r Endpoint)> {
         let tail = path.strip_prefix('/')?;
         let endpoint = self.walk(0, Some(tail), caps)?;
-        Some(&self.endpoints[endpoint as usize])
+        Some((endpoint, &self.endpoints[endpoint as usize]))
     }
 
     /// Matches what is left of the path at `node`. `tail` is `None` once the
@@ -447,6 +450,13 @@ impl BuildEndpoint {
         allow.sort_unstable();
         allow.dedup();
         let allow = allow.join(", ").into_boxed_str();
+        // The pattern parsed when it was inserted: it cannot fail here.
+        let params = pattern::parse(&self.pattern)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(pattern::param_name)
+            .map(Box::from)
+            .collect();
         Endpoint {
             pattern: self.pattern.into_boxed_str(),
             methods: self
@@ -455,6 +465,7 @@ impl BuildEndpoint {
                 .map(|(m, h)| (m.into_boxed_str(), h))
                 .collect(),
             allow,
+            params,
         }
     }
 }

@@ -111,7 +111,11 @@ pub fn connect_from(server: &Shortener, from: Ipv4Addr) -> TcpStream {
         .connect_timeout(&server.addr().into(), Duration::from_secs(10))
         .expect("connect");
     let stream = TcpStream::from(socket);
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
 }

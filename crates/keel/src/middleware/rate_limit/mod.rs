@@ -64,7 +64,9 @@ pub enum RateLimitKey {
 /// header ([`RateLimitKey`]). A request
 /// that finds its bucket empty is answered `429 Too Many Requests` with
 /// `Retry-After` (whole seconds until a token is back, rounded up) and does
-/// not reach the handler; refused requests take no token.
+/// not reach the handler; refused requests take no token. The check runs
+/// from the request head ([`on_head`](Middleware::on_head)), before its body
+/// is read: a refused upload costs the server its head alone.
 ///
 /// [`new(n, per)`](RateLimit::new) refills one token every `per / n` and
 /// holds at most [`burst`](RateLimit::burst) tokens (`n` by default), so a
@@ -299,7 +301,9 @@ impl std::fmt::Debug for RateLimit {
 }
 
 impl Middleware for RateLimit {
-    fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+    /// Charges the client from the request head: a refused request's body
+    /// is never read.
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
         let Err(wait) = self.take(self.key_of(req)) else {
             return Flow::Continue;
         };

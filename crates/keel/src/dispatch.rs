@@ -1,0 +1,199 @@
+//! Calling the handler: its head-time checks ([`admit`]), then the request
+//! itself ([`dispatch`]). Both contain a panic as a `500` and a close.
+
+use crate::conn::{Env, Output};
+use crate::deferred::Watch;
+use crate::middleware::Flow;
+use crate::parse::{BodyLength, Framing};
+use crate::{Handler, Request, Response, StatusCode, Version};
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// What became of a request handed to the handler.
+pub(crate) enum Answer {
+    /// The response is queued; the connection stays open or not.
+    Written { keep_alive: bool },
+    /// A [`crate::Responder`] will answer later.
+    Deferred {
+        ticket: u64,
+        /// The claim shared with the responder (see `deferred::Watch`).
+        watch: Watch,
+        is_head: bool,
+        /// When the request was dispatched.
+        started: Instant,
+        /// The handler's own deadline for the answer, if it set one.
+        timeout: Option<Duration>,
+    },
+}
+
+/// What the head-time checks decided.
+pub(crate) enum Admission {
+    /// Go on: read the body, up to `body_limit` bytes (0 without a body).
+    Accepted { body_limit: usize },
+    /// The handler answered from the head; with a body, the answer closes.
+    Refused(Answer),
+}
+
+/// The handler's view of a parsed request.
+fn view<'a>(
+    req: &'a httparse::Request<'_, '_>,
+    framing: &Framing,
+    body: &'a [u8],
+    peer: SocketAddr,
+) -> Request<'a> {
+    Request {
+        method: req.method.unwrap_or_default(),
+        target: req.path.unwrap_or_default(),
+        version: if framing.minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        headers: req.headers,
+        body,
+        peer,
+        params: &[],
+    }
+}
+
+/// Runs the handler's head-time checks on a parsed head, before its body is
+/// read: [`Handler::on_head`], then (for a request with a body)
+/// [`Handler::body_limit`], or [`crate::Config::max_body`] when it sets none.
+///
+/// A refusal of a request with a body says `Connection: close`: its body
+/// is never read, so nothing after it can be taken for a next request.
+pub(crate) fn admit<H: Handler + ?Sized>(
+    output: &mut Output,
+    env: &mut Env<'_, H>,
+    req: &httparse::Request<'_, '_>,
+    framing: &Framing,
+    peer: SocketAddr,
+) -> Admission {
+    let started = *env.clock;
+    // A route resolved for an earlier request is never used for this one.
+    crate::router::forget_resolved();
+    let request = view(req, framing, &[], peer);
+    let has_body = framing.body != BodyLength::Empty;
+    // Draining is checked only if the hook answers (below).
+    let (out, large) = output.buf_and_large(env.pool);
+    let mut res = Response::new(
+        out,
+        large,
+        framing.keep_alive && !has_body,
+        framing.is_head,
+        framing.minor == 0,
+        env.server_line,
+    );
+    let handler = env.handler;
+    match catch_unwind(AssertUnwindSafe(|| handler.on_head(&request, &mut res))) {
+        Ok(Flow::Continue) => {
+            // A continuing hook writes nothing; drop whatever it did write.
+            if !res.is_untouched() {
+                res.discard();
+            }
+            if !has_body {
+                return Admission::Accepted { body_limit: 0 };
+            }
+            let limit = catch_unwind(AssertUnwindSafe(|| handler.body_limit(&request)));
+            match limit {
+                Ok(limit) => Admission::Accepted {
+                    body_limit: limit.unwrap_or(env.config.max_body),
+                },
+                Err(_) => Admission::Refused(panicked(out, large, env, framing.is_head, started)),
+            }
+        }
+        Ok(Flow::Stop) => {
+            if env.draining.load(Relaxed) {
+                res.close();
+            }
+            res.finish();
+            env.counters.count_status(res.status_code().as_u16());
+            env.answered(started);
+            Admission::Refused(Answer::Written {
+                keep_alive: res.keeps_alive(),
+            })
+        }
+        Err(_) => {
+            res.discard();
+            Admission::Refused(panicked(out, large, env, framing.is_head, started))
+        }
+    }
+}
+
+/// Calls the handler on one request, containing a panic as a `500`.
+pub(crate) fn dispatch<H: Handler + ?Sized>(
+    output: &mut Output,
+    env: &mut Env<'_, H>,
+    req: &httparse::Request<'_, '_>,
+    framing: &Framing,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Answer {
+    // The latency histogram's start: see `Env::answered`.
+    let started = *env.clock;
+    let request = view(req, framing, body, peer);
+    let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
+    let (out, large) = output.buf_and_large(env.pool);
+    let mut res = Response::new(
+        out,
+        large,
+        keep_alive,
+        framing.is_head,
+        framing.minor == 0,
+        env.server_line,
+    );
+    res.allow_defer(env.deferral, env.key);
+    let handler = env.handler;
+    match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
+        Ok(()) => {
+            if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
+                return Answer::Deferred {
+                    ticket,
+                    watch,
+                    is_head: framing.is_head,
+                    started,
+                    timeout: res.deferred_timeout_set(),
+                };
+            }
+            if env.draining.load(Relaxed) {
+                // Shutdown began while the handler ran: close after this
+                // response (it says so too if its head is not written yet).
+                res.close();
+            }
+            res.finish();
+            env.counters.count_status(res.status_code().as_u16());
+            env.answered(started);
+            Answer::Written {
+                keep_alive: res.keeps_alive(),
+            }
+        }
+        Err(_) => {
+            // A responder taken before the panic was dropped while
+            // unwinding; its 500 finds no deferral waiting and is ignored.
+            res.discard();
+            panicked(out, large, env, framing.is_head, started)
+        }
+    }
+}
+
+/// Answers a request whose handler panicked (what it wrote is discarded
+/// already) with a `500` that closes.
+fn panicked<H: Handler + ?Sized>(
+    out: &mut BytesMut,
+    large: &mut Vec<(usize, Bytes)>,
+    env: &mut Env<'_, H>,
+    is_head: bool,
+    started: Instant,
+) -> Answer {
+    env.counters.handler_panics.add(1);
+    env.counters.count_status(500);
+    let mut res = Response::new(out, large, false, is_head, false, env.server_line);
+    res.status(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(b"Internal Server Error\n");
+    env.answered(started);
+    Answer::Written { keep_alive: false }
+}
