@@ -94,3 +94,38 @@ fn the_listen_address_counts_besides_the_base_url() {
     }
     server.create(json!({"url": "https://sho.rt.example:8443/x"}));
 }
+
+/// Finding 10: an absolute-form target's path starts after its authority,
+/// which ends at the first `/`, `?` or `#`. `http://x?/metrics` is the
+/// page `/` with the query `/metrics`, never the metrics; with an admin key
+/// (so that `/metrics` itself would answer) it must still be the page.
+#[test]
+fn an_absolute_form_target_is_routed_by_its_own_path() {
+    let server = Options::new()
+        .env("SHORTENER_API_KEYS", &format!("admin:{KEY}"))
+        .key(KEY)
+        .start();
+    let auth = format!("Bearer {KEY}");
+    let metrics = server.request("GET", "/metrics", &[("Authorization", &auth)], b"");
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert!(metrics.text().contains("keel_"), "the metrics page answers");
+    for target in [
+        "http://x?/metrics",
+        "http://x#/metrics",
+        "http://x?/api/links",
+    ] {
+        let res = server.request("GET", target, &[("Authorization", &auth)], b"");
+        assert!(
+            !res.text().contains("keel_") && !res.text().contains("\"links\""),
+            "{target} reached what its query names: {} {}",
+            res.status,
+            res.text()
+        );
+        assert!(
+            matches!(res.status, 200 | 400),
+            "{target}: {} {}",
+            res.status,
+            res.text()
+        );
+    }
+}
