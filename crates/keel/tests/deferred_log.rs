@@ -3,28 +3,16 @@
 //! or `499` when the connection closed first), and sampling never hides an
 //! error.
 
+mod util;
+
+use util::Sink;
+
 use crossbeam_channel::{Receiver, Sender};
 use keel::middleware::{AccessLog, AccessLogHandle, HandlerExt, LogFormat, ManualClock};
 use keel::testing::MemoryConn;
 use keel::{Handler, Request, Responder, Response, StatusCode};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// A sink the test reads back.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// 10 Oct 2000 13:55:36 UTC.
 const T0: u64 = 971_186_136;
@@ -73,7 +61,7 @@ fn logged(format: LogFormat, sample: u32) -> Logged {
 impl Logged {
     fn lines(&self) -> Vec<String> {
         self.handle.flush_now();
-        let text = String::from_utf8(std::mem::take(&mut *self.sink.0.lock().unwrap())).unwrap();
+        let text = self.sink.take();
         text.lines().map(str::to_owned).collect()
     }
 }
@@ -151,7 +139,7 @@ fn a_connection_closed_before_the_answer_logs_499() {
     assert!(responder.is_abandoned());
     assert!(!responder.respond(|res| res.body(b"nobody")));
     t.handle.flush_now();
-    let text = String::from_utf8(t.sink.0.lock().unwrap().clone()).unwrap();
+    let text = t.sink.take();
     assert_eq!(text, json_line("/later/gone", "499", "null", 700) + "\n");
 }
 
@@ -213,7 +201,7 @@ fn nested_logs_each_see_the_deferred_end() {
     assert!(conn.settle(Duration::from_secs(5)));
     for (handle, sink) in [(outer_handle, outer_sink), (inner_handle, inner_sink)] {
         handle.flush_now();
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.take();
         assert!(text.contains("\"GET /later HTTP/1.1\" 403 2 "), "{text}");
         assert_eq!(text.lines().count(), 1, "{text}");
     }

@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::{parse_all, read_responses, read_to_close, TestServer};
+use util::{answer_to_an_upload, parse_all, read_responses, read_to_close, TestServer};
 
 /// Refuses requests without an `Authorization` header, written as a plain
 /// `before` check and moved to head time with [`AtHead`].
@@ -159,19 +159,10 @@ fn a_refused_upload_still_reads_its_answer_while_sending() {
     // resetting the connection before the 401 is read.
     let handled = Arc::new(AtomicUsize::new(0));
     let server = TestServer::with(routes(&handled), small_config(), 1);
-    let mut stream = server.connect();
-    stream
-        .write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n")
-        .unwrap();
-    let junk = vec![b'x'; 64 * 1024];
-    for _ in 0..16 {
-        if stream.write_all(&junk).is_err() {
-            break;
-        }
-    }
-    let mut reply = vec![0u8; 4096];
-    let n = stream.read(&mut reply).unwrap();
-    let text = String::from_utf8_lossy(&reply[..n]);
+    let text = answer_to_an_upload(
+        &server,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n",
+    );
     assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
     assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
 }

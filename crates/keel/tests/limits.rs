@@ -5,7 +5,9 @@ mod util;
 use keel::Config;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use util::{app, get, is_closed, parse_all, read_responses, read_to_close, TestServer};
+use util::{
+    answer_to_an_upload, app, get, is_closed, parse_all, read_responses, read_to_close, TestServer,
+};
 
 fn small_limits() -> Config {
     Config {
@@ -99,19 +101,10 @@ fn body_too_large_is_413_for_both_framings() {
 fn refused_upload_is_answered_without_reading_the_rest() {
     // The client keeps sending a large body; the 413 still reaches it.
     let server = TestServer::with(app, small_limits(), 1);
-    let mut stream = server.connect();
-    stream
-        .write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n")
-        .unwrap();
-    let junk = vec![b'x'; 64 * 1024];
-    for _ in 0..16 {
-        if stream.write_all(&junk).is_err() {
-            break;
-        }
-    }
-    let mut reply = vec![0u8; 4096];
-    let n = stream.read(&mut reply).unwrap();
-    let text = String::from_utf8_lossy(&reply[..n]);
+    let text = answer_to_an_upload(
+        &server,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n",
+    );
     assert!(
         text.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
         "{text}"

@@ -2,6 +2,10 @@
 //! behaviour, the order of several, short-circuits, and exact access log
 //! lines.
 
+mod util;
+
+use util::Sink;
+
 use keel::middleware::{
     AccessLog, BodyLimit, Cors, Flow, HandlerExt, LogFormat, ManualClock, Middleware, RateLimit,
     RateLimitKey, RequestId,
@@ -448,27 +452,6 @@ fn body_limit_refuses_larger_bodies_and_closes() {
 }
 
 // ---------------------------------------------------------------- AccessLog
-
-/// A sink the test reads back.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
 
 /// 10 Oct 2000 13:55:36 UTC.
 const T0: u64 = 971_186_136;

@@ -189,3 +189,43 @@ pub fn app(req: &Request<'_>, res: &mut Response<'_>) {
 pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
 }
+
+/// Sends `head`, which announces a large body, then up to 1 MiB of that
+/// body while the server may already have answered and closed (a refusal
+/// from the head), and returns the first answer as text: it must reach a
+/// client that is still sending.
+pub fn answer_to_an_upload(server: &TestServer, head: &[u8]) -> String {
+    let mut stream = server.connect();
+    stream.write_all(head).unwrap();
+    let junk = vec![b'x'; 64 * 1024];
+    for _ in 0..16 {
+        if stream.write_all(&junk).is_err() {
+            break;
+        }
+    }
+    let mut reply = vec![0u8; 4096];
+    let n = stream.read(&mut reply).unwrap();
+    String::from_utf8_lossy(&reply[..n]).into_owned()
+}
+
+/// An access log's sink the test reads back.
+#[derive(Clone, Default)]
+pub struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    /// Everything written so far, taken out.
+    pub fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
