@@ -353,7 +353,24 @@ fn unlock(
             let guess = std::mem::take(&mut attempt.guess);
             let responder = res.defer();
             password::lane().verify(guess, hash.clone(), move |verdict| {
-                responder.respond(|res| attempt.finish(verdict, &hash, None, res));
+                if verdict != Verdict::Match || attempt.cached_with(&hash) {
+                    responder.respond(|res| attempt.finish(verdict, &hash, None, res));
+                    return;
+                }
+                // The entry left the cache while the password was checked
+                // (evicted, or the change feed's notice of this very
+                // link): read the link again, on the blocking pool, not
+                // on the lane, and open it if its password is the same.
+                let reread = keel::blocking::global().spawn_answer(responder, move |responder| {
+                    let loaded = load(&attempt.state, &attempt.slug)
+                        .ok()
+                        .flatten()
+                        .map(|link| CachedLink::from_link(&link));
+                    responder.respond(|res| attempt.finish(verdict, &hash, loaded.as_ref(), res));
+                });
+                if let Err((_, responder)) = reread {
+                    responder.respond(|res| unavailable(res, false, busy()));
+                }
             });
         }
         gate => attempt.pass_unprotected(gate, None, res),
@@ -485,6 +502,16 @@ impl Attempt {
     /// its cache entry when there is one, since its click budget lives
     /// there; else as `loaded`. When the link changed meanwhile (its
     /// password is not the one checked), `503`: the visitor tries again.
+    /// Whether the cache still holds the link with this password hash.
+    fn cached_with(&self, hash: &str) -> bool {
+        self.state.cache.peek(&self.slug, |lookup| match lookup {
+            Lookup::Hit(link) | Lookup::Stale { link, .. } => {
+                link.password_hash.as_deref() == Some(hash)
+            }
+            _ => false,
+        })
+    }
+
     fn open(&self, hash: Option<&str>, loaded: Option<&CachedLink>, res: &mut Response<'_>) {
         let state = &self.state;
         let follow = |link: &CachedLink, res: &mut Response<'_>| {

@@ -365,3 +365,42 @@ fn new_passwords_need_8_characters() {
     assert_eq!(guess(&server, "pw-link", "12345678", &[], &[]).status, 401);
     assert_eq!(guess(&server, "pw-link", "éééééééé", &[], &[]).status, 303);
 }
+
+/// The right password opens the link even when its cache entry is
+/// dropped while Argon2 checks the guess (an edit that leaves the password
+/// alone, an eviction, or on PostgreSQL the change feed's notice of the
+/// link's own creation): the link is read again and opened, not refused as
+/// "changed". Two wrong guesses ahead of it keep the lane busy, so the edit
+/// lands while the right one waits or is checked.
+#[test]
+fn the_right_password_survives_its_entry_leaving_the_cache() {
+    let server = Arc::new(behind_proxy(&[]));
+    protect(&server, "vault");
+    let guess_from = |client: String, password: &'static str| {
+        let server = Arc::clone(&server);
+        thread::spawn(move || guess(&server, "vault", password, &[&client], &[]))
+    };
+    for round in 0..5 {
+        // Cached: each guess is admitted on a hit and goes to the lane.
+        assert_eq!(server.get("/vault").status, 200, "the password page");
+        let wrong: Vec<_> = (0..2)
+            .map(|i| guess_from(format!("198.51.100.{}", round * 2 + i), "not the password"))
+            .collect();
+        thread::sleep(Duration::from_millis(2));
+        let right = guess_from(format!("192.0.2.{round}"), PASSWORD);
+        thread::sleep(Duration::from_millis(5));
+        // An edit that keeps the password drops the cached entry.
+        let res = server.api(
+            "PATCH",
+            "/api/links/vault",
+            Some(&json!({"expires_at": null})),
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        let res = right.join().unwrap();
+        assert_eq!(res.status, 303, "round {round}: {}", res.text());
+        assert_eq!(res.header("location"), Some("https://example.com/vault"));
+        for guess in wrong {
+            assert_eq!(guess.join().unwrap().status, 401);
+        }
+    }
+}
