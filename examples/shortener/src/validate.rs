@@ -331,6 +331,17 @@ mod tests {
         }
         let public = OwnAddress::new("https://sho.rt", Some("192.168.1.1:8080".parse().unwrap()));
         assert!(url("http://127.0.0.1:8080/x", &public).is_ok());
+        // Listening on port 0 (the kernel picks one): port 0 is no port a
+        // link could reach, so it does not make every `:0` link the
+        // shortener (schemathesis sent `HttpS://0000:000?000`).
+        let any_port = OwnAddress::new("http://127.0.0.1:0", Some("127.0.0.1:0".parse().unwrap()));
+        for link in [
+            "https://0000:000?000",
+            "http://127.0.0.1:0/x",
+            "http://0.0.0.0:0/",
+        ] {
+            assert!(url(link, &any_port).is_ok(), "{link}");
+        }
     }
 
     #[test]

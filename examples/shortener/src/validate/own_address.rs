@@ -94,7 +94,13 @@ impl OwnAddress {
         own
     }
 
+    /// Port 0 (`--addr 127.0.0.1:0`: the kernel picks the port when the
+    /// server binds) names no port a link could reach: it adds nothing, or
+    /// every link to port 0 of this machine would count as the shortener.
     fn add(&mut self, host: CanonicalHost, port: u16) {
+        if port == 0 {
+            return;
+        }
         if host.is_this_machine() {
             self.loopback_ports.push(port);
         } else {
