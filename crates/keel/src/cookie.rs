@@ -110,7 +110,7 @@ impl<'a> Cookie<'a> {
 
     /// Whether name, value and attributes use only the characters RFC 6265 allows.
     fn is_valid(&self) -> bool {
-        let token = |s: &str| !s.is_empty() && s.bytes().all(crate::parse::is_token_byte);
+        let token = |s: &str| !s.is_empty() && s.bytes().all(crate::http1::parse::is_token_byte);
         // cookie-octet: visible ASCII except DQUOTE, comma, semicolon, backslash.
         let octets = |s: &str| {
             s.bytes()

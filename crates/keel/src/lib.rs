@@ -27,49 +27,37 @@
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 pub mod blocking;
-mod body;
-mod budget;
-mod config;
-mod conn;
 mod cookie;
-mod date;
 mod deferred;
-mod dispatch;
-mod error;
 mod handler;
-mod histogram;
+mod http1;
 #[cfg(feature = "json")]
 mod json;
 mod metrics;
 pub mod middleware;
-mod parse;
-mod pool;
 mod request;
 mod response;
 mod router;
 mod server;
-mod stats;
 mod status;
-mod sys;
 pub mod testing;
 
 #[doc = include_str!("../../../docs/guide.md")]
 pub mod guide {}
-mod worker;
 
 pub use bytes::Bytes;
-pub use config::Config;
 pub use cookie::{Cookie, SameSite};
 pub use deferred::{DeferredOutcome, Responder};
-pub use error::ProtocolError;
 pub use handler::Handler;
-pub use histogram::LATENCY_BUCKETS;
+pub use http1::error::ProtocolError;
 #[cfg(feature = "json")]
 pub use json::JsonError;
+pub use metrics::histogram::LATENCY_BUCKETS;
 pub use metrics::{AlreadyWired, Metrics};
 pub use request::{percent_decode, Request, Version};
 pub use response::{InvalidHeader, Response};
 pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};
+pub use server::config::Config;
+pub use server::stats::Stats;
 pub use server::{Server, ServerHandle};
-pub use stats::Stats;
 pub use status::StatusCode;

@@ -13,9 +13,9 @@
 //! appended once known and rotated in front of the user's header lines: a
 //! `memmove` of the bytes written so far, never an allocation.
 
-use crate::date;
 use crate::deferred::{Deferral, DeferredOutcome, Responder, Watch};
-use crate::parse::{all_in, all_token};
+use crate::http1::parse::{all_in, all_token};
+use crate::server::date;
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
@@ -462,7 +462,7 @@ impl<'a> Response<'a> {
         }
         let n = name.as_bytes();
         if n.eq_ignore_ascii_case(b"connection") {
-            if crate::parse::list_elements(value).any(|o| o.eq_ignore_ascii_case(b"close")) {
+            if crate::http1::parse::list_elements(value).any(|o| o.eq_ignore_ascii_case(b"close")) {
                 self.keep_alive = false;
             }
             self.out.truncate(line_start);

@@ -1,7 +1,7 @@
 //! `Cors`: cross-origin resource sharing (the Fetch standard's CORS protocol).
 
 use super::{Flow, Middleware};
-use crate::parse::is_token_byte;
+use crate::http1::parse::is_token_byte;
 use crate::{Request, Response, StatusCode};
 use std::time::Duration;
 

@@ -182,26 +182,26 @@ fn format_time(unix_secs: u64) -> ([u8; 26], [u8; 20]) {
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
     ];
-    let (year, month, day) = crate::date::civil_from_days((unix_secs / 86_400) as i64);
+    let (year, month, day) = crate::server::date::civil_from_days((unix_secs / 86_400) as i64);
     let secs_of_day = unix_secs % 86_400;
     let (h, m, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
     let year = year.clamp(0, 9999) as u64;
     let mut clf = *b"01/Jan/1970:00:00:00 +0000";
-    crate::date::put_two_digits(&mut clf[0..2], u64::from(day));
+    crate::server::date::put_two_digits(&mut clf[0..2], u64::from(day));
     clf[3..6].copy_from_slice(MONTHS[month as usize - 1]);
-    crate::date::put_two_digits(&mut clf[7..9], year / 100);
-    crate::date::put_two_digits(&mut clf[9..11], year % 100);
-    crate::date::put_two_digits(&mut clf[12..14], h);
-    crate::date::put_two_digits(&mut clf[15..17], m);
-    crate::date::put_two_digits(&mut clf[18..20], s);
+    crate::server::date::put_two_digits(&mut clf[7..9], year / 100);
+    crate::server::date::put_two_digits(&mut clf[9..11], year % 100);
+    crate::server::date::put_two_digits(&mut clf[12..14], h);
+    crate::server::date::put_two_digits(&mut clf[15..17], m);
+    crate::server::date::put_two_digits(&mut clf[18..20], s);
     let mut iso = *b"1970-01-01T00:00:00Z";
-    crate::date::put_two_digits(&mut iso[0..2], year / 100);
-    crate::date::put_two_digits(&mut iso[2..4], year % 100);
-    crate::date::put_two_digits(&mut iso[5..7], u64::from(month));
-    crate::date::put_two_digits(&mut iso[8..10], u64::from(day));
-    crate::date::put_two_digits(&mut iso[11..13], h);
-    crate::date::put_two_digits(&mut iso[14..16], m);
-    crate::date::put_two_digits(&mut iso[17..19], s);
+    crate::server::date::put_two_digits(&mut iso[0..2], year / 100);
+    crate::server::date::put_two_digits(&mut iso[2..4], year % 100);
+    crate::server::date::put_two_digits(&mut iso[5..7], u64::from(month));
+    crate::server::date::put_two_digits(&mut iso[8..10], u64::from(day));
+    crate::server::date::put_two_digits(&mut iso[11..13], h);
+    crate::server::date::put_two_digits(&mut iso[14..16], m);
+    crate::server::date::put_two_digits(&mut iso[17..19], s);
     (clf, iso)
 }
 

@@ -79,7 +79,7 @@ impl RequestId {
     /// When `name` is empty or not an HTTP token.
     pub fn header(mut self, name: &str) -> Self {
         assert!(
-            !name.is_empty() && name.bytes().all(crate::parse::is_token_byte),
+            !name.is_empty() && name.bytes().all(crate::http1::parse::is_token_byte),
             "request id header {name:?} is not a token"
         );
         self.header = name.into();

@@ -1,10 +1,11 @@
 //! One worker: a thread with its own mio `Poll`, listener, connection slab,
 //! buffer pool and timers. Nothing here is shared with another worker.
 
-use crate::conn::{Conn, Phase, Services, Waiting};
 use crate::deferred::Completion;
-use crate::stats::WorkerCounters;
-use crate::{date, sys, Config, Handler};
+use crate::http1::conn::{Conn, Phase, Services, Waiting};
+use crate::server::stats::WorkerCounters;
+use crate::server::{date, sys};
+use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};

@@ -15,7 +15,7 @@ pub use error::RouteError;
 pub(crate) use resolved::forget as forget_resolved;
 pub use routes::{PathMatch, Routes};
 
-use crate::parse::is_token_byte;
+use crate::http1::parse::is_token_byte;
 use crate::Handler;
 use std::fmt;
 use tree::TreeBuilder;

@@ -1,10 +1,10 @@
 //! Calling the handler: its head-time checks ([`admit`]), then the request
 //! itself ([`dispatch`]). Both contain a panic as a `500` and a close.
 
-use crate::conn::{Env, Output};
 use crate::deferred::Watch;
+use crate::http1::conn::{Env, Output};
+use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
-use crate::parse::{BodyLength, Framing};
 use crate::{Handler, Request, Response, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;

@@ -189,7 +189,7 @@ fn check_trailer_field(field: &[u8]) -> Result<(), ProtocolError> {
     let name_ok = colon > 0
         && field[..colon]
             .iter()
-            .all(|&b| crate::parse::is_token_byte(b));
+            .all(|&b| crate::http1::parse::is_token_byte(b));
     let value_ok = field[colon + 1..]
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);

@@ -1,6 +1,6 @@
 //! Per-worker counters, written by their worker alone and summed by the handle.
 
-use crate::histogram::Histogram;
+use crate::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A counter with a single writer: `add` is a plain load and store (no locked

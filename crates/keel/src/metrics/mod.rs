@@ -2,8 +2,10 @@
 //! created before the server, wired to its workers' counters by
 //! [`Server::metrics`](crate::Server::metrics), and mounted as a handler.
 
-use crate::histogram::{LatencySnapshot, LATENCY_BUCKETS};
-use crate::stats::{Stats, WorkerCounters};
+pub(crate) mod histogram;
+
+use crate::metrics::histogram::{LatencySnapshot, LATENCY_BUCKETS};
+use crate::server::stats::{Stats, WorkerCounters};
 use crate::{Handler, Request, Response};
 use std::fmt::{self, Write};
 use std::sync::{Arc, OnceLock};

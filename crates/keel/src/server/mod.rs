@@ -1,18 +1,25 @@
 //! The server builder and the handle to a running server.
 
-use crate::stats::{Stats, WorkerCounters};
-use crate::worker::{self, Control, WorkerSetup, WAKER};
+pub(crate) mod config;
+pub(crate) mod date;
+pub(crate) mod pool;
+pub(crate) mod stats;
+pub(crate) mod sys;
+pub(crate) mod worker;
+
 use crate::Metrics;
-use crate::{sys, Config, Handler};
+use crate::{Config, Handler};
 use crossbeam_channel::Sender;
 use mio::{Poll, Waker};
 use parking_lot::Mutex;
+use stats::{Stats, WorkerCounters};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use worker::{Control, WorkerSetup, WAKER};
 
 /// Builds and starts a server: one worker thread per core by default, each
 /// with its own listening socket on the same port.

@@ -5,13 +5,13 @@
 //! driver and the fuzz harness do the same with plain byte slices, so every
 //! path through here is the one real connections take.
 
-use crate::body::{ChunkLimits, ChunkedDecoder};
-use crate::budget::{BodyBudget, Reservation};
 use crate::deferred::{Completion, Deferral, DeferredOutcome, Watch};
-use crate::dispatch::{admit, dispatch, Admission, Answer};
-use crate::parse::{self, header_slots, BodyLength, Framing};
-use crate::pool::BufferPool;
-use crate::stats::WorkerCounters;
+use crate::http1::body::{ChunkLimits, ChunkedDecoder};
+use crate::http1::budget::{BodyBudget, Reservation};
+use crate::http1::dispatch::{admit, dispatch, Admission, Answer};
+use crate::http1::parse::{self, header_slots, BodyLength, Framing};
+use crate::server::pool::BufferPool;
+use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;

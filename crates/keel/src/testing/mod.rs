@@ -6,9 +6,9 @@ mod counting;
 
 pub use counting::{allocations, CountingAllocator};
 
-use crate::conn::{Conn, Phase, Services, Waiting};
 use crate::deferred::Completion;
-use crate::stats::WorkerCounters;
+use crate::http1::conn::{Conn, Phase, Services, Waiting};
+use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, Server, ServerHandle, Stats};
 use crossbeam_channel::Receiver;
 use std::io::IoSlice;

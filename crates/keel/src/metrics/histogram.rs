@@ -2,7 +2,7 @@
 //! worker alone (plain loads and stores, no locked instruction, no
 //! allocation), read from any thread.
 
-use crate::stats::Counter;
+use crate::server::stats::Counter;
 use std::time::Duration;
 
 /// Upper bounds of the request-latency histogram's buckets, in increasing
