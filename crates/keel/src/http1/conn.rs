@@ -450,10 +450,7 @@ impl Conn {
         done: Completion,
         env: &mut Env<'_, H>,
     ) -> bool {
-        if self.deferred.as_ref().map(|p| p.ticket) != Some(done.ticket) {
-            return false;
-        }
-        let Some(mut pending) = self.deferred.take() else {
+        let Some(mut pending) = self.deferred.take_if(|p| p.ticket == done.ticket) else {
             return false;
         };
         if let Some(status) = StatusCode::from_u16(done.status) {

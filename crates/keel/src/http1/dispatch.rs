@@ -105,17 +105,7 @@ pub(crate) fn admit<H: Handler + ?Sized>(
                 Err(_) => Admission::Refused(panicked(out, large, env, framing.is_head, started)),
             }
         }
-        Ok(Flow::Stop) => {
-            if env.draining.load(Relaxed) {
-                res.close();
-            }
-            res.finish();
-            env.counters.count_status(res.status_code().as_u16());
-            env.answered(started);
-            Admission::Refused(Answer::Written {
-                keep_alive: res.keeps_alive(),
-            })
-        }
+        Ok(Flow::Stop) => Admission::Refused(written(res, env, started)),
         Err(_) => {
             res.discard();
             Admission::Refused(panicked(out, large, env, framing.is_head, started))
@@ -158,17 +148,7 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
                     timeout: res.deferred_timeout_set(),
                 };
             }
-            if env.draining.load(Relaxed) {
-                // Shutdown began while the handler ran: close after this
-                // response (it says so too if its head is not written yet).
-                res.close();
-            }
-            res.finish();
-            env.counters.count_status(res.status_code().as_u16());
-            env.answered(started);
-            Answer::Written {
-                keep_alive: res.keeps_alive(),
-            }
+            written(res, env, started)
         }
         Err(_) => {
             // A responder taken before the panic was dropped while
@@ -176,6 +156,26 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
             res.discard();
             panicked(out, large, env, framing.is_head, started)
         }
+    }
+}
+
+/// Finishes a response the handler (or its head-time hook) wrote here and
+/// now, and counts it.
+fn written<H: Handler + ?Sized>(
+    mut res: Response<'_>,
+    env: &mut Env<'_, H>,
+    started: Instant,
+) -> Answer {
+    if env.draining.load(Relaxed) {
+        // Shutdown began while the handler ran: close after this
+        // response (it says so too if its head is not written yet).
+        res.close();
+    }
+    res.finish();
+    env.counters.count_status(res.status_code().as_u16());
+    env.answered(started);
+    Answer::Written {
+        keep_alive: res.keeps_alive(),
     }
 }
 
