@@ -8,7 +8,7 @@ use crate::keys::{KeySet, Scope};
 use crate::redirect;
 use crate::store::{Change, SharedStore, StoreError};
 use crate::telemetry::{StoreOp, Telemetry};
-use keel::middleware::{Cidr, ForwardedClient, HandlerExt, RateLimit, RateLimitKey};
+use keel::middleware::{AtHead, Cidr, ForwardedClient, HandlerExt, RateLimit, RateLimitKey};
 use keel::{Handler, Request, Response, Router, Routes, StatusCode};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -261,7 +261,7 @@ impl App {
             .get("/health", health)
             .get(
                 "/metrics",
-                metrics_page(state, metrics).with(auth.require(Scope::Admin)),
+                metrics_page(state, metrics).with(AtHead(auth.require(Scope::Admin))),
             )
             .fallback(not_found)
             .build()

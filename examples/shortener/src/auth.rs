@@ -11,7 +11,7 @@
 //! `429` before its key is even looked at, so a right guess after a run of
 //! wrong ones is not told apart from them.
 
-use crate::api::ApiError;
+use crate::api::{retry_after, ApiError};
 use crate::keys::{KeySet, Scope};
 use keel::middleware::{Flow, Middleware, RateLimit};
 use keel::{Request, Response, StatusCode};
@@ -198,9 +198,7 @@ impl Middleware for Require {
 
 /// Writes the JSON `429` of a limit whose next token is `wait` away.
 fn rate_limited(res: &mut Response<'_>, wait: Duration, message: &'static str) {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    // A number is always a valid header value.
-    let _ = res.header_fmt("Retry-After", format_args!("{}", secs.max(1)));
+    retry_after(res, wait);
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).write(res);
 }
 

@@ -6,7 +6,7 @@
 //! store on the blocking pool and fills the cache; an entry past its time to
 //! live is answered from while one visit reads it again there.
 
-use crate::api::{wants_json, ApiError};
+use crate::api::{retry_after, wants_json, ApiError};
 use crate::app::{on_state, State};
 use crate::cache::{CachedLink, Lookup};
 use crate::clicks::Click;
@@ -446,8 +446,7 @@ impl Attempt {
             Refusal::Wrong => wrong_password(res, &self.slug),
             Refusal::Busy => unavailable(res, json, busy()),
             Refusal::Backoff(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let _ = res.header_fmt("Retry-After", format_args!("{secs}"));
+                retry_after(res, wait);
                 let message =
                     "too many wrong passwords for this link; try again after the Retry-After delay";
                 if json {

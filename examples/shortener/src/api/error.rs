@@ -5,6 +5,15 @@ use crate::store::StoreError;
 use keel::{Response, StatusCode};
 use serde::Serialize;
 use std::borrow::Cow;
+use std::time::Duration;
+
+/// Sets `Retry-After` to `wait`, in whole seconds rounded up and at least
+/// one: what a client told to wait less than a second must still wait.
+pub fn retry_after(res: &mut Response<'_>, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    // A number is always a valid header value.
+    let _ = res.header_fmt("Retry-After", format_args!("{}", secs.max(1)));
+}
 
 /// An API error: its status, a stable machine code and a message for
 /// people.

@@ -18,8 +18,8 @@ use std::sync::Arc;
 mod error;
 mod input;
 
-pub use error::ApiError;
 use error::ErrorDetail;
+pub use error::{retry_after, ApiError};
 use input::{
     check_password, cursor_param, expiry, invalid_url, json_body, limit_param, max_clicks,
     BulkBody, PatchBody,
