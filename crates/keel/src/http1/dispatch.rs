@@ -2,7 +2,8 @@
 //! itself ([`dispatch`]). Both contain a panic as a `500` and a close.
 
 use crate::deferred::Watch;
-use crate::http1::conn::{Env, Output};
+use crate::http1::conn::Env;
+use crate::http1::output::Output;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
 use crate::{Handler, Request, Response, StatusCode, Version};

@@ -7,4 +7,5 @@ pub(crate) mod budget;
 pub(crate) mod conn;
 pub(crate) mod dispatch;
 pub(crate) mod error;
+pub(crate) mod output;
 pub(crate) mod parse;
