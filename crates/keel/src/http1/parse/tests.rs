@@ -1,0 +1,307 @@
+//! Heads and framing, one wire sample per case.
+
+use super::*;
+
+fn parse(wire: &[u8]) -> Result<Option<Framing>, ProtocolError> {
+    parse_with(wire, &Config::default())
+}
+
+fn parse_with(wire: &[u8], config: &Config) -> Result<Option<Framing>, ProtocolError> {
+    let mut slots = header_slots();
+    parse_head(wire, &mut slots, config).map(|r| r.map(|(_, f)| f))
+}
+
+#[test]
+fn simple_get_is_keep_alive_without_body() {
+    let f = parse(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.head_len, 36);
+    assert_eq!(f.body, BodyLength::Empty);
+    assert!(f.keep_alive && !f.is_head && !f.expect_continue);
+    assert_eq!(f.minor, 1);
+}
+
+#[test]
+fn incomplete_head_needs_more() {
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\n")
+            .unwrap()
+            .map(|f| f.head_len),
+        None
+    );
+    assert_eq!(parse(b"GE").unwrap().map(|f| f.head_len), None);
+}
+
+#[test]
+fn keep_alive_rules() {
+    let ka = |wire: &[u8]| parse(wire).unwrap().unwrap().keep_alive;
+    assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"
+    ));
+    assert!(ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"
+    ));
+    // The keep-alive fast path, and values it must not take.
+    assert!(ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(ka(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+}
+
+/// `is_name` agrees with `eq_ignore_ascii_case` on every token: each
+/// byte of each name it is used with, replaced by every token byte.
+#[test]
+fn is_name_matches_case_insensitive_equality_on_tokens() {
+    fn check<const N: usize>(lower: &[u8; N]) {
+        assert!(is_name(lower, lower));
+        assert!(!is_name(&lower[1..], lower), "shorter");
+        for i in 0..N {
+            for b in (0..=255u8).filter(|&b| is_token_byte(b)) {
+                let mut name = *lower;
+                name[i] = b;
+                assert_eq!(
+                    is_name(&name, lower),
+                    name.eq_ignore_ascii_case(lower),
+                    "{:?}",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+        }
+    }
+    check(b"host");
+    check(b"content-length");
+    check(b"transfer-encoding");
+    check(b"connection");
+    check(b"expect");
+    check(b"keep-alive");
+}
+
+#[test]
+fn all_in_is_all() {
+    for sample in [
+        &b""[..],
+        b"abc",
+        b"a b",
+        b"\x00",
+        b"x-y_z.~",
+        b"caf\xc3\xa9",
+    ] {
+        assert_eq!(
+            all_token(sample),
+            sample.iter().all(|&b| is_token_byte(b)),
+            "{sample:?}"
+        );
+    }
+}
+
+#[test]
+fn body_lengths() {
+    let body = |wire: &[u8]| parse(wire).unwrap().unwrap().body;
+    assert_eq!(
+        body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+        BodyLength::Fixed(5)
+    );
+    assert_eq!(
+        body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"),
+        BodyLength::Fixed(5)
+    );
+    assert_eq!(
+        body(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
+        BodyLength::Empty
+    );
+    assert_eq!(
+        body(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+        BodyLength::Chunked
+    );
+}
+
+/// One wire sample per rejected case, with the error it must give.
+#[test]
+fn rejections() {
+    use ProtocolError::*;
+    let cases: &[(&[u8], ProtocolError)] = &[
+        (b"GET / HTTP/1.1\r\n\r\n", InvalidHost),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", InvalidHost),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", InvalidHost),
+        (b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", InvalidHost),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", AmbiguousLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", InvalidContentLength),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", UnsupportedTransferCoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n", InvalidTransferEncoding),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Malformed),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX : b\r\n\r\n", Malformed),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", Malformed),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", Malformed),
+        (b"GET / HTTP/1.1\r\nHo\x00st: a\r\n\r\n", Malformed),
+        (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
+        (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion),
+        (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion),
+        (b"GET / HTPT/1.1\r\nHost: a\r\n\r\n", Malformed),
+        (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
+        (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
+        (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
+        (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", UnsupportedMethod),
+        (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n", UnsupportedExpectation),
+    ];
+    for (wire, want) in cases {
+        let got = parse(wire);
+        assert_eq!(
+            got.map(|f| f.map(|f| f.body)),
+            Err(*want),
+            "{}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+}
+
+#[test]
+fn accepted_edge_forms() {
+    for wire in [
+        &b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert!(
+            parse(wire).unwrap().is_some(),
+            "{}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+}
+
+#[test]
+fn limits() {
+    let config = Config {
+        max_target: 64,
+        max_header_bytes: 256,
+        max_headers: 4,
+        ..Config::default()
+    };
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(64));
+    assert_eq!(
+        parse_with(long_target.as_bytes(), &config).err(),
+        Some(ProtocolError::TargetTooLong)
+    );
+    // Still arriving, but already too long to be a valid request line.
+    let partial = format!("GET /{}", "a".repeat(200));
+    assert_eq!(
+        parse_with(partial.as_bytes(), &config).err(),
+        Some(ProtocolError::TargetTooLong)
+    );
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(300)
+    );
+    assert_eq!(
+        parse_with(big_head.as_bytes(), &config).err(),
+        Some(ProtocolError::HeadersTooLarge)
+    );
+    let partial_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(300));
+    assert_eq!(
+        parse_with(partial_head.as_bytes(), &config).err(),
+        Some(ProtocolError::HeadersTooLarge)
+    );
+    let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
+    assert_eq!(
+        parse_with(many, &config).err(),
+        Some(ProtocolError::TooManyHeaders)
+    );
+}
+
+fn is_host_byte(b: u8) -> bool {
+    HOST[b as usize]
+}
+
+#[test]
+fn byte_classes_match_the_rfc_sets() {
+    for b in 0..=255u8 {
+        let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_token_byte(b), tchar, "{b}");
+    }
+    assert!(is_host_byte(b'[') && is_host_byte(b':') && !is_host_byte(b'/') && !is_host_byte(b' '));
+}
+
+/// An error decided on a prefix of the bytes is the error the whole head
+/// gets: the verdict does not depend on how the network split the bytes.
+#[test]
+fn errors_do_not_depend_on_split_points() {
+    let config = Config {
+        max_target: 16,
+        max_header_bytes: 64,
+        max_headers: 3,
+        ..Config::default()
+    };
+    let long_method = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(40));
+    let samples: Vec<Vec<u8>> = vec![
+        long_method.into_bytes(),
+        b"GET /aaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        b"GET /aaaaaaaaaaaaaaaaaaaaa\x01 HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x01\r\n\r\n".to_vec(),
+        b"CONNECT aaaaaaaaaaaaaaaaaaaaaaaaaaaa:443 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+        b"POST /y HTTP/0.1\r\nHost: a\r\n\r\n".to_vec(),
+        b"GET / HTTP/2.0\rX\r\nHost: a\r\n\r\n".to_vec(),
+        b"GET / HTTP/2.0x\r\nHost: a\r\n\r\n".to_vec(),
+        b"\r\rGET /aaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
+        b" /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
+        b"\r\n\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_vec(),
+    ];
+    for wire in &samples {
+        let whole = parse_with(wire, &config).map(|f| f.map(|f| f.head_len));
+        for k in 1..wire.len() {
+            if let Err(early) = parse_with(&wire[..k], &config) {
+                assert_eq!(
+                    whole,
+                    Err(early),
+                    "prefix {k} of {:?}",
+                    String::from_utf8_lossy(wire)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn expect_continue_only_with_a_body() {
+    let f =
+        parse(b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+    assert!(f.expect_continue);
+    let f = parse(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(!f.expect_continue);
+}
