@@ -177,7 +177,9 @@ fn announce_keys(keys: &KeySet, cli: &Cli) {
         println!(
             "shortener: no API key configured: keyless mode, the API answers this machine only"
         );
-        eprintln!(
+        // Formatted first and written whole: eprintln! writes each piece of
+        // its format separately, and a reader could see half the warning.
+        let warning = format!(
             "shortener: WARNING: no API key is configured (keyless mode).\n\
              shortener: WARNING: every client connecting from this machine (loopback) is an admin:\n\
              shortener: WARNING: it may list, create, change and delete every link and read all stats.\n\
@@ -189,6 +191,7 @@ fn announce_keys(keys: &KeySet, cli: &Cli) {
             cli.base_url(),
             cli.key_file().display(),
         );
+        eprintln!("{warning}");
         return;
     }
     println!(

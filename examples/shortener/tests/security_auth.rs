@@ -205,7 +205,7 @@ fn keyless_mode_refuses_dns_rebinding_and_foreign_origins() {
     let server = Shortener::start();
     let stderr = util::poll(Duration::from_secs(5), || {
         let text = server.stderr();
-        text.contains("reverse proxy").then_some(text)
+        text.contains("then restart.").then_some(text)
     })
     .unwrap_or_else(|| panic!("no keyless warning: {}", server.stderr()));
     assert!(
