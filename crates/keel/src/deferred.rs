@@ -3,6 +3,7 @@
 //! mio `Waker`, and leaves in request order.
 
 use crate::response::ResponseShape;
+use crate::stream::{BodyStream, StreamShared};
 use crate::{Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
@@ -24,36 +25,96 @@ pub(crate) struct Completion {
     pub(crate) status: u16,
     /// Body bytes of the response, for [`DeferredOutcome::Answered`].
     pub(crate) body_len: usize,
+    /// For the head of a streamed response: the queue its body comes through.
+    pub(crate) stream: Option<Arc<StreamShared>>,
+}
+
+/// What other threads tell a worker about one of its connections.
+pub(crate) enum Message {
+    /// A deferred response, whole, or the head of a streamed one.
+    Answer(Completion),
+    /// A paused body sink has room again (see [`crate::body::SinkWaker`]).
+    Resume { key: usize, ticket: u64 },
+    /// A streamed response has more to send, or ended.
+    Stream { key: usize, ticket: u64 },
+}
+
+impl Message {
+    /// The slab key of the connection it is for.
+    pub(crate) fn key(&self) -> usize {
+        match self {
+            Message::Answer(done) => done.key,
+            Message::Resume { key, .. } | Message::Stream { key, .. } => *key,
+        }
+    }
+}
+
+/// Sends [`Message`]s to one worker and wakes it. Cloning it allocates
+/// nothing.
+#[derive(Clone)]
+pub(crate) struct Notifier {
+    sender: Sender<Message>,
+    waker: Option<Arc<Waker>>,
+}
+
+impl Notifier {
+    /// Sends `message`; a stopped worker has dropped its receiver, and the
+    /// message has nowhere to go.
+    pub(crate) fn send(&self, message: Message) {
+        if self.sender.send(message).is_ok() {
+            if let Some(waker) = &self.waker {
+                let _ = waker.wake();
+            }
+        }
+    }
 }
 
 /// Where one worker's deferred responses come back to.
 pub(crate) struct Deferral {
-    sender: Sender<Completion>,
-    waker: Option<Arc<Waker>>,
+    notifier: Notifier,
     server_line: Arc<[u8]>,
     next_ticket: Cell<u64>,
+    /// Bytes a streamed response may queue (see [`crate::BodyStream`]).
+    stream_window: usize,
 }
 
 impl Deferral {
     pub(crate) fn new(
-        sender: Sender<Completion>,
+        sender: Sender<Message>,
         waker: Option<Arc<Waker>>,
         server_line: &[u8],
+        stream_window: usize,
     ) -> Self {
         Deferral {
-            sender,
-            waker,
+            notifier: Notifier { sender, waker },
             server_line: server_line.into(),
             next_ticket: Cell::new(0),
+            stream_window,
         }
+    }
+
+    pub(crate) fn stream_window(&self) -> usize {
+        self.stream_window
+    }
+
+    /// A fresh ticket: which deferral, body sink or stream on this worker a
+    /// message is about, so that one for a closed connection whose slab
+    /// key was reused is recognised and dropped.
+    pub(crate) fn ticket(&self) -> u64 {
+        let ticket = self.next_ticket.get() + 1;
+        self.next_ticket.set(ticket);
+        ticket
+    }
+
+    pub(crate) fn notifier(&self) -> Notifier {
+        self.notifier.clone()
     }
 
     /// A responder for the response `shape` on connection `key`, its
     /// ticket, and the worker's side of the deferral. Allocates the claim
     /// the two sides share (the one allocation a deferral makes here).
     pub(crate) fn responder(&self, key: usize, shape: ResponseShape) -> (Responder, u64, Watch) {
-        let ticket = self.next_ticket.get() + 1;
-        self.next_ticket.set(ticket);
+        let ticket = self.ticket();
         let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
         let watch = Watch {
             claim: Arc::clone(&claim),
@@ -61,12 +122,12 @@ impl Deferral {
         };
         let responder = Responder {
             claim,
-            sender: self.sender.clone(),
-            waker: self.waker.clone(),
+            notifier: self.notifier.clone(),
             server_line: Arc::clone(&self.server_line),
             key,
             ticket,
             shape,
+            window: self.stream_window,
             answered: false,
         };
         (responder, ticket, watch)
@@ -234,12 +295,13 @@ impl Drop for Watch {
 /// ```
 pub struct Responder {
     claim: Arc<Claim>,
-    sender: Sender<Completion>,
-    waker: Option<Arc<Waker>>,
+    notifier: Notifier,
     server_line: Arc<[u8]>,
     key: usize,
     ticket: u64,
     shape: ResponseShape,
+    /// See [`Deferral::stream_window`].
+    window: usize,
     answered: bool,
 }
 
@@ -267,8 +329,95 @@ impl Responder {
         if !self.claim.settle(ANSWERED) {
             return false;
         }
-        self.send(bytes, large, keep_alive, status, body_len);
+        self.send(bytes, large, keep_alive, status, body_len, None);
         true
+    }
+
+    /// Answers with a streamed body: `head` sets the status and headers
+    /// (it writes no body), the head goes out with
+    /// `Transfer-Encoding: chunked`, and the returned [`BodyStream`] sends
+    /// the body piece by piece, with backpressure. `None` when the
+    /// deferral was [abandoned](Responder#abandoned-deferrals): nobody
+    /// would read it.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|_: &Request<'_>, res: &mut Response<'_>| {
+    ///     let responder = res.defer();
+    ///     std::thread::spawn(move || {
+    ///         let Some(mut body) = responder.stream(|res| {
+    ///             res.header("Content-Type", "text/csv");
+    ///         }) else {
+    ///             return;
+    ///         };
+    ///         for row in 0..3 {
+    ///             if body.send(format!("{row},row {row}\n").as_bytes()).is_err() {
+    ///                 return; // the client left
+    ///             }
+    ///         }
+    ///         let _ = body.finish();
+    ///     });
+    /// });
+    /// conn.send(b"GET /export HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// assert!(conn.settle(std::time::Duration::from_secs(5)));
+    /// let reply = conn.responses().unwrap();
+    /// assert_eq!(reply[0].body, b"0,row 0\n1,row 1\n2,row 2\n");
+    /// ```
+    ///
+    /// Allocates the head's buffer and the stream's queue.
+    ///
+    /// # Panics
+    ///
+    /// When `head` writes a body.
+    pub fn stream(self, head: impl FnOnce(&mut Response<'_>)) -> Option<BodyStream> {
+        self.start_stream(head, None)
+    }
+
+    /// As [`stream`](Responder::stream), with a declared `Content-Length`
+    /// (see [`Response::stream_with_length`]).
+    ///
+    /// # Panics
+    ///
+    /// When `head` writes a body.
+    pub fn stream_with_length(
+        self,
+        len: usize,
+        head: impl FnOnce(&mut Response<'_>),
+    ) -> Option<BodyStream> {
+        self.start_stream(head, Some(len))
+    }
+
+    fn start_stream(
+        mut self,
+        head: impl FnOnce(&mut Response<'_>),
+        length: Option<usize>,
+    ) -> Option<BodyStream> {
+        if self.claim.is_abandoned() {
+            self.answered = true;
+            return None;
+        }
+        let mut bytes = BytesMut::with_capacity(512);
+        let mut large = Vec::new();
+        let mut res = Response::with_shape(&mut bytes, &mut large, self.shape, &self.server_line);
+        head(&mut res);
+        let framing = res.begin_stream(length);
+        let (status, keep_alive) = (res.status_code().as_u16(), res.keeps_alive());
+        self.answered = true;
+        if !self.claim.settle(ANSWERED) {
+            return None;
+        }
+        let shared = StreamShared::new(
+            self.notifier.clone(),
+            self.key,
+            self.ticket,
+            self.window,
+            framing,
+        );
+        let stream = BodyStream::new(Arc::clone(&shared));
+        self.send(bytes, large, keep_alive, status, 0, Some(shared));
+        Some(stream)
     }
 
     /// Whether the deferral was [abandoned](Responder#abandoned-deferrals):
@@ -286,6 +435,7 @@ impl Responder {
         keep_alive: bool,
         status: u16,
         body_len: usize,
+        stream: Option<Arc<StreamShared>>,
     ) {
         let completion = Completion {
             key: self.key,
@@ -295,13 +445,9 @@ impl Responder {
             keep_alive,
             status,
             body_len,
+            stream,
         };
-        // A stopped worker has dropped its receiver: the answer has nowhere to go.
-        if self.sender.send(completion).is_ok() {
-            if let Some(waker) = &self.waker {
-                let _ = waker.wake();
-            }
-        }
+        self.notifier.send(Message::Answer(completion));
     }
 }
 
@@ -321,7 +467,7 @@ impl Drop for Responder {
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(b"Internal Server Error\n");
         let body_len = res.body_len();
-        self.send(bytes, large, false, 500, body_len);
+        self.send(bytes, large, false, 500, body_len, None);
     }
 }
 

@@ -109,6 +109,23 @@ pub trait Handler: Send + Sync + 'static {
         let _ = req;
         None
     }
+
+    /// Whether `req`'s body is streamed rather than buffered (asked from the
+    /// head, after [`on_head`](Handler::on_head) continued, for requests
+    /// that have a body). When `true`, [`handle`](Handler::handle) runs as
+    /// soon as the head is in, with an empty [`Request::body`], and takes
+    /// the body as it arrives with
+    /// [`Response::read_body`](crate::Response::read_body) or
+    /// [`Response::body_reader`](crate::Response::body_reader); the body
+    /// limit is [`body_limit`](Handler::body_limit) when set, else none (a
+    /// streamed body costs no memory however large it is). The default is
+    /// `false`; [`Router::stream_body`](crate::Router::stream_body) sets it
+    /// for one route.
+    #[inline]
+    fn streams_body(&self, req: &Request<'_>) -> bool {
+        let _ = req;
+        false
+    }
 }
 
 impl<F> Handler for F
@@ -135,6 +152,11 @@ impl<H: Handler + ?Sized> Handler for Arc<H> {
     #[inline]
     fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
         (**self).body_limit(req)
+    }
+
+    #[inline]
+    fn streams_body(&self, req: &Request<'_>) -> bool {
+        (**self).streams_body(req)
     }
 }
 

@@ -27,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 pub mod blocking;
+pub mod body;
 mod cookie;
 mod deferred;
 mod handler;
@@ -40,6 +41,7 @@ mod response;
 mod router;
 mod server;
 mod status;
+mod stream;
 pub mod testing;
 
 #[doc = include_str!("../../../docs/guide.md")]
@@ -61,3 +63,4 @@ pub use server::config::Config;
 pub use server::stats::Stats;
 pub use server::{Server, ServerHandle};
 pub use status::StatusCode;
+pub use stream::{BodyStream, StreamError};

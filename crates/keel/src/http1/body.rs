@@ -18,6 +18,8 @@ pub(crate) struct ChunkedDecoder {
     phase: Phase,
     /// Bytes of trailer section seen so far.
     trailer_bytes: usize,
+    /// Where the trailer section starts, once the last chunk is in.
+    trailer_start: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +62,7 @@ impl ChunkedDecoder {
                     self.read = line + 2;
                     if size == 0 {
                         self.phase = Phase::Trailers;
+                        self.trailer_start = self.read;
                     } else if size > (limits.max_body - self.written) as u64 {
                         return Err(ProtocolError::BodyTooLarge);
                     } else {
@@ -116,10 +119,35 @@ impl ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// Decoded bytes waiting at the start of the buffer.
+    pub(crate) fn decoded(&self) -> usize {
+        self.written
+    }
+
+    /// A streamed body's reader took the first `n` decoded bytes and the
+    /// buffer now starts `n` bytes later: offsets move down by `n`.
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.written);
+        self.written -= n;
+        self.read -= n;
+        self.trailer_start = self.trailer_start.saturating_sub(n);
+    }
+
+    /// Once decoding is complete: the trailer field lines (each ending in
+    /// CRLF, the empty last line left out), and where the message ends.
+    pub(crate) fn trailers_and_end(&self) -> (std::ops::Range<usize>, usize) {
+        (self.trailer_start..self.read - 2, self.read)
+    }
+
     /// Moves the undecoded rest of `buf` down to the end of the decoded body,
     /// dropping the chunk framing already consumed. Returns how many bytes
     /// were dropped: the caller shortens the buffer by that much.
     pub(crate) fn squeeze(&mut self, buf: &mut [u8]) -> usize {
+        if self.phase == Phase::Trailers {
+            // Keep the trailer lines (bounded by the trailer limit): a
+            // streamed body's sink is shown them at the end.
+            return 0;
+        }
         let gap = self.read - self.written;
         if gap > 0 {
             buf.copy_within(self.read.., self.written);

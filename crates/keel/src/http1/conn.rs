@@ -5,150 +5,29 @@
 //! driver and the fuzz harness do the same with plain byte slices, so every
 //! path through here is the one real connections take.
 
-use crate::deferred::{Completion, Deferral, DeferredOutcome, Watch};
+use crate::body::{BodyError, SinkWaker};
+use crate::deferred::{Completion, DeferredOutcome, Watch};
 use crate::http1::body::{ChunkLimits, ChunkedDecoder};
-use crate::http1::budget::{BodyBudget, Reservation};
+use crate::http1::budget::Reservation;
 use crate::http1::dispatch::{admit, dispatch, Admission, Answer};
+pub(crate) use crate::http1::env::{Env, Services};
 use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
+use crate::http1::stream_in::{Fed, StreamIn};
+use crate::http1::stream_out::StreamOut;
 use crate::server::pool::BufferPool;
-use crate::server::stats::WorkerCounters;
+use crate::stream::StreamEnd;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::BytesMut;
-use crossbeam_channel::Sender;
-use mio::Waker;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 /// Free space a read wants in the input buffer before it grows.
 const MIN_READ_ROOM: usize = 2048;
-
-/// What a worker owns once and lends each of its connections: the handler,
-/// limits, counters, buffer pool. The in-memory driver owns one too.
-pub(crate) struct Services<H> {
-    pub(crate) handler: H,
-    pub(crate) config: Arc<Config>,
-    pub(crate) counters: Arc<WorkerCounters>,
-    pub(crate) pool: BufferPool,
-    /// `Server: ...\r\n`, or empty.
-    server_line: Vec<u8>,
-    draining: Arc<AtomicBool>,
-    deferral: Deferral,
-    /// Body bytes in flight on this worker, against `max_body_in_flight`.
-    budget: BodyBudget,
-    /// The worker's latest clock reading: set once per event-loop turn, and
-    /// after each answered request. See [`Env::answered`].
-    pub(crate) clock: Instant,
-    /// Whether request latencies are recorded: only when a
-    /// [`crate::Metrics`] is wired, the histogram's one reader.
-    pub(crate) timed: bool,
-}
-
-impl<H> Services<H> {
-    pub(crate) fn new(
-        handler: H,
-        config: Arc<Config>,
-        counters: Arc<WorkerCounters>,
-        draining: Arc<AtomicBool>,
-        completions: Sender<Completion>,
-        waker: Option<Arc<Waker>>,
-        timed: bool,
-    ) -> Self {
-        let server_line = config
-            .server_name
-            .as_ref()
-            .map(|name| format!("Server: {name}\r\n").into_bytes())
-            .unwrap_or_default();
-        let pool = BufferPool::new(
-            config.buffer_size,
-            config.max_pooled_buffer,
-            config.max_pooled_buffers,
-        );
-        let deferral = Deferral::new(completions, waker, &server_line);
-        let budget = BodyBudget::new(config.max_body_in_flight);
-        Services {
-            handler,
-            config,
-            counters,
-            pool,
-            server_line,
-            draining,
-            deferral,
-            budget,
-            clock: Instant::now(),
-            timed,
-        }
-    }
-
-    /// Borrows everything connection `key` needs to process requests.
-    pub(crate) fn env(&mut self, key: usize) -> Env<'_, H> {
-        Env {
-            handler: &self.handler,
-            config: &self.config,
-            counters: &self.counters,
-            pool: &mut self.pool,
-            server_line: &self.server_line,
-            draining: &self.draining,
-            deferral: &self.deferral,
-            budget: &self.budget,
-            clock: &mut self.clock,
-            timed: self.timed,
-            key,
-        }
-    }
-}
-
-/// [`Services`], borrowed for one connection's turn.
-pub(crate) struct Env<'a, H: ?Sized> {
-    pub(crate) handler: &'a H,
-    pub(crate) config: &'a Config,
-    pub(crate) counters: &'a WorkerCounters,
-    pub(crate) pool: &'a mut BufferPool,
-    /// `Server: ...\r\n`, or empty.
-    pub(crate) server_line: &'a [u8],
-    /// Set when the server starts shutting down: requests in progress are
-    /// answered with `Connection: close` and no more are taken. Read after
-    /// the handler returns, so a handler that was busy when shutdown began
-    /// still closes.
-    pub(crate) draining: &'a AtomicBool,
-    pub(crate) deferral: &'a Deferral,
-    /// See [`Services::budget`].
-    pub(crate) budget: &'a BodyBudget,
-    /// See [`Services::clock`].
-    pub(crate) clock: &'a mut Instant,
-    /// See [`Services::timed`].
-    pub(crate) timed: bool,
-    /// The connection's slab key, which a deferred answer is addressed to.
-    pub(crate) key: usize,
-}
-
-impl<H: ?Sized> Env<'_, H> {
-    /// Records the latency of a request whose response was just queued, and
-    /// dispatched at `started`; one clock read, which becomes the start of
-    /// the next request this worker dispatches before its loop turns again.
-    ///
-    /// The start is the worker's latest clock reading rather than a fresh
-    /// one, so there is one clock read per request (about 35 ns with a TSC
-    /// clock source); a latency then always covers the whole handler, and
-    /// may also cover the read and parse of its request (and the write of
-    /// the previous connection's responses in the same loop turn). Coarse
-    /// at both ends would cost nothing, but read zero for every answer
-    /// given within one loop turn. Without metrics wired nothing reads the
-    /// histogram, and this does nothing.
-    #[inline]
-    pub(crate) fn answered(&mut self, started: Instant) {
-        if !self.timed {
-            return;
-        }
-        let now = Instant::now();
-        self.counters
-            .latency
-            .observe(now.saturating_duration_since(started));
-        *self.clock = now;
-    }
-}
+/// The input buffer a streamed request body is read through: large reads,
+/// few system calls, and a bound on what one upload holds.
+const STREAM_READ_BUFFER: usize = 64 * 1024;
 
 /// Whether requests are still being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +49,12 @@ pub(crate) enum Waiting {
     Body,
     /// A deferred response, before anything else.
     Deferred,
+    /// More of a streamed request body, for a sink that has room.
+    StreamBody,
+    /// A body sink to make room (it paused the connection).
+    Sink,
+    /// A streamed response's producer.
+    Stream,
     /// Closing after its last response.
     Close,
 }
@@ -202,6 +87,15 @@ pub(crate) struct Conn {
     held_back: bool,
     /// The deferred response this connection waits for.
     deferred: Option<Pending>,
+    /// The request body streaming to a sink.
+    stream_in: Option<StreamIn>,
+    /// The response body streaming from a producer.
+    stream_out: Option<StreamOut>,
+    /// A streamed body failed: close once the pending answer is out.
+    close_after_answer: bool,
+    /// Bytes streamed in or out so far: a streamed exchange's deadline
+    /// restarts while this moves.
+    progress: u64,
 }
 
 /// A deferred response still to come.
@@ -231,6 +125,10 @@ impl Conn {
             errored: false,
             held_back: false,
             deferred: None,
+            stream_in: None,
+            stream_out: None,
+            close_after_answer: false,
+            progress: 0,
         }
     }
 
@@ -241,9 +139,23 @@ impl Conn {
     /// Whether this connection is still reading requests (not closing, and
     /// not held back because the peer is slow to read its responses).
     pub(crate) fn wants_input(&self, config: &Config) -> bool {
-        self.phase == Phase::Open
-            && self.deferred.is_none()
-            && self.output.pending() <= config.max_output_buffered
+        if self.phase != Phase::Open
+            || self.close_after_answer
+            || self.output.pending() > config.max_output_buffered
+        {
+            return false;
+        }
+        match &self.stream_in {
+            // A streamed body is read while its answer is pending, unless
+            // its sink is full.
+            Some(body) => !body.paused,
+            None => self.deferred.is_none() && self.stream_out.is_none(),
+        }
+    }
+
+    /// Bytes streamed in or out so far (see [`Conn::progress`]).
+    pub(crate) fn progress(&self) -> u64 {
+        self.progress
     }
 
     pub(crate) fn served(&self) -> u64 {
@@ -257,8 +169,18 @@ impl Conn {
 
     pub(crate) fn waiting(&self) -> Waiting {
         let buffered = self.input.as_ref().is_some_and(|b| b.len() > self.start);
+        if let Some(body) = &self.stream_in {
+            return if body.paused {
+                Waiting::Sink
+            } else {
+                Waiting::StreamBody
+            };
+        }
         if self.deferred.is_some() {
             return Waiting::Deferred;
+        }
+        if self.stream_out.is_some() {
+            return Waiting::Stream;
         }
         match (self.phase, self.awaiting.is_some(), buffered) {
             (Phase::Closing, ..) => Waiting::Close,
@@ -287,6 +209,12 @@ impl Conn {
     pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
         let buf = self.input.get_or_insert_with(|| pool.take());
         let room = buf.capacity() - buf.len();
+        if self.stream_in.is_some() {
+            if buf.capacity() < STREAM_READ_BUFFER {
+                buf.reserve(STREAM_READ_BUFFER - buf.len());
+            }
+            return buf;
+        }
         let body_rest = match self.awaiting {
             Some(AwaitingBody {
                 framing:
@@ -346,12 +274,22 @@ impl Conn {
     /// The peer closed its sending side: what is complete has been answered;
     /// an incomplete request never will be.
     pub(crate) fn on_peer_eof(&mut self) {
+        // A body still streaming never will end: its sink hears `Closed`.
+        self.stream_in = None;
         self.phase = Phase::Closing;
     }
 
     /// A deadline passed while waiting for a request: answer `408` and close.
+    /// For a streamed body (the client too slow, or its sink paused too
+    /// long) the sink is told, and the connection closes after the answer.
     pub(crate) fn on_request_timeout<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
-        if self.phase != Phase::Open || self.deferred.is_some() {
+        if let Some(mut body) = self.stream_in.take() {
+            env.counters.timeouts.add(1);
+            body.fail(BodyError::TimedOut);
+            self.body_failed();
+            return;
+        }
+        if self.phase != Phase::Open || self.deferred.is_some() || self.stream_out.is_some() {
             return; // not waiting for a request: its own deadline applies
         }
         let error = match self.awaiting {
@@ -379,12 +317,106 @@ impl Conn {
             });
         }
         self.output.splice(done.bytes, done.large, env.pool);
-        if !done.keep_alive {
-            self.phase = Phase::Closing;
-        }
         env.counters.count_status(done.status);
         env.answered(pending.started);
+        match done.stream {
+            Some(shared) => {
+                self.stream_out = Some(StreamOut {
+                    shared,
+                    keep_alive: done.keep_alive,
+                })
+            }
+            None => self.answer_complete(done.keep_alive),
+        }
         true
+    }
+
+    /// The answer to the last request is all queued: a streamed request
+    /// body still arriving is not read on (the connection closes), and a
+    /// connection that must close, closes.
+    fn answer_complete(&mut self, keep_alive: bool) {
+        if self.stream_in.take().is_some() {
+            // Its sink hears `Closed`; the unread rest is never parsed.
+            self.errored = true;
+            self.phase = Phase::Closing;
+        }
+        if !keep_alive || self.close_after_answer {
+            self.phase = Phase::Closing;
+        }
+    }
+
+    /// A streamed request body failed (its sink was told): read nothing
+    /// more, and close once the answer is out.
+    fn body_failed(&mut self) {
+        self.errored = true;
+        if self.deferred.is_some() || self.stream_out.is_some() {
+            self.close_after_answer = true;
+        } else {
+            self.phase = Phase::Closing;
+        }
+    }
+
+    /// A paused body sink woke (its [`SinkWaker`]): offer it the rest.
+    /// Returns whether it was this connection's sink.
+    pub(crate) fn resume(&mut self, ticket: u64) -> bool {
+        match &mut self.stream_in {
+            Some(body) if body.waker.ticket() == ticket => {
+                body.resume();
+                self.held_back = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The worker gives up on this connection's streams (a silent
+    /// producer's deadline): both sides hear it is closed.
+    pub(crate) fn close_streams(&mut self) {
+        self.stream_in = None;
+        self.stream_out = None;
+        self.phase = Phase::Closing;
+    }
+
+    /// Whether a streamed response with this ticket is in progress here.
+    pub(crate) fn streams_out(&self, ticket: u64) -> bool {
+        self.stream_out
+            .as_ref()
+            .is_some_and(|out| out.shared.ticket() == ticket)
+    }
+
+    /// Moves what a streamed response's producer queued into the output,
+    /// while the output has room. Returns whether anything moved or the
+    /// stream ended.
+    pub(crate) fn pull_stream<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
+        let Some(out) = &self.stream_out else {
+            return false;
+        };
+        if self.output.pending() >= env.config.max_output_buffered {
+            return false;
+        }
+        let output = &mut self.output;
+        let pool = &mut *env.pool;
+        let drained = out
+            .shared
+            .drain(|buf, large| output.append(buf, large, pool));
+        self.progress += drained.moved as u64;
+        match drained.end {
+            StreamEnd::Open => drained.moved > 0,
+            StreamEnd::Finished => {
+                let keep_alive = out.keep_alive;
+                self.stream_out = None;
+                self.answer_complete(keep_alive);
+                // Requests pipelined behind it wait in the buffer.
+                self.held_back = true;
+                true
+            }
+            StreamEnd::Aborted => {
+                self.stream_out = None;
+                self.stream_in = None;
+                self.phase = Phase::Closing;
+                true
+            }
+        }
     }
 
     /// The deferred response did not come in time: answer `503` and close;
@@ -406,6 +438,7 @@ impl Conn {
         env.counters.timeouts.add(1);
         env.counters.count_status(503);
         env.answered(started);
+        self.stream_in = None;
         let (out, large) = self.output.buf_and_large(env.pool);
         let mut res = Response::new(out, large, false, is_head, false, env.server_line);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
@@ -444,6 +477,9 @@ impl Conn {
     /// Handles the request at `start`. Returns whether it was complete (and
     /// answered); `false` means more bytes are needed or the connection is closing.
     fn step<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
+        if self.stream_in.is_some() {
+            return self.feed(env);
+        }
         let Conn {
             input,
             start,
@@ -476,7 +512,61 @@ impl Conn {
                         // Head-first dispatch: the handler's head-time
                         // checks run before one byte of body is read.
                         let body_limit = match admit(output, env, &req, &framing, *peer) {
-                            Admission::Accepted { body_limit } => body_limit,
+                            Admission::Accepted {
+                                body_limit,
+                                streams: true,
+                            } if framing.body != BodyLength::Empty => {
+                                if matches!(framing.body, BodyLength::Fixed(n) if n > body_limit) {
+                                    self.fail(ProtocolError::BodyTooLarge, env);
+                                    return false;
+                                }
+                                if framing.expect_continue && buf.len() == framing.head_len {
+                                    // Accepted: before the handler's answer, which
+                                    // may begin at once (a streamed response).
+                                    let (out, _) = output.buf_and_large(env.pool);
+                                    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                                }
+                                let mut sink = None;
+                                let answer = dispatch(
+                                    output,
+                                    env,
+                                    &req,
+                                    &framing,
+                                    &[],
+                                    *peer,
+                                    Some(&mut sink),
+                                );
+                                let answered_now = matches!(answer, Answer::Written { .. });
+                                self.complete(framing.head_len, answer, env);
+                                match sink {
+                                    Some(sink) if !answered_now => {
+                                        let ticket = env.deferral.ticket();
+                                        let waker = SinkWaker::new(
+                                            env.deferral.notifier(),
+                                            env.key,
+                                            ticket,
+                                        );
+                                        self.stream_in = Some(StreamIn::new(
+                                            sink,
+                                            waker,
+                                            framing.body,
+                                            body_limit,
+                                        ));
+                                    }
+                                    // Answered at once, or the body not taken: it is
+                                    // never read (a sink that took it hears `Closed`).
+                                    sink => {
+                                        if let Some(mut sink) = sink {
+                                            let told =
+                                                AssertUnwindSafe(|| sink.fail(BodyError::Closed));
+                                            let _ = catch_unwind(told);
+                                        }
+                                        self.body_failed();
+                                    }
+                                }
+                                return true;
+                            }
+                            Admission::Accepted { body_limit, .. } => body_limit,
                             Admission::Refused(answer) => {
                                 let has_body = framing.body != BodyLength::Empty;
                                 self.complete(framing.head_len, answer, env);
@@ -498,7 +588,7 @@ impl Conn {
                             // Fast path: the whole request is here; answer it
                             // from this parse.
                             let body = &buf[framing.head_len..framing.head_len + len];
-                            let answer = dispatch(output, env, &req, &framing, body, *peer);
+                            let answer = dispatch(output, env, &req, &framing, body, *peer, None);
                             self.complete(framing.head_len + len, answer, env);
                             return true;
                         }
@@ -570,7 +660,7 @@ impl Conn {
         let mut slots = header_slots();
         let answer = match parse::parse_head(head, &mut slots, env.config) {
             Ok(Some((req, framing))) => {
-                dispatch(output, env, &req, &framing, &rest[..body_len], *peer)
+                dispatch(output, env, &req, &framing, &rest[..body_len], *peer, None)
             }
             // The head bytes did not change since they parsed, so this cannot
             // happen; if it ever did, refuse rather than panic the worker.
@@ -592,6 +682,9 @@ impl Conn {
         match answer {
             Answer::Written { keep_alive: true } => {}
             Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
+            Answer::Streaming { shared, keep_alive } => {
+                self.stream_out = Some(StreamOut { shared, keep_alive })
+            }
             Answer::Deferred {
                 ticket,
                 watch,
@@ -606,6 +699,32 @@ impl Conn {
                     started,
                     timeout,
                 })
+            }
+        }
+    }
+
+    /// Hands a streamed request body's buffered bytes to its sink. Returns
+    /// whether the body ended (and a next request may be buffered).
+    fn feed<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
+        let (Some(input), Some(body)) = (self.input.as_mut(), self.stream_in.as_mut()) else {
+            return false;
+        };
+        if body.paused {
+            return false;
+        }
+        let before = body.taken();
+        let fed = body.feed(input, &mut self.start, env.config.max_header_bytes);
+        self.progress += (body.taken() - before) as u64;
+        match fed {
+            Fed::NeedMore | Fed::Paused => false,
+            Fed::Ended => {
+                self.stream_in = None;
+                true
+            }
+            Fed::Failed => {
+                self.stream_in = None;
+                self.body_failed();
+                false
             }
         }
     }

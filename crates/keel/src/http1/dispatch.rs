@@ -1,22 +1,31 @@
 //! Calling the handler: its head-time checks ([`admit`]), then the request
 //! itself ([`dispatch`]). Both contain a panic as a `500` and a close.
 
+use crate::body::BodySink;
 use crate::deferred::Watch;
 use crate::http1::conn::Env;
 use crate::http1::output::Output;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
+use crate::stream::StreamShared;
 use crate::{Handler, Request, Response, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What became of a request handed to the handler.
 pub(crate) enum Answer {
     /// The response is queued; the connection stays open or not.
     Written { keep_alive: bool },
+    /// The head is queued; the body streams through `shared` (see
+    /// [`crate::BodyStream`]), from this worker or another thread.
+    Streaming {
+        shared: Arc<StreamShared>,
+        keep_alive: bool,
+    },
     /// A [`crate::Responder`] will answer later.
     Deferred {
         ticket: u64,
@@ -32,8 +41,9 @@ pub(crate) enum Answer {
 
 /// What the head-time checks decided.
 pub(crate) enum Admission {
-    /// Go on: read the body, up to `body_limit` bytes (0 without a body).
-    Accepted { body_limit: usize },
+    /// Go on: read the body, up to `body_limit` bytes (0 without a body);
+    /// `streams` when the handler takes it as a stream, at once.
+    Accepted { body_limit: usize, streams: bool },
     /// The handler answered from the head; with a body, the answer closes.
     Refused(Answer),
 }
@@ -96,12 +106,23 @@ pub(crate) fn admit<H: Handler + ?Sized>(
                 res.discard();
             }
             if !has_body {
-                return Admission::Accepted { body_limit: 0 };
+                return Admission::Accepted {
+                    body_limit: 0,
+                    streams: false,
+                };
             }
-            let limit = catch_unwind(AssertUnwindSafe(|| handler.body_limit(&request)));
+            let limit = catch_unwind(AssertUnwindSafe(|| {
+                (handler.body_limit(&request), handler.streams_body(&request))
+            }));
             match limit {
-                Ok(limit) => Admission::Accepted {
+                // A streamed body costs no memory: no default limit.
+                Ok((limit, true)) => Admission::Accepted {
+                    body_limit: limit.unwrap_or(usize::MAX),
+                    streams: true,
+                },
+                Ok((limit, false)) => Admission::Accepted {
                     body_limit: limit.unwrap_or(env.config.max_body),
+                    streams: false,
                 },
                 Err(_) => Admission::Refused(panicked(out, large, env, framing.is_head, started)),
             }
@@ -115,6 +136,9 @@ pub(crate) fn admit<H: Handler + ?Sized>(
 }
 
 /// Calls the handler on one request, containing a panic as a `500`.
+///
+/// With `sink`, the request's body streams: the handler runs from the head
+/// and the [`BodySink`] it took, if any, is put in `sink`.
 pub(crate) fn dispatch<H: Handler + ?Sized>(
     output: &mut Output,
     env: &mut Env<'_, H>,
@@ -122,6 +146,7 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
     framing: &Framing,
     body: &[u8],
     peer: SocketAddr,
+    sink: Option<&mut Option<Box<dyn BodySink>>>,
 ) -> Answer {
     // The latency histogram's start: see `Env::answered`.
     let started = *env.clock;
@@ -137,9 +162,22 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
         env.server_line,
     );
     res.allow_defer(env.deferral, env.key);
+    let streamed = sink.is_some();
+    if streamed {
+        res.allow_body_stream();
+    }
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
+            if let Some(sink) = sink {
+                *sink = res.take_body_sink();
+            }
+            if let Some(shared) = res.take_stream() {
+                env.counters.count_status(res.status_code().as_u16());
+                env.answered(started);
+                let keep_alive = res.keeps_alive() && !env.draining.load(Relaxed);
+                return Answer::Streaming { shared, keep_alive };
+            }
             if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
                 return Answer::Deferred {
                     ticket,

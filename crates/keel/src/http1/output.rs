@@ -82,6 +82,26 @@ impl Output {
         }
     }
 
+    /// Queues a streamed body's framed bytes after what is queued: `buf`
+    /// is copied (the stream keeps its buffer for the next pieces), the
+    /// large pieces in `large` are moved. Allocates nothing once the output
+    /// buffer and the list of pieces have grown to fit.
+    pub(crate) fn append(
+        &mut self,
+        buf: &[u8],
+        large: &mut Vec<(usize, Bytes)>,
+        pool: &mut BufferPool,
+    ) {
+        let out = self.buf.get_or_insert_with(|| pool.take());
+        let mut from = 0;
+        for (at, body) in large.drain(..) {
+            out.extend_from_slice(&buf[from..at]);
+            self.large.push((out.len(), body));
+            from = at;
+        }
+        out.extend_from_slice(&buf[from..]);
+    }
+
     pub(crate) fn buf_and_large(
         &mut self,
         pool: &mut BufferPool,

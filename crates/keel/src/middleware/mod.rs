@@ -246,6 +246,11 @@ impl<M: Middleware, H: Handler> Handler for Layered<M, H> {
     fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
         tighter(self.middleware.body_limit(req), self.inner.body_limit(req))
     }
+
+    #[inline]
+    fn streams_body(&self, req: &Request<'_>) -> bool {
+        self.inner.streams_body(req)
+    }
 }
 
 /// Adds [`with`](HandlerExt::with) to every [`Handler`].

@@ -14,6 +14,7 @@
 //! `memmove` of the bytes written so far, never an allocation.
 
 mod defer;
+mod stream;
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::parse::{all_in, all_token};
@@ -132,6 +133,13 @@ pub struct Response<'a> {
     deferred_timeout: Option<Duration>,
     /// The worker's side of the deferral, once deferred.
     watch: Option<Watch>,
+    /// The request's body streams: the handler may take it (see
+    /// [`Response::read_body`]).
+    body_streams: bool,
+    /// Where the handler sent the streamed request body.
+    body_sink: Option<Box<dyn crate::body::BodySink>>,
+    /// The queue of this response's streamed body, once streaming.
+    stream: Option<std::sync::Arc<crate::stream::StreamShared>>,
 }
 
 impl<'a> Response<'a> {
@@ -159,6 +167,9 @@ impl<'a> Response<'a> {
             body_len: 0,
             deferred_timeout: None,
             watch: None,
+            body_streams: false,
+            body_sink: None,
+            stream: None,
         }
     }
 
@@ -616,7 +627,7 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// `n` in lowercase hex, into `buf`; returns the digits.
-fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+pub(crate) fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

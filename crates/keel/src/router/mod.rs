@@ -16,7 +16,7 @@ pub(crate) use resolved::forget as forget_resolved;
 pub use routes::{PathMatch, Routes};
 
 use crate::http1::parse::is_token_byte;
-use crate::Handler;
+use crate::{Handler, Request, Response};
 use std::fmt;
 use tree::TreeBuilder;
 
@@ -250,6 +250,50 @@ impl Router {
     pub fn body_limit(mut self, max: usize) -> Self {
         match self.limits.last_mut() {
             Some(limit) => *limit = Some(max),
+            None => {
+                self.nest_error
+                    .get_or_insert(RouteError::BodyLimitWithoutRoute);
+            }
+        }
+        self
+    }
+
+    /// Streams the request body of the route added last (all its methods)
+    /// instead of buffering it: its handler runs as soon as the head is in
+    /// and takes the body with [`Response::read_body`](crate::Response::read_body)
+    /// or [`Response::body_reader`](crate::Response::body_reader) (see
+    /// [`Handler::streams_body`]). Its body limit is the one
+    /// [`body_limit`](Router::body_limit) sets, else none.
+    ///
+    /// Called before any route, [`build`](Router::build) fails with
+    /// [`RouteError::BodyLimitWithoutRoute`].
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response, Router};
+    /// use std::io::Read;
+    ///
+    /// let routes = Router::new()
+    ///     .post("/count", |_: &Request<'_>, res: &mut Response<'_>| {
+    ///         let mut body = res.body_reader();
+    ///         res.offload(move |res| {
+    ///             let mut sink = Vec::new();
+    ///             let n = body.read_to_end(&mut sink).unwrap_or(0);
+    ///             res.body(n.to_string().as_bytes());
+    ///         });
+    ///     })
+    ///     .stream_body()
+    ///     .build()?;
+    /// let mut conn = MemoryConn::new(routes);
+    /// conn.send(b"POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    /// conn.send(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    /// assert!(conn.settle(std::time::Duration::from_secs(5)));
+    /// assert!(conn.recv().ends_with(b"\r\n\r\n11"));
+    /// # Ok::<(), keel::RouteError>(())
+    /// ```
+    pub fn stream_body(mut self) -> Self {
+        match self.handlers.pop() {
+            Some(handler) => self.handlers.push(Box::new(StreamedBody(handler))),
             None => {
                 self.nest_error
                     .get_or_insert(RouteError::BodyLimitWithoutRoute);
@@ -500,6 +544,27 @@ impl Router {
         self.handlers.push(handler);
         self.limits.push(None);
         self.handlers.len() as u32 - 1
+    }
+}
+
+/// A route's handler whose body streams: see [`Router::stream_body`].
+struct StreamedBody(Box<dyn Handler>);
+
+impl Handler for StreamedBody {
+    fn handle(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        self.0.handle(req, res)
+    }
+
+    fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> crate::middleware::Flow {
+        self.0.on_head(req, res)
+    }
+
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        self.0.body_limit(req)
+    }
+
+    fn streams_body(&self, _: &Request<'_>) -> bool {
+        true
     }
 }
 

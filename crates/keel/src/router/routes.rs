@@ -181,6 +181,15 @@ impl Handler for Routes {
         let own = self.handlers[index].body_limit(&req.with_params(found.params()));
         tighter(self.limits[index], own)
     }
+
+    fn streams_body(&self, req: &Request<'_>) -> bool {
+        let Some(found) = self.at(req.path()) else {
+            return self.fallback.as_ref().is_some_and(|f| f.streams_body(req));
+        };
+        found
+            .handler(req.method())
+            .is_some_and(|handler| handler.streams_body(&req.with_params(found.params())))
+    }
 }
 
 impl fmt::Debug for Routes {

@@ -1,7 +1,7 @@
 //! One worker: a thread with its own mio `Poll`, listener, connection slab,
 //! buffer pool and timers. Nothing here is shared with another worker.
 
-use crate::deferred::Completion;
+use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::stats::WorkerCounters;
 use crate::server::{date, sys};
@@ -21,6 +21,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Reads one connection may do per wake-up before others get a turn.
 const READS_PER_TURN: usize = 16;
+/// Times one wake-up moves a streamed response's queue to the socket.
+const PULLS_PER_TURN: usize = 16;
 /// Most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -36,6 +38,11 @@ enum Deadline {
     Deferred,
     Header,
     Body,
+    /// A streamed request body: the client's silence, or a sink that stays
+    /// paused; restarts while bytes move.
+    StreamBody,
+    /// A streamed response's producer silent; restarts while bytes move.
+    Stream,
     Idle,
     Write,
     Linger,
@@ -51,6 +58,8 @@ struct Slot {
     lingering: bool,
     /// Requests the connection had answered when its deadline was set.
     served_at_deadline: u64,
+    /// Bytes it had streamed when its deadline was set.
+    progress_at_deadline: u64,
 }
 
 /// Everything a worker thread starts with.
@@ -77,7 +86,7 @@ struct Worker<H> {
     conns: Slab<Slot>,
     services: Services<Arc<H>>,
     control: Receiver<Control>,
-    completions: Receiver<Completion>,
+    completions: Receiver<Message>,
     now: Instant,
     accept_paused: bool,
     serve_on_accept: bool,
@@ -197,6 +206,7 @@ impl<H: Handler> Worker<H> {
                         kind: Deadline::Header,
                         lingering: false,
                         served_at_deadline: 0,
+                        progress_at_deadline: 0,
                     });
                     self.services.counters.connections_accepted.add(1);
                     self.services.counters.connections_open.add(1);
@@ -236,15 +246,19 @@ impl<H: Handler> Worker<H> {
     }
 
     fn read_control(&mut self) {
-        while let Ok(done) = self.completions.try_recv() {
-            let key = done.key;
+        while let Ok(message) = self.completions.try_recv() {
+            let key = message.key();
             let Some(slot) = self.conns.get_mut(key) else {
                 continue;
             };
-            if slot
-                .conn
-                .complete_deferred(done, &mut self.services.env(key))
-            {
+            let mine = match message {
+                Message::Answer(done) => slot
+                    .conn
+                    .complete_deferred(done, &mut self.services.env(key)),
+                Message::Resume { ticket, .. } => slot.conn.resume(ticket),
+                Message::Stream { ticket, .. } => slot.conn.streams_out(ticket),
+            };
+            if mine {
                 self.drive(key, Wake::ANY);
             }
         }
@@ -297,7 +311,8 @@ impl<H: Handler> Worker<H> {
         // abandons it: a job queued for it is skipped. A FIN that came with
         // the request itself was seen before the request deferred, so a
         // half-closing client still gets its answer.
-        if wake.read_closed && slot.conn.waiting() == Waiting::Deferred && peer_left(&slot.stream) {
+        let answering = matches!(slot.conn.waiting(), Waiting::Deferred | Waiting::Stream);
+        if wake.read_closed && answering && peer_left(&slot.stream) {
             return self.close(key);
         }
         let mut env = self.services.env(key);
@@ -338,9 +353,20 @@ impl<H: Handler> Worker<H> {
                 // backpressure may be waiting in the buffer.
                 slot.conn.process(&mut env);
             }
-            match flush(&mut slot.stream, &mut slot.conn, env.counters) {
-                Ok(n) => wrote |= n > 0,
-                Err(_) => return self.close(key),
+            // A streamed response: take what its producer queued, and more
+            // while the socket takes it all (a bounded number of times, so
+            // a fast producer cannot hold the worker).
+            let mut pulls = 0;
+            loop {
+                let pulled = slot.conn.pull_stream(&mut env);
+                match flush(&mut slot.stream, &mut slot.conn, env.counters) {
+                    Ok(n) => wrote |= n > 0,
+                    Err(_) => return self.close(key),
+                }
+                pulls += 1;
+                if !pulled || slot.conn.output.pending() > 0 || pulls >= PULLS_PER_TURN {
+                    break;
+                }
             }
             slot.conn.release_buffers(env.pool);
             if peer_eof {
@@ -393,7 +419,7 @@ impl<H: Handler> Worker<H> {
         for i in 0..self.expired.len() {
             let key = self.expired[i];
             match self.conns[key].kind {
-                Deadline::Header | Deadline::Body => {
+                Deadline::Header | Deadline::Body | Deadline::StreamBody => {
                     let mut env = self.services.env(key);
                     self.conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.
@@ -404,7 +430,7 @@ impl<H: Handler> Worker<H> {
                     self.conns[key].conn.on_deferred_timeout(&mut env);
                     self.drive(key, Wake::ANY);
                 }
-                Deadline::Write => {
+                Deadline::Write | Deadline::Stream => {
                     self.services.counters.timeouts.add(1);
                     self.close(key);
                 }
@@ -516,6 +542,9 @@ fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
             Waiting::NextRequest => (Deadline::Idle, config.idle_timeout),
             Waiting::Head => (Deadline::Header, config.header_timeout),
             Waiting::Body => (Deadline::Body, config.body_timeout),
+            Waiting::StreamBody => (Deadline::StreamBody, config.body_timeout),
+            Waiting::Sink => (Deadline::StreamBody, config.deferred_timeout),
+            Waiting::Stream => (Deadline::Stream, config.idle_timeout),
             Waiting::Deferred => (
                 Deadline::Deferred,
                 slot.conn.deferred_timeout(config.deferred_timeout),
@@ -526,11 +555,15 @@ fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
     let restart = match kind {
         Deadline::Idle => true,
         Deadline::Write => wrote || slot.kind != Deadline::Write,
+        Deadline::StreamBody | Deadline::Stream => {
+            slot.kind != kind || slot.progress_at_deadline != slot.conn.progress()
+        }
         _ => slot.kind != kind || slot.served_at_deadline != slot.conn.served(),
     };
     if restart {
         slot.kind = kind;
         slot.deadline = now + timeout;
         slot.served_at_deadline = slot.conn.served();
+        slot.progress_at_deadline = slot.conn.progress();
     }
 }

@@ -6,7 +6,7 @@ mod counting;
 
 pub use counting::{allocations, CountingAllocator};
 
-use crate::deferred::Completion;
+use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, Server, ServerHandle, Stats};
@@ -40,7 +40,7 @@ pub struct MemoryConn<H> {
     /// Bytes sent by the peer and not read yet: the connection reads only
     /// while it wants input, as a worker does.
     unread: Vec<u8>,
-    completions: Receiver<Completion>,
+    completions: Receiver<Message>,
 }
 
 impl<H: Handler> MemoryConn<H> {
@@ -135,10 +135,16 @@ impl<H: Handler> MemoryConn<H> {
     pub fn expire_deadline(&mut self) {
         match self.conn.waiting() {
             Waiting::NextRequest if self.conn.served() > 0 => self.conn.on_peer_eof(),
-            Waiting::NextRequest | Waiting::Head | Waiting::Body => {
+            Waiting::NextRequest
+            | Waiting::Head
+            | Waiting::Body
+            | Waiting::StreamBody
+            | Waiting::Sink => {
                 self.conn.on_request_timeout(&mut self.services.env(0));
                 self.drain_output();
             }
+            // A silent producer: the worker closes the connection.
+            Waiting::Stream => self.conn.close_streams(),
             Waiting::Deferred | Waiting::Close => {}
         }
     }
@@ -169,18 +175,21 @@ impl<H: Handler> MemoryConn<H> {
         self.received.clear();
     }
 
-    /// Waits until no deferred response is outstanding (answering any
-    /// requests that waited behind them), or `timeout` passes. Returns
-    /// whether everything was answered.
+    /// Waits until no deferred or streamed response is outstanding and no
+    /// body sink is paused (answering any requests that waited behind
+    /// them), or `timeout` passes. Returns whether everything was answered.
     pub fn settle(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             self.take_completions();
-            if self.conn.waiting() != Waiting::Deferred {
+            if !matches!(
+                self.conn.waiting(),
+                Waiting::Deferred | Waiting::Stream | Waiting::Sink
+            ) {
                 return true;
             }
             match self.completions.recv_deadline(deadline) {
-                Ok(done) => self.complete(done),
+                Ok(message) => self.handle(message),
                 Err(_) => return false,
             }
         }
@@ -195,13 +204,19 @@ impl<H: Handler> MemoryConn<H> {
     }
 
     fn take_completions(&mut self) {
-        while let Ok(done) = self.completions.try_recv() {
-            self.complete(done);
+        while let Ok(message) = self.completions.try_recv() {
+            self.handle(message);
         }
     }
 
-    fn complete(&mut self, done: Completion) {
-        if self.conn.complete_deferred(done, &mut self.services.env(0)) {
+    /// What a worker does with a message from another thread.
+    fn handle(&mut self, message: Message) {
+        let mine = match message {
+            Message::Answer(done) => self.conn.complete_deferred(done, &mut self.services.env(0)),
+            Message::Resume { ticket, .. } => self.conn.resume(ticket),
+            Message::Stream { ticket, .. } => self.conn.streams_out(ticket),
+        };
+        if mine {
             self.drain_output();
             self.read_unread();
         }
@@ -228,6 +243,7 @@ impl<H: Handler> MemoryConn<H> {
     /// until none is (a loop: a long pipeline must not grow the stack).
     fn drain_output(&mut self) {
         loop {
+            self.conn.pull_stream(&mut self.services.env(0));
             // As a worker's flush: slices only while something is pending.
             while self.conn.output.pending() > 0 {
                 let n = {
@@ -245,6 +261,9 @@ impl<H: Handler> MemoryConn<H> {
                 self.conn.output.advance(n);
             }
             self.conn.release_buffers(&mut self.services.pool);
+            if self.conn.pull_stream(&mut self.services.env(0)) {
+                continue; // a streamed response had more, or ended
+            }
             if !(self.conn.held_back() && self.conn.wants_input(&self.services.config)) {
                 return;
             }
