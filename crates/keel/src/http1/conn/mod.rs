@@ -11,23 +11,18 @@ use crate::http1::body::{ChunkLimits, ChunkedDecoder};
 use crate::http1::budget::Reservation;
 use crate::http1::dispatch::{admit, dispatch, Admission, Answer};
 pub(crate) use crate::http1::env::{Env, Services};
+
+mod buffers;
+mod streams;
 use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
-use crate::http1::stream_in::{Fed, StreamIn};
+use crate::http1::stream_in::StreamIn;
 use crate::http1::stream_out::StreamOut;
-use crate::server::pool::BufferPool;
-use crate::stream::StreamEnd;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
-
-/// Free space a read wants in the input buffer before it grows.
-const MIN_READ_ROOM: usize = 2048;
-/// The input buffer a streamed request body is read through: large reads,
-/// few system calls, and a bound on what one upload holds.
-const STREAM_READ_BUFFER: usize = 64 * 1024;
 
 /// Whether requests are still being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,44 +199,6 @@ impl Conn {
         self.input.is_none() && self.output.buf.is_none()
     }
 
-    /// The input buffer with room for the next read, taken from the pool if
-    /// the connection holds none; it grows as bytes arrive.
-    pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
-        let buf = self.input.get_or_insert_with(|| pool.take());
-        let room = buf.capacity() - buf.len();
-        if self.stream_in.is_some() {
-            if buf.capacity() < STREAM_READ_BUFFER {
-                buf.reserve(STREAM_READ_BUFFER - buf.len());
-            }
-            return buf;
-        }
-        let body_rest = match self.awaiting {
-            Some(AwaitingBody {
-                framing:
-                    Framing {
-                        body: BodyLength::Fixed(n),
-                        head_len,
-                        ..
-                    },
-                ..
-            }) => (self.start + head_len + n).saturating_sub(buf.len()),
-            _ => 0,
-        };
-        if room < MIN_READ_ROOM {
-            // Grow by doubling, as bytes arrive: a head alone never makes the
-            // connection hold its declared body's size. A fixed-length body
-            // grows the buffer no further than its end.
-            let double = buf.capacity().max(MIN_READ_ROOM);
-            let want = if body_rest > 0 {
-                double.min(body_rest.max(MIN_READ_ROOM))
-            } else {
-                double
-            };
-            buf.reserve(want);
-        }
-        buf
-    }
-
     /// Parses and answers every complete request in the input buffer, in
     /// order, until one is incomplete, the connection must close, or too much
     /// output is queued.
@@ -331,94 +288,6 @@ impl Conn {
         true
     }
 
-    /// The answer to the last request is all queued: a streamed request
-    /// body still arriving is not read on (the connection closes), and a
-    /// connection that must close, closes.
-    fn answer_complete(&mut self, keep_alive: bool) {
-        if self.stream_in.take().is_some() {
-            // Its sink hears `Closed`; the unread rest is never parsed.
-            self.errored = true;
-            self.phase = Phase::Closing;
-        }
-        if !keep_alive || self.close_after_answer {
-            self.phase = Phase::Closing;
-        }
-    }
-
-    /// A streamed request body failed (its sink was told): read nothing
-    /// more, and close once the answer is out.
-    fn body_failed(&mut self) {
-        self.errored = true;
-        if self.deferred.is_some() || self.stream_out.is_some() {
-            self.close_after_answer = true;
-        } else {
-            self.phase = Phase::Closing;
-        }
-    }
-
-    /// A paused body sink woke (its [`SinkWaker`]): offer it the rest.
-    /// Returns whether it was this connection's sink.
-    pub(crate) fn resume(&mut self, ticket: u64) -> bool {
-        match &mut self.stream_in {
-            Some(body) if body.waker.ticket() == ticket => {
-                body.resume();
-                self.held_back = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The worker gives up on this connection's streams (a silent
-    /// producer's deadline): both sides hear it is closed.
-    pub(crate) fn close_streams(&mut self) {
-        self.stream_in = None;
-        self.stream_out = None;
-        self.phase = Phase::Closing;
-    }
-
-    /// Whether a streamed response with this ticket is in progress here.
-    pub(crate) fn streams_out(&self, ticket: u64) -> bool {
-        self.stream_out
-            .as_ref()
-            .is_some_and(|out| out.shared.ticket() == ticket)
-    }
-
-    /// Moves what a streamed response's producer queued into the output,
-    /// while the output has room. Returns whether anything moved or the
-    /// stream ended.
-    pub(crate) fn pull_stream<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
-        let Some(out) = &self.stream_out else {
-            return false;
-        };
-        if self.output.pending() >= env.config.max_output_buffered {
-            return false;
-        }
-        let output = &mut self.output;
-        let pool = &mut *env.pool;
-        let drained = out
-            .shared
-            .drain(|buf, large| output.append(buf, large, pool));
-        self.progress += drained.moved as u64;
-        match drained.end {
-            StreamEnd::Open => drained.moved > 0,
-            StreamEnd::Finished => {
-                let keep_alive = out.keep_alive;
-                self.stream_out = None;
-                self.answer_complete(keep_alive);
-                // Requests pipelined behind it wait in the buffer.
-                self.held_back = true;
-                true
-            }
-            StreamEnd::Aborted => {
-                self.stream_out = None;
-                self.stream_in = None;
-                self.phase = Phase::Closing;
-                true
-            }
-        }
-    }
-
     /// The deferred response did not come in time: answer `503` and close;
     /// its responder, if it ever answers, is told the answer was not taken.
     /// When the responder claimed the answer first, it is on its way: wait.
@@ -449,29 +318,6 @@ impl Conn {
             body_len: res.body_len(),
         });
         self.phase = Phase::Closing;
-    }
-
-    /// Input read after the last response, while lingering: dropped unread.
-    pub(crate) fn discard_input(&mut self, pool: &mut BufferPool) {
-        if let Some(buf) = self.input.take() {
-            pool.give(buf);
-        }
-        self.start = 0;
-    }
-
-    /// Gives back buffers that hold nothing: an idle connection keeps none.
-    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
-        if self.input.as_ref().is_some_and(|b| b.len() == self.start) && self.awaiting.is_none() {
-            if let Some(buf) = self.input.take() {
-                pool.give(buf);
-            }
-            self.start = 0;
-        }
-        if self.output.pending() == 0 {
-            if let Some(buf) = self.output.buf.take() {
-                pool.give(buf);
-            }
-        }
     }
 
     /// Handles the request at `start`. Returns whether it was complete (and
@@ -703,32 +549,6 @@ impl Conn {
         }
     }
 
-    /// Hands a streamed request body's buffered bytes to its sink. Returns
-    /// whether the body ended (and a next request may be buffered).
-    fn feed<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
-        let (Some(input), Some(body)) = (self.input.as_mut(), self.stream_in.as_mut()) else {
-            return false;
-        };
-        if body.paused {
-            return false;
-        }
-        let before = body.taken();
-        let fed = body.feed(input, &mut self.start, env.config.max_header_bytes);
-        self.progress += (body.taken() - before) as u64;
-        match fed {
-            Fed::NeedMore | Fed::Paused => false,
-            Fed::Ended => {
-                self.stream_in = None;
-                true
-            }
-            Fed::Failed => {
-                self.stream_in = None;
-                self.body_failed();
-                false
-            }
-        }
-    }
-
     /// Answers a request the server refuses, and closes: the bytes after it
     /// are never read as another request.
     fn fail<H: Handler + ?Sized>(&mut self, error: ProtocolError, env: &mut Env<'_, H>) {
@@ -753,22 +573,5 @@ impl Conn {
         self.awaiting = None;
         self.phase = Phase::Closing;
         self.errored = true;
-    }
-
-    /// Moves a partial request to the front of the input buffer, so the
-    /// buffer never grows by more than one request.
-    fn compact(&mut self) {
-        let Some(buf) = self.input.as_mut() else {
-            return;
-        };
-        if self.start == 0 {
-            return;
-        }
-        let len = buf.len();
-        if self.start < len {
-            buf.copy_within(self.start..len, 0);
-        }
-        buf.truncate(len - self.start);
-        self.start = 0;
     }
 }

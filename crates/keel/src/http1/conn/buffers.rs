@@ -1,0 +1,94 @@
+//! A connection's two pooled buffers: the input that grows as bytes
+//! arrive and shrinks as requests are answered, and giving both back to
+//! the pool when idle.
+
+use super::{AwaitingBody, Conn};
+use crate::http1::parse::{BodyLength, Framing};
+use crate::server::pool::BufferPool;
+use bytes::BytesMut;
+
+/// Free space a read wants in the input buffer before it grows.
+const MIN_READ_ROOM: usize = 2048;
+/// The input buffer a streamed request body is read through: large reads,
+/// few system calls, and a bound on what one upload holds.
+const STREAM_READ_BUFFER: usize = 64 * 1024;
+
+impl Conn {
+    /// The input buffer with room for the next read, taken from the pool if
+    /// the connection holds none; it grows as bytes arrive.
+    pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
+        let buf = self.input.get_or_insert_with(|| pool.take());
+        let room = buf.capacity() - buf.len();
+        if self.stream_in.is_some() {
+            if buf.capacity() < STREAM_READ_BUFFER {
+                buf.reserve(STREAM_READ_BUFFER - buf.len());
+            }
+            return buf;
+        }
+        let body_rest = match self.awaiting {
+            Some(AwaitingBody {
+                framing:
+                    Framing {
+                        body: BodyLength::Fixed(n),
+                        head_len,
+                        ..
+                    },
+                ..
+            }) => (self.start + head_len + n).saturating_sub(buf.len()),
+            _ => 0,
+        };
+        if room < MIN_READ_ROOM {
+            // Grow by doubling, as bytes arrive: a head alone never makes the
+            // connection hold its declared body's size. A fixed-length body
+            // grows the buffer no further than its end.
+            let double = buf.capacity().max(MIN_READ_ROOM);
+            let want = if body_rest > 0 {
+                double.min(body_rest.max(MIN_READ_ROOM))
+            } else {
+                double
+            };
+            buf.reserve(want);
+        }
+        buf
+    }
+
+    /// Input read after the last response, while lingering: dropped unread.
+    pub(crate) fn discard_input(&mut self, pool: &mut BufferPool) {
+        if let Some(buf) = self.input.take() {
+            pool.give(buf);
+        }
+        self.start = 0;
+    }
+
+    /// Gives back buffers that hold nothing: an idle connection keeps none.
+    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
+        if self.input.as_ref().is_some_and(|b| b.len() == self.start) && self.awaiting.is_none() {
+            if let Some(buf) = self.input.take() {
+                pool.give(buf);
+            }
+            self.start = 0;
+        }
+        if self.output.pending() == 0 {
+            if let Some(buf) = self.output.buf.take() {
+                pool.give(buf);
+            }
+        }
+    }
+
+    /// Moves a partial request to the front of the input buffer, so the
+    /// buffer never grows by more than one request.
+    pub(super) fn compact(&mut self) {
+        let Some(buf) = self.input.as_mut() else {
+            return;
+        };
+        if self.start == 0 {
+            return;
+        }
+        let len = buf.len();
+        if self.start < len {
+            buf.copy_within(self.start..len, 0);
+        }
+        buf.truncate(len - self.start);
+        self.start = 0;
+    }
+}
