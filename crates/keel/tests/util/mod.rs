@@ -2,6 +2,8 @@
 //! TCP client, and a small response reader that checks framing exactly.
 #![allow(dead_code)]
 
+pub mod upload;
+
 use keel::{Config, Handler, Request, Response, ServerHandle, StatusCode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
