@@ -353,20 +353,27 @@ impl<H: Handler> Worker<H> {
                 // backpressure may be waiting in the buffer.
                 slot.conn.process(&mut env);
             }
-            // A streamed response: take what its producer queued, and more
-            // while the socket takes it all (a bounded number of times, so
-            // a fast producer cannot hold the worker).
+            // Write what is queued; once all of it is out, take what a
+            // streamed response's producer queued, and write again (a
+            // bounded number of times: a fast producer must not hold the
+            // worker; the connection is driven again before the next poll).
             let mut pulls = 0;
             loop {
-                let pulled = slot.conn.pull_stream(&mut env);
                 match flush(&mut slot.stream, &mut slot.conn, env.counters) {
                     Ok(n) => wrote |= n > 0,
                     Err(_) => return self.close(key),
                 }
-                pulls += 1;
-                if !pulled || slot.conn.output.pending() > 0 || pulls >= PULLS_PER_TURN {
+                if slot.conn.output.pending() > 0 {
+                    break; // the socket is full: WRITABLE brings us back
+                }
+                if pulls == PULLS_PER_TURN {
+                    self.again.push(key);
                     break;
                 }
+                if !slot.conn.pull_stream(&mut env) {
+                    break;
+                }
+                pulls += 1;
             }
             slot.conn.release_buffers(env.pool);
             if peer_eof {
