@@ -41,6 +41,7 @@ mod router;
 mod server;
 mod status;
 pub mod testing;
+mod upgrade;
 
 #[doc = include_str!("../../../docs/guide.md")]
 pub mod guide {}
@@ -61,3 +62,4 @@ pub use server::config::Config;
 pub use server::stats::Stats;
 pub use server::{Server, ServerHandle};
 pub use status::StatusCode;
+pub use upgrade::{UpgradeError, Upgraded};

@@ -13,8 +13,9 @@ use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
 use crate::server::pool::BufferPool;
 use crate::server::stats::WorkerCounters;
+use crate::upgrade::OnUpgrade;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::net::SocketAddr;
@@ -202,6 +203,9 @@ pub(crate) struct Conn {
     held_back: bool,
     /// The deferred response this connection waits for.
     deferred: Option<Pending>,
+    /// Whom the connection goes to once its `101` is written (it is
+    /// closing as HTTP meanwhile: nothing more is read as a request).
+    upgrade: Option<OnUpgrade>,
 }
 
 /// A deferred response still to come.
@@ -231,6 +235,7 @@ impl Conn {
             errored: false,
             held_back: false,
             deferred: None,
+            upgrade: None,
         }
     }
 
@@ -416,6 +421,22 @@ impl Conn {
             body_len: res.body_len(),
         });
         self.phase = Phase::Closing;
+    }
+
+    /// Once the `101` of an upgrade is written: the callback, and the bytes
+    /// the client sent after the upgrade request (copied, so the buffer
+    /// goes back to the pool). `None` before, or without an upgrade.
+    pub(crate) fn take_upgrade(&mut self, pool: &mut BufferPool) -> Option<(OnUpgrade, Bytes)> {
+        if self.output.pending() > 0 {
+            return None;
+        }
+        let on_upgrade = self.upgrade.take()?;
+        let read_ahead = match &self.input {
+            Some(buf) => Bytes::copy_from_slice(&buf[self.start..]),
+            None => Bytes::new(),
+        };
+        self.discard_input(pool);
+        Some((on_upgrade, read_ahead))
     }
 
     /// Input read after the last response, while lingering: dropped unread.
@@ -606,6 +627,10 @@ impl Conn {
                     started,
                     timeout,
                 })
+            }
+            Answer::Upgrade { on_upgrade } => {
+                self.upgrade = Some(on_upgrade);
+                self.phase = Phase::Closing;
             }
         }
     }

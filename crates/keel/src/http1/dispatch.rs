@@ -6,6 +6,7 @@ use crate::http1::conn::Env;
 use crate::http1::output::Output;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
+use crate::upgrade::OnUpgrade;
 use crate::{Handler, Request, Response, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ pub(crate) enum Answer {
         /// The handler's own deadline for the answer, if it set one.
         timeout: Option<Duration>,
     },
+    /// The `101 Switching Protocols` is queued: once it is written, the
+    /// connection goes to `on_upgrade` (see [`Response::upgrade`]).
+    Upgrade { on_upgrade: OnUpgrade },
 }
 
 /// What the head-time checks decided.
@@ -137,9 +141,14 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
         env.server_line,
     );
     res.allow_defer(env.deferral, env.key);
+    res.allow_upgrade(&request);
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
+            if let Some(on_upgrade) = res.take_upgrade() {
+                env.answered(started);
+                return Answer::Upgrade { on_upgrade };
+            }
             if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
                 return Answer::Deferred {
                     ticket,

@@ -14,6 +14,7 @@
 //! `memmove` of the bytes written so far, never an allocation.
 
 mod defer;
+mod upgrade;
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::parse::{all_in, all_token};
@@ -132,6 +133,11 @@ pub struct Response<'a> {
     deferred_timeout: Option<Duration>,
     /// The worker's side of the deferral, once deferred.
     watch: Option<Watch>,
+    /// The request this response may switch protocols for (see
+    /// [`Response::upgrade`]); `None` where it cannot.
+    upgrade_request: Option<&'a crate::Request<'a>>,
+    /// Whom the connection goes to once this `101` is written.
+    on_upgrade: Option<crate::upgrade::OnUpgrade>,
 }
 
 impl<'a> Response<'a> {
@@ -159,6 +165,8 @@ impl<'a> Response<'a> {
             body_len: 0,
             deferred_timeout: None,
             watch: None,
+            upgrade_request: None,
+            on_upgrade: None,
         }
     }
 
