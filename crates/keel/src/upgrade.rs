@@ -157,3 +157,125 @@ impl<'a> Request<'a> {
             .flat_map(|h| list_elements(h.value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::middleware::Flow;
+    use crate::testing::MemoryConn;
+    use crate::{Handler, Request, Response, StatusCode, UpgradeError};
+    use std::sync::{Arc, Mutex};
+
+    const ASK: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c, WebSocket\r\n\r\n";
+
+    /// Switches to `websocket`, or answers 426 with the error's name.
+    fn switch(_: &Request<'_>, res: &mut Response<'_>) {
+        if let Err(e) = res.upgrade("websocket", |_| {}) {
+            res.status(StatusCode::UPGRADE_REQUIRED)
+                .body(format!("{e:?}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_request_helpers_read_the_offer() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let mut conn = MemoryConn::new(move |req: &Request<'_>, res: &mut Response<'_>| {
+            let protocols: Vec<String> = req.upgrade_protocols().map(str::to_owned).collect();
+            log.lock().unwrap().push((req.is_upgrade(), protocols));
+            res.body(b"");
+        });
+        conn.send(ASK);
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n");
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: \r\n\r\n");
+        conn.send(b"GET / HTTP/1.0\r\nConnection: upgrade, keep-alive\r\nUpgrade: a\r\n\r\n");
+        let seen = seen.lock().unwrap();
+        let offered = vec!["h2c".to_owned(), "WebSocket".to_owned()];
+        assert_eq!(seen[0], (true, offered));
+        assert_eq!(seen[1], (false, vec![]), "no connection option");
+        assert_eq!(seen[2], (false, vec![]), "an empty Upgrade");
+        assert_eq!(seen[3], (false, vec![]), "HTTP/1.0");
+    }
+
+    #[test]
+    fn bytes_after_the_request_wait_for_take_upgrade_however_they_come() {
+        let mut conn = MemoryConn::new(switch);
+        let more: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        conn.send(&[ASK, b"first", &more].concat());
+        let reply = String::from_utf8(conn.recv()).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+            "{reply}"
+        );
+        assert!(reply.contains("\r\nUpgrade: websocket\r\n"), "{reply}");
+        assert!(conn.is_closed(), "no more HTTP");
+        assert_eq!(
+            conn.take_upgrade().unwrap(),
+            [&b"first"[..], &more].concat()
+        );
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(conn.recv().is_empty(), "never answered as HTTP");
+        assert_eq!(
+            &conn.take_upgrade().unwrap()[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        assert_eq!(conn.stats().requests, 1);
+    }
+
+    #[test]
+    fn earlier_pipelined_requests_are_answered_first() {
+        let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+            match req.header("upgrade") {
+                Some(_) => switch(req, res),
+                None => res.body(b"plain"),
+            }
+        });
+        let plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        conn.send(&[&plain[..], plain, ASK, b"tail"].concat());
+        let replies = conn.responses().unwrap();
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 101]);
+        assert_eq!(&conn.take_upgrade().unwrap()[..], b"tail");
+    }
+
+    #[test]
+    fn a_refusal_writes_nothing_and_keeps_the_connection() {
+        let mut conn = MemoryConn::new(switch);
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
+        let replies = conn.responses().unwrap();
+        assert_eq!(replies[0].status, 426);
+        assert_eq!(replies[0].text(), format!("{:?}", UpgradeError::NotOffered));
+        assert!(!conn.is_closed() && conn.take_upgrade().is_none());
+    }
+
+    #[test]
+    fn a_head_time_hook_cannot_upgrade() {
+        struct EarlySwitch;
+        impl Handler for EarlySwitch {
+            fn on_head(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
+                switch(req, res);
+                Flow::Stop
+            }
+            fn handle(&self, _: &Request<'_>, _: &mut Response<'_>) {}
+        }
+        let mut conn = MemoryConn::new(EarlySwitch);
+        conn.send(ASK);
+        let replies = conn.responses().unwrap();
+        assert_eq!(
+            replies[0].text(),
+            format!("{:?}", UpgradeError::Unavailable)
+        );
+        assert!(conn.take_upgrade().is_none());
+    }
+
+    #[test]
+    fn an_upgrade_after_the_body_began_is_a_contained_panic() {
+        let mut conn = MemoryConn::new(|_: &Request<'_>, res: &mut Response<'_>| {
+            res.write(b"half a body");
+            let _ = res.upgrade("websocket", |_| {});
+        });
+        conn.send(ASK);
+        let replies = conn.responses().unwrap();
+        assert_eq!(replies[0].status, 500);
+        assert!(conn.is_closed() && conn.take_upgrade().is_none());
+    }
+}
