@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_does_not_depend_on_where_the_bytes_were_split() {
+        // A fixed `Date`, so that a second passing changes no byte.
+        fn dated(req: &Request<'_>, res: &mut Response<'_>) {
+            res.header("Date", "then");
+            switch(req, res);
+        }
+        let wire = [ASK, b"GET / HTTP/1.1\r\n\r\nrest"].concat();
+        let mut whole = MemoryConn::new(dated);
+        whole.send(&wire);
+        let (reply, read_ahead) = (whole.recv(), whole.take_upgrade().unwrap());
+        for at in 0..=wire.len() {
+            let mut conn = MemoryConn::new(dated);
+            conn.send(&wire[..at]);
+            conn.send(&wire[at..]);
+            assert_eq!(conn.recv(), reply, "split at {at}");
+            assert_eq!(conn.take_upgrade().unwrap(), read_ahead, "split at {at}");
+        }
+    }
+
+    #[test]
     fn earlier_pipelined_requests_are_answered_first() {
         let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
             match req.header("upgrade") {
