@@ -43,6 +43,7 @@ mod server;
 mod status;
 mod stream;
 pub mod testing;
+mod upgrade;
 
 #[doc = include_str!("../../../docs/guide.md")]
 pub mod guide {}
@@ -64,3 +65,4 @@ pub use server::stats::Stats;
 pub use server::{Server, ServerHandle};
 pub use status::StatusCode;
 pub use stream::{BodyStream, StreamError};
+pub use upgrade::{UpgradeError, Upgraded};

@@ -69,6 +69,7 @@ status_codes! {
     UNSUPPORTED_MEDIA_TYPE = 415, "Unsupported Media Type";
     EXPECTATION_FAILED = 417, "Expectation Failed";
     UNPROCESSABLE_ENTITY = 422, "Unprocessable Content";
+    UPGRADE_REQUIRED = 426, "Upgrade Required";
     TOO_MANY_REQUESTS = 429, "Too Many Requests";
     REQUEST_HEADER_FIELDS_TOO_LARGE = 431, "Request Header Fields Too Large";
     INTERNAL_SERVER_ERROR = 500, "Internal Server Error";

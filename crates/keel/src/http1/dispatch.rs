@@ -8,6 +8,7 @@ use crate::http1::output::Output;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
 use crate::stream::StreamShared;
+use crate::upgrade::OnUpgrade;
 use crate::{Handler, Request, Response, StatusCode, Version};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ pub(crate) enum Answer {
         /// The handler's own deadline for the answer, if it set one.
         timeout: Option<Duration>,
     },
+    /// The `101 Switching Protocols` is queued: once it is written, the
+    /// connection goes to `on_upgrade` (see [`Response::upgrade`]).
+    Upgrade { on_upgrade: OnUpgrade },
 }
 
 /// What the head-time checks decided.
@@ -162,8 +166,8 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
         env.server_line,
     );
     res.allow_defer(env.deferral, env.key);
-    let streamed = sink.is_some();
-    if streamed {
+    res.allow_upgrade(&request);
+    if sink.is_some() {
         res.allow_body_stream();
     }
     let handler = env.handler;
@@ -171,6 +175,10 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
         Ok(()) => {
             if let Some(sink) = sink {
                 *sink = res.take_body_sink();
+            }
+            if let Some(on_upgrade) = res.take_upgrade() {
+                env.answered(started);
+                return Answer::Upgrade { on_upgrade };
             }
             if let Some(shared) = res.take_stream() {
                 env.counters.count_status(res.status_code().as_u16());

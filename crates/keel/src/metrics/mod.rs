@@ -33,6 +33,7 @@ use std::sync::{Arc, OnceLock};
 /// | `keel_responses_5xx_total` | counter | responses with a 5xx status, the server's own included |
 /// | `keel_timeouts_total` | counter | deadlines passed (408, 503 for a late deferred answer, write timeouts) |
 /// | `keel_handler_panics_total` | counter | handler calls that panicked |
+/// | `keel_upgrades_total` | counter | connections handed over after `101 Switching Protocols` |
 /// | `keel_request_duration_seconds` | histogram | from dispatch to the response queued, over [`LATENCY_BUCKETS`] |
 ///
 /// The latency of a request runs from the moment its head and body were
@@ -106,7 +107,7 @@ struct Family {
     read: fn(&Stats) -> u64,
 }
 
-const FAMILIES: [Family; 10] = [
+const FAMILIES: [Family; 11] = [
     Family {
         name: "keel_connections_accepted_total",
         kind: "counter",
@@ -166,6 +167,12 @@ const FAMILIES: [Family; 10] = [
         kind: "counter",
         help: "Handler calls that panicked (each answered with a 500).",
         read: |s| s.handler_panics,
+    },
+    Family {
+        name: "keel_upgrades_total",
+        kind: "counter",
+        help: "Connections handed over after 101 Switching Protocols.",
+        read: |s| s.upgrades,
     },
 ];
 

@@ -15,6 +15,7 @@
 
 mod defer;
 mod stream;
+mod upgrade;
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::parse::{all_in, all_token};
@@ -140,6 +141,11 @@ pub struct Response<'a> {
     body_sink: Option<Box<dyn crate::body::BodySink>>,
     /// The queue of this response's streamed body, once streaming.
     stream: Option<std::sync::Arc<crate::stream::StreamShared>>,
+    /// The request this response may switch protocols for (see
+    /// [`Response::upgrade`]); `None` where it cannot.
+    upgrade_request: Option<&'a crate::Request<'a>>,
+    /// Whom the connection goes to once this `101` is written.
+    on_upgrade: Option<crate::upgrade::OnUpgrade>,
 }
 
 impl<'a> Response<'a> {
@@ -170,6 +176,8 @@ impl<'a> Response<'a> {
             body_streams: false,
             body_sink: None,
             stream: None,
+            upgrade_request: None,
+            on_upgrade: None,
         }
     }
 

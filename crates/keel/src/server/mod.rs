@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 pub(crate) mod date;
+mod handover;
 pub(crate) mod pool;
 pub(crate) mod stats;
 pub(crate) mod sys;

@@ -37,6 +37,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) responses_5xx: Counter,
     pub(crate) timeouts: Counter,
     pub(crate) handler_panics: Counter,
+    pub(crate) upgrades: Counter,
     /// How long requests took from dispatch to a queued response.
     pub(crate) latency: Histogram,
 }
@@ -64,6 +65,7 @@ impl WorkerCounters {
             responses_5xx: self.responses_5xx.get(),
             timeouts: self.timeouts.get(),
             handler_panics: self.handler_panics.get(),
+            upgrades: self.upgrades.get(),
         }
     }
 }
@@ -95,6 +97,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Handler calls that panicked (each answered with a 500).
     pub handler_panics: u64,
+    /// Connections handed over after `101 Switching Protocols` (see
+    /// [`crate::Response::upgrade`]); they no longer count as open.
+    pub upgrades: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -112,6 +117,7 @@ impl std::ops::Add for Stats {
             responses_5xx: self.responses_5xx + o.responses_5xx,
             timeouts: self.timeouts + o.timeouts,
             handler_panics: self.handler_panics + o.handler_panics,
+            upgrades: self.upgrades + o.upgrades,
         }
     }
 }

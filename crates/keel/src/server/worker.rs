@@ -4,7 +4,7 @@
 use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::stats::WorkerCounters;
-use crate::server::{date, sys};
+use crate::server::{date, handover, sys};
 use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
@@ -383,6 +383,9 @@ impl<H: Handler> Worker<H> {
                 if slot.conn.output.pending() > 0 {
                     break; // finish writing first; WRITABLE brings us back
                 }
+                if let Some(upgrade) = slot.conn.take_upgrade(env.pool) {
+                    return self.hand_over(key, upgrade);
+                }
                 if peer_eof || !slot.conn.errored() {
                     return self.close(key);
                 }
@@ -444,6 +447,18 @@ impl<H: Handler> Worker<H> {
                 Deadline::Idle | Deadline::Linger => self.close(key),
             }
         }
+    }
+
+    /// Gives a connection whose `101` is written to its upgrade callback,
+    /// without closing it (see `handover`).
+    fn hand_over(&mut self, key: usize, upgrade: (crate::upgrade::OnUpgrade, bytes::Bytes)) {
+        let Some(mut slot) = self.conns.try_remove(key) else {
+            return;
+        };
+        slot.conn.release_buffers(&mut self.services.pool);
+        self.services.counters.connections_open.sub(1);
+        let counters = &self.services.counters;
+        handover::hand_over(self.poll.registry(), slot.stream, upgrade, counters);
     }
 
     fn close(&mut self, key: usize) {

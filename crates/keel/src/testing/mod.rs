@@ -10,6 +10,7 @@ use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, Server, ServerHandle, Stats};
+use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Receiver;
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -41,6 +42,9 @@ pub struct MemoryConn<H> {
     /// while it wants input, as a worker does.
     unread: Vec<u8>,
     completions: Receiver<Message>,
+    /// Once the connection switched protocols: what the peer sent after
+    /// its upgrade request, not taken yet (see [`MemoryConn::take_upgrade`]).
+    upgraded: Option<BytesMut>,
 }
 
 impl<H: Handler> MemoryConn<H> {
@@ -68,6 +72,7 @@ impl<H: Handler> MemoryConn<H> {
             received: Vec::new(),
             unread: Vec::new(),
             completions,
+            upgraded: None,
         }
     }
 
@@ -76,6 +81,10 @@ impl<H: Handler> MemoryConn<H> {
     /// answers are kept for [`recv`](MemoryConn::recv). Bytes sent after the
     /// connection decided to close are ignored, as a socket's would be.
     pub fn send(&mut self, bytes: &[u8]) {
+        if let Some(read_ahead) = self.upgraded.as_mut() {
+            read_ahead.extend_from_slice(bytes);
+            return;
+        }
         if !self.unread.is_empty() {
             self.unread.extend_from_slice(bytes);
             self.read_unread();
@@ -84,7 +93,9 @@ impl<H: Handler> MemoryConn<H> {
         // Nothing waits before these bytes: read them from where they are,
         // as a worker reads from its socket, and keep only what is left.
         let taken = self.read_from(bytes);
-        if self.conn.phase() == Phase::Open {
+        if let Some(read_ahead) = self.upgraded.as_mut() {
+            read_ahead.extend_from_slice(&bytes[taken..]);
+        } else if self.conn.phase() == Phase::Open {
             self.unread.extend_from_slice(&bytes[taken..]);
         }
     }
@@ -93,7 +104,10 @@ impl<H: Handler> MemoryConn<H> {
     fn read_unread(&mut self) {
         let mut unread = std::mem::take(&mut self.unread);
         let taken = self.read_from(&unread);
-        if self.conn.phase() != Phase::Open {
+        if let Some(read_ahead) = self.upgraded.as_mut() {
+            read_ahead.extend_from_slice(&unread[taken..]);
+            unread.clear();
+        } else if self.conn.phase() != Phase::Open {
             unread.clear(); // a closing connection reads no more
         } else {
             unread.drain(..taken);
@@ -222,6 +236,17 @@ impl<H: Handler> MemoryConn<H> {
         }
     }
 
+    /// Once a handler switched protocols with
+    /// [`Response::upgrade`](crate::Response::upgrade) and its `101` was
+    /// received: the bytes the peer sent after the upgrade request (in the
+    /// same `send` or later ones) and not taken yet; `None` without an
+    /// upgrade. There is no socket here, so the upgrade callback is never
+    /// called: test it over a [`TestServer`]. The connection no longer
+    /// speaks HTTP: [`is_closed`](MemoryConn::is_closed) says so.
+    pub fn take_upgrade(&mut self) -> Option<Bytes> {
+        self.upgraded.as_mut().map(|bytes| bytes.split().freeze())
+    }
+
     /// Whether the connection has decided to close (after its last response).
     pub fn is_closed(&self) -> bool {
         self.conn.phase() == Phase::Closing
@@ -261,6 +286,9 @@ impl<H: Handler> MemoryConn<H> {
                 self.conn.output.advance(n);
             }
             self.conn.release_buffers(&mut self.services.pool);
+            if let Some((_, read_ahead)) = self.conn.take_upgrade(&mut self.services.pool) {
+                self.upgraded = Some(BytesMut::from(&read_ahead[..]));
+            }
             if self.conn.pull_stream(&mut self.services.env(0)) {
                 continue; // a streamed response had more, or ended
             }

@@ -18,8 +18,10 @@ use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
 use crate::http1::stream_in::StreamIn;
 use crate::http1::stream_out::StreamOut;
+use crate::server::pool::BufferPool;
+use crate::upgrade::OnUpgrade;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -91,6 +93,9 @@ pub(crate) struct Conn {
     /// Bytes streamed in or out so far: a streamed exchange's deadline
     /// restarts while this moves.
     progress: u64,
+    /// Whom the connection goes to once its `101` is written (it is
+    /// closing as HTTP meanwhile: nothing more is read as a request).
+    upgrade: Option<OnUpgrade>,
 }
 
 /// A deferred response still to come.
@@ -124,6 +129,7 @@ impl Conn {
             stream_out: None,
             close_after_answer: false,
             progress: 0,
+            upgrade: None,
         }
     }
 
@@ -318,6 +324,22 @@ impl Conn {
             body_len: res.body_len(),
         });
         self.phase = Phase::Closing;
+    }
+
+    /// Once the `101` of an upgrade is written: the callback, and the bytes
+    /// the client sent after the upgrade request (copied, so the buffer
+    /// goes back to the pool). `None` before, or without an upgrade.
+    pub(crate) fn take_upgrade(&mut self, pool: &mut BufferPool) -> Option<(OnUpgrade, Bytes)> {
+        if self.output.pending() > 0 {
+            return None;
+        }
+        let on_upgrade = self.upgrade.take()?;
+        let read_ahead = match &self.input {
+            Some(buf) => Bytes::copy_from_slice(&buf[self.start..]),
+            None => Bytes::new(),
+        };
+        self.discard_input(pool);
+        Some((on_upgrade, read_ahead))
     }
 
     /// Handles the request at `start`. Returns whether it was complete (and
@@ -545,6 +567,10 @@ impl Conn {
                     started,
                     timeout,
                 })
+            }
+            Answer::Upgrade { on_upgrade } => {
+                self.upgrade = Some(on_upgrade);
+                self.phase = Phase::Closing;
             }
         }
     }
