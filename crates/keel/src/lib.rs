@@ -39,6 +39,7 @@ mod request;
 mod response;
 mod router;
 mod server;
+pub mod sse;
 mod status;
 pub mod testing;
 
@@ -46,6 +47,7 @@ pub mod testing;
 pub mod guide {}
 
 pub use bytes::Bytes;
+pub use bytes::BytesMut;
 pub use cookie::{Cookie, SameSite};
 pub use deferred::{DeferredOutcome, Responder};
 pub use handler::Handler;
