@@ -335,6 +335,11 @@
     var clicks = Number(link.clicks) || 0;
     var clicksCell = el('td', clicks.toLocaleString(), 'num clicks');
     clicksCell.dataset.clicks = String(clicks);
+    var live = el('a', 'live', 'live-link');
+    live.href = '/links/' + encodeURIComponent(link.slug) + '/live';
+    live.setAttribute('aria-label', 'Live clicks of ' + link.slug);
+    clicksCell.appendChild(document.createTextNode(' '));
+    clicksCell.appendChild(live);
 
     var createdCell = el('td', null, 'nowrap');
     var time = el('time', formatDate(link.created_at));

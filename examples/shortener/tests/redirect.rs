@@ -502,6 +502,7 @@ fn metrics_count_requests_cache_hits_and_clicks() {
     );
     assert_eq!(util::metric(&text, "shortener_cache_links"), 1.0, "{text}");
     assert_eq!(util::metric(&text, "shortener_cache_evictions_total"), 0.0);
+    assert_eq!(util::metric(&text, "shortener_live_watchers"), 0.0);
     // SQLite has no change feed; PostgreSQL's heard the create.
     let heard = util::metric(&text, "shortener_change_feed_changes_total");
     match util::store_kind() {
