@@ -122,8 +122,12 @@ pub struct Live {
     /// link of that slot.
     slots: Box<[AtomicU32]>,
     channels: RwLock<HashMap<i64, Arc<Channel>>>,
-    /// The next [`Snapshot::seq`].
+    /// The next [`Snapshot::seq`]: also the hub's version, which moves on
+    /// every change of any watched link ([`Live::wait_for_change`]).
     next_seq: AtomicU64,
+    /// With `any_changed`: wakes a thread that serves many watchers.
+    any_change: Mutex<()>,
+    any_changed: Condvar,
 }
 
 impl Default for Live {
@@ -147,6 +151,8 @@ impl Live {
             slots: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
             channels: RwLock::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
+            any_change: Mutex::new(()),
+            any_changed: Condvar::new(),
         }
     }
 
@@ -178,12 +184,16 @@ impl Live {
                     clicks: latest.totals.clicks.max(baseline.clicks),
                     automated: latest.totals.automated.max(baseline.automated),
                 };
-                if raised != latest.totals {
+                let changed = raised != latest.totals;
+                if changed {
                     latest.totals = raised;
                     latest.seq = self.next_seq();
                     channel.changed.notify_all();
                 }
                 drop(latest);
+                if changed {
+                    self.tell_any_waiter();
+                }
                 Arc::clone(channel)
             }
             None => {
@@ -245,6 +255,37 @@ impl Live {
         });
         latest.seq = self.next_seq();
         channel.changed.notify_all();
+        drop(latest);
+        self.tell_any_waiter();
+    }
+
+    /// Wakes [`Live::wait_for_change`]. Under its lock, so that a waiter
+    /// between its check and its wait cannot miss the change.
+    fn tell_any_waiter(&self) {
+        let _turn = self.any_change.lock();
+        self.any_changed.notify_all();
+    }
+
+    /// The hub's version: it moves on whenever a watched link's snapshot
+    /// changes (or a link starts being watched).
+    pub fn version(&self) -> u64 {
+        self.next_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `timeout` for the [`Live::version`] to move past
+    /// `version`, and returns the version then. For one thread that serves
+    /// many watchers: it waits here, then asks each
+    /// [`Subscription::pending`], rather than a thread per watcher blocking
+    /// in [`Subscription::wait`].
+    pub fn wait_for_change(&self, version: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut turn = self.any_change.lock();
+        while self.version() == version {
+            if self.any_changed.wait_until(&mut turn, deadline).timed_out() {
+                break;
+            }
+        }
+        self.version()
     }
 
     /// Watchers in all, for `/metrics` and tests.
@@ -396,8 +437,26 @@ impl Subscription {
     /// The link's snapshot if it changed since the last one yielded (the
     /// first call always yields); never waits.
     pub fn latest(&mut self) -> Option<Update> {
+        let update = self.pending()?;
+        self.delivered(&update);
+        Some(update)
+    }
+
+    /// What [`Subscription::latest`] would yield, without counting it as
+    /// yielded: for a sender that may find its stream full, and then sends
+    /// the latest snapshot (whatever it is by then) when there is room.
+    pub fn pending(&self) -> Option<Update> {
         let snapshot = *self.channel.latest.lock();
-        self.take(snapshot)
+        (snapshot.seq != self.seen).then_some(Update {
+            snapshot,
+            first: self.seen == 0,
+        })
+    }
+
+    /// Counts `update` (from [`Subscription::pending`]) as yielded, once it
+    /// was sent.
+    pub fn delivered(&mut self, update: &Update) {
+        self.seen = update.snapshot.seq;
     }
 
     /// [`Subscription::latest`], waiting up to `timeout` for a change:
@@ -415,18 +474,8 @@ impl Subscription {
                 break;
             }
         }
-        let snapshot = *latest;
         drop(latest);
-        self.take(snapshot)
-    }
-
-    fn take(&mut self, snapshot: Snapshot) -> Option<Update> {
-        if snapshot.seq == self.seen {
-            return None;
-        }
-        let first = self.seen == 0;
-        self.seen = snapshot.seq;
-        Some(Update { snapshot, first })
+        self.latest()
     }
 
     /// The link watched.

@@ -281,3 +281,47 @@ fn the_widest_update_fits_its_buffer() {
     assert!(data.len() <= MAX_EVENT_DATA);
     assert!(text.contains(&format!("id: {}\n", u64::MAX)));
 }
+
+#[test]
+fn one_thread_can_serve_many_watchers() {
+    let live = hub();
+    let mut watchers: Vec<Subscription> = (1..=3)
+        .map(|link| live.watch(link, Totals::default()).unwrap())
+        .collect();
+    for watcher in &mut watchers {
+        watcher.latest().unwrap();
+    }
+    let version = live.version();
+    // Nothing changes: the wait ends at its timeout, version unchanged.
+    assert_eq!(
+        live.wait_for_change(version, Duration::from_millis(20)),
+        version
+    );
+
+    let clicker = {
+        let live = Arc::clone(&live);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            live.publish(&click(2, None));
+        })
+    };
+    let started = Instant::now();
+    let now = live.wait_for_change(version, Duration::from_secs(10));
+    assert!(now > version);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    clicker.join().unwrap();
+
+    // Only the clicked link's watcher has something, and it stays pending
+    // until delivered (a full stream sends it later, as it is by then).
+    assert_eq!(watchers[0].pending(), None);
+    assert_eq!(watchers[2].pending(), None);
+    let pending = watchers[1].pending().expect("the click");
+    live.publish(&click(2, None));
+    let newer = watchers[1].pending().unwrap();
+    assert_eq!(
+        (pending.snapshot.totals.clicks, newer.snapshot.totals.clicks),
+        (1, 2)
+    );
+    watchers[1].delivered(&newer);
+    assert_eq!(watchers[1].pending(), None);
+}
