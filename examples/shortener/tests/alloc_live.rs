@@ -1,6 +1,7 @@
 //! The live page's click hub costs the redirect path no allocation: a
 //! cache-hit redirect allocates nothing while another link is watched, nor
-//! while its own link is watched, and the watcher sees every click.
+//! while its own link is watched, and the watcher sees every click; nor
+//! does taking the update and writing it as an event.
 //!
 //! Its own test binary: the counting allocator sees every thread, so no
 //! other test may run beside it (the plain case is tests/alloc.rs).
@@ -87,7 +88,14 @@ fn a_redirect_allocates_nothing_while_links_are_watched() {
         .unwrap();
     watching.latest().unwrap();
     assert_eq!(redirects(&mut conn), 0, "while the link itself is watched");
+    let mut event = keel::BytesMut::with_capacity(512);
+    let before = allocations();
     let update = watching.latest().expect("the clicks were published");
+    update.write_event(&mut event);
+    assert_eq!(allocations() - before, 0, "taking and writing the event");
+    let text = std::str::from_utf8(&event).unwrap();
+    assert!(text.starts_with("event: click\nid: "), "{text}");
+    assert!(text.contains(&format!("\"clicks\":{}", 5 + N)), "{text}");
     assert_eq!(update.snapshot.totals.clicks, 5 + N as u64);
     let last = update.snapshot.last.unwrap();
     assert_eq!(last.referrer.as_str(), "news.example.com");

@@ -12,9 +12,11 @@
 //! What a click costs the redirect path: when nobody watches, one atomic
 //! load; when some links are watched, one more atomic load in a table of
 //! watcher counts indexed by a hash of the link id, so that a click on an
-//! unwatched link takes no lock either (unless its slot is shared with a
-//! watched link's, where it takes a read lock and finds nothing). A click
-//! on a watched link locks its snapshot for a moment. Never an allocation.
+//! unwatched link takes no lock either, unless its slot is shared with a
+//! watched link's (at most one link in 16, with every watcher on a link of
+//! its own): it then takes an uncontended read lock and finds nothing. A
+//! click on a watched link locks its snapshot for a moment. Never an
+//! allocation.
 //!
 //! Totals are those of this process: the watch starts from a baseline the
 //! caller read from the store (with the clicks not yet flushed), and adds
@@ -48,7 +50,7 @@ const SLOTS: usize = 4096;
 
 /// A link's totals: clicks (what its `clicks` field and stats count) and
 /// visits of link previews and crawlers, counted apart.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub clicks: u64,
     pub automated: u64,
@@ -59,7 +61,9 @@ pub struct Totals {
 pub struct LastClick {
     /// When it was counted.
     pub at: UnixTime,
-    /// Its referrer host (empty for none), as the stats count it.
+    /// Its referrer host (empty for none, and for a preview or crawler), as
+    /// read from `Referer`: the stats may count it as `(other)` past their
+    /// caps.
     pub referrer: Host,
     /// A link preview's or a crawler's visit.
     pub automated: bool,
@@ -207,6 +211,7 @@ impl Live {
                     watchers: AtomicUsize::new(0),
                 });
                 channels.insert(link_id, Arc::clone(&channel));
+                self.tell_any_waiter();
                 channel
             }
         };
@@ -243,10 +248,11 @@ impl Live {
         };
         let automated = click.agent.is_automated();
         let mut latest = channel.latest.lock();
+        let totals = &mut latest.totals;
         if automated {
-            latest.totals.automated += 1;
+            totals.automated = totals.automated.saturating_add(1);
         } else {
-            latest.totals.clicks += 1;
+            totals.clicks = totals.clicks.saturating_add(1);
         }
         latest.last = Some(LastClick {
             at: model::now(),
