@@ -40,6 +40,7 @@ mod request;
 mod response;
 mod router;
 mod server;
+pub mod sse;
 mod status;
 mod stream;
 pub mod testing;
@@ -49,6 +50,7 @@ mod upgrade;
 pub mod guide {}
 
 pub use bytes::Bytes;
+pub use bytes::BytesMut;
 pub use cookie::{Cookie, SameSite};
 pub use deferred::{DeferredOutcome, Responder};
 pub use handler::Handler;

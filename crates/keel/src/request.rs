@@ -160,6 +160,27 @@ impl<'a> Request<'a> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The `Last-Event-ID` a Server-Sent Events client sends when it
+    /// reconnects: the id of the last event it received (see
+    /// [`sse::Event::id`](crate::sse::Event::id)). `None` when absent, not
+    /// UTF-8, or holding a NUL, CR or LF (which no event id can hold).
+    /// Borrows, allocates nothing.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+    ///     res.body(req.last_event_id().unwrap_or("none").as_bytes());
+    /// });
+    /// conn.send(b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 41\r\n\r\n");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\n41"));
+    /// ```
+    pub fn last_event_id(&self) -> Option<&'a str> {
+        self.header_str("last-event-id")
+            .filter(|id| !id.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')))
+    }
+
     /// Every header field, in order, as `(name, value)`.
     pub fn headers(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a [u8])> + '_ {
         self.headers.iter().map(|h| (h.name, h.value))
@@ -346,6 +367,34 @@ mod tests {
             };
             assert_eq!(req.path(), path, "{target}");
             assert_eq!(req.query(), query, "{target}");
+        }
+    }
+
+    #[test]
+    fn last_event_id_is_utf8_without_nul_or_line_breaks() {
+        let cases: [(&[u8], Option<&str>); 6] = [
+            (b"41", Some("41")),
+            (b"", Some("")),
+            (b"a\0b", None),
+            (b"a\rb", None),
+            (b"a\nb", None),
+            (b"\xff", None),
+        ];
+        for (value, expected) in cases {
+            let headers = [httparse::Header {
+                name: "Last-Event-Id",
+                value,
+            }];
+            let req = Request {
+                method: "GET",
+                target: "/",
+                version: Version::Http11,
+                headers: &headers,
+                body: b"",
+                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+                params: &[],
+            };
+            assert_eq!(req.last_event_id(), expected, "{value:?}");
         }
     }
 }

@@ -1,4 +1,5 @@
-// The shortener's two pages, `/` (shorten a link) and `/links` (recent links).
+// The shortener's pages: `/` (shorten a link), `/links` (recent links) and
+// `/links/:slug/live` (a link's clicks as they happen).
 // Plain JavaScript with no build step: the server's CSP allows scripts from
 // 'self' only, so there is no inline script anywhere. The DOM is built with
 // textContent, never innerHTML, so nothing the API returns is parsed as HTML.
@@ -334,6 +335,11 @@
     var clicks = Number(link.clicks) || 0;
     var clicksCell = el('td', clicks.toLocaleString(), 'num clicks');
     clicksCell.dataset.clicks = String(clicks);
+    var live = el('a', 'live', 'live-link');
+    live.href = '/links/' + encodeURIComponent(link.slug) + '/live';
+    live.setAttribute('aria-label', 'Live clicks of ' + link.slug);
+    clicksCell.appendChild(document.createTextNode(' '));
+    clicksCell.appendChild(live);
 
     var createdCell = el('td', null, 'nowrap');
     var time = el('time', formatDate(link.created_at));
@@ -441,11 +447,216 @@
     return restart;
   }
 
+  // ---- `/links/:slug/live`: clicks as they happen ----
+
+  // A tolerant `text/event-stream` reader (WHATWG HTML §9.2.6): lines end
+  // at CRLF, CR or LF; a field's value loses one leading space; `data`
+  // lines join with LF; a blank line dispatches the event (none without
+  // data); comments and unknown fields are skipped. EventSource itself
+  // cannot send the Authorization header, hence this reader over fetch().
+  function EventStreamReader(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = '';
+    this.type = '';
+    this.data = [];
+    this.pendingId = null;
+    this.lastEventId = '';
+    this.retry = null;
+  }
+
+  EventStreamReader.prototype.push = function (text) {
+    this.buffer += text;
+    for (;;) {
+      var end = this.buffer.search(/[\r\n]/);
+      if (end < 0) break;
+      var crlf = this.buffer.charAt(end) === '\r';
+      // A CR at the end of what arrived may be half of a CRLF.
+      if (crlf && end === this.buffer.length - 1) break;
+      var next = crlf && this.buffer.charAt(end + 1) === '\n' ? end + 2 : end + 1;
+      var line = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(next);
+      this.line(line);
+    }
+  };
+
+  EventStreamReader.prototype.line = function (line) {
+    if (line === '') {
+      if (this.pendingId !== null) this.lastEventId = this.pendingId;
+      this.pendingId = null;
+      if (this.data.length) {
+        this.onEvent({ type: this.type || 'message', data: this.data.join('\n'), id: this.lastEventId });
+      }
+      this.type = '';
+      this.data = [];
+      return;
+    }
+    if (line.charAt(0) === ':') return;
+    var colon = line.indexOf(':');
+    var field = colon < 0 ? line : line.slice(0, colon);
+    var value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.charAt(0) === ' ') value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.type = value;
+    else if (field === 'id' && value.indexOf('\0') < 0) this.pendingId = value;
+    else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
+  };
+
+  var MAX_LISTED_CLICKS = 50;
+
+  function initLive() {
+    var counter = byId('live-clicks');
+    if (!counter) return null;
+    var match = /^\/links\/([^/]+)\/live\/?$/.exec(window.location.pathname);
+    var slug = '';
+    try {
+      slug = match ? decodeURIComponent(match[1]) : '';
+    } catch (e) {
+      slug = '';
+    }
+    var automated = byId('live-automated');
+    var status = byId('live-status');
+    var error = byId('live-error');
+    var list = byId('live-list');
+    var empty = byId('live-empty');
+    byId('live-slug').textContent = slug;
+    document.title = 'Live clicks: ' + slug;
+
+    var controller = null;
+    var lastEventId = '';
+    var shown = null; // the click total on screen
+    var delay = 1000; // before the next reconnect; the server may set it
+    var timer = 0;
+    var generation = 0;
+
+    function setStatus(text) {
+      status.textContent = text;
+    }
+
+    function listClick(data, added) {
+      var last = data.last || {};
+      var text = added > 1 ? added + ' clicks' : last.automated ? 'A preview or crawler' : 'A click';
+      if (last.referrer) text += ' from ' + last.referrer;
+      var item = el('li', text);
+      if (typeof last.at === 'number') {
+        var when = new Date(last.at * 1000);
+        var time = el('time', ', ' + when.toLocaleTimeString());
+        time.dateTime = when.toISOString();
+        item.appendChild(time);
+      }
+      list.insertBefore(item, list.firstChild);
+      while (list.children.length > MAX_LISTED_CLICKS) list.removeChild(list.lastChild);
+      empty.hidden = true;
+    }
+
+    function show(event) {
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (e) {
+        return; // tolerant: a line we cannot read is skipped
+      }
+      if (!data || typeof data.clicks !== 'number') return;
+      if (event.type === 'click') {
+        var added = shown === null ? 1 : data.clicks - shown;
+        if (added > 0 || (data.last && data.last.automated)) listClick(data, Math.max(added, 1));
+      }
+      shown = data.clicks;
+      counter.textContent = data.clicks.toLocaleString();
+      counter.dataset.clicks = String(data.clicks);
+      automated.textContent = String(data.automated);
+    }
+
+    function retryLater(mine, wait) {
+      if (mine !== generation) return;
+      window.clearTimeout(timer);
+      setStatus('Disconnected; reconnecting…');
+      timer = window.setTimeout(function () {
+        connect();
+      }, wait);
+      delay = Math.min(delay * 2, 30000);
+    }
+
+    function failed(mine, res) {
+      return res.text().then(function (text) {
+        if (mine !== generation) return;
+        var data = null;
+        try {
+          data = JSON.parse(text);
+        } catch (e) {
+          data = null;
+        }
+        var err = (data && data.error) || {};
+        var message = err.message || 'The server answered ' + res.status + ' ' + res.statusText + '.';
+        showError(error, new ApiError(res.status, err.code || 'http_' + res.status, message));
+        // Too many watchers or a busy server pass; a wrong key or a
+        // missing link do not: wait for the user.
+        if (res.status === 429 || res.status === 503) {
+          var after = Number(res.headers.get('Retry-After'));
+          retryLater(mine, after > 0 ? after * 1000 : delay);
+        } else {
+          setStatus('Stopped.');
+        }
+      });
+    }
+
+    function connect() {
+      generation += 1;
+      var mine = generation;
+      if (controller) controller.abort();
+      controller = new AbortController();
+      if (!slug) {
+        showError(error, new ApiError(0, 'client', 'This address names no short link.'));
+        setStatus('Stopped.');
+        return;
+      }
+      var headers = { Accept: 'text/event-stream' };
+      var key = readKey();
+      if (key) headers.Authorization = 'Bearer ' + key;
+      if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+      var reader = new EventStreamReader(show);
+      var path = '/api/links/' + encodeURIComponent(slug) + '/live';
+      setStatus('Connecting…');
+      fetch(path, { headers: headers, credentials: 'same-origin', cache: 'no-store', signal: controller.signal })
+        .then(function (res) {
+          if (mine !== generation) return null;
+          if (!res.ok) return failed(mine, res);
+          if (!res.body) throw new Error('this browser cannot read a streamed answer');
+          hideError(error);
+          setStatus('Live');
+          var bytes = res.body.getReader();
+          var decoder = new TextDecoder();
+          function pump() {
+            return bytes.read().then(function (chunk) {
+              if (mine !== generation) return bytes.cancel();
+              if (chunk.done) return retryLater(mine, reader.retry || delay);
+              reader.push(decoder.decode(chunk.value, { stream: true }));
+              if (reader.lastEventId) lastEventId = reader.lastEventId;
+              delay = 1000; // it works: the next drop retries soon
+              return pump();
+            });
+          }
+          return pump();
+        })
+        .catch(function () {
+          if (mine === generation) retryLater(mine, reader.retry || delay);
+        });
+    }
+
+    connect();
+    return function restart() {
+      window.clearTimeout(timer);
+      delay = 1000;
+      connect();
+    };
+  }
+
   function start() {
     var restartList = initLinks();
+    var restartLive = initLive();
     initShorten();
     initKeyBox(function () {
       if (restartList) restartList();
+      if (restartLive) restartLive();
     });
   }
 

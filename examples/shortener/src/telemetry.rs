@@ -180,9 +180,13 @@ impl Telemetry {
              shortener_click_flush_last_links {}\n\
              # HELP shortener_cache_links Links in the cache.\n\
              # TYPE shortener_cache_links gauge\n\
-             shortener_cache_links {}\n",
+             shortener_cache_links {}\n\
+             # HELP shortener_live_watchers Open live click streams.\n\
+             # TYPE shortener_live_watchers gauge\n\
+             shortener_live_watchers {}\n",
             load(&k.last_batch_links),
             cache.len(),
+            clicks.live.watchers(),
         );
         let name = "shortener_store_call_duration_seconds";
         let _ = write!(

@@ -1,5 +1,6 @@
-//! The web pages: `/` (shorten a link), `/links` (recent links), their CSS
-//! and JavaScript, and the HTML answers of the redirect path (`404`, `410`
+//! The web pages: `/` (shorten a link), `/links` (recent links),
+//! `/links/:slug/live` (a link's clicks as they happen), their CSS and
+//! JavaScript, and the HTML answers of the redirect path (`404`, `410`
 //! and the password prompt).
 //!
 //! Every asset is compiled into the binary, so a deploy is one file. Static
@@ -50,6 +51,9 @@ impl Asset {
 
 static INDEX: Asset = Asset::new(include_bytes!("../assets/index.html"), HTML, true);
 static LINKS: Asset = Asset::new(include_bytes!("../assets/links.html"), HTML, true);
+/// The same shell for every slug: the script reads the slug from the
+/// address and the clicks from the API, with the key the user gave it.
+static LIVE: Asset = Asset::new(include_bytes!("../assets/live.html"), HTML, true);
 static APP_CSS: Asset = Asset::new(include_bytes!("../assets/app.css"), CSS, false);
 static APP_JS: Asset = Asset::new(include_bytes!("../assets/app.js"), JS, false);
 
@@ -79,8 +83,9 @@ const fn etag_of(bytes: &[u8]) -> [u8; 18] {
 }
 
 /// Adds the page routes to `router`: `GET /` (the shorten form), `GET
-/// /links` (recent links) and `GET /static/:file` (`app.css`, `app.js`;
-/// any other name is a plain-text `404`). `HEAD` comes with each `GET`.
+/// /links` (recent links), `GET /links/:slug/live` (one link's clicks, live;
+/// a static page, the same for every slug) and `GET /static/:file`
+/// (`app.css`, `app.js`; any other name is a plain-text `404`). `HEAD` comes with each `GET`.
 ///
 /// Serving them allocates nothing. Each answer carries a strong `ETag` and
 /// `Cache-Control: no-cache`; a matching `If-None-Match` gets `304`. Pages
@@ -94,6 +99,10 @@ pub fn routes(router: Router) -> Router {
         .get("/links", |req: &Request<'_>, res: &mut Response<'_>| {
             serve(req, res, &LINKS)
         })
+        .get(
+            "/links/:slug/live",
+            |req: &Request<'_>, res: &mut Response<'_>| serve(req, res, &LIVE),
+        )
         .get("/static/:file", static_file)
 }
 
@@ -248,7 +257,11 @@ mod tests {
     #[test]
     fn pages_are_html_with_the_security_headers() {
         let mut conn = pages();
-        for (path, asset) in [("/", &INDEX), ("/links", &LINKS)] {
+        for (path, asset) in [
+            ("/", &INDEX),
+            ("/links", &LINKS),
+            ("/links/abc/live", &LIVE),
+        ] {
             let res = get(&mut conn, path, "");
             assert_eq!(res.status, 200, "{path}");
             assert_eq!(res.header("content-type"), Some(HTML), "{path}");
@@ -258,6 +271,21 @@ mod tests {
             assert_eq!(res.header("cache-control"), Some("no-cache"));
             assert_eq!(res.body, asset.body, "{path}");
         }
+    }
+
+    /// The live page holds nothing of the link it shows: the same bytes
+    /// whatever the slug, even one made to look like markup.
+    #[test]
+    fn the_live_page_is_one_shell_for_every_slug() {
+        let mut conn = pages();
+        for slug in ["abc", "x%3Cscript%3E", "%22onload=alert(1)"] {
+            let res = get(&mut conn, &format!("/links/{slug}/live"), "");
+            assert_eq!(res.status, 200, "{slug}");
+            assert_eq!(res.body, LIVE.body, "{slug}");
+        }
+        let text = std::str::from_utf8(LIVE.body).unwrap();
+        assert!(text.contains("id=\"live-clicks\""));
+        assert!(!text.contains("abc"));
     }
 
     #[test]
@@ -404,6 +432,7 @@ mod tests {
         let html = [
             ("index.html", INDEX.body),
             ("links.html", LINKS.body),
+            ("live.html", LIVE.body),
             ("not_found.html", NOT_FOUND_HTML),
             ("gone.html", GONE_HTML),
             ("password.html", PASSWORD_TEMPLATE.as_bytes()),

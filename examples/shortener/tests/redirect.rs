@@ -502,6 +502,7 @@ fn metrics_count_requests_cache_hits_and_clicks() {
     );
     assert_eq!(util::metric(&text, "shortener_cache_links"), 1.0, "{text}");
     assert_eq!(util::metric(&text, "shortener_cache_evictions_total"), 0.0);
+    assert_eq!(util::metric(&text, "shortener_live_watchers"), 0.0);
     // SQLite has no change feed; PostgreSQL's heard the create.
     let heard = util::metric(&text, "shortener_change_feed_changes_total");
     match util::store_kind() {
@@ -535,4 +536,30 @@ fn metrics_count_requests_cache_hits_and_clicks() {
         util::metric(&text, "shortener_store_call_errors_total"),
         0.0
     );
+}
+
+/// A visitor without a key learns nothing of a link from its live page:
+/// the same static shell for a real slug and a made-up one, without the
+/// target or the clicks (the page's script reads them from the API, with
+/// an admin key); and the route takes nothing from the redirect path.
+#[test]
+fn the_live_page_is_a_shell_without_link_data() {
+    let server = Options::new().admin_key().start();
+    let target = "https://secret.example/live-page-target";
+    server.create_slug("watched", target);
+    assert_eq!(server.get("/watched").status, 302);
+
+    let page = server.get("/links/watched/live");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.header("content-security-policy").is_some());
+    assert!(page.text().contains("id=\"live-clicks\""));
+    assert!(!page.text().contains("secret.example"));
+    assert!(!page.text().contains("watched"));
+    assert_eq!(page.body, server.get("/links/no-such-link/live").body);
+    // The redirect still answers beside it.
+    assert_eq!(server.get("/watched").header("location"), Some(target));
 }

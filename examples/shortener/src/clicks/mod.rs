@@ -29,10 +29,14 @@
 //! [`Clicks::with_unflushed`], which adds the clicks the read cannot have
 //! seen, so that a reload (after an edit, an eviction or the cache's time
 //! to live) does not hand out again the clicks taken since the last flush.
+//!
+//! Every click recorded is also published to [`live::Live`], the hub of the
+//! live page, at the cost of an atomic load when nobody watches the link.
 
 mod agent;
 mod aggregate;
 mod host;
+pub mod live;
 
 pub use agent::AgentFamily;
 pub use aggregate::{fit_stored_referrers, REFERRERS_PER_INTERVAL, REFERRER_ROWS_PER_LINK};
@@ -186,6 +190,8 @@ pub struct Clicks {
     instance: u64,
     sequence: AtomicU64,
     pub counters: ClickCounters,
+    /// The live page's hub: every click recorded is published to it.
+    pub live: Arc<live::Live>,
     stop: Mutex<bool>,
     wake: Condvar,
     stopped: AtomicBool,
@@ -227,6 +233,7 @@ impl Clicks {
             },
             sequence: AtomicU64::new(0),
             counters: ClickCounters::default(),
+            live: Arc::new(live::Live::new()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -247,13 +254,21 @@ impl Clicks {
         &self.shards[index]
     }
 
-    /// Counts one click. Allocates nothing once this thread's map holds the
-    /// interval's keys.
+    /// Counts one click, and publishes it to [`Clicks::live`] once it is
+    /// in a shard (so that a store read with the unflushed clicks, made
+    /// after a watcher saw it, counts it too). Allocates nothing once this
+    /// thread's map holds the interval's keys.
     pub fn record(&self, click: Click) {
         self.counters.recorded.fetch_add(1, Ordering::Relaxed);
         if click.agent.is_automated() {
             self.counters.automated.fetch_add(1, Ordering::Relaxed);
         }
+        self.count(click);
+        self.live.publish(&click);
+    }
+
+    /// Adds `click` to this thread's shard.
+    fn count(&self, click: Click) {
         let mut shard = self.my_shard().lock();
         if let Some(count) = shard.counts.get_mut(&click) {
             *count += 1;

@@ -4,7 +4,8 @@
 //
 // Starts its own target site (node's http module, 127.0.0.1, random port),
 // then drives `/` and `/links` like a user: shorten, copy, scan (QR), follow,
-// count the click; a protected link through its password page; the error
+// count the click; the live page counting clicks as they happen; a
+// protected link through its password page; the error
 // shown for a refused URL; the 404 page; "Load more" on the list. Any CSP
 // violation or script error on our pages fails the run.
 //
@@ -21,6 +22,10 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const API_KEY = process.env.API_KEY || '';
 const ARTIFACTS = process.env.E2E_ARTIFACTS || '';
 const STEP_TIMEOUT_MS = 15_000;
+// The live page reads GET /api/links/:slug/live, which issue 13 wires in
+// keel's streamed responses: set to true once that route answers, and the
+// live page's step runs (until then it is reported as skipped, not passed).
+const LIVE_STREAM_ROUTED = false;
 
 if (!/^https?:\/\//.test(BASE_URL)) {
   console.error('e2e: set BASE_URL, e.g. BASE_URL=http://127.0.0.1:8080');
@@ -319,6 +324,54 @@ await step('"Load more" pages through the list', async () => {
   check(new Set(slugs).size === slugs.length, 'a link is listed twice');
   check(slugs.length >= 57, `${slugs.length} rows after "Load more", expected at least 57`);
 });
+
+async function liveClicks() {
+  return page.getAttribute('#live-clicks', 'data-clicks');
+}
+
+if (!LIVE_STREAM_ROUTED) {
+  console.log('skip the live page counts clicks as they happen (pending: GET /api/links/:slug/live is not routed yet)');
+} else {
+  await step('the live page counts clicks as they happen', async () => {
+    const created = await apiCall('POST', '/api/links', { url: `${targetBase}/live/${runId}` });
+    check(created.status === 201, `POST /api/links answered ${created.status}: ${JSON.stringify(created.data)}`);
+    const { slug: liveSlug, short_url: liveShortUrl } = created.data;
+    const res = await page.goto(`${BASE_URL}/links/${encodeURIComponent(liveSlug)}/live`);
+    check(res.status() === 200, `GET /links/${liveSlug}/live answered ${res.status()}`);
+    check((res.headers()['content-security-policy'] || '').includes("script-src 'self'"), 'the live page has no CSP');
+    check((await page.textContent('#live-slug')) === liveSlug, 'the page does not name the link');
+    if (API_KEY) {
+      // run.sh's key is a write key: the stream needs admin, and the page
+      // must say so rather than wait forever.
+      await page.waitForSelector('#live-error:not([hidden])');
+      const text = await page.textContent('#live-error');
+      check(/key/i.test(text), `the refusal reads "${text}"`);
+      return;
+    }
+    await page.waitForSelector('#live-clicks[data-clicks="0"]');
+    await page.waitForFunction(() => document.getElementById('live-status').textContent === 'Live');
+    // Followed from another tab, as a visitor would, while this one watches.
+    const visitor = await context.newPage();
+    const hitsBefore = targetHits;
+    for (let i = 0; i < 2; i += 1) {
+      await visitor.goto(liveShortUrl);
+      check(visitor.url().startsWith(`${targetBase}/live/`), `the short link led to ${visitor.url()}`);
+    }
+    await visitor.close();
+    check(targetHits === hitsBefore + 2, `the target was hit ${targetHits - hitsBefore} times`);
+    await page.waitForSelector('#live-clicks[data-clicks="2"]');
+    const listed = await page.$$eval('#live-list li', (items) => items.map((li) => li.textContent));
+    check(listed.length >= 1 && listed.length <= 2, `the recent clicks list shows ${JSON.stringify(listed)}`);
+    check(listed.every((text) => /click/i.test(text)), `the recent clicks list shows ${JSON.stringify(listed)}`);
+    // A new page starts from the totals the server has, clicks not yet
+    // flushed to the store included.
+    await page.reload();
+    await page.waitForSelector('#live-clicks[data-clicks="2"]');
+    check((await liveClicks()) === '2', `after a reload the page shows ${await liveClicks()} clicks`);
+    await everyInputLabelled('/links/:slug/live');
+    await noSideScroll('/links/:slug/live');
+  });
+}
 
 await step('no CSP violation or script error on our pages', async () => {
   check(problems.length === 0, problems.join('; '));
