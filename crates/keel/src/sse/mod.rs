@@ -27,6 +27,10 @@
 //!
 //! The reading side of a reconnect is [`Request::last_event_id`](crate::Request::last_event_id).
 
+mod stream;
+
+pub use stream::{EventError, EventStream};
+
 use bytes::{BufMut, BytesMut};
 use std::time::Duration;
 
