@@ -19,5 +19,8 @@
 
 pub mod hyper_app;
 pub mod keel_app;
+pub mod hyper_streams;
 pub mod mem;
+pub mod server_cli;
+pub mod streams;
 pub mod wire;
