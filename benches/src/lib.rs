@@ -18,8 +18,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod hyper_app;
-pub mod keel_app;
 pub mod hyper_streams;
+pub mod keel_app;
 pub mod mem;
 pub mod server_cli;
 pub mod streams;

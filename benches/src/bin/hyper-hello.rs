@@ -15,5 +15,10 @@ const USAGE: &str = "usage: hyper-hello [--addr HOST:PORT] [--workers N]
              N > 1 = a multi-thread runtime with N workers";
 
 fn main() -> ExitCode {
-    server_cli::run("hyper-hello", USAGE, "127.0.0.1:8081", hyper_app::accept_loop)
+    server_cli::run(
+        "hyper-hello",
+        USAGE,
+        "127.0.0.1:8081",
+        hyper_app::accept_loop,
+    )
 }

@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 use keel_benches::streams::{
-    self, read_body, read_head, BodyDecoder, Framing, ReadBuf, PATTERN_PERIOD,
+    self, read_body, read_head, BodyDecoder, EventCounter, Framing, ReadBuf, PATTERN_PERIOD,
 };
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
@@ -124,7 +124,12 @@ fn megabytes_per_second(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 /// Sends `bytes` of the pattern as the body of `POST /upload`.
-fn send_upload(stream: &mut TcpStream, addr: SocketAddr, bytes: u64, chunked: bool) -> io::Result<()> {
+fn send_upload(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    bytes: u64,
+    chunked: bool,
+) -> io::Result<()> {
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
     } else {
@@ -248,37 +253,6 @@ fn download(addr: SocketAddr, bytes: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The last bytes of an event stream, enough to hold the last complete
-/// event and a partial one after it (an event is at most 28 bytes).
-struct Tail {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        let cap = self.bytes.len();
-        if data.len() >= cap {
-            self.bytes.copy_from_slice(&data[data.len() - cap..]);
-            self.len = cap;
-            return;
-        }
-        let keep = self.len.min(cap - data.len());
-        self.bytes.copy_within(self.len - keep..self.len, 0);
-        self.bytes[keep..keep + data.len()].copy_from_slice(data);
-        self.len = keep + data.len();
-    }
-
-    /// The number of the last complete `data: N\n\n` event in the tail.
-    fn last_event(&self) -> Option<u64> {
-        let tail = &self.bytes[..self.len];
-        let end = tail.windows(2).rposition(|w| w == b"\n\n")?;
-        let line = &tail[..end];
-        let start = memchr::memrchr(b' ', line)? + 1;
-        std::str::from_utf8(&line[start..]).ok()?.parse().ok()
-    }
-}
-
 /// What one SSE client saw.
 struct SseCount {
     /// Events received in the counted window.
@@ -315,59 +289,48 @@ fn sse_client(
     settled.fetch_add(1, Ordering::Release);
     let (mut stream, mut buf, mut decoder) = result?;
 
-    let mut tail = Tail {
-        bytes: [0; 64],
-        len: 0,
-    };
-    let mut newlines = 0u64;
-    // (last complete event, complete events so far) at the latest read.
-    let mut now_at: (Option<u64>, u64) = (None, 0);
-    let mut first: Option<(u64, u64)> = None;
-    let mut window_start: Option<Option<u64>> = None;
+    let mut counter = EventCounter::default();
+    // The last event before the window, once it has started.
+    let mut before_window: Option<Option<u64>> = None;
     loop {
         let used = decoder
-            .decode(buf.data(), |data| {
-                newlines += memchr::memchr_iter(b'\n', data).count() as u64;
-                tail.push(data);
-            })
+            .decode(buf.data(), |data| counter.feed(data))
             .map_err(|e| e.to_string())?;
         buf.consume(used);
         if decoder.is_done() {
             return Err("the server ended the event stream".to_owned());
         }
-        // Each event holds two line feeds; a partial one at most one.
-        now_at = (tail.last_event().or(now_at.0), newlines / 2);
-        if let (None, (Some(event), complete)) = (first, now_at) {
-            first = Some((event, complete));
-        }
+        counter.settle();
         match buf.fill(&mut stream) {
             Ok(0) => return Err("the server closed the event stream".to_owned()),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(format!("reading events: {e}")),
         }
         // A read that returns after a bound counts on the far side of it.
         if let Some(&(start, end)) = window.get() {
             let now = Instant::now();
-            if now >= start && window_start.is_none() {
-                window_start = Some(now_at.0);
+            if now >= start && before_window.is_none() {
+                before_window = Some(counter.last_event());
             }
             if now >= end {
                 break;
             }
         }
     }
-    let events = match (window_start.flatten(), now_at.0) {
-        (Some(start), Some(end)) => end - start,
-        (None, Some(end)) => first.map_or(0, |(first, _)| end - first + 1),
+    let events = match (before_window.flatten(), counter.last_event()) {
+        (Some(before), Some(last)) => last.saturating_sub(before),
+        // No event before the window: all it saw came in it.
+        (None, Some(last)) => counter
+            .first_event()
+            .map_or(0, |first| (last + 1).saturating_sub(first)),
         _ => 0,
     };
-    let consecutive = match (first, now_at) {
-        (Some((first, complete_then)), (Some(last), complete_now)) => {
-            last - first == complete_now - complete_then
-        }
-        _ => true,
-    };
+    let consecutive = counter.consecutive();
     Ok(SseCount {
         events,
         consecutive,
@@ -421,10 +384,14 @@ fn sse(addr: SocketAddr, clients: usize, seconds: u64) -> Result<(), String> {
         }
     }
     if let Some(e) = first_error {
-        return Err(format!("sse: {failures} of {clients} clients failed, first: {e}"));
+        return Err(format!(
+            "sse: {failures} of {clients} clients failed, first: {e}"
+        ));
     }
     if gaps > 0 {
-        return Err(format!("sse: {gaps} of {clients} clients missed or repeated events"));
+        return Err(format!(
+            "sse: {gaps} of {clients} clients missed or repeated events"
+        ));
     }
     let rate = total as f64 / seconds as f64;
     println!(
