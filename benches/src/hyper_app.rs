@@ -140,7 +140,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Accepts connections forever, each served by [`hello`] on its own task.
+/// Accepts connections forever, each served by [`hello()`] on its own task.
 pub async fn accept_loop(listener: TcpListener) {
     accept_each(listener, serve_connection).await;
 }
