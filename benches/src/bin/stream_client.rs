@@ -119,9 +119,14 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
             bytes: bytes.ok_or("download needs --bytes")?,
         },
         "sse" => Mode::Sse {
-            clients: usize::try_from(clients.ok_or("sse needs --clients")?)
-                .map_err(|_| "--clients: too many")?,
-            seconds: seconds.ok_or("sse needs --seconds")?,
+            clients: match clients.map(usize::try_from) {
+                Some(Ok(n)) if n > 0 => n,
+                _ => return Err("sse needs --clients, at least 1".to_owned()),
+            },
+            seconds: match seconds {
+                Some(n) if n > 0 => n,
+                _ => return Err("sse needs --seconds, at least 1".to_owned()),
+            },
             pause: Duration::from_millis(pause_ms),
         },
         "-h" | "--help" => return Err(String::new()),

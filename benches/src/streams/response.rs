@@ -1,56 +1,9 @@
-//! The streaming contract that `load/streams.sh` drives, shared by its
-//! servers (`hyper_streams`, and `keel_streams` once keel streams) and its
-//! load client (`stream_client`):
-//!
-//! - `POST /upload` (`Content-Length` or chunked): the server hashes the body
-//!   with SHA-256 as it arrives, never holding it whole, and answers `200`
-//!   with the digest as [`DIGEST_HEX_LEN`] lower-case hex digits.
-//! - `GET /download?bytes=N`: `200`, `Content-Length: N`, `N` bytes produced
-//!   on another task in chunks of [`CHUNK`] through a bounded channel.
-//! - `GET /events`: `200`, `text/event-stream`, chunked; one broadcaster
-//!   sends [`event`]`(1)`, `event(2)`, ... to every connected client, waiting
-//!   for the slowest, so that each client sees consecutive numbers.
-//!
-//! This module holds the wire format of each ([`PATTERN_PERIOD`], [`hex`],
-//! [`event`]) and the client's side: [`read_head`] and [`BodyDecoder`], which
-//! decode what either server sends (a length or chunked framing).
+//! The client's side of a response: its head, then its body (a length or
+//! chunked framing), read from a blocking stream through one large buffer.
+//! Heads and chunk-size lines are parsed by `httparse`; the framing rules
+//! around them are the few lines below.
 
 use std::io::{self, Read};
-
-/// Bytes per chunk a download producer hands over, and per client write.
-pub const CHUNK: usize = 64 * 1024;
-
-/// Upload and download bodies repeat `0, 1, ..., 250`: a prime period, so
-/// that a shifted or dropped block changes the digest.
-pub const PATTERN_PERIOD: usize = 251;
-
-/// A SHA-256 digest in hex, as `/upload` answers it.
-pub const DIGEST_HEX_LEN: usize = 64;
-
-/// `len` bytes of the body pattern, starting at its beginning. A `len` that
-/// is a multiple of [`PATTERN_PERIOD`] can be sent again and again and the
-/// body stays one unbroken pattern.
-pub fn pattern(len: usize) -> Vec<u8> {
-    // `i % 251` is below 256, so the cast keeps every value.
-    (0..len).map(|i| (i % PATTERN_PERIOD) as u8).collect()
-}
-
-/// `bytes` as lower-case hex digits.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
-}
-
-/// The event numbered `n` on the wire: `data: <n>\n\n`. Exactly two line
-/// feeds per event, which is how the client counts them.
-pub fn event(n: u64) -> String {
-    format!("data: {n}\n\n")
-}
 
 /// How a response body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,108 +268,6 @@ pub fn read_body(
     }
 }
 
-/// Counts the events of one `/events` stream as its decoded body arrives,
-/// and checks that their numbers are consecutive, without parsing every
-/// event: it counts line feeds (two per event, at most one in a partial
-/// event), reads the first event's number from the first bytes and the last
-/// complete event's number from the last bytes seen.
-pub struct EventCounter {
-    /// The stream's first bytes: enough for its first event (at most 28).
-    head: [u8; 32],
-    head_len: usize,
-    /// The stream's last bytes: the last complete event and a partial one
-    /// after it fit.
-    tail: [u8; 64],
-    tail_len: usize,
-    newlines: u64,
-    first: Option<u64>,
-    last: Option<u64>,
-}
-
-impl Default for EventCounter {
-    fn default() -> EventCounter {
-        EventCounter {
-            head: [0; 32],
-            head_len: 0,
-            tail: [0; 64],
-            tail_len: 0,
-            newlines: 0,
-            first: None,
-            last: None,
-        }
-    }
-}
-
-/// The number of `data: N` (the bytes before an event's blank line).
-fn event_number(line: &[u8]) -> Option<u64> {
-    let start = memchr::memrchr(b' ', line)? + 1;
-    std::str::from_utf8(&line[start..]).ok()?.parse().ok()
-}
-
-impl EventCounter {
-    /// Takes the next piece of decoded body.
-    pub fn feed(&mut self, data: &[u8]) {
-        self.newlines += memchr::memchr_iter(b'\n', data).count() as u64;
-        let to_head = data.len().min(self.head.len() - self.head_len);
-        self.head[self.head_len..self.head_len + to_head].copy_from_slice(&data[..to_head]);
-        self.head_len += to_head;
-        let cap = self.tail.len();
-        if data.len() >= cap {
-            self.tail.copy_from_slice(&data[data.len() - cap..]);
-            self.tail_len = cap;
-            return;
-        }
-        let keep = self.tail_len.min(cap - data.len());
-        self.tail
-            .copy_within(self.tail_len - keep..self.tail_len, 0);
-        self.tail[keep..keep + data.len()].copy_from_slice(data);
-        self.tail_len = keep + data.len();
-    }
-
-    /// Brings the first and last event numbers up to date: call once after
-    /// each read's data is fed (cheaper than after every piece).
-    pub fn settle(&mut self) {
-        let blank_line = |w: &[u8]| w == b"\n\n";
-        if self.first.is_none() {
-            let head = &self.head[..self.head_len];
-            self.first = head
-                .windows(2)
-                .position(blank_line)
-                .and_then(|end| event_number(&head[..end]));
-        }
-        let tail = &self.tail[..self.tail_len];
-        if let Some(last) = tail
-            .windows(2)
-            .rposition(blank_line)
-            .and_then(|end| event_number(&tail[..end]))
-        {
-            self.last = Some(last);
-        }
-    }
-
-    /// The number of the last complete event, as of the last
-    /// [`EventCounter::settle`].
-    pub fn last_event(&self) -> Option<u64> {
-        self.last
-    }
-
-    /// The number of the first event, as of the last settle.
-    pub fn first_event(&self) -> Option<u64> {
-        self.first
-    }
-
-    /// Whether the events received so far are numbered without a gap or a
-    /// repeat: as many complete events arrived as their numbers advanced
-    /// from the first to the last. (A cheap check: as many repeats as gaps
-    /// would cancel out.)
-    pub fn consecutive(&self) -> bool {
-        match (self.first, self.last) {
-            (Some(first), Some(last)) => (last + 1).checked_sub(first) == Some(self.newlines / 2),
-            _ => self.newlines < 2,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,53 +365,5 @@ mod tests {
         let no_framing = b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n";
         let err = read_response(no_framing, 64).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-    }
-
-    fn events(numbers: impl Iterator<Item = u64>) -> Vec<u8> {
-        numbers.flat_map(|n| event(n).into_bytes()).collect()
-    }
-
-    fn count(wire: &[u8], step: usize) -> EventCounter {
-        let mut counter = EventCounter::default();
-        for piece in wire.chunks(step) {
-            counter.feed(piece);
-            counter.settle();
-        }
-        counter
-    }
-
-    #[test]
-    fn counts_consecutive_events_split_anywhere() {
-        let wire = events(99_990..100_010);
-        for step in [1, 2, 3, 7, 13, 64, 65, 1000] {
-            let counter = count(&wire, step);
-            assert_eq!(counter.first_event(), Some(99_990), "split every {step}");
-            assert_eq!(counter.last_event(), Some(100_009), "split every {step}");
-            assert!(counter.consecutive(), "split every {step}");
-        }
-    }
-
-    #[test]
-    fn a_missing_or_repeated_event_is_caught() {
-        let skipped = events((1..50).filter(|&n| n != 25));
-        let repeated = events((1..50).chain(49..60));
-        for step in [1, 5, 30, 64, 200, 1000] {
-            assert!(
-                !count(&skipped, step).consecutive(),
-                "gap, split every {step}"
-            );
-            assert!(
-                !count(&repeated, step).consecutive(),
-                "repeat, split every {step}"
-            );
-        }
-    }
-
-    #[test]
-    fn wire_formats() {
-        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
-        assert_eq!(event(42), "data: 42\n\n");
-        let p = pattern(2 * PATTERN_PERIOD);
-        assert_eq!((p[0], p[250], p[251]), (0, 250, 0));
     }
 }
