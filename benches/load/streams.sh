@@ -159,12 +159,12 @@ median() { median_of "$1" "\$1 == \"$2\" && \$2 == \"$3\"" "$logs/rows"; }
 echo
 echo "## medians of $ROUNDS rounds"
 echo
-echo "| server | upload MB/s | upload CPU s/GB | download MB/s | download CPU s/GB | SSE events/s | SSE server CPU % | peak RSS kB upload / download / SSE |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+echo "| server | upload MB/s | CPU s/GB | server CPU % | download MB/s | CPU s/GB | server CPU % | SSE events/s | server CPU % | peak RSS kB upload / download / SSE |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 for name in "${present[@]}"; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n' "$name" \
-        "$(median 4 upload "$name")" "$(median 5 upload "$name")" \
-        "$(median 4 download "$name")" "$(median 5 download "$name")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n' "$name" \
+        "$(median 4 upload "$name")" "$(median 5 upload "$name")" "$(median 6 upload "$name")" \
+        "$(median 4 download "$name")" "$(median 5 download "$name")" "$(median 6 download "$name")" \
         "$(median 4 sse "$name")" "$(median 6 sse "$name")" \
         "$(median 7 upload "$name")" "$(median 7 download "$name")" "$(median 7 sse "$name")"
 done
@@ -182,5 +182,7 @@ if [[ " ${present[*]} " == *" keel "* && " ${present[*]} " == *" hyper "* ]]; th
 fi
 echo
 echo "MB = 10^6 bytes, GB = 10^9 bytes. CPU s/GB is the server process's user + system time over the client's"
-echo "run (connect to last byte) per GB moved, at the clock tick's resolution ($clk_tck Hz)."
+echo "run (connect to last byte) per GB moved, at the clock tick's resolution ($clk_tck Hz); server CPU % is that"
+echo "time over the run (100 = one core; for SSE the connects and warm-up are in it). A server CPU % well under"
+echo "100 (or under SERVER_QUOTA) means the client or the loopback was the limit: then compare CPU per GB."
 exit "$failed"
