@@ -119,16 +119,19 @@ run_test() {
     stop_server
     echo "### round $round, $test, $name (server CPU $(awk -v t="$ticks" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }') s, peak RSS $rss kB)"
     sed 's/^/    /' "$logs/client.out"
-    local rate per_gb pct
+    local rate per_gb seconds pct
     if [ "$test" = sse ]; then
         rate=$(field events_per_s)
         per_gb=nan
+        # The whole run: the connects and the warm-up too.
+        seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { print b - a }')
     else
         rate=$(field mb_per_s)
         per_gb=$(awk -v t="$ticks" -v hz="$clk_tck" -v b="$(field bytes)" 'BEGIN { printf "%.3f", t / hz / (b / 1e9) }')
+        # The transfer as the client timed it (not its digest, computed before).
+        seconds=$(field seconds)
     fi
-    # Server CPU over the client's whole run (for SSE: connects and warm-up too).
-    pct=$(awk -v t="$ticks" -v hz="$clk_tck" -v a="$started" -v b="$ended" 'BEGIN { printf "%.0f", 100 * t / hz / (b - a) }')
+    pct=$(awk -v t="$ticks" -v hz="$clk_tck" -v s="$seconds" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
     echo "$test $name $round $rate $per_gb $pct $rss" >>"$logs/rows"
 }
 
@@ -183,6 +186,6 @@ fi
 echo
 echo "MB = 10^6 bytes, GB = 10^9 bytes. CPU s/GB is the server process's user + system time over the client's"
 echo "run (connect to last byte) per GB moved, at the clock tick's resolution ($clk_tck Hz); server CPU % is that"
-echo "time over the run (100 = one core; for SSE the connects and warm-up are in it). A server CPU % well under"
+echo "time over the transfer (100 = one core; for SSE over the client's whole run, connects and warm-up included). A server CPU % well under"
 echo "100 (or under SERVER_QUOTA) means the client or the loopback was the limit: then compare CPU per GB."
 exit "$failed"
