@@ -17,7 +17,7 @@
 //! chunk is not copied into the head buffer) and `TCP_NODELAY`.
 
 use crate::hyper_app;
-use crate::streams::{self, CHUNK};
+use crate::streams::{self, CHUNK, DOWNLOAD_QUEUE, EVENT_QUEUE};
 use http_body_util::channel::{Channel, Sender};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Bytes, Incoming};
@@ -30,12 +30,6 @@ use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-
-/// Chunks a download's producer may run ahead of the connection.
-pub const DOWNLOAD_QUEUE: usize = 4;
-
-/// Events the broadcaster may run ahead of one SSE client.
-pub const EVENT_QUEUE: usize = 16;
 
 /// New SSE clients waiting for the broadcaster to take them in.
 const SUBSCRIBE_QUEUE: usize = 1024;

@@ -11,7 +11,9 @@
 //!   readable `N`.
 //! - `GET /events`: `200`, `text/event-stream`, chunked; one broadcaster
 //!   sends [`event`]`(1)`, `event(2)`, ... to every connected client, waiting
-//!   for the slowest, so that each client sees consecutive numbers.
+//!   for the slowest, so that each client sees consecutive numbers. Nothing
+//!   else goes in the stream (no comment heartbeats, no `id:`): the client
+//!   counts two line feeds per event.
 //!
 //! This module holds the wire format of each ([`PATTERN_PERIOD`], [`hex`],
 //! [`event`]); the client's side is in [`response`] (reading what either
@@ -26,6 +28,14 @@ pub use response::{read_body, read_head, BodyDecoder, Framing, Head, ReadBuf};
 
 /// Bytes per chunk a download producer hands over, and per client write.
 pub const CHUNK: usize = 64 * 1024;
+
+/// Chunks a download's producer may run ahead of the connection (the
+/// bounded channel between them).
+pub const DOWNLOAD_QUEUE: usize = 4;
+
+/// Events the broadcaster may run ahead of one SSE client (each client's
+/// bounded channel).
+pub const EVENT_QUEUE: usize = 16;
 
 /// Upload and download bodies repeat `0, 1, ..., 250`: a prime period, so
 /// that a shifted or dropped block changes the digest.
