@@ -22,7 +22,8 @@ need() {
         exit 1
     fi
 }
-need wrk
+# A script that drives its own client (streams.sh) sets NEED_WRK=0.
+[ "${NEED_WRK:-1}" = 0 ] || need wrk
 
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}

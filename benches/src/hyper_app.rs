@@ -22,11 +22,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The largest request body `/echo` takes: keel's default `Config::max_body`.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -139,19 +140,28 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Accepts connections forever, each served by its own task, as in hyper's
-/// server example.
+/// Accepts connections forever, each served by [`hello()`] on its own task.
 pub async fn accept_loop(listener: TcpListener) {
+    accept_each(listener, serve_connection).await;
+}
+
+/// Accepts connections forever, with `TCP_NODELAY`, each served by
+/// `serve(stream)` on its own task, as in hyper's server example.
+pub async fn accept_each<F, Fut>(listener: TcpListener, mut serve: F)
+where
+    F: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 // Not fatal: the connection still works, only slower.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream));
+                tokio::spawn(serve(stream));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off a little.
-                eprintln!("hyper-hello: accept: {e}");
+                eprintln!("hyper: accept: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -14,10 +14,19 @@
 //! shared by the criterion benches (`benches/compare.rs`), the `insn-count`
 //! binary (instruction counts under callgrind) and the `hyper-hello` binary
 //! (the wrk baseline, `load/run.sh`).
+//!
+//! The streaming benches (`load/streams.sh`) have a contract of their own,
+//! [`streams`]: a streamed upload hashed as it arrives, a streamed download
+//! and server-sent events; [`hyper_streams`] serves it on hyper (the
+//! `hyper_streams` binary), and the `stream_client` binary drives it.
+//! [`server_cli`] is the command line both hyper binaries share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod hyper_app;
+pub mod hyper_streams;
 pub mod keel_app;
 pub mod mem;
+pub mod server_cli;
+pub mod streams;
 pub mod wire;
