@@ -18,7 +18,8 @@
 //! The streaming benches (`load/streams.sh`) have a contract of their own,
 //! [`streams`]: a streamed upload hashed as it arrives, a streamed download
 //! and server-sent events; [`hyper_streams`] serves it on hyper (the
-//! `hyper_streams` binary), and the `stream_client` binary drives it.
+//! `hyper_streams` binary), [`keel_streams`] on keel (the `keel_streams`
+//! binary), and the `stream_client` binary drives both.
 //! [`server_cli`] is the command line both hyper binaries share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -26,6 +27,7 @@
 pub mod hyper_app;
 pub mod hyper_streams;
 pub mod keel_app;
+pub mod keel_streams;
 pub mod mem;
 pub mod server_cli;
 pub mod streams;

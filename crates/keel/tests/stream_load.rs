@@ -204,7 +204,7 @@ fn two_hundred_uploads_of_100_mib_at_once_stay_in_bounded_memory() {
         peak / 1024,
         growth / 1024
     );
-    // 64 KiB of read buffer per upload is 12.5 MiB; the rest is the
+    // 128 KiB of read buffer per upload is 25 MiB; the rest is the
     // clients' threads and buffers.
     assert!(growth < 64 * MIB, "RSS grew by {growth} bytes");
 }

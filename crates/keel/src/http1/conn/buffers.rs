@@ -11,7 +11,7 @@ use bytes::BytesMut;
 const MIN_READ_ROOM: usize = 2048;
 /// The input buffer a streamed request body is read through: large reads,
 /// few system calls, and a bound on what one upload holds.
-const STREAM_READ_BUFFER: usize = 64 * 1024;
+const STREAM_READ_BUFFER: usize = 128 * 1024;
 
 impl Conn {
     /// The input buffer with room for the next read, taken from the pool if

@@ -1,0 +1,124 @@
+//! The streaming contract of [`crate::streams`] on keel: what
+//! `load/streams.sh` compares with [`crate::hyper_streams`].
+//!
+//! - `/upload` streams its body into a [`BodySink`] on the worker that
+//!   hashes each slice as it arrives (hyper: its `Incoming` body, frame by
+//!   frame, in the connection's task).
+//! - `/download` answers with a declared length and a [`keel::BodyStream`]
+//!   filled by a thread of its own with [`CHUNK`]-sized slices of one
+//!   pre-filled buffer, sent without a copy (`send_bytes`): every chunk pays
+//!   for the hand-off between threads, as hyper's channel body does.
+//! - `/events`: each client's stream goes to one broadcaster thread, which
+//!   sends every event to every client in turn, waiting while a client's
+//!   stream is full (lockstep, as hyper's broadcaster).
+
+use crate::streams::{self, CHUNK};
+use keel::body::{BodyError, BodySink, SinkWaker, Trailers};
+use keel::{Bytes, Request, Responder, Response, Router, Routes, StatusCode};
+use sha2::{Digest, Sha256};
+
+/// New SSE clients waiting for the broadcaster to take them in.
+const SUBSCRIBE_QUEUE: usize = 1024;
+
+/// Hashes an upload as it arrives, and answers its digest.
+struct HashUpload {
+    hasher: Sha256,
+    responder: Option<Responder>,
+}
+
+impl BodySink for HashUpload {
+    fn data(&mut self, data: &[u8], _: &SinkWaker) -> usize {
+        self.hasher.update(data);
+        data.len()
+    }
+
+    fn end(&mut self, _: &Trailers<'_>) {
+        let digest = streams::hex(&std::mem::take(&mut self.hasher).finalize());
+        if let Some(responder) = self.responder.take() {
+            responder.respond(|res| {
+                res.header("Content-Type", "text/plain")
+                    .body(digest.as_bytes());
+            });
+        }
+    }
+
+    fn fail(&mut self, error: BodyError) {
+        if let Some(responder) = self.responder.take() {
+            responder.respond(|res| res.status(error.status()).body(b""));
+        }
+    }
+}
+
+fn upload(_: &Request<'_>, res: &mut Response<'_>) {
+    let responder = Some(res.defer());
+    res.read_body(HashUpload {
+        hasher: Sha256::new(),
+        responder,
+    });
+}
+
+/// The routes, and the broadcaster thread behind `/events`.
+pub fn routes() -> Routes {
+    let chunk = Bytes::from(streams::pattern(CHUNK));
+    let (subscribe, subscribers) = crossbeam_channel::bounded(SUBSCRIBE_QUEUE);
+    std::thread::spawn(move || broadcast(subscribers));
+    Router::new()
+        .post("/upload", upload)
+        .stream_body()
+        .get(
+            "/download",
+            move |req: &Request<'_>, res: &mut Response<'_>| {
+                let Some(total) = req
+                    .query_param("bytes")
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    return res
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(b"want /download?bytes=N\n");
+                };
+                let mut body = res
+                    .header("Content-Type", "application/octet-stream")
+                    .stream_with_length(total);
+                let chunk = chunk.clone();
+                std::thread::spawn(move || {
+                    let mut left = total;
+                    while left > 0 {
+                        let n = left.min(CHUNK);
+                        if body.send_bytes(chunk.slice(..n)).is_err() {
+                            return; // the client left
+                        }
+                        left -= n;
+                    }
+                    let _ = body.finish();
+                });
+            },
+        )
+        .get("/events", move |_: &Request<'_>, res: &mut Response<'_>| {
+            let events = res.header("Content-Type", "text/event-stream").stream();
+            // A full queue of newcomers: the stream is dropped, which
+            // closes the connection.
+            let _ = subscribe.try_send(events);
+        })
+        .build()
+        .expect("the routes are valid")
+}
+
+/// Sends event 1, 2, ... to every subscribed client, each event to all of
+/// them before the next; drops a client whose connection is gone. Waits
+/// while nobody listens.
+fn broadcast(subscribers: crossbeam_channel::Receiver<keel::BodyStream>) {
+    let mut clients = Vec::new();
+    let mut counter = 0u64;
+    loop {
+        if clients.is_empty() {
+            match subscribers.recv() {
+                Ok(client) => clients.push(client),
+                Err(_) => return,
+            }
+        }
+        clients.extend(subscribers.try_iter());
+        counter += 1;
+        let event = streams::event(counter);
+        clients.retain_mut(|client| client.send(event.as_bytes()).is_ok());
+    }
+}
