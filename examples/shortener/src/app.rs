@@ -88,6 +88,10 @@ pub struct State {
     /// of which is refused as a link target.
     pub own_address: crate::validate::OwnAddress,
     pub telemetry: Telemetry,
+    /// Imports and exports in progress, against their caps.
+    pub transfers: crate::api::TransferSlots,
+    /// The thread that sends live clicks to `/api/links/:slug/live`.
+    pub live_feed: crate::api::LiveFeed,
     /// Whether the store's change feed is connected (see [`Feed`]).
     feed: AtomicU8,
 }
@@ -177,6 +181,8 @@ impl App {
             own_host,
             own_address,
             telemetry: Telemetry::new(),
+            transfers: Default::default(),
+            live_feed: Default::default(),
             config,
             feed: AtomicU8::new(Feed::None as u8),
         });

@@ -50,8 +50,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             println!(
                 "imported {} links, skipped {}",
-                report.imported,
-                report.skipped.len()
+                report.imported, report.skipped_total
             );
             Ok(())
         }

@@ -17,6 +17,11 @@ use std::sync::Arc;
 
 mod error;
 mod input;
+mod live;
+mod transfer;
+
+pub use live::LiveFeed;
+pub use transfer::{TransferSlots, MAX_IMPORT_BODY};
 
 use error::ErrorDetail;
 pub use error::{retry_after, ApiError};
@@ -111,6 +116,23 @@ pub fn routes(
             on_state(state, stats).with(AtHead(auth.require(Scope::Admin))),
         )
         .get("/api/links/:slug/qr.svg", read(qr_code))
+        .get(
+            "/api/links/:slug/live",
+            on_state(state, live::watch).with(AtHead(auth.require(Scope::Admin))),
+        )
+        .get(
+            "/api/export",
+            on_state(state, transfer::export).with(AtHead(auth.require(Scope::Admin))),
+        )
+        // Streamed: the CSV goes to the store as it arrives, up to 1 GiB,
+        // once the key and the write limit allowed it (from the head).
+        .post(
+            "/api/import",
+            on_state(state, transfer::import)
+                .with(AtHead(auth.require(Scope::Admin).limited(writes))),
+        )
+        .stream_body()
+        .body_limit(MAX_IMPORT_BODY)
 }
 
 /// Whether the client asked for JSON (`Accept: application/json`).

@@ -8,14 +8,31 @@ use crate::validate::OwnAddress;
 use crate::{slug, validate};
 use std::io::Read;
 
+/// Skipped rows an [`ImportReport`] tells about one by one; the rest are
+/// only counted, so a file of any size keeps the report small.
+pub const MAX_SKIPS_TOLD: usize = 1000;
+
 /// What an [`import`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
     /// Links created.
     pub imported: u64,
     /// Rows left out: line number in the file where the row starts (the
-    /// header is line 1) and why, in file order.
+    /// header is line 1) and why, in file order; the first
+    /// [`MAX_SKIPS_TOLD`] of them.
     pub skipped: Vec<(u64, String)>,
+    /// Rows left out in all.
+    pub skipped_total: u64,
+}
+
+impl ImportReport {
+    /// Counts a skipped row, and keeps why while there is room.
+    fn skip(&mut self, line: u64, reason: String) {
+        self.skipped_total += 1;
+        if self.skipped.len() < MAX_SKIPS_TOLD {
+            self.skipped.push((line, reason));
+        }
+    }
 }
 
 /// Reads links from CSV and creates them, in batches of [`MAX_BATCH`]
@@ -71,15 +88,13 @@ pub fn import(
                 let line = record.position().map_or(0, csv::Position::line);
                 match columns.row(&record, own, line) {
                     Ok((new, extra)) => batch.push(new, extra),
-                    Err(reason) => report.skipped.push((line, reason)),
+                    Err(reason) => report.skip(line, reason),
                 }
             }
             // A row that is not UTF-8 is one bad row; the reader goes on.
             Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
                 let line = e.position().map_or(0, csv::Position::line);
-                report
-                    .skipped
-                    .push((line, String::from("row is not valid UTF-8")));
+                report.skip(line, String::from("row is not valid UTF-8"));
             }
             Err(e) => return Err(e.into()),
         }
@@ -258,11 +273,9 @@ impl Batch {
                     }
                     Err(StoreError::SlugTaken) => {
                         let slug = new.slug.unwrap_or_default();
-                        report
-                            .skipped
-                            .push((extra.line, format!("slug {slug:?} is already taken")));
+                        report.skip(extra.line, format!("slug {slug:?} is already taken"));
                     }
-                    Err(e) => report.skipped.push((extra.line, e.to_string())),
+                    Err(e) => report.skip(extra.line, e.to_string()),
                 }
             }
         }

@@ -15,7 +15,7 @@ mod formats;
 mod import;
 
 pub use export::{create_export_file, export, EXPORT_HEADER};
-pub use import::{import, ImportReport};
+pub use import::{import, ImportReport, MAX_SKIPS_TOLD};
 
 use crate::store::StoreError;
 

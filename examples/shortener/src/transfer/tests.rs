@@ -101,7 +101,8 @@ fn export_then_import_round_trips_everything() {
         report,
         ImportReport {
             imported: 3,
-            skipped: vec![]
+            skipped: vec![],
+            skipped_total: 0,
         }
     );
     let strip = |links: Vec<Link>| -> Vec<Link> {
@@ -245,7 +246,8 @@ fn imports_a_shlink_export() {
         import_str(&store, csv),
         ImportReport {
             imported: 2,
-            skipped: vec![]
+            skipped: vec![],
+            skipped_total: 0,
         }
     );
     let one = store.get("abc12").unwrap().unwrap();
@@ -277,7 +279,8 @@ fn imports_a_yourls_export() {
         import_str(&store, csv),
         ImportReport {
             imported: 2,
-            skipped: vec![]
+            skipped: vec![],
+            skipped_total: 0,
         }
     );
     let ozh = store.get("ozh").unwrap().unwrap();

@@ -25,7 +25,7 @@ const STEP_TIMEOUT_MS = 15_000;
 // The live page reads GET /api/links/:slug/live, which issue 13 wires in
 // keel's streamed responses: set to true once that route answers, and the
 // live page's step runs (until then it is reported as skipped, not passed).
-const LIVE_STREAM_ROUTED = false;
+const LIVE_STREAM_ROUTED = true;
 
 if (!/^https?:\/\//.test(BASE_URL)) {
   console.error('e2e: set BASE_URL, e.g. BASE_URL=http://127.0.0.1:8080');

@@ -1,0 +1,148 @@
+//! `POST /api/import` and `GET /api/export`: the CSV of
+//! [`crate::transfer`] over HTTP, streamed both ways. An import reads the
+//! upload as it arrives and stores it in batches, never holding the file;
+//! an export writes rows as the store yields them, at the pace of the
+//! client. Both need the `admin` key (an export holds every password
+//! hash).
+
+use super::{json_headers, ApiError};
+use crate::app::State;
+use crate::transfer::{self, TransferError};
+use keel::{Request, Response, StatusCode};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The largest CSV an import takes (a million links is about 150 MB).
+pub const MAX_IMPORT_BODY: usize = 1 << 30;
+/// Skipped rows an import's answer lists one by one (all are counted).
+const SKIPS_ANSWERED: usize = 100;
+/// Imports at a time, and exports: each holds a blocking-pool thread for
+/// as long as its client takes to send or read.
+const IMPORTS_AT_ONCE: usize = 1;
+const EXPORTS_AT_ONCE: usize = 2;
+
+/// Counts the transfers in progress against their caps.
+#[derive(Debug, Default)]
+pub struct TransferSlots {
+    imports: Arc<AtomicUsize>,
+    exports: Arc<AtomicUsize>,
+}
+
+/// A transfer's place, given back when dropped: it moves into the job,
+/// so a job the pool refused (dropped unrun) gives it back too.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn take(count: &Arc<AtomicUsize>, cap: usize) -> Option<Slot> {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(Arc::clone(count)))
+}
+
+fn busy(what: &'static str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", what)
+}
+
+/// `POST /api/import`: the body is read on a blocking-pool thread as it
+/// arrives; the answer says what was imported and what was skipped.
+pub fn import(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
+    let Some(slot) = take(&state.transfers.imports, IMPORTS_AT_ONCE) else {
+        return busy("an import is already running").write(res);
+    };
+    let body = res.body_reader();
+    let state = Arc::clone(state);
+    super::offload(res, move |res| {
+        let _slot = slot;
+        let report =
+            transfer::import(&*state.store, body, &state.own_address).map_err(import_error)?;
+        if report.imported > 0 {
+            // A slug just imported may be cached as missing (for a few
+            // seconds): forget what the cache knows.
+            state.cache.clear();
+        }
+        let skips: Vec<_> = report
+            .skipped
+            .iter()
+            .take(SKIPS_ANSWERED)
+            .map(|(line, reason)| serde_json::json!({"line": line, "reason": reason}))
+            .collect();
+        json_headers(res);
+        res.json(&serde_json::json!({
+            "imported": report.imported,
+            "skipped": report.skipped_total,
+            "skips": skips,
+        }));
+        Ok(())
+    });
+}
+
+/// What a failed import says.
+fn import_error(error: TransferError) -> ApiError {
+    let io_kind = match &error {
+        TransferError::Io(e) => Some(e.kind()),
+        TransferError::Csv(e) => match e.kind() {
+            csv::ErrorKind::Io(e) => Some(e.kind()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (error, io_kind) {
+        (_, Some(io::ErrorKind::TimedOut)) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the upload stopped arriving",
+        ),
+        (_, Some(io::ErrorKind::InvalidData)) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the upload is over the import limit or badly framed",
+        ),
+        (_, Some(_)) => ApiError::bad_request("incomplete", "the upload ended early"),
+        (TransferError::Store(e), None) => e.into(),
+        (error, None) => ApiError::bad_request("bad_csv", error.to_string()),
+    }
+}
+
+/// `GET /api/export`: every link as CSV, streamed from a blocking-pool
+/// thread while the store yields rows. A failure half-way cuts the body
+/// short (no last chunk), so the client never takes a partial file for a
+/// whole one.
+pub fn export(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
+    let Some(slot) = take(&state.transfers.exports, EXPORTS_AT_ONCE) else {
+        return busy("too many exports are running").write(res);
+    };
+    let responder = res.defer();
+    let job_state = Arc::clone(state);
+    let job = move |responder: keel::Responder| {
+        let _slot = slot;
+        let Some(mut body) = responder.stream(|res| {
+            res.header("Content-Type", "text/csv; charset=utf-8")
+                .header("Content-Disposition", "attachment; filename=\"links.csv\"")
+                .header("Cache-Control", "no-store")
+                .header("X-Content-Type-Options", "nosniff");
+        }) else {
+            return; // the client is gone already
+        };
+        match transfer::export(&*job_state.store, &mut body) {
+            Ok(_) => {
+                let _ = body.finish();
+            }
+            Err(error) => {
+                eprintln!("shortener: export stopped: {error}");
+                body.abort();
+            }
+        }
+    };
+    if let Err((_full, responder)) = keel::blocking::global().spawn_answer(responder, job) {
+        responder.respond(|res| busy("the server is busy, retry shortly").write(res));
+    }
+}
