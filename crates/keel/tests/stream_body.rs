@@ -314,3 +314,20 @@ fn an_answer_before_the_body_ends_closes_and_the_rest_is_never_a_request() {
     assert!(reply.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{reply}");
     assert_eq!(reply.matches("HTTP/1.1").count(), 1, "{reply}");
 }
+
+#[test]
+fn a_request_without_a_body_reads_as_an_empty_stream() {
+    let (server, log, _) = server();
+    let mut stream = server.connect();
+    stream
+        .write_all(b"PUT /hash HTTP/1.1\r\nHost: a\r\n\r\nGET /n/4 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let replies = read_responses(&mut stream, 2);
+    let sha256_of_nothing = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    assert_eq!(
+        String::from_utf8_lossy(&replies[0].body),
+        format!("0 {sha256_of_nothing}")
+    );
+    assert_eq!(replies[1].body, b"4");
+    assert_eq!(wait_for(&log, 1).len(), 1);
+}

@@ -105,6 +105,9 @@ fn import_and_export_need_the_admin_key_and_refuse_before_reading() {
     assert!(!res.text().contains("100 Continue"));
     let res = server.request("GET", "/api/export", &[], b"");
     assert_error(&res, 401, "unauthorized");
+    // With the key but no body: not a CSV, a clear 400.
+    let res = server.api("POST", "/api/import", None);
+    assert_error(&res, 400, "bad_csv");
     // A write key may not: an export holds every password hash.
     let writer = Options::new()
         .env("SHORTENER_API_KEYS", "write:write-0123456789abcdefghij")

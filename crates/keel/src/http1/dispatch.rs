@@ -1,7 +1,7 @@
 //! Calling the handler: its head-time checks ([`admit`]), then the request
 //! itself ([`dispatch`]). Both contain a panic as a `500` and a close.
 
-use crate::body::BodySink;
+use crate::body::{BodySink, Trailers};
 use crate::deferred::Watch;
 use crate::http1::conn::Env;
 use crate::http1::output::Output;
@@ -167,14 +167,26 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
     );
     res.allow_defer(env.deferral, env.key);
     res.allow_upgrade(&request);
-    if sink.is_some() {
+    // A request without a body may be read as a stream too (a route that
+    // streams is asked only about requests that have one): it ends at once.
+    let empty_body = framing.body == BodyLength::Empty;
+    if sink.is_some() || empty_body {
         res.allow_body_stream();
     }
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
         Ok(()) => {
-            if let Some(sink) = sink {
-                *sink = res.take_body_sink();
+            match sink {
+                Some(sink) => *sink = res.take_body_sink(),
+                None => {
+                    if let Some(mut empty) = res.take_body_sink() {
+                        let ended = AssertUnwindSafe(|| empty.end(&Trailers::default()));
+                        // A sink that panics at its end is the handler's
+                        // bug; its answer (or the 500 of its dropped
+                        // responder) still goes out.
+                        let _ = catch_unwind(ended);
+                    }
+                }
             }
             if let Some(on_upgrade) = res.take_upgrade() {
                 env.answered(started);

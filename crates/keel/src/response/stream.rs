@@ -18,7 +18,9 @@ impl Response<'_> {
     /// closes after it, and the unread rest is never taken for a request.
     ///
     /// A handler of a streamed route that takes no body answers, and the
-    /// connection closes without reading it.
+    /// connection closes without reading it. A request without a body (no
+    /// `Content-Length`, no `Transfer-Encoding`) may be read this way on
+    /// any route: its sink is told the end as soon as the handler returns.
     ///
     /// Allocates the sink's box.
     ///
@@ -65,7 +67,9 @@ impl Response<'_> {
     ///
     /// # Panics
     ///
-    /// When the route does not stream its body, or the body was taken already.
+    /// When the request has a body and its route does not stream it (see
+    /// [`Handler::streams_body`](crate::Handler::streams_body)), or the
+    /// body was taken already.
     pub fn read_body(&mut self, sink: impl BodySink) {
         assert!(
             self.body_streams,
