@@ -25,7 +25,7 @@ impl std::error::Error for InvalidHeader {}
 /// The bytes a response field value may hold (RFC 9110 §5.5): visible
 /// characters, SP, HTAB and obs-text; no other control byte. A table, as
 /// for tokens: one load a byte.
-static FIELD_VALUE: [bool; 256] = {
+pub(super) static FIELD_VALUE: [bool; 256] = {
     let mut table = [true; 256];
     let mut b = 0;
     while b < 0x20 {

@@ -1,5 +1,6 @@
 //! Response writing: heads, framing, bodies, header checks.
 
+use super::headers::FIELD_VALUE;
 use super::*;
 
 fn render(
