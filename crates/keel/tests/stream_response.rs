@@ -14,13 +14,29 @@ use util::{read_responses, TestServer};
 /// What the producers of `/forever` saw when they stopped.
 type Stops = Arc<Mutex<mpsc::Sender<StreamError>>>;
 
+/// How long `/quiet`'s event stream took to learn its client left.
+type Noticed = Arc<Mutex<mpsc::Sender<Duration>>>;
+
 /// `/words` (three pieces from a thread), `/forever` (a piece every 5 ms
 /// until the client leaves), `/drop` (one piece, then dropped),
 /// `/sized/<n>` (declares 10 bytes, sends `n`), `/fill` (a handler that
 /// fills with `try_send` and reports how much went in), `/n/<k>`.
-fn routes(stops: Stops, filled: mpsc::Sender<(usize, BodyStream)>) -> Routes {
+fn routes(stops: Stops, filled: mpsc::Sender<(usize, BodyStream)>, noticed: Noticed) -> Routes {
     let filled = Mutex::new(filled);
     Router::new()
+        .get("/quiet", move |_: &Request<'_>, res: &mut Response<'_>| {
+            // An event stream with nothing to say: it must still learn at
+            // once that its client left, without sending anything.
+            let events = res.event_stream();
+            let noticed = Arc::clone(&noticed);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !events.is_closed() && started.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let _ = noticed.lock().unwrap().send(started.elapsed());
+            });
+        })
         .get("/words", |_: &Request<'_>, res: &mut Response<'_>| {
             let responder = res.defer();
             std::thread::spawn(move || {
@@ -84,15 +100,23 @@ struct Setup {
     server: TestServer,
     stops: mpsc::Receiver<StreamError>,
     filled: mpsc::Receiver<(usize, BodyStream)>,
+    noticed: mpsc::Receiver<Duration>,
 }
 
 fn setup() -> Setup {
     let (stop_tx, stops) = mpsc::channel();
     let (fill_tx, filled) = mpsc::channel();
+    let (noticed_tx, noticed) = mpsc::channel();
+    let routes = routes(
+        Arc::new(Mutex::new(stop_tx)),
+        fill_tx,
+        Arc::new(Mutex::new(noticed_tx)),
+    );
     Setup {
-        server: TestServer::start(routes(Arc::new(Mutex::new(stop_tx)), fill_tx)),
+        server: TestServer::start(routes),
         stops,
         filled,
+        noticed,
     }
 }
 
@@ -214,4 +238,24 @@ fn try_send_says_full_while_the_client_does_not_read_and_everything_arrives_afte
     assert_eq!(reply[0].body.len(), sent + 64 * 16 * 1024);
     assert!(reply[0].body[..sent].iter().all(|&b| b == b'f'));
     assert!(reply[0].body[sent..].iter().all(|&b| b == b'g'));
+}
+
+#[test]
+fn a_quiet_event_stream_learns_at_once_that_its_client_left() {
+    let s = setup();
+    let mut stream = s.server.connect();
+    stream
+        .write_all(b"GET /quiet HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 512];
+    let n = stream.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(
+        head.contains("Content-Type: text/event-stream\r\n"),
+        "{head}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream); // no event was ever sent: only the FIN tells
+    let took = s.noticed.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert!(took < Duration::from_secs(2), "noticed after {took:?}");
 }
