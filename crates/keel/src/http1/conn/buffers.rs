@@ -20,8 +20,12 @@ impl Conn {
         let buf = self.input.get_or_insert_with(|| pool.take());
         let room = buf.capacity() - buf.len();
         if self.stream_in.is_some() {
-            if buf.capacity() < STREAM_READ_BUFFER {
-                buf.reserve(STREAM_READ_BUFFER - buf.len());
+            // A streamed body is read through one buffer of its own size;
+            // only a chunk line or a trailer section the sink has not
+            // reached yet can leave it short of room.
+            let want = STREAM_READ_BUFFER.max(buf.len() + MIN_READ_ROOM);
+            if buf.capacity() < want {
+                buf.reserve(want - buf.len());
             }
             return buf;
         }
@@ -62,7 +66,11 @@ impl Conn {
 
     /// Gives back buffers that hold nothing: an idle connection keeps none.
     pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
-        if self.input.as_ref().is_some_and(|b| b.len() == self.start) && self.awaiting.is_none() {
+        // A streamed body keeps its read buffer (larger than the pool takes
+        // back) until it ends: giving it back between reads would allocate
+        // one per read.
+        let idle = self.awaiting.is_none() && self.stream_in.is_none();
+        if idle && self.input.as_ref().is_some_and(|b| b.len() == self.start) {
             if let Some(buf) = self.input.take() {
                 pool.give(buf);
             }
