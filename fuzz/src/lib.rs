@@ -16,12 +16,15 @@
 //! points: [`conn_bytes`], [`differential_split`] and [`pipeline`]. It must
 //! therefore depend on nothing but `keel`, `httparse` and `std`.
 
+mod streaming;
+
 use keel::testing::MemoryConn;
 use keel::{Bytes, Config, Handler, Request, Responder, Response, StatusCode, Version};
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
 use std::time::Duration;
+use streaming::{Paused, SinkKnobs, Sinks, Streams};
 
 // ---------------------------------------------------------------------------
 // Entry points (one per fuzz target)
@@ -84,6 +87,10 @@ pub fn differential_split(data: &[u8]) {
         "parse_errors counter"
     );
     assert_eq!(whole.closed, split.closed, "closed after the stream");
+    assert!(
+        whole.upgraded == split.upgraded,
+        "split delivery changed the bytes after an upgrade"
+    );
     if whole.open_after_stream && split.open_after_stream {
         assert_eq!(whole.idle, split.idle, "holds_no_buffer after the stream");
     }
@@ -123,7 +130,7 @@ pub fn pipeline(data: &[u8]) {
         "a valid request was refused; {}",
         context()
     );
-    let closing = sent.iter().position(|s| s.closes);
+    let closing = sent.iter().position(|s| s.closes || s.upgrades);
     let expected_calls = closing.map_or(sent.len(), |i| i + 1);
     assert_eq!(
         t.calls.len(),
@@ -136,6 +143,7 @@ pub fn pipeline(data: &[u8]) {
         assert_eq!(call.target, want.target, "target; {}", context());
         assert_eq!(call.http10, want.http10, "version; {}", context());
         assert!(call.body == want.body, "body; {}", context());
+        assert_eq!(call.trailers, want.trailers, "trailers; {}", context());
         assert_eq!(
             call.reply.keep_alive,
             !want.closes,
@@ -143,6 +151,15 @@ pub fn pipeline(data: &[u8]) {
             context()
         );
     }
+    let upgrade = closing
+        .map(|i| &sent[i])
+        .filter(|s| s.upgrades && !s.closes);
+    assert_eq!(
+        t.upgraded.as_deref(),
+        upgrade.map(|s| &wire[s.end..]),
+        "the bytes after an upgrade; {}",
+        context()
+    );
     assert_eq!(t.closed, closing.is_some(), "closed; {}", context());
     if !t.closed {
         assert!(
@@ -338,6 +355,8 @@ struct Call {
     target: String,
     http10: bool,
     body: Vec<u8>,
+    /// A streamed body's trailer fields (names lowercased), in order.
+    trailers: Vec<(String, Vec<u8>)>,
     reply: Reply,
 }
 
@@ -375,6 +394,9 @@ impl Waiting {
 struct FuzzHandler {
     log: Log,
     waiting: Waiting,
+    paused: Paused,
+    streams: Streams,
+    sinks: Sinks,
 }
 
 /// The payload of the handler's deliberate panics.
@@ -415,6 +437,16 @@ fn big_body() -> Bytes {
 }
 
 impl Handler for FuzzHandler {
+    fn streams_body(&self, req: &Request<'_>) -> bool {
+        SinkKnobs::of(req.path()).is_some()
+    }
+
+    fn body_limit(&self, req: &Request<'_>) -> Option<usize> {
+        SinkKnobs::of(req.path())
+            .filter(|knobs| knobs.limited)
+            .map(|_| 16)
+    }
+
     fn handle(&self, req: &Request<'_>, res: &mut Response<'_>) {
         // Touch the request accessors (percent decoding and friends).
         let _ = (
@@ -437,16 +469,14 @@ impl Handler for FuzzHandler {
         };
         let index = {
             let mut log = self.log.lock();
-            log.push(Call {
-                method: req.method().to_owned(),
-                target: req.target().to_owned(),
-                http10,
-                body: body.to_vec(),
-                reply: Reply::panicked(),
-            });
+            log.push(streaming::new_call(req, http10));
             log.len() - 1
         };
         let path = req.path();
+        if let Some(knobs) = SinkKnobs::of(path) {
+            streaming::read_streamed(res, knobs, index, http10, self);
+            return;
+        }
         match path {
             "/panic" | "/misuse" => {
                 if path == "/panic" {
@@ -518,6 +548,10 @@ impl Handler for FuzzHandler {
                 };
                 reply.body = body.to_vec();
             }
+            "/pieces" => {
+                reply = streaming::respond_in_pieces(res, body, http10, &self.streams);
+            }
+            "/upgrade" => reply = streaming::upgrade(res),
             "/big" => {
                 let big = big_body().slice(..4093 + body.len() % 8);
                 reply.body = big.to_vec();
@@ -642,6 +676,9 @@ struct Transcript {
     open_after_stream: bool,
     /// `holds_no_buffer()` once the stream was sent.
     idle: bool,
+    /// After a switch of protocols: the bytes that followed the upgrade
+    /// request (`take_upgrade`).
+    upgraded: Option<Vec<u8>>,
 }
 
 fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
@@ -650,6 +687,20 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
     let handler = FuzzHandler {
         log: log.clone(),
         waiting: waiting.clone(),
+        paused: Paused::default(),
+        streams: Streams::default(),
+        sinks: Sinks::default(),
+    };
+    let (paused, streams, sinks) = (
+        handler.paused.clone(),
+        handler.streams.clone(),
+        handler.sinks.clone(),
+    );
+    let harness = Harness {
+        waiting: &waiting,
+        log: &log,
+        paused: &paused,
+        streams: &streams,
     };
     let mut conn = MemoryConn::with_config(handler, config.clone());
     let mut out = Vec::new();
@@ -658,7 +709,7 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
         let was_closed = conn.is_closed();
         conn.send(piece);
         newlines += piece.iter().filter(|&&b| b == b'\n').count();
-        let got = receive(&mut conn, &waiting, &log);
+        let got = harness.receive(&mut conn, false);
         assert!(
             !was_closed || got.is_empty(),
             "output after the connection closed:\n{}",
@@ -669,6 +720,8 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
     let expire = matches!(finish, Finish::Expire | Finish::ExpireThenClose);
     // Deferred answers kept for the end: given now, or left to time out.
     let mut deferred_expired = 0;
+    // Paused sinks and streamed responses kept for the end go on first.
+    out.extend_from_slice(&harness.receive(&mut conn, true));
     loop {
         let mut list = std::mem::take(&mut *waiting.lock());
         assert!(
@@ -688,27 +741,31 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
         } else {
             let reply = answer(d.responder, &d.body, d.http10);
             log.lock()[d.index].reply = reply;
-            out.extend_from_slice(&receive(&mut conn, &waiting, &log));
+            out.extend_from_slice(&harness.receive(&mut conn, true));
         }
     }
+    // Only a streamed body still arriving may keep its answer waiting.
     assert!(
-        conn.settle(Duration::ZERO),
+        conn.settle(Duration::ZERO) || sinks.reading() > 0,
         "waits for a deferred response that was given"
     );
     let open_after_stream = !conn.is_closed();
     let idle = conn.holds_no_buffer();
+    // Nothing after the upgrade request was parsed as HTTP: it is all here.
+    let upgraded = conn.take_upgrade().map(|bytes| bytes.to_vec());
     let mut peer_eof = false;
     let mut timed_out = false;
     // Closed by the idle deadline: quietly, with no response saying so
     // (as a peer's EOF closes it).
     let mut quiet_close = false;
     if expire && !conn.is_closed() {
-        conn.expire_deadline();
-        assert!(conn.is_closed(), "open after its deadline passed");
-        let got = conn.recv();
         // Idle between requests, the connection closes quietly (as a worker
-        // does at the idle deadline); otherwise the client gets a 408.
-        let between_requests = idle && !log.lock().is_empty();
+        // does at the idle deadline); otherwise the client gets a 408 (from
+        // the sink of a streamed body, told it timed out).
+        let between_requests = idle && !log.lock().is_empty() && sinks.reading() == 0;
+        conn.expire_deadline();
+        let got = harness.receive(&mut conn, true);
+        assert!(conn.is_closed(), "open after its deadline passed");
         timed_out = !between_requests;
         quiet_close = between_requests;
         if between_requests {
@@ -726,14 +783,30 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
         out.extend_from_slice(&got);
     }
     if matches!(finish, Finish::CloseInput | Finish::ExpireThenClose) {
+        // A streamed body still arriving never will: its sink hears so,
+        // and its answer is the only output that may follow.
+        let reading = sinks.reading();
         conn.close_input();
         peer_eof = true;
+        let got = harness.receive(&mut conn, true);
         assert!(conn.is_closed(), "open after the peer's EOF");
-        assert!(conn.recv().is_empty(), "output after the peer's EOF");
+        assert!(
+            reading > 0 || got.is_empty(),
+            "output after the peer's EOF:\n{}",
+            show(&got)
+        );
+        out.extend_from_slice(&got);
     }
     if conn.is_closed() {
         conn.send(PROBE);
         assert!(conn.recv().is_empty(), "a closed connection answered");
+        let probe = conn.take_upgrade();
+        if upgraded.is_some() {
+            assert_eq!(probe.as_deref(), Some(PROBE), "bytes sent after an upgrade");
+        }
+    }
+    if conn.is_closed() && upgraded.is_none() {
+        assert_eq!(sinks.reading(), 0, "a sink neither ended nor failed");
     }
     let calls = std::mem::take(&mut *log.lock());
     let stats = conn.stats();
@@ -752,8 +825,8 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
         &stats,
         config,
         closed,
-        peer_eof || quiet_close,
-        deferred_expired,
+        peer_eof || quiet_close || upgraded.is_some(),
+        deferred_expired + sinks.timed_out(),
     );
 
     let finals = responses.iter().filter(|r| !r.interim).count();
@@ -780,24 +853,39 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
         closed,
         open_after_stream,
         idle,
+        upgraded,
     }
 }
 
-/// Takes the connection's output, answering the deferred responses meant to
-/// be answered at once (each may let held-back requests through, which may
-/// defer again).
-fn receive<H: Handler>(conn: &mut MemoryConn<H>, waiting: &Waiting, log: &Log) -> Vec<u8> {
-    let mut got = conn.recv();
-    loop {
-        let next = {
-            let mut list = waiting.lock();
-            let at = list.iter().position(|d| !d.at_end);
-            at.map(|i| list.remove(i))
-        };
-        let Some(d) = next else { return got };
-        let reply = answer(d.responder, &d.body, d.http10);
-        log.lock()[d.index].reply = reply;
-        got.extend_from_slice(&conn.recv());
+/// What the harness keeps to act on between and after `send`s.
+struct Harness<'a> {
+    waiting: &'a Waiting,
+    log: &'a Log,
+    paused: &'a Paused,
+    streams: &'a Streams,
+}
+
+impl Harness<'_> {
+    /// Takes the connection's output, answering the deferred responses,
+    /// waking the paused sinks and sending the rest of the streamed
+    /// responses meant to go on after a `send` (`at_end`: all of them), each
+    /// of which may let held-back requests through, which may do so again.
+    fn receive<H: Handler>(&self, conn: &mut MemoryConn<H>, at_end: bool) -> Vec<u8> {
+        let mut got = conn.recv();
+        loop {
+            let next = {
+                let mut list = self.waiting.lock();
+                let at = list.iter().position(|d| !d.at_end);
+                at.map(|i| list.remove(i))
+            };
+            if let Some(d) = next {
+                let reply = answer(d.responder, &d.body, d.http10);
+                self.log.lock()[d.index].reply = reply;
+            } else if !self.paused.wake(at_end) && !self.streams.send_due(conn, at_end, &mut got) {
+                return got;
+            }
+            got.extend_from_slice(&conn.recv());
+        }
     }
 }
 
@@ -857,6 +945,8 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
 
 /// Splits the output into responses and checks each against the handler's
 /// log, then the whole against the counters. Panics on any violation.
+/// `answered_timeouts`: timeouts counted for requests the handler took (a
+/// deferred answer not given in time, a streamed body not arriving in time).
 fn check_output(
     out: &[u8],
     calls: &[Call],
@@ -864,7 +954,7 @@ fn check_output(
     config: &Config,
     closed: bool,
     quiet_close: bool,
-    deferred_expired: u64,
+    answered_timeouts: u64,
 ) -> Vec<Parsed> {
     let fail = |at: usize, what: String| -> ! {
         panic!(
@@ -882,7 +972,7 @@ fn check_output(
         let rest = &out[pos..];
         let head = parse_head(rest).unwrap_or_else(|e| fail(pos, e));
         let status = head.status;
-        if (100..200).contains(&status) {
+        if (100..200).contains(&status) && status != 101 {
             if &rest[..head.len] != b"HTTP/1.1 100 Continue\r\n\r\n" {
                 fail(pos, "unexpected interim response".into());
             }
@@ -941,7 +1031,8 @@ fn check_output(
             Some(v) if v.as_slice() == b"chunked" => true,
             Some(_) => fail(pos, "bad Transfer-Encoding".into()),
         };
-        let no_body_status = matches!(status, 204 | 304);
+        // A 101 ends HTTP on the connection: no body, nothing after it.
+        let no_body_status = matches!(status, 101 | 204 | 304);
         if no_body_status && (length.is_some() || chunked) {
             fail(pos, format!("framing header on a {status}"));
         }
@@ -969,6 +1060,9 @@ fn check_output(
         };
         if closes && pos + end != out.len() {
             fail(pos, "bytes after a Connection: close response".into());
+        }
+        if status == 101 && pos + end != out.len() {
+            fail(pos, "bytes after a 101 Switching Protocols".into());
         }
         last_closes = closes;
 
@@ -1060,7 +1154,7 @@ fn check_output(
             stats.requests
         ));
     }
-    let refused = stats.parse_errors + stats.timeouts - deferred_expired;
+    let refused = stats.parse_errors + stats.timeouts - answered_timeouts;
     if refused > 1 || calls.len() as u64 + refused != stats.requests {
         fail(format!(
             "{} handler calls do not add up with the counters",
@@ -1188,11 +1282,17 @@ struct Sent {
     body: Vec<u8>,
     /// The connection must close after its response.
     closes: bool,
+    /// It switches protocols: what follows it is no longer HTTP.
+    upgrades: bool,
+    /// The trailer fields a streamed body's sink must be told.
+    trailers: Vec<(String, Vec<u8>)>,
+    /// Where it ends in the byte stream.
+    end: usize,
 }
 
 fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent {
     const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
-    const TARGETS: [&str; 13] = [
+    const TARGETS: [&str; 20] = [
         "/",
         "/echo?q=a%20b&r=+",
         "/chunked",
@@ -1206,6 +1306,13 @@ fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent {
         "http://fuzz/echo",
         "*",
         "/defer",
+        "/stream",
+        "/stream/1",
+        "/stream/3",
+        "/stream/10",
+        "/stream/18",
+        "/pieces",
+        "/upgrade",
     ];
     let method = METHODS[usize::from(cur.byte()) % METHODS.len()];
     let mut target = TARGETS[usize::from(cur.byte()) % TARGETS.len()];
@@ -1248,6 +1355,15 @@ fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent {
     }
     if close {
         let _ = write!(wire_str(wire), "{}: close\r\n", name("Connection"));
+    }
+    let upgrade = target == "/upgrade";
+    if upgrade {
+        let _ = write!(
+            wire_str(wire),
+            "{}: upgrade\r\n{}: x\r\n",
+            name("Connection"),
+            name("Upgrade")
+        );
     }
     if expect && !http10 && kind != 0 {
         let _ = write!(wire_str(wire), "{}: 100-continue\r\n", name("Expect"));
@@ -1293,17 +1409,28 @@ fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent {
         }
         _ => wire.extend_from_slice(b"\r\n"),
     }
-    let defer_closes =
-        target == "/defer" && (body.len() % 4 == 2 || (http10 && body.len() / 4 % 3 == 1));
+    let streamed_body = target.starts_with(streaming::STREAM_PREFIX);
+    // Answered by `answer`, which may stream its body (to close, for 1.0).
+    let answer_closes = http10 && body.len() / 4 % 3 == 1;
+    let defer_closes = (target == "/defer" && (body.len() % 4 == 2 || answer_closes))
+        || (streamed_body && answer_closes);
     let path_closes = defer_closes
         || matches!(target, "/close" | "/panic" | "/misuse")
-        || (http10 && target == "/chunked")
+        || (http10 && matches!(target, "/chunked" | "/pieces"))
         || (http10 && target == "/status" && body.len() / 2 % 3 == 2);
     Sent {
         method: method.to_owned(),
         target: target.to_owned(),
         http10,
         closes: close || (http10 && !keep_alive_10) || path_closes,
+        // RFC 9110 §7.8: not for HTTP/1.0; not on a closing connection.
+        upgrades: upgrade && !http10 && !close,
+        trailers: if streamed_body && kind == 2 && trailers {
+            vec![("x-trailer".to_owned(), b"yes".to_vec())]
+        } else {
+            Vec::new()
+        },
+        end: wire.len(),
         body,
     }
 }
