@@ -753,6 +753,13 @@ fn run(config: &Config, pieces: &[&[u8]], finish: Finish) -> Transcript {
     let idle = conn.holds_no_buffer();
     // Nothing after the upgrade request was parsed as HTTP: it is all here.
     let upgraded = conn.take_upgrade().map(|bytes| bytes.to_vec());
+    if let Some(after) = &upgraded {
+        assert!(
+            pieces.concat().ends_with(after),
+            "the bytes after an upgrade are not the end of the stream:\n{}",
+            show(after)
+        );
+    }
     let mut peer_eof = false;
     let mut timed_out = false;
     // Closed by the idle deadline: quietly, with no response saying so
@@ -1148,7 +1155,13 @@ fn check_output(
     }
 
     let fail = |what: String| fail(out.len(), what);
-    if finals as u64 != stats.requests {
+    // A streamed body still arriving when the input ended: its call (the
+    // last) has no answer yet, and counts as a request.
+    let unanswered = calls.iter().filter(|c| c.reply.status == 0).count();
+    if unanswered > 1 || (unanswered == 1 && calls.last().is_some_and(|c| c.reply.status != 0)) {
+        fail("an unanswered call before the last".into());
+    }
+    if (finals + unanswered) as u64 != stats.requests {
         fail(format!(
             "{finals} responses, requests counter {}",
             stats.requests
