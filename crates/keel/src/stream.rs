@@ -51,6 +51,10 @@ struct State {
     notified: bool,
 }
 
+/// The most bytes chunked framing adds to a piece: its size in hex (16
+/// digits at most) and two CRLFs.
+const CHUNK_FRAMING: usize = 16 + 4;
+
 /// The queue a [`BodyStream`] shares with its connection.
 pub(crate) struct StreamShared {
     state: Mutex<State>,
@@ -334,13 +338,23 @@ impl BodyStream {
         match state.framing {
             StreamFraming::Nothing => return Ok(true),
             StreamFraming::Length(left) if len > left => return Err(StreamError::WrongLength),
+            _ => {}
+        }
+        // Room for the whole framed piece at once: the size line, the copy
+        // and the CRLF would otherwise grow a fresh queue three times.
+        let copied = match piece {
+            Piece::Copy(data) => data.len(),
+            Piece::Shared(_) => 0,
+        };
+        state.buf.reserve(copied + CHUNK_FRAMING);
+        match state.framing {
             StreamFraming::Length(left) => state.framing = StreamFraming::Length(left - len),
             StreamFraming::Chunked => {
                 let mut digits = [0u8; 16];
                 state.buf.extend_from_slice(hex(len, &mut digits));
                 state.buf.extend_from_slice(b"\r\n");
             }
-            StreamFraming::UntilClose => {}
+            StreamFraming::UntilClose | StreamFraming::Nothing => {}
         }
         let shared_len = match piece {
             Piece::Copy(data) => {

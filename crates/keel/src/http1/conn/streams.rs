@@ -68,7 +68,9 @@ impl Conn {
         let Some(out) = &self.stream_out else {
             return false;
         };
-        if self.output.pending() >= env.config.max_output_buffered {
+        // Past the limit, as `wants_input` counts it: with a limit of 0,
+        // an empty output still takes the next pieces.
+        if self.output.pending() > env.config.max_output_buffered {
             return false;
         }
         let output = &mut self.output;
