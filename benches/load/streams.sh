@@ -33,6 +33,7 @@
 #
 # Environment: UPLOAD_BYTES, DOWNLOAD_BYTES (default 1G; K, M, G suffixes are
 # powers of 1024), UPLOAD_FRAMING (length or chunked, default length),
+# UPLOAD_DISCARD (1: upload to /discard, counted, not hashed),
 # SSE_CLIENTS (1000), SSE_SECONDS (10), SSE_PAUSE_MS (50), ROUNDS (1), WORKERS (1), PORT
 # (18090), SERVER_CPU (0), CLIENT_CPU (1), SERVER_QUOTA (unset: no cap),
 # SKIP_BUILD=1 to use built binaries. Raises the descriptor limit for the
@@ -56,6 +57,9 @@ case $UPLOAD_FRAMING in
     chunked) upload_flags=(--chunked) ;;
     *) echo "UPLOAD_FRAMING: length or chunked, not $UPLOAD_FRAMING" >&2; exit 2 ;;
 esac
+# UPLOAD_DISCARD=1: uploads go to /discard, counted rather than hashed: the
+# servers' own cost of receiving, without SHA-256's.
+[ "${UPLOAD_DISCARD:-0}" = 1 ] && upload_flags+=(--discard)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NEED_WRK=0

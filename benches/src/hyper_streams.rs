@@ -74,13 +74,18 @@ impl Streams {
     async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let res = match (req.method(), req.uri().path()) {
             (&Method::POST, "/upload") => upload(req.into_body()).await,
+            (&Method::POST, "/discard") => discard(req.into_body()).await,
             (&Method::GET, "/download") => match requested_bytes(req.uri().query()) {
                 Some(n) => self.download(n),
                 None => text(StatusCode::BAD_REQUEST, "want /download?bytes=N\n"),
             },
             (&Method::GET, "/events") => self.events().await,
-            (_, path @ ("/upload" | "/download" | "/events")) => {
-                let allow = if path == "/upload" { "POST" } else { "GET" };
+            (_, path @ ("/upload" | "/discard" | "/download" | "/events")) => {
+                let allow = if matches!(path, "/upload" | "/discard") {
+                    "POST"
+                } else {
+                    "GET"
+                };
                 let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "");
                 res.headers_mut()
                     .insert(ALLOW, HeaderValue::from_static(allow));
@@ -146,6 +151,24 @@ async fn upload(mut body: Incoming) -> Response<Body> {
         StatusCode::OK,
         "text/plain",
         Either::Left(Full::new(Bytes::from(digest))),
+    )
+}
+
+/// Reads the body frame by frame, keeping nothing, and answers its length:
+/// the upload without the hash, so what is measured is the server's own
+/// cost of receiving.
+async fn discard(mut body: Incoming) -> Response<Body> {
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => len += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "the body broke off\n"),
+        }
+    }
+    response(
+        StatusCode::OK,
+        "text/plain",
+        Either::Left(Full::new(Bytes::from(len.to_string()))),
     )
 }
 

@@ -49,6 +49,35 @@ impl BodySink for HashUpload {
     }
 }
 
+/// Counts an upload and answers its length: the upload without the hash.
+struct Discard {
+    len: u64,
+    responder: Option<Responder>,
+}
+
+impl BodySink for Discard {
+    fn data(&mut self, data: &[u8], _: &SinkWaker) -> usize {
+        self.len += data.len() as u64;
+        data.len()
+    }
+
+    fn end(&mut self, _: &Trailers<'_>) {
+        let len = self.len.to_string();
+        if let Some(responder) = self.responder.take() {
+            responder.respond(|res| {
+                res.header("Content-Type", "text/plain")
+                    .body(len.as_bytes());
+            });
+        }
+    }
+
+    fn fail(&mut self, error: BodyError) {
+        if let Some(responder) = self.responder.take() {
+            responder.respond(|res| res.status(error.status()).body(b""));
+        }
+    }
+}
+
 fn upload(_: &Request<'_>, res: &mut Response<'_>) {
     let responder = Some(res.defer());
     res.read_body(HashUpload {
@@ -64,6 +93,11 @@ pub fn routes() -> Routes {
     std::thread::spawn(move || broadcast(subscribers));
     Router::new()
         .post("/upload", upload)
+        .stream_body()
+        .post("/discard", |_: &Request<'_>, res: &mut Response<'_>| {
+            let responder = Some(res.defer());
+            res.read_body(Discard { len: 0, responder });
+        })
         .stream_body()
         .get(
             "/download",

@@ -31,7 +31,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: stream_client MODE [--addr HOST:PORT] [options]
-  upload   --bytes N [--chunked]   POST /upload of N bytes (Content-Length, or chunked)
+  upload   --bytes N [--chunked] [--discard]
+                                  POST /upload of N bytes (Content-Length, or chunked);
+                                  --discard: to /discard, counted rather than hashed
   download --bytes N               GET /download?bytes=N
   sse      --clients C --seconds S [--pause-ms P]
            C clients of GET /events for S seconds; a client that has read
@@ -66,6 +68,8 @@ enum Mode {
     Upload {
         bytes: u64,
         chunked: bool,
+        /// To `POST /discard` (counted, not hashed), checking the count.
+        discard: bool,
     },
     Download {
         bytes: u64,
@@ -97,12 +101,14 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
     let mode = args.next().unwrap_or_default();
     let (mut addr, mut bytes, mut chunked) = ("127.0.0.1:8083".to_owned(), None, false);
     let (mut clients, mut seconds, mut pause_ms) = (None, None, SSE_PAUSE_MS);
+    let mut discard = false;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
         match arg.as_str() {
             "--addr" => addr = value("--addr")?,
             "--bytes" => bytes = Some(parse_size(&value("--bytes")?)?),
             "--chunked" => chunked = true,
+            "--discard" => discard = true,
             "--clients" => clients = Some(parse_size(&value("--clients")?)?),
             "--seconds" => seconds = Some(parse_size(&value("--seconds")?)?),
             "--pause-ms" => pause_ms = parse_size(&value("--pause-ms")?)?,
@@ -114,6 +120,7 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
         "upload" => Mode::Upload {
             bytes: bytes.ok_or("upload needs --bytes")?,
             chunked,
+            discard,
         },
         "download" => Mode::Download {
             bytes: bytes.ok_or("download needs --bytes")?,
@@ -154,6 +161,7 @@ fn send_upload(
     addr: SocketAddr,
     bytes: u64,
     chunked: bool,
+    path: &str,
 ) -> io::Result<()> {
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
@@ -162,7 +170,7 @@ fn send_upload(
     };
     write!(
         stream,
-        "POST /upload HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n{framing}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n{framing}\r\n\r\n"
     )?;
     let block = streams::pattern(UPLOAD_BLOCK);
     // A whole block as one chunk, framing included, built once.
@@ -194,21 +202,26 @@ fn send_upload(
     Ok(())
 }
 
-fn upload(addr: SocketAddr, bytes: u64, chunked: bool) -> Result<(), String> {
-    // The expected digest, before the clock starts.
-    let block = streams::pattern(UPLOAD_BLOCK);
-    let mut hasher = Sha256::new();
-    let mut left = bytes;
-    while left > 0 {
-        let len = usize::try_from(left).map_or(UPLOAD_BLOCK, |left| left.min(UPLOAD_BLOCK));
-        hasher.update(&block[..len]);
-        left -= len as u64;
-    }
-    let expected = streams::hex(&hasher.finalize());
+fn upload(addr: SocketAddr, bytes: u64, chunked: bool, discard: bool) -> Result<(), String> {
+    // The expected answer (the digest, or the length), before the clock starts.
+    let expected = if discard {
+        bytes.to_string()
+    } else {
+        let block = streams::pattern(UPLOAD_BLOCK);
+        let mut hasher = Sha256::new();
+        let mut left = bytes;
+        while left > 0 {
+            let len = usize::try_from(left).map_or(UPLOAD_BLOCK, |left| left.min(UPLOAD_BLOCK));
+            hasher.update(&block[..len]);
+            left -= len as u64;
+        }
+        streams::hex(&hasher.finalize())
+    };
+    let path = if discard { "/discard" } else { "/upload" };
 
     let started = Instant::now();
     let mut stream = connect(addr).map_err(|e| format!("connect: {e}"))?;
-    send_upload(&mut stream, addr, bytes, chunked).map_err(|e| format!("sending: {e}"))?;
+    send_upload(&mut stream, addr, bytes, chunked, path).map_err(|e| format!("sending: {e}"))?;
     let mut buf = ReadBuf::new(READ_BUFFER);
     let head = read_head(&mut stream, &mut buf).map_err(|e| format!("response: {e}"))?;
     let mut answer = Vec::new();
@@ -221,7 +234,7 @@ fn upload(addr: SocketAddr, bytes: u64, chunked: bool) -> Result<(), String> {
     let answer = String::from_utf8_lossy(&answer);
     if head.status != 200 || answer.trim() != expected {
         return Err(format!(
-            "upload: status {}, digest {:?}, expected {expected}",
+            "upload: status {}, answer {:?}, expected {expected}",
             head.status,
             answer.trim()
         ));
@@ -229,7 +242,7 @@ fn upload(addr: SocketAddr, bytes: u64, chunked: bool) -> Result<(), String> {
     let rate = megabytes_per_second(bytes, elapsed);
     let framing = if chunked { "chunked" } else { "length" };
     println!(
-        "upload: {bytes} bytes ({framing}) in {:.3} s: {rate:.1} MB/s, SHA-256 checked",
+        "upload: {bytes} bytes ({framing}) to {path} in {:.3} s: {rate:.1} MB/s, answer checked",
         elapsed.as_secs_f64()
     );
     println!(
@@ -447,7 +460,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match mode {
-        Mode::Upload { bytes, chunked } => upload(addr, bytes, chunked),
+        Mode::Upload {
+            bytes,
+            chunked,
+            discard,
+        } => upload(addr, bytes, chunked, discard),
         Mode::Download { bytes } => download(addr, bytes),
         Mode::Sse {
             clients,

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// A finished deferred response on its way back to its worker.
@@ -115,7 +115,10 @@ impl Deferral {
     /// the two sides share (the one allocation a deferral makes here).
     pub(crate) fn responder(&self, key: usize, shape: ResponseShape) -> (Responder, u64, Watch) {
         let ticket = self.ticket();
-        let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
+        let claim = Arc::new(Claim {
+            state: AtomicU8::new(PENDING),
+            close: AtomicBool::new(false),
+        });
         let watch = Watch {
             claim: Arc::clone(&claim),
             observer: None,
@@ -146,20 +149,30 @@ const ABANDONED: u8 = 2;
 /// (a deadline `503`, a closed connection). Exactly one side wins it, so
 /// a responder can tell whether its answer counts.
 #[derive(Debug)]
-pub(crate) struct Claim(AtomicU8);
+pub(crate) struct Claim {
+    state: AtomicU8,
+    /// The connection closes after this answer (its streamed request body
+    /// failed): the answer must say `Connection: close`.
+    close: AtomicBool,
+}
 
 impl Claim {
     /// Takes the deferral for `side`; `false` when the other side has it.
     fn settle(&self, side: u8) -> bool {
         // AcqRel: whatever a side did before it claimed is visible to the
         // side that reads the verdict.
-        self.0
+        self.state
             .compare_exchange(PENDING, side, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
+    /// The connection will close after this answer: say so in it.
+    pub(crate) fn close_after_answer(&self) {
+        self.close.store(true, Ordering::Release);
+    }
+
     fn is_abandoned(&self) -> bool {
-        self.0.load(Ordering::Acquire) == ABANDONED
+        self.state.load(Ordering::Acquire) == ABANDONED
     }
 }
 
@@ -230,6 +243,12 @@ impl Watch {
                 observer(outcome);
             }),
         });
+    }
+
+    /// The claim, for a streamed request body whose failure must make the
+    /// answer say `Connection: close` (see `Claim::close_after_answer`).
+    pub(crate) fn claim(&self) -> Arc<Claim> {
+        Arc::clone(&self.claim)
     }
 
     /// The worker gives up waiting: `true` when it may answer itself,
@@ -320,7 +339,8 @@ impl Responder {
         }
         let mut bytes = BytesMut::with_capacity(1024);
         let mut large = Vec::new();
-        let mut res = Response::with_shape(&mut bytes, &mut large, self.shape, &self.server_line);
+        let shape = self.shape();
+        let mut res = Response::with_shape(&mut bytes, &mut large, shape, &self.server_line);
         write(&mut res);
         res.finish();
         let (status, keep_alive) = (res.status_code().as_u16(), res.keeps_alive());
@@ -400,7 +420,8 @@ impl Responder {
         }
         let mut bytes = BytesMut::with_capacity(512);
         let mut large = Vec::new();
-        let mut res = Response::with_shape(&mut bytes, &mut large, self.shape, &self.server_line);
+        let shape = self.shape();
+        let mut res = Response::with_shape(&mut bytes, &mut large, shape, &self.server_line);
         head(&mut res);
         let framing = res.begin_stream(length);
         let (status, keep_alive) = (res.status_code().as_u16(), res.keeps_alive());
@@ -418,6 +439,14 @@ impl Responder {
         let stream = BodyStream::new(Arc::clone(&shared));
         self.send(bytes, large, keep_alive, status, 0, Some(shared));
         Some(stream)
+    }
+
+    /// The shape the request decided, closing when the worker asked.
+    fn shape(&self) -> ResponseShape {
+        ResponseShape {
+            keep_alive: self.shape.keep_alive && !self.claim.close.load(Ordering::Acquire),
+            ..self.shape
+        }
     }
 
     /// Whether the deferral was [abandoned](Responder#abandoned-deferrals):

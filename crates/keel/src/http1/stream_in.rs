@@ -3,10 +3,12 @@
 //! the sink took.
 
 use crate::body::{BodyError, BodySink, SinkWaker, Trailers};
+use crate::deferred::Claim;
 use crate::http1::body::{ChunkLimits, ChunkedDecoder};
 use crate::http1::parse::BodyLength;
 use crate::ProtocolError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 /// How a streamed body's framing stands.
 enum Framing {
@@ -38,6 +40,9 @@ pub(super) enum Fed {
 pub(super) struct StreamIn {
     /// `None` once told how the body ended.
     sink: Option<Box<dyn BodySink>>,
+    /// The claim of the deferred answer, when it is deferred: a failed body
+    /// closes the connection, and the answer must say so.
+    answer: Option<Arc<Claim>>,
     pub(super) waker: SinkWaker,
     framing: Framing,
     /// The route's limit, and the bytes the sink has taken.
@@ -52,6 +57,7 @@ impl StreamIn {
         waker: SinkWaker,
         body: BodyLength,
         limit: usize,
+        answer: Option<Arc<Claim>>,
     ) -> Self {
         let framing = match body {
             BodyLength::Fixed(n) => Framing::Fixed { remaining: n },
@@ -63,6 +69,7 @@ impl StreamIn {
         };
         StreamIn {
             sink: Some(sink),
+            answer,
             waker,
             framing,
             limit,
@@ -165,6 +172,10 @@ impl StreamIn {
     /// Tells the sink the body failed.
     pub(super) fn fail(&mut self, error: BodyError) -> Fed {
         if let Some(mut sink) = self.sink.take() {
+            // Before the sink hears it: the answer it gives says close.
+            if let Some(answer) = &self.answer {
+                answer.close_after_answer();
+            }
             if catch_unwind(AssertUnwindSafe(|| sink.fail(error))).is_err() {
                 return Fed::Failed;
             }
@@ -183,6 +194,9 @@ impl StreamIn {
     }
 
     fn sink_panicked(&mut self) -> Fed {
+        if let Some(answer) = &self.answer {
+            answer.close_after_answer();
+        }
         // Its state is unknown: it is told nothing more.
         self.sink = None;
         Fed::Failed

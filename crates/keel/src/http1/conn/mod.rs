@@ -414,11 +414,14 @@ impl Conn {
                                             env.key,
                                             ticket,
                                         );
+                                        let answer =
+                                            self.deferred.as_ref().map(|p| p.watch.claim());
                                         self.stream_in = Some(StreamIn::new(
                                             sink,
                                             waker,
                                             framing.body,
                                             body_limit,
+                                            answer,
                                         ));
                                     }
                                     // Answered at once, or the body not taken: it is
