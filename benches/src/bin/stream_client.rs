@@ -234,8 +234,9 @@ fn upload(addr: SocketAddr, bytes: u64, chunked: bool, discard: bool) -> Result<
     let answer = String::from_utf8_lossy(&answer);
     if head.status != 200 || answer.trim() != expected {
         return Err(format!(
-            "upload: status {}, answer {:?}, expected {expected}",
+            "upload: status {}, {} {:?}, expected {expected}",
             head.status,
+            if discard { "length" } else { "digest" },
             answer.trim()
         ));
     }
