@@ -6,22 +6,24 @@
 //! `SIGINT`/`SIGTERM` (their default action).
 #![forbid(unsafe_code)]
 
-use keel::Server;
+use keel::{Config, Server};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: keel_streams [--addr HOST:PORT] [--workers N]
   --addr     listen address (default 127.0.0.1:8084)
   --workers  worker threads (default 1)
+  --window   bytes a stream may queue, Config::max_output_buffered (default 262144)
 routes: POST /upload (answers the body's SHA-256), GET /download?bytes=N,
         GET /events (text/event-stream)";
 
 fn main() -> ExitCode {
     let mut addr = "127.0.0.1:8084".to_owned();
     let mut workers = 1;
+    let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = match arg.as_str() {
-            "--addr" | "--workers" => args.next(),
+            "--addr" | "--workers" | "--window" => args.next(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -33,6 +35,9 @@ fn main() -> ExitCode {
             ("--workers", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
                 workers = v.parse().unwrap_or(1)
             }
+            ("--window", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
+                config.max_output_buffered = v.parse().unwrap_or(config.max_output_buffered)
+            }
             _ => {
                 eprintln!("keel_streams: bad argument {arg:?}\n{USAGE}");
                 return ExitCode::from(2);
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
     }
     let server = match Server::bind(addr.as_str())
         .workers(workers)
+        .config(config)
         .serve(keel_benches::keel_streams::routes())
     {
         Ok(server) => server,

@@ -47,7 +47,10 @@ struct State {
     end: StreamEnd,
     /// The connection is gone: nothing more will be sent.
     closed: bool,
-    /// A [`Message::Stream`] is on its way to the worker.
+    /// The worker will look at the queue again without being told: a
+    /// [`Message::Stream`] is on its way, or its last look took something
+    /// (it writes that, then looks again). A piece queued meanwhile sends
+    /// no message: a busy worker is not woken once per piece.
     notified: bool,
 }
 
@@ -111,8 +114,11 @@ impl StreamShared {
         into: impl FnOnce(&mut BytesMut, &mut Vec<(usize, Bytes)>),
     ) -> Drained {
         let mut state = self.state.lock();
-        state.notified = false;
         let moved = state.queued;
+        // Took something: the worker writes it and looks again, so pieces
+        // queued meanwhile need no message. Took nothing: it goes idle, and
+        // the next piece must wake it.
+        state.notified = moved > 0;
         if moved > 0 {
             let State { buf, large, .. } = &mut *state;
             into(buf, large);
