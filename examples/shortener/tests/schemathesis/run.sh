@@ -46,35 +46,7 @@ bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 
 # ---- what is missing, installed once ----
 
-apt_install() {
-  command -v apt-get >/dev/null || die "missing $* and no apt-get to install them"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || die "missing $*: run as root or install them"
-    sudo=(sudo)
-  fi
-  echo "run.sh: installing $* with apt-get"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-command -v python3 >/dev/null || apt_install python3 python3-venv
-# Debian's python3 lacks venv (and ensurepip) until python3-venv is installed.
-python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' || die "python3 is too old: schemathesis needs 3.9 or later"
-
-installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)"
-if [[ "$installed" != "$SCHEMATHESIS_VERSION" ]]; then
-  echo "run.sh: installing schemathesis $SCHEMATHESIS_VERSION in $venv"
-  # A venv whose python no longer runs (python3 upgraded) is made anew.
-  if ! "$venv/bin/python" -c '' 2>/dev/null; then
-    rm -rf "$venv"
-    mkdir -p "$(dirname "$venv")"
-    python3 -m venv "$venv" || die "cannot create $venv"
-  fi
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
-    die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
-fi
+"$root/scripts/python-venv.sh" "$venv" schemathesis "$SCHEMATHESIS_VERSION"
 
 # ---- the config and hooks, in a fresh folder ----
 
