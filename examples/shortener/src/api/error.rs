@@ -64,6 +64,11 @@ impl ApiError {
         )
     }
 
+    /// `503 busy`: a cap on concurrent work is reached; retry shortly.
+    pub fn busy(message: &'static str) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+
     pub fn forbidden(message: &'static str) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

@@ -102,9 +102,8 @@ pub fn watch(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         Err(error) => return error.write(res),
     };
     let last_event_id = req.last_event_id().map(str::to_owned);
-    let responder = res.defer();
     let state = Arc::clone(state);
-    let job = move |responder: Responder| {
+    super::offload_responder(res, move |responder: Responder| {
         let watcher = subscribe(&state, &slug, last_event_id.as_deref());
         match watcher {
             Err(error) => {
@@ -122,17 +121,7 @@ pub fn watch(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
                 }
             }
         }
-    };
-    if let Err((_full, responder)) = keel::blocking::global().spawn_answer(responder, job) {
-        responder.respond(|res| {
-            ApiError::new(
-                keel::StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the server is busy, retry shortly",
-            )
-            .write(res)
-        });
-    }
+    });
 }
 
 /// Looks the link up and starts watching it from its current totals.

@@ -178,6 +178,15 @@ fn offload(
     });
 }
 
+/// Runs `job` on the blocking pool with the response's responder, for an
+/// answer that streams; a full pool gets the JSON `503 busy` at once.
+fn offload_responder(res: &mut Response<'_>, job: impl FnOnce(keel::Responder) + Send + 'static) {
+    let responder = res.defer();
+    if let Err((_full, responder)) = keel::blocking::global().spawn_answer(responder, job) {
+        responder.respond(|res| ApiError::busy("the server is busy, retry shortly").write(res));
+    }
+}
+
 /// The handlers on one link: the slug checked on the worker, then `work`
 /// on the blocking pool with it; its `Err` becomes the JSON error.
 fn on_slug(

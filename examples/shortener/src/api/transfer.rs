@@ -48,15 +48,11 @@ fn take(count: &Arc<AtomicUsize>, cap: usize) -> Option<Slot> {
         .map(|_| Slot(Arc::clone(count)))
 }
 
-fn busy(what: &'static str) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", what)
-}
-
 /// `POST /api/import`: the body is read on a blocking-pool thread as it
 /// arrives; the answer says what was imported and what was skipped.
 pub fn import(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
     let Some(slot) = take(&state.transfers.imports, IMPORTS_AT_ONCE) else {
-        return busy("an import is already running").write(res);
+        return ApiError::busy("an import is already running").write(res);
     };
     let body = res.body_reader();
     let state = Arc::clone(state);
@@ -118,11 +114,10 @@ fn import_error(error: TransferError) -> ApiError {
 /// whole one.
 pub fn export(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
     let Some(slot) = take(&state.transfers.exports, EXPORTS_AT_ONCE) else {
-        return busy("too many exports are running").write(res);
+        return ApiError::busy("too many exports are running").write(res);
     };
-    let responder = res.defer();
     let job_state = Arc::clone(state);
-    let job = move |responder: keel::Responder| {
+    super::offload_responder(res, move |responder: keel::Responder| {
         let _slot = slot;
         let Some(mut body) = responder.stream(|res| {
             res.header("Content-Type", "text/csv; charset=utf-8")
@@ -141,8 +136,5 @@ pub fn export(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
                 body.abort();
             }
         }
-    };
-    if let Err((_full, responder)) = keel::blocking::global().spawn_answer(responder, job) {
-        responder.respond(|res| busy("the server is busy, retry shortly").write(res));
-    }
+    });
 }

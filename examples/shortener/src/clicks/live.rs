@@ -98,11 +98,9 @@ impl From<WatchRefused> for ApiError {
                 "too_many_watchers",
                 "this link has too many live pages open; close one and try again",
             ),
-            WatchRefused::ServerFull => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many live pages are open on this server, try again later",
-            ),
+            WatchRefused::ServerFull => {
+                ApiError::busy("too many live pages are open on this server, try again later")
+            }
         }
     }
 }
