@@ -20,53 +20,33 @@ use sha2::{Digest, Sha256};
 /// New SSE clients waiting for the broadcaster to take them in.
 const SUBSCRIBE_QUEUE: usize = 1024;
 
-/// Hashes an upload as it arrives, and answers its digest.
-struct HashUpload {
-    hasher: Sha256,
-    responder: Option<Responder>,
-}
-
-impl BodySink for HashUpload {
-    fn data(&mut self, data: &[u8], _: &SinkWaker) -> usize {
-        self.hasher.update(data);
-        data.len()
-    }
-
-    fn end(&mut self, _: &Trailers<'_>) {
-        let digest = streams::hex(&std::mem::take(&mut self.hasher).finalize());
-        if let Some(responder) = self.responder.take() {
-            responder.respond(|res| {
-                res.header("Content-Type", "text/plain")
-                    .body(digest.as_bytes());
-            });
-        }
-    }
-
-    fn fail(&mut self, error: BodyError) {
-        if let Some(responder) = self.responder.take() {
-            responder.respond(|res| res.status(error.status()).body(b""));
-        }
-    }
-}
-
-/// Counts an upload and answers its length: the upload without the hash.
-struct Discard {
+/// Reads an upload as it arrives and answers its SHA-256 in hex (`/upload`),
+/// or, without a hasher, its length (`/discard`: the upload without the
+/// hash's cost).
+struct Received {
+    hasher: Option<Sha256>,
     len: u64,
     responder: Option<Responder>,
 }
 
-impl BodySink for Discard {
+impl BodySink for Received {
     fn data(&mut self, data: &[u8], _: &SinkWaker) -> usize {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(data);
+        }
         self.len += data.len() as u64;
         data.len()
     }
 
     fn end(&mut self, _: &Trailers<'_>) {
-        let len = self.len.to_string();
+        let answer = match self.hasher.take() {
+            Some(hasher) => streams::hex(&hasher.finalize()),
+            None => self.len.to_string(),
+        };
         if let Some(responder) = self.responder.take() {
             responder.respond(|res| {
                 res.header("Content-Type", "text/plain")
-                    .body(len.as_bytes());
+                    .body(answer.as_bytes());
             });
         }
     }
@@ -78,12 +58,16 @@ impl BodySink for Discard {
     }
 }
 
-fn upload(_: &Request<'_>, res: &mut Response<'_>) {
-    let responder = Some(res.defer());
-    res.read_body(HashUpload {
-        hasher: Sha256::new(),
-        responder,
-    });
+/// A handler that reads the upload into a [`Received`], hashing or not.
+fn receive(hash: bool) -> impl Fn(&Request<'_>, &mut Response<'_>) + Send + Sync + 'static {
+    move |_: &Request<'_>, res: &mut Response<'_>| {
+        let responder = Some(res.defer());
+        res.read_body(Received {
+            hasher: hash.then(Sha256::new),
+            len: 0,
+            responder,
+        });
+    }
 }
 
 /// The routes, and the broadcaster thread behind `/events`.
@@ -92,12 +76,9 @@ pub fn routes() -> Routes {
     let (subscribe, subscribers) = crossbeam_channel::bounded(SUBSCRIBE_QUEUE);
     std::thread::spawn(move || broadcast(subscribers));
     Router::new()
-        .post("/upload", upload)
+        .post("/upload", receive(true))
         .stream_body()
-        .post("/discard", |_: &Request<'_>, res: &mut Response<'_>| {
-            let responder = Some(res.defer());
-            res.read_body(Discard { len: 0, responder });
-        })
+        .post("/discard", receive(false))
         .stream_body()
         .get(
             "/download",
