@@ -18,15 +18,18 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 pub mod attack;
+mod port;
 mod store;
 mod wire;
 
 pub use store::*;
 pub use wire::*;
 
+use port::PortReservation;
+
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -129,40 +132,6 @@ pub fn run_cli(args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// A loopback port held for one server.
-///
-/// keel binds with `SO_REUSEPORT`, so a second process of ours binding a
-/// port in use does not fail: it joins, and the kernel splits connections
-/// between the two. Binding `:0` and dropping the listener would leave the
-/// port free for a parallel test to pick too, with no error to retry on.
-/// This socket is bound (with `SO_REUSEPORT`, so the server can join it)
-/// but never listens, so it takes no connection; while it lives, the
-/// kernel hands the port to no other `bind(0)`.
-struct PortReservation {
-    _socket: socket2::Socket,
-    addr: SocketAddr,
-}
-
-impl PortReservation {
-    fn new(ip: Ipv4Addr) -> PortReservation {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        socket.set_reuse_port(true).expect("SO_REUSEPORT");
-        socket
-            .bind(&SocketAddr::V4(SocketAddrV4::new(ip, 0)).into())
-            .expect("bind a free port");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP address");
-        PortReservation {
-            _socket: socket,
-            addr,
-        }
-    }
 }
 
 /// How to start a server: extra flags, environment, data directory, the
