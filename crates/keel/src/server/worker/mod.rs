@@ -2,15 +2,21 @@
 //! buffer pool and timers. Nothing here is shared with another worker.
 
 use crate::deferred::Message;
+mod admit;
+mod deadline;
+mod socket_io;
+
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::stats::WorkerCounters;
 use crate::server::{date, handover, sys};
 use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
+use deadline::{set_deadline, Deadline};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::io::{self, IoSlice, Read, Write};
+use socket_io::{flush, linger_read, peer_left, Wake};
+use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -23,29 +29,11 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const READS_PER_TURN: usize = 16;
 /// Times one wake-up moves a streamed response's queue to the socket.
 const PULLS_PER_TURN: usize = 16;
-/// Most slices handed to one `writev`.
-const MAX_IOVECS: usize = 64;
 
 /// Messages from the [`crate::ServerHandle`] to a worker.
 pub(crate) enum Control {
     /// Stop accepting, finish what is in flight, close everything by `deadline`.
     Shutdown { deadline: Instant },
-}
-
-/// What the deadline of a connection is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Deadline {
-    Deferred,
-    Header,
-    Body,
-    /// A streamed request body: the client's silence, or a sink that stays
-    /// paused; restarts while bytes move.
-    StreamBody,
-    /// A streamed response's producer silent; restarts while bytes move.
-    Stream,
-    Idle,
-    Write,
-    Linger,
 }
 
 struct Slot {
@@ -182,64 +170,6 @@ impl<H: Handler> Worker<H> {
                     let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
                     keys.into_iter().for_each(|k| self.close(k));
                     return Ok(());
-                }
-            }
-        }
-    }
-
-    fn accept(&mut self) {
-        loop {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
-            if self.conns.len() >= self.services.config.max_connections_per_worker {
-                // Leave the rest in the kernel's queue until a slot frees up.
-                self.accept_paused = true;
-                return;
-            }
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    let key = self.conns.insert(Slot {
-                        stream,
-                        conn: Conn::new(peer),
-                        deadline: self.now + self.services.config.header_timeout,
-                        kind: Deadline::Header,
-                        lingering: false,
-                        served_at_deadline: 0,
-                        progress_at_deadline: 0,
-                    });
-                    self.services.counters.connections_accepted.add(1);
-                    self.services.counters.connections_open.add(1);
-                    // With deferred accepts the request is already in:
-                    // answer it now, and register only a connection that
-                    // outlives this turn, so a `Connection: close` exchange
-                    // costs no epoll_ctl and no wake-up of its own. Adding
-                    // it later loses nothing: epoll reports the readiness a
-                    // socket already has when it is added.
-                    if self.serve_on_accept {
-                        self.drive(key, Wake::ANY);
-                    }
-                    if let Some(slot) = self.conns.get_mut(key) {
-                        let interest = Interest::READABLE | Interest::WRITABLE;
-                        if self
-                            .poll
-                            .registry()
-                            .register(&mut slot.stream, Token(key), interest)
-                            .is_err()
-                        {
-                            self.close(key);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_paused = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // EMFILE, ENOBUFS...: try again on the next timer tick.
-                    self.accept_paused = true;
-                    return;
                 }
             }
         }
@@ -416,39 +346,6 @@ impl<H: Handler> Worker<H> {
         set_deadline(slot, env.config, self.now, wrote);
     }
 
-    /// Closes connections whose deadline has passed.
-    fn sweep_deadlines(&mut self) {
-        let now = self.now;
-        self.expired.clear();
-        self.expired.extend(
-            self.conns
-                .iter()
-                .filter(|(_, s)| s.deadline <= now)
-                .map(|(k, _)| k),
-        );
-        for i in 0..self.expired.len() {
-            let key = self.expired[i];
-            match self.conns[key].kind {
-                Deadline::Header | Deadline::Body | Deadline::StreamBody => {
-                    let mut env = self.services.env(key);
-                    self.conns[key].conn.on_request_timeout(&mut env);
-                    // The 408 goes out like any response; then the connection lingers and closes.
-                    self.drive(key, Wake::ANY);
-                }
-                Deadline::Deferred => {
-                    let mut env = self.services.env(key);
-                    self.conns[key].conn.on_deferred_timeout(&mut env);
-                    self.drive(key, Wake::ANY);
-                }
-                Deadline::Write | Deadline::Stream => {
-                    self.services.counters.timeouts.add(1);
-                    self.close(key);
-                }
-                Deadline::Idle | Deadline::Linger => self.close(key),
-            }
-        }
-    }
-
     /// Gives a connection whose `101` is written to its upgrade callback,
     /// without closing it (see `handover`).
     fn hand_over(&mut self, key: usize, upgrade: (crate::upgrade::OnUpgrade, bytes::Bytes)) {
@@ -469,123 +366,5 @@ impl<H: Handler> Worker<H> {
             slot.conn.release_buffers(pool);
             self.services.counters.connections_open.sub(1);
         }
-    }
-}
-
-/// What woke a connection up: the poller's readiness, or `ANY` when the
-/// worker drives it for another reason (an accept, a deferred response, a
-/// deadline, a spent read budget) and must not assume the socket is empty.
-#[derive(Clone, Copy)]
-struct Wake {
-    /// The socket may hold bytes to read.
-    may_read: bool,
-    /// The peer has shut its side: read on to the end of the stream.
-    read_closed: bool,
-}
-
-impl Wake {
-    const ANY: Wake = Wake {
-        may_read: true,
-        read_closed: false,
-    };
-
-    fn from_event(event: &mio::event::Event) -> Wake {
-        let read_closed = event.is_read_closed();
-        Wake {
-            // epoll reports a socket's whole readiness at the time: an event
-            // without READABLE (say, the WRITABLE a new registration gets)
-            // means there was nothing to read.
-            may_read: event.is_readable() || read_closed || event.is_error(),
-            read_closed,
-        }
-    }
-}
-
-/// Writes queued output until done or the socket would block. Returns bytes written.
-fn flush(stream: &mut TcpStream, conn: &mut Conn, counters: &WorkerCounters) -> io::Result<usize> {
-    let mut total = 0;
-    while conn.output.pending() > 0 {
-        let result = {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            match conn.output.slices(&mut iov) {
-                1 => stream.write(&iov[0]),
-                n => stream.write_vectored(&iov[..n]),
-            }
-        };
-        match result {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                conn.output.advance(n);
-                counters.bytes_out.add(n as u64);
-                total += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(total)
-}
-
-/// Whether a peer that shut its sending side sent nothing after: no
-/// pipelined request waits behind the deferred one.
-fn peer_left(stream: &TcpStream) -> bool {
-    match stream.peek(&mut [0u8; 1]) {
-        Ok(n) => n == 0,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
-    }
-}
-
-/// Reads and drops what a closing peer still sends. Returns whether the
-/// connection is finished (end of stream or an error).
-fn linger_read(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
-    loop {
-        match stream.read(scratch) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Sets the connection's deadline from what it now waits for. A deadline
-/// that is already running for the same wait on the same request is kept, so
-/// a slow peer cannot extend it by trickling bytes.
-fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
-    let (kind, timeout) = if slot.conn.output.pending() > 0 {
-        (Deadline::Write, config.write_timeout)
-    } else {
-        match slot.conn.waiting() {
-            Waiting::NextRequest if slot.conn.served() == 0 => {
-                (Deadline::Header, config.header_timeout)
-            }
-            Waiting::NextRequest => (Deadline::Idle, config.idle_timeout),
-            Waiting::Head => (Deadline::Header, config.header_timeout),
-            Waiting::Body => (Deadline::Body, config.body_timeout),
-            Waiting::StreamBody => (Deadline::StreamBody, config.body_timeout),
-            Waiting::Sink => (Deadline::StreamBody, config.deferred_timeout),
-            Waiting::Stream => (Deadline::Stream, config.idle_timeout),
-            Waiting::Deferred => (
-                Deadline::Deferred,
-                slot.conn.deferred_timeout(config.deferred_timeout),
-            ),
-            Waiting::Close => (Deadline::Linger, config.linger_timeout),
-        }
-    };
-    let restart = match kind {
-        Deadline::Idle => true,
-        Deadline::Write => wrote || slot.kind != Deadline::Write,
-        Deadline::StreamBody | Deadline::Stream => {
-            slot.kind != kind || slot.progress_at_deadline != slot.conn.progress()
-        }
-        _ => slot.kind != kind || slot.served_at_deadline != slot.conn.served(),
-    };
-    if restart {
-        slot.kind = kind;
-        slot.deadline = now + timeout;
-        slot.served_at_deadline = slot.conn.served();
-        slot.progress_at_deadline = slot.conn.progress();
     }
 }

@@ -1,0 +1,92 @@
+//! The worker's socket calls: what woke a connection, writing its queued
+//! output, and reading what a closing peer still sends.
+
+use crate::http1::conn::Conn;
+use crate::server::stats::WorkerCounters;
+use mio::net::TcpStream;
+use std::io::{self, IoSlice, Read, Write};
+
+/// Most slices handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// What woke a connection up: the poller's readiness, or `ANY` when the
+/// worker drives it for another reason (an accept, a deferred response, a
+/// deadline, a spent read budget) and must not assume the socket is empty.
+#[derive(Clone, Copy)]
+pub(super) struct Wake {
+    /// The socket may hold bytes to read.
+    pub(super) may_read: bool,
+    /// The peer has shut its side: read on to the end of the stream.
+    pub(super) read_closed: bool,
+}
+
+impl Wake {
+    pub(super) const ANY: Wake = Wake {
+        may_read: true,
+        read_closed: false,
+    };
+
+    pub(super) fn from_event(event: &mio::event::Event) -> Wake {
+        let read_closed = event.is_read_closed();
+        Wake {
+            // epoll reports a socket's whole readiness at the time: an event
+            // without READABLE (say, the WRITABLE a new registration gets)
+            // means there was nothing to read.
+            may_read: event.is_readable() || read_closed || event.is_error(),
+            read_closed,
+        }
+    }
+}
+
+/// Writes queued output until done or the socket would block. Returns bytes written.
+pub(super) fn flush(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    counters: &WorkerCounters,
+) -> io::Result<usize> {
+    let mut total = 0;
+    while conn.output.pending() > 0 {
+        let result = {
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            match conn.output.slices(&mut iov) {
+                1 => stream.write(&iov[0]),
+                n => stream.write_vectored(&iov[..n]),
+            }
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.output.advance(n);
+                counters.bytes_out.add(n as u64);
+                total += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// Whether a peer that shut its sending side sent nothing after: no
+/// pipelined request waits behind the deferred one.
+pub(super) fn peer_left(stream: &TcpStream) -> bool {
+    match stream.peek(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
+    }
+}
+
+/// Reads and drops what a closing peer still sends. Returns whether the
+/// connection is finished (end of stream or an error).
+pub(super) fn linger_read(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
