@@ -48,15 +48,32 @@ pub struct Config {
     /// Time allowed from a connection's first byte (or its accept) to a complete
     /// request head; past it the worker answers `408` and closes. Default 10 s.
     pub header_timeout: Duration,
-    /// Time allowed to receive a whole request body once its head is in; past
-    /// it `408` and a close. Default 30 s.
+    /// The window a request body is judged over once its head is in: each
+    /// window must bring [`Config::min_body_rate`] times its length in bytes
+    /// (and at least one byte), or the request gets `408` and a close. A
+    /// body that ends within its first window is never judged. Default 30 s.
     pub body_timeout: Duration,
+    /// The least average rate, in bytes a second, at which a request body
+    /// (buffered or streamed) must arrive, judged over each
+    /// [`Config::body_timeout`] window, as Apache's `mod_reqtimeout`
+    /// `MinRate`: a client trickling bytes cannot hold a connection and its
+    /// body budget for long, while one that pauses and catches up keeps
+    /// going. 0 asks only for one byte a window. Default 1 KiB/s.
+    pub min_body_rate: u64,
     /// How long a keep-alive connection may sit idle between requests before it
     /// is closed without a response. Default 60 s.
     pub idle_timeout: Duration,
-    /// How long queued response bytes may wait for a peer that does not read
-    /// before the connection is dropped. Default 30 s.
+    /// The window a peer's reading is judged over while response bytes are
+    /// queued for it: each window must see [`Config::min_send_rate`] times
+    /// its length written (and at least one byte), or the connection is
+    /// dropped. Default 30 s.
     pub write_timeout: Duration,
+    /// The least average rate, in bytes a second, at which a peer must read
+    /// queued response bytes, judged over each [`Config::write_timeout`]
+    /// window: a reader taking a byte now and then cannot hold a connection
+    /// and its queued answer for ever. 0 asks only for one byte a window.
+    /// Default 1 KiB/s.
+    pub min_send_rate: u64,
     /// How long a deferred response (see [`crate::Response::defer`]) may take
     /// before the server answers `503` in its place and closes. Default 30 s.
     pub deferred_timeout: Duration,
@@ -109,8 +126,10 @@ impl Default for Config {
             max_output_buffered: 256 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            min_body_rate: 1024,
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
+            min_send_rate: 1024,
             deferred_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
             buffer_size: 8 * 1024,

@@ -28,6 +28,10 @@ impl<H: Handler> Worker<H> {
                         lingering: false,
                         served_at_deadline: 0,
                         progress_at_deadline: 0,
+                        since: self.now,
+                        bytes_at_since: 0,
+                        bytes_in: 0,
+                        bytes_out: 0,
                     });
                     self.services.counters.connections_accepted.add(1);
                     self.services.counters.connections_open.add(1);

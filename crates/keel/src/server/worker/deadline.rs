@@ -11,15 +11,32 @@ use std::time::Instant;
 pub(super) enum Deadline {
     Deferred,
     Header,
+    /// A buffered request body: a rate window (see [`Config::min_body_rate`]).
     Body,
-    /// A streamed request body: the client's silence, or a sink that stays
-    /// paused; restarts while bytes move.
+    /// A streamed request body: a rate window, as `Body`.
     StreamBody,
+    /// A streamed request body's sink that stays paused; restarts while
+    /// the sink takes bytes.
+    Sink,
     /// A streamed response's producer silent; restarts while bytes move.
     Stream,
     Idle,
+    /// Queued response bytes the peer does not read: a rate window (see
+    /// [`Config::min_send_rate`]).
     Write,
     Linger,
+}
+
+impl Deadline {
+    /// For a wait held to a minimum rate: the rate, and the connection's
+    /// byte count it applies to.
+    fn rate(self, slot: &Slot, config: &Config) -> Option<(u64, u64)> {
+        match self {
+            Deadline::Body | Deadline::StreamBody => Some((config.min_body_rate, slot.bytes_in)),
+            Deadline::Write => Some((config.min_send_rate, slot.bytes_out)),
+            _ => None,
+        }
+    }
 }
 
 impl<H: Handler> Worker<H> {
@@ -35,8 +52,11 @@ impl<H: Handler> Worker<H> {
         );
         for i in 0..self.expired.len() {
             let key = self.expired[i];
+            if next_window(&mut self.conns[key], &self.services.config, now) {
+                continue;
+            }
             match self.conns[key].kind {
-                Deadline::Header | Deadline::Body | Deadline::StreamBody => {
+                Deadline::Header | Deadline::Body | Deadline::StreamBody | Deadline::Sink => {
                     let mut env = self.services.env(key);
                     self.conns[key].conn.on_request_timeout(&mut env);
                     // The 408 goes out like any response; then the connection lingers and closes.
@@ -57,10 +77,33 @@ impl<H: Handler> Worker<H> {
     }
 }
 
+/// At the end of a rate window: whether the peer moved enough bytes in it
+/// (the minimum rate times the window, and at least one byte), in which
+/// case the next window starts. Judging whole windows, not each silence,
+/// lets a client pause (a phone between cells) as long as it keeps the
+/// average; a trickle below the rate ends with its first window. A window
+/// that must be earned again each time means a burst early on buys no
+/// long silence later.
+fn next_window(slot: &mut Slot, config: &Config, now: Instant) -> bool {
+    let Some((rate, bytes)) = slot.kind.rate(slot, config) else {
+        return false;
+    };
+    let window = slot.deadline.saturating_duration_since(slot.since);
+    let needed = (rate as f64 * window.as_secs_f64()).max(1.0);
+    if ((bytes - slot.bytes_at_since) as f64) < needed {
+        return false;
+    }
+    slot.since = now;
+    slot.bytes_at_since = bytes;
+    slot.deadline = now + window;
+    true
+}
+
 /// Sets the connection's deadline from what it now waits for. A deadline
 /// that is already running for the same wait on the same request is kept, so
-/// a slow peer cannot extend it by trickling bytes.
-pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote: bool) {
+/// a slow peer cannot extend it by trickling bytes: a wait held to a minimum
+/// rate moves on only by [`next_window`].
+pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant) {
     let (kind, timeout) = if slot.conn.output.pending() > 0 {
         (Deadline::Write, config.write_timeout)
     } else {
@@ -72,7 +115,7 @@ pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote
             Waiting::Head => (Deadline::Header, config.header_timeout),
             Waiting::Body => (Deadline::Body, config.body_timeout),
             Waiting::StreamBody => (Deadline::StreamBody, config.body_timeout),
-            Waiting::Sink => (Deadline::StreamBody, config.deferred_timeout),
+            Waiting::Sink => (Deadline::Sink, config.deferred_timeout),
             Waiting::Stream => (Deadline::Stream, config.idle_timeout),
             Waiting::Deferred => (
                 Deadline::Deferred,
@@ -83,8 +126,8 @@ pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote
     };
     let restart = match kind {
         Deadline::Idle => true,
-        Deadline::Write => wrote || slot.kind != Deadline::Write,
-        Deadline::StreamBody | Deadline::Stream => {
+        Deadline::Write => slot.kind != kind,
+        Deadline::Sink | Deadline::Stream => {
             slot.kind != kind || slot.progress_at_deadline != slot.conn.progress()
         }
         _ => slot.kind != kind || slot.served_at_deadline != slot.conn.served(),
@@ -92,6 +135,8 @@ pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant, wrote
     if restart {
         slot.kind = kind;
         slot.deadline = now + timeout;
+        slot.since = now;
+        slot.bytes_at_since = kind.rate(slot, config).map_or(0, |(_, bytes)| bytes);
         slot.served_at_deadline = slot.conn.served();
         slot.progress_at_deadline = slot.conn.progress();
     }

@@ -48,6 +48,14 @@ struct Slot {
     served_at_deadline: u64,
     /// Bytes it had streamed when its deadline was set.
     progress_at_deadline: u64,
+    /// When the current wait (or its current rate window) began.
+    since: Instant,
+    /// The byte count its rate applies to, when `since` was set.
+    bytes_at_since: u64,
+    /// Bytes read from the socket.
+    bytes_in: u64,
+    /// Bytes written to the socket.
+    bytes_out: u64,
 }
 
 /// Everything a worker thread starts with.
@@ -248,7 +256,6 @@ impl<H: Handler> Worker<H> {
         let mut env = self.services.env(key);
         let mut reads = 0;
         let mut peer_eof = false;
-        let mut wrote = false;
         let mut may_read = wake.may_read;
         let read_closed = wake.read_closed;
         loop {
@@ -269,6 +276,7 @@ impl<H: Handler> Worker<H> {
                         Ok(0) => peer_eof = true,
                         Ok(n) => {
                             env.counters.bytes_in.add(n as u64);
+                            slot.bytes_in += n as u64;
                             reads += 1;
                             // A short read emptied the socket, unless the peer
                             // also closed: then read on to see the end.
@@ -290,7 +298,7 @@ impl<H: Handler> Worker<H> {
             let mut pulls = 0;
             loop {
                 match flush(&mut slot.stream, &mut slot.conn, env.counters) {
-                    Ok(n) => wrote |= n > 0,
+                    Ok(n) => slot.bytes_out += n as u64,
                     Err(_) => return self.close(key),
                 }
                 if slot.conn.output.pending() > 0 {
@@ -343,7 +351,7 @@ impl<H: Handler> Worker<H> {
                 break;
             }
         }
-        set_deadline(slot, env.config, self.now, wrote);
+        set_deadline(slot, env.config, self.now);
     }
 
     /// Gives a connection whose `101` is written to its upgrade callback,
