@@ -3,7 +3,7 @@
 mod util;
 
 use keel::Config;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 use util::{
     answer_to_an_upload, app, get, is_closed, parse_all, read_responses, read_to_close, TestServer,
@@ -110,37 +110,6 @@ fn refused_upload_is_answered_without_reading_the_rest() {
         "{text}"
     );
     assert_eq!(server.handle().stats().parse_errors, 1);
-}
-
-#[test]
-fn connections_per_worker_are_capped() {
-    let config = Config {
-        max_connections_per_worker: 2,
-        ..Config::default()
-    };
-    let server = TestServer::with(app, config, 1);
-    let mut first = server.connect();
-    let mut second = server.connect();
-    first.write_all(&get("/n/1")).unwrap();
-    second.write_all(&get("/n/2")).unwrap();
-    read_responses(&mut first, 1);
-    read_responses(&mut second, 1);
-    // The third waits in the accept queue until a slot frees up.
-    let mut third = server.connect();
-    third.write_all(&get("/n/3")).unwrap();
-    third
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut byte = [0u8; 1];
-    assert!(
-        third.read(&mut byte).is_err(),
-        "not served while two are open"
-    );
-    drop(first);
-    third
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(read_responses(&mut third, 1)[0].body, b"3");
 }
 
 #[test]

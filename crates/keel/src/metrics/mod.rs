@@ -34,6 +34,8 @@ use std::sync::{Arc, OnceLock};
 /// | `keel_timeouts_total` | counter | deadlines passed (408, 503 for a late deferred answer, write timeouts) |
 /// | `keel_handler_panics_total` | counter | handler calls that panicked |
 /// | `keel_upgrades_total` | counter | connections handed over after `101 Switching Protocols` |
+/// | `keel_accept_errors_total` | counter | failed `accept` calls (out of descriptors or memory), each followed by a back-off |
+/// | `keel_evictions_total` | counter | connections closed at the cap to make room: idle ones and heads still arriving, oldest first |
 /// | `keel_request_duration_seconds` | histogram | from dispatch to the response queued, over [`LATENCY_BUCKETS`] |
 ///
 /// The latency of a request runs from the moment its head and body were
@@ -107,7 +109,7 @@ struct Family {
     read: fn(&Stats) -> u64,
 }
 
-const FAMILIES: [Family; 11] = [
+const FAMILIES: [Family; 13] = [
     Family {
         name: "keel_connections_accepted_total",
         kind: "counter",
@@ -173,6 +175,18 @@ const FAMILIES: [Family; 11] = [
         kind: "counter",
         help: "Connections handed over after 101 Switching Protocols.",
         read: |s| s.upgrades,
+    },
+    Family {
+        name: "keel_accept_errors_total",
+        kind: "counter",
+        help: "Failed accept calls (out of descriptors or memory), each followed by a back-off.",
+        read: |s| s.accept_errors,
+    },
+    Family {
+        name: "keel_evictions_total",
+        kind: "counter",
+        help: "Connections closed at the cap to make room: idle ones and heads still arriving, oldest first.",
+        read: |s| s.evictions,
     },
 ];
 

@@ -39,9 +39,19 @@ pub struct Config {
     /// closes. Keep it above the largest body limit, or that route can never
     /// be used. Default 64 MiB.
     pub max_body_in_flight: usize,
-    /// Most connections one worker holds; past it the worker leaves new
-    /// connections in the kernel's accept queue. Default 32 768.
+    /// Most connections one worker holds. At the cap (or when the process
+    /// is out of descriptors) a new connection takes the place of the
+    /// oldest that waits for a request (idle keep-alive, or a head still
+    /// arriving), counted in `Stats::evictions`; with none of those, new
+    /// connections wait in the kernel's accept queue. Default 32 768.
     pub max_connections_per_worker: usize,
+    /// After an `accept` that failed (`EMFILE` with nothing to evict,
+    /// `ENOBUFS`...) or a cap with nothing to evict, how long the worker
+    /// leaves its listener alone unless a connection closes first: long
+    /// enough that a failing call is not repeated in a loop that would
+    /// spin a core, short enough that queued clients are not kept waiting
+    /// once descriptors free up elsewhere in the process. Default 100 ms.
+    pub accept_backoff: Duration,
     /// Response bytes queued for one connection before the worker stops reading
     /// and parsing its requests until the peer catches up. Default 256 KiB.
     pub max_output_buffered: usize,
@@ -68,11 +78,11 @@ pub struct Config {
     /// its length written (and at least one byte), or the connection is
     /// dropped. Default 30 s.
     pub write_timeout: Duration,
-    /// The least average rate, in bytes a second, at which a peer must read
-    /// queued response bytes, judged over each [`Config::write_timeout`]
-    /// window: a reader taking a byte now and then cannot hold a connection
-    /// and its queued answer for ever. 0 asks only for one byte a window.
-    /// Default 1 KiB/s.
+    /// The least average rate, in bytes a second, at which a peer must take
+    /// (acknowledge) queued response bytes, judged over each
+    /// [`Config::write_timeout`] window after the first: a reader taking a
+    /// byte now and then cannot hold a connection and its queued answer for
+    /// ever. 0 asks only for one byte a window. Default 1 KiB/s.
     pub min_send_rate: u64,
     /// How long a deferred response (see [`crate::Response::defer`]) may take
     /// before the server answers `503` in its place and closes. Default 30 s.
@@ -123,6 +133,7 @@ impl Default for Config {
             max_body: 1024 * 1024,
             max_body_in_flight: 64 * 1024 * 1024,
             max_connections_per_worker: 32 * 1024,
+            accept_backoff: Duration::from_millis(100),
             max_output_buffered: 256 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

@@ -38,6 +38,8 @@ pub(crate) struct WorkerCounters {
     pub(crate) timeouts: Counter,
     pub(crate) handler_panics: Counter,
     pub(crate) upgrades: Counter,
+    pub(crate) accept_errors: Counter,
+    pub(crate) evictions: Counter,
     /// How long requests took from dispatch to a queued response.
     pub(crate) latency: Histogram,
 }
@@ -66,6 +68,8 @@ impl WorkerCounters {
             timeouts: self.timeouts.get(),
             handler_panics: self.handler_panics.get(),
             upgrades: self.upgrades.get(),
+            accept_errors: self.accept_errors.get(),
+            evictions: self.evictions.get(),
         }
     }
 }
@@ -100,6 +104,15 @@ pub struct Stats {
     /// Connections handed over after `101 Switching Protocols` (see
     /// [`crate::Response::upgrade`]); they no longer count as open.
     pub upgrades: u64,
+    /// `accept` calls that failed (out of descriptors: `EMFILE`, `ENFILE`;
+    /// out of memory: `ENOBUFS`, `ENOMEM`), each followed by evictions or
+    /// a back-off of [`crate::Config::accept_backoff`], never by a retry in
+    /// a loop.
+    pub accept_errors: u64,
+    /// Connections closed to make room for new ones at the cap
+    /// ([`crate::Config::max_connections_per_worker`], or the process's
+    /// descriptors): idle keep-alive ones and heads still arriving, oldest first.
+    pub evictions: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -118,6 +131,8 @@ impl std::ops::Add for Stats {
             timeouts: self.timeouts + o.timeouts,
             handler_panics: self.handler_panics + o.handler_panics,
             upgrades: self.upgrades + o.upgrades,
+            accept_errors: self.accept_errors + o.accept_errors,
+            evictions: self.evictions + o.evictions,
         }
     }
 }

@@ -122,6 +122,28 @@ pub(crate) fn pin_current_thread(core: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes written to a TCP socket that the peer has not acknowledged yet
+/// (`SIOCOUTQ`: unsent plus unacknowledged), so that what a peer has taken
+/// is `written - unsent`, not merely what the kernel buffered for it.
+/// `None` when the kernel will not say.
+pub(crate) fn unsent_bytes(socket: &impl AsRawFd) -> Option<u64> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: `TIOCOUTQ` (`SIOCOUTQ` for TCP) writes one c_int through the
+    // pointer, which points at a live c_int; the descriptor is open for
+    // the borrow of `socket`.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if rc != 0 {
+        return None;
+    }
+    u64::try_from(queued).ok()
+}
+
+/// Whether an `accept` failed for want of descriptors: `EMFILE` (the
+/// process is at its `RLIMIT_NOFILE`) or `ENFILE` (the system is).
+pub(crate) fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,72 +1,176 @@
-//! Taking new connections from the listener.
+//! Taking new connections from the listener, and making room for them
+//! at the cap: the connection limit, or the process's descriptors.
 
 use super::deadline::Deadline;
 use super::{Slot, Wake, Worker};
 use crate::http1::conn::Conn;
+use crate::server::sys;
 use crate::Handler;
 use mio::{Interest, Token};
 use std::io;
 
+/// Most connections closed at once to make room, oldest first: one scan
+/// of the slab pays for up to this many accepts.
+const EVICT_BATCH: usize = 64;
+/// A batch is at most this fraction of the connections held, so that a
+/// small server makes room one connection at a time.
+const EVICT_FRACTION: usize = 16;
+
 impl<H: Handler> Worker<H> {
+    /// Accepts until the listener's queue is empty. At the cap, each new
+    /// connection takes the place of one that costs the least to lose (idle
+    /// keep-alive, or a head still arriving; oldest first); when there is
+    /// none, the rest wait in the kernel's queue until a connection closes
+    /// or `accept_backoff` has passed.
     pub(super) fn accept(&mut self) {
+        self.accept_paused = false;
+        self.accept_loop();
+        // Candidates found this turn may be busy by the next.
+        self.victims.clear();
+    }
+
+    fn accept_loop(&mut self) {
         loop {
+            let at_cap = self.conns.len() >= self.services.config.max_connections_per_worker;
+            // Room is known to exist before a connection is taken: one that
+            // cannot be given a place stays in the kernel's queue.
+            if at_cap && !self.has_victim() {
+                return self.back_off();
+            }
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            if self.conns.len() >= self.services.config.max_connections_per_worker {
-                // Leave the rest in the kernel's queue until a slot frees up.
-                self.accept_paused = true;
-                return;
-            }
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    let key = self.conns.insert(Slot {
-                        stream,
-                        conn: Conn::new(peer),
-                        deadline: self.now + self.services.config.header_timeout,
-                        kind: Deadline::Header,
-                        lingering: false,
-                        served_at_deadline: 0,
-                        progress_at_deadline: 0,
-                        since: self.now,
-                        bytes_at_since: 0,
-                        bytes_in: 0,
-                        bytes_out: 0,
-                    });
-                    self.services.counters.connections_accepted.add(1);
-                    self.services.counters.connections_open.add(1);
-                    // With deferred accepts the request is already in:
-                    // answer it now, and register only a connection that
-                    // outlives this turn, so a `Connection: close` exchange
-                    // costs no epoll_ctl and no wake-up of its own. Adding
-                    // it later loses nothing: epoll reports the readiness a
-                    // socket already has when it is added.
-                    if self.serve_on_accept {
-                        self.drive(key, Wake::ANY);
+                    if at_cap {
+                        self.evict_one();
                     }
-                    if let Some(slot) = self.conns.get_mut(key) {
-                        let interest = Interest::READABLE | Interest::WRITABLE;
-                        if self
-                            .poll
-                            .registry()
-                            .register(&mut slot.stream, Token(key), interest)
-                            .is_err()
-                        {
-                            self.close(key);
-                        }
+                    self.admit(stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A peer that reset before its turn: the next one may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    self.services.counters.accept_errors.add(1);
+                    // Out of descriptors (EMFILE, ENFILE): closing our
+                    // oldest idle one frees one at once. Anything else
+                    // (ENOBUFS, ENOMEM), or nothing to close: wait, rather
+                    // than fail the same call in a loop.
+                    if !(sys::is_out_of_descriptors(&e) && self.has_victim()) {
+                        return self.back_off();
                     }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_paused = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // EMFILE, ENOBUFS...: try again on the next timer tick.
-                    self.accept_paused = true;
-                    return;
+                    self.evict_one();
                 }
             }
         }
     }
+
+    /// Takes a new connection into the slab and serves what it sent.
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        let key = self.conns.insert(Slot {
+            stream,
+            conn: Conn::new(peer),
+            deadline: self.now + self.services.config.header_timeout,
+            kind: Deadline::Header,
+            lingering: false,
+            served_at_deadline: 0,
+            progress_at_deadline: 0,
+            since: self.now,
+            bytes_at_since: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        self.services.counters.connections_accepted.add(1);
+        self.services.counters.connections_open.add(1);
+        // With deferred accepts the request is already in: answer it now,
+        // and register only a connection that outlives this turn, so a
+        // `Connection: close` exchange costs no epoll_ctl and no wake-up of
+        // its own. Adding it later loses nothing: epoll reports the
+        // readiness a socket already has when it is added.
+        if self.serve_on_accept {
+            self.drive(key, Wake::ANY);
+        }
+        if let Some(slot) = self.conns.get_mut(key) {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut slot.stream, Token(key), interest)
+                .is_err()
+            {
+                self.close(key);
+            }
+        }
+    }
+
+    /// Leaves the queued connections to the kernel until a connection
+    /// closes here or `accept_backoff` has passed.
+    fn back_off(&mut self) {
+        self.accept_paused = true;
+        self.accept_retry_at = self.now + self.services.config.accept_backoff;
+    }
+
+    /// Whether a paused accept should be tried again now.
+    pub(super) fn accept_due(&self) -> bool {
+        self.accept_paused && self.now >= self.accept_retry_at
+    }
+
+    /// Whether a connection may be evicted, finding the next batch of
+    /// candidates when the last one is used up.
+    fn has_victim(&mut self) -> bool {
+        while let Some(&(since, key)) = self.victims.last() {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|s| s.since == since && evictable(s))
+            {
+                return true;
+            }
+            self.victims.pop();
+        }
+        self.find_victims();
+        !self.victims.is_empty()
+    }
+
+    /// Closes the candidate [`Worker::has_victim`] found.
+    fn evict_one(&mut self) {
+        if let Some((_, key)) = self.victims.pop() {
+            self.close(key);
+            self.services.counters.evictions.add(1);
+        }
+    }
+
+    /// Fills `victims` with a batch (see [`EVICT_BATCH`]) of the
+    /// connections that have waited longest for a request (idle
+    /// keep-alive, or a head still arriving): to a slowloris the cap is
+    /// then no wall, and a well-behaved client that comes later is not the
+    /// one turned away. Nothing mid-request is a candidate. One scan of
+    /// the slab serves the whole batch.
+    fn find_victims(&mut self) {
+        let mut victims = std::mem::take(&mut self.victims);
+        victims.clear();
+        victims.extend(
+            self.conns
+                .iter()
+                .filter(|(_, s)| evictable(s))
+                .map(|(key, s)| (s.since, key)),
+        );
+        let batch = (self.conns.len() / EVICT_FRACTION).clamp(1, EVICT_BATCH);
+        if victims.len() > batch {
+            victims.select_nth_unstable(batch);
+            victims.truncate(batch);
+        }
+        // Youngest first, so that `pop` takes the oldest.
+        victims.sort_unstable_by(|a, b| b.cmp(a));
+        self.victims = victims;
+    }
+}
+
+/// Idle keep-alive, or waiting for (the rest of) a head.
+fn evictable(slot: &Slot) -> bool {
+    !slot.lingering && matches!(slot.kind, Deadline::Idle | Deadline::Header)
 }

@@ -3,6 +3,7 @@
 
 use super::{Slot, Wake, Worker};
 use crate::http1::conn::Waiting;
+use crate::server::sys;
 use crate::{Config, Handler};
 use std::time::Instant;
 
@@ -27,14 +28,29 @@ pub(super) enum Deadline {
     Linger,
 }
 
+/// `Slot::bytes_at_since` of a write wait whose first window has not ended.
+const NOT_MEASURED: u64 = u64::MAX;
+
 impl Deadline {
-    /// For a wait held to a minimum rate: the rate, and the connection's
-    /// byte count it applies to.
-    fn rate(self, slot: &Slot, config: &Config) -> Option<(u64, u64)> {
+    /// The minimum rate a wait is held to, if any.
+    fn rate(self, config: &Config) -> Option<u64> {
         match self {
-            Deadline::Body | Deadline::StreamBody => Some((config.min_body_rate, slot.bytes_in)),
-            Deadline::Write => Some((config.min_send_rate, slot.bytes_out)),
+            Deadline::Body | Deadline::StreamBody => Some(config.min_body_rate),
+            Deadline::Write => Some(config.min_send_rate),
             _ => None,
+        }
+    }
+
+    /// The bytes the peer has moved, as the rate of this wait counts them:
+    /// read from it for a body; for a response, what it has acknowledged
+    /// (a write that the kernel merely buffered is not a read).
+    fn moved(self, slot: &Slot) -> u64 {
+        match self {
+            Deadline::Write => {
+                let unsent = sys::unsent_bytes(&slot.stream).unwrap_or(0);
+                slot.bytes_out.saturating_sub(unsent)
+            }
+            _ => slot.bytes_in,
         }
     }
 }
@@ -84,13 +100,21 @@ impl<H: Handler> Worker<H> {
 /// average; a trickle below the rate ends with its first window. A window
 /// that must be earned again each time means a burst early on buys no
 /// long silence later.
+///
+/// A write wait's first window is free: what the peer had acknowledged when
+/// it began is only asked for when the window ends (one `ioctl` for a wait
+/// that lasts, none for the short waits of a busy connection), and judged
+/// from there.
 fn next_window(slot: &mut Slot, config: &Config, now: Instant) -> bool {
-    let Some((rate, bytes)) = slot.kind.rate(slot, config) else {
+    let Some(rate) = slot.kind.rate(config) else {
         return false;
     };
     let window = slot.deadline.saturating_duration_since(slot.since);
+    let bytes = slot.kind.moved(slot);
     let needed = (rate as f64 * window.as_secs_f64()).max(1.0);
-    if ((bytes - slot.bytes_at_since) as f64) < needed {
+    if slot.bytes_at_since != NOT_MEASURED
+        && (bytes.saturating_sub(slot.bytes_at_since) as f64) < needed
+    {
         return false;
     }
     slot.since = now;
@@ -136,7 +160,10 @@ pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant) {
         slot.kind = kind;
         slot.deadline = now + timeout;
         slot.since = now;
-        slot.bytes_at_since = kind.rate(slot, config).map_or(0, |(_, bytes)| bytes);
+        slot.bytes_at_since = match kind {
+            Deadline::Write => NOT_MEASURED,
+            _ => slot.bytes_in,
+        };
         slot.served_at_deadline = slot.conn.served();
         slot.progress_at_deadline = slot.conn.progress();
     }

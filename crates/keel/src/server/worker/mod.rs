@@ -84,7 +84,12 @@ struct Worker<H> {
     control: Receiver<Control>,
     completions: Receiver<Message>,
     now: Instant,
+    /// The listener's queue was left to the kernel (at the cap, or an
+    /// accept failed): try again at `accept_retry_at`.
     accept_paused: bool,
+    accept_retry_at: Instant,
+    /// Eviction candidates, (wait began, key), kept to reuse the allocation.
+    victims: Vec<(Instant, usize)>,
     serve_on_accept: bool,
     draining: Option<Instant>,
     /// Connections whose read budget ran out with bytes left: driven again
@@ -125,6 +130,8 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         completions: completions_rx,
         now: Instant::now(),
         accept_paused: false,
+        accept_retry_at: Instant::now(),
+        victims: Vec::new(),
         serve_on_accept: setup.serve_on_accept,
         draining: None,
         again: Vec::with_capacity(256),
@@ -141,8 +148,13 @@ impl<H: Handler> Worker<H> {
         let tick = self.services.config.timer_tick();
         let mut next_tick = Instant::now() + tick;
         loop {
+            let wake_at = if self.accept_paused {
+                next_tick.min(self.accept_retry_at)
+            } else {
+                next_tick
+            };
             let timeout = if self.again.is_empty() {
-                next_tick.saturating_duration_since(self.now)
+                wake_at.saturating_duration_since(self.now)
             } else {
                 Duration::ZERO
             };
@@ -157,7 +169,10 @@ impl<H: Handler> Worker<H> {
             date::refresh();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    // A paused listener waits for its retry: a new arrival
+                    // changes nothing about the lack of room.
+                    LISTENER if !self.accept_paused || self.accept_due() => self.accept(),
+                    LISTENER => {}
                     WAKER => self.read_control(),
                     Token(key) => self.drive(key, Wake::from_event(event)),
                 }
@@ -168,9 +183,10 @@ impl<H: Handler> Worker<H> {
                 next_tick = self.now + tick;
             }
             // Connections closed this turn may have made room under the cap
-            // (or, after EMFILE, freed descriptors): the listener's edge was
-            // consumed, so nothing else would bring the queued ones in.
-            if self.accept_paused {
+            // (or, after EMFILE, freed descriptors), or the back-off is
+            // over: the listener's edge was consumed, so nothing else would
+            // bring the queued ones in.
+            if self.accept_due() {
                 self.accept();
             }
             if let Some(deadline) = self.draining {
@@ -362,6 +378,7 @@ impl<H: Handler> Worker<H> {
         };
         slot.conn.release_buffers(&mut self.services.pool);
         self.services.counters.connections_open.sub(1);
+        self.accept_retry_at = self.now;
         let counters = &self.services.counters;
         handover::hand_over(self.poll.registry(), slot.stream, upgrade, counters);
     }
@@ -373,6 +390,9 @@ impl<H: Handler> Worker<H> {
             slot.conn.output.advance(slot.conn.output.pending());
             slot.conn.release_buffers(pool);
             self.services.counters.connections_open.sub(1);
+            // Room for a connection the cap or a lack of descriptors kept
+            // in the kernel's queue.
+            self.accept_retry_at = self.now;
         }
     }
 }
