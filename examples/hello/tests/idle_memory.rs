@@ -1,6 +1,7 @@
 //! What an idle keep-alive connection costs the server: the design says it
 //! holds no buffer, so 10 000 of them must add little to `hello`'s resident
-//! memory.
+//! memory. Nor may 10 000 heads stalled half-way (a slowloris): each gives
+//! its read buffer back and keeps only its bytes.
 //!
 //! Slow (10 000 sockets): `cargo test -p hello -- --ignored --nocapture`.
 
@@ -8,6 +9,7 @@ mod util;
 
 use std::io::{self, Write};
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 use util::{read_response, Hello};
@@ -102,22 +104,23 @@ fn kib(bytes: u64) -> f64 {
     bytes as f64 / 1024.0
 }
 
-#[test]
-#[ignore = "slow: run with --ignored in CI"]
-fn idle_keep_alive_connections_hold_no_buffers() {
-    let started = Instant::now();
+/// The two tests open 10 000 connections each: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A `hello` with one worker and room for the connections, warmed up: the
+/// first request touches lazily built state (the Date cache, the buffer
+/// pool's first buffers, the slab), which is not per connection. Returns
+/// it with its descriptor count and settled RSS.
+fn warm_hello() -> (Hello, usize, u64) {
     let needed = CONNECTIONS as u64 + FD_HEADROOM;
     raise_nofile_limit(needed);
     // Spawned after the raise, so the server inherits the limit.
-    let mut hello = Hello::start(1);
+    let hello = Hello::start(1);
     let server_limit = open_files_limit(hello.pid());
     assert!(
         server_limit >= needed,
         "hello may open only {server_limit} files, needs {needed}"
     );
-
-    // Warm up: the first request touches lazily built state (the Date cache,
-    // the buffer pool's first buffers, the slab), which is not per connection.
     let base_fds = hello.open_fds();
     let mut buf = Vec::with_capacity(1024);
     {
@@ -130,6 +133,62 @@ fn idle_keep_alive_connections_hold_no_buffers() {
     }
     // Settled once the server has closed the warm-up connection too.
     let rss_before = settled_rss(&hello, base_fds);
+    (hello, base_fds, rss_before)
+}
+
+#[test]
+#[ignore = "slow: run with --ignored in CI"]
+fn heads_stalled_half_way_hold_no_read_buffer() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (hello, base_fds, rss_before) = warm_hello();
+    // Each connection sends the first half of a head, then nothing: within
+    // the 10 s header timeout, the test's whole run.
+    let (first_half, second_half) = REQUEST.split_at(30);
+    let batch = (somaxconn() / 2).clamp(64, 1000);
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(CONNECTIONS);
+    while conns.len() < CONNECTIONS {
+        for _ in 0..batch.min(CONNECTIONS - conns.len()) {
+            let mut stream = TcpStream::connect(hello.addr()).expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            stream.write_all(first_half).expect("write");
+            conns.push(stream);
+        }
+    }
+    let rss_after = settled_rss(&hello, base_fds + CONNECTIONS);
+    let per_connection = rss_after.saturating_sub(rss_before) / CONNECTIONS as u64;
+    println!(
+        "idle_memory: {CONNECTIONS} heads stalled half-way: hello VmRSS {:.0} KiB before, \
+         {:.0} KiB after = {per_connection} B per connection (limit {MAX_BYTES_PER_CONNECTION} B)",
+        kib(rss_before),
+        kib(rss_after),
+    );
+    assert!(
+        per_connection < MAX_BYTES_PER_CONNECTION,
+        "a stalled half head costs {per_connection} B of resident memory: does it keep its \
+         read buffer?"
+    );
+    // The parked bytes are the head's start: finishing a sample of heads
+    // gets each its answer.
+    let mut buf = Vec::with_capacity(1024);
+    for (i, stream) in conns.iter_mut().enumerate().step_by(RECHECK_EVERY) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream.write_all(second_half).expect("second half");
+        let response = read_response(stream, &mut buf)
+            .unwrap_or_else(|e| panic!("response on #{i}: {e}; stderr:\n{}", hello.stderr()));
+        assert_eq!(response.status, 200, "#{i}: {response:?}");
+        assert_eq!(response.body, b"Hello, World!", "#{i}");
+    }
+}
+
+#[test]
+#[ignore = "slow: run with --ignored in CI"]
+fn idle_keep_alive_connections_hold_no_buffers() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let (mut hello, base_fds, rss_before) = warm_hello();
+    let mut buf = Vec::with_capacity(1024);
 
     // Open the connections in batches smaller than the accept queue (the
     // listen backlog is capped by somaxconn), one request and its answer on

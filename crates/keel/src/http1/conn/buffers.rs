@@ -2,7 +2,7 @@
 //! arrive and shrinks as requests are answered, and giving both back to
 //! the pool when idle.
 
-use super::{AwaitingBody, Conn};
+use super::{AwaitingBody, Conn, Phase};
 use crate::http1::parse::{BodyLength, Framing};
 use crate::server::pool::BufferPool;
 use bytes::BytesMut;
@@ -12,11 +12,19 @@ const MIN_READ_ROOM: usize = 2048;
 /// The input buffer a streamed request body is read through: large reads,
 /// few system calls, and a bound on what one upload holds.
 const STREAM_READ_BUFFER: usize = 128 * 1024;
+/// Largest partial head [`Conn::park_partial_head`] moves out of its pooled
+/// buffer.
+const PARK_MAX: usize = 1024;
 
 impl Conn {
     /// The input buffer with room for the next read, taken from the pool if
     /// the connection holds none; it grows as bytes arrive.
     pub(crate) fn read_buffer(&mut self, pool: &mut BufferPool) -> &mut BytesMut {
+        if std::mem::take(&mut self.parked) {
+            let mut buf = pool.take();
+            buf.extend_from_slice(self.input.as_deref().unwrap_or_default());
+            self.input = Some(buf);
+        }
         let buf = self.input.get_or_insert_with(|| pool.take());
         let room = buf.capacity() - buf.len();
         if self.stream_in.is_some() {
@@ -59,7 +67,9 @@ impl Conn {
     /// Input read after the last response, while lingering: dropped unread.
     pub(crate) fn discard_input(&mut self, pool: &mut BufferPool) {
         if let Some(buf) = self.input.take() {
-            pool.give(buf);
+            if !std::mem::take(&mut self.parked) {
+                pool.give(buf);
+            }
         }
         self.start = 0;
     }
@@ -71,16 +81,41 @@ impl Conn {
         // one per read.
         let idle = self.awaiting.is_none() && self.stream_in.is_none();
         if idle && self.input.as_ref().is_some_and(|b| b.len() == self.start) {
-            if let Some(buf) = self.input.take() {
-                pool.give(buf);
-            }
-            self.start = 0;
+            self.discard_input(pool);
         }
         if self.output.pending() == 0 {
             if let Some(buf) = self.output.buf.take() {
                 pool.give(buf);
             }
         }
+    }
+
+    /// Moves a small partial head out of its pooled buffer into one of its
+    /// own size, and gives the pooled one back: ten thousand heads arriving
+    /// a byte at a time (slowloris) then hold ten thousand small
+    /// allocations instead of ten thousand read buffers. Allocates, so the
+    /// worker calls it only for a head that stalls: the first of a
+    /// connection, once its socket is drained, or any at a timer tick that
+    /// finds it waiting. The next read moves the bytes back into a pooled
+    /// buffer. Returns whether it parked.
+    pub(crate) fn park_partial_head(&mut self, pool: &mut BufferPool) -> bool {
+        let head_only = self.phase == Phase::Open
+            && self.awaiting.is_none()
+            && self.stream_in.is_none()
+            && self.deferred.is_none()
+            && self.stream_out.is_none()
+            && self.output.pending() == 0;
+        let partial = self.input.as_ref().map_or(0, |b| b.len() - self.start);
+        if !head_only || self.parked || partial == 0 || partial > PARK_MAX {
+            return false;
+        }
+        self.compact();
+        if let Some(buf) = self.input.take() {
+            self.input = Some(BytesMut::from(&buf[..]));
+            self.parked = true;
+            pool.give(buf);
+        }
+        true
     }
 
     /// Moves a partial request to the front of the input buffer, so the

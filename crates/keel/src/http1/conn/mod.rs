@@ -71,6 +71,9 @@ struct AwaitingBody {
 /// One HTTP/1.1 connection's protocol state.
 pub(crate) struct Conn {
     input: Option<BytesMut>,
+    /// `input` is a small buffer of its own holding a stalled partial head,
+    /// not a pooled one (see [`Conn::park_partial_head`]).
+    parked: bool,
     /// Offset of the current request's first byte in `input`.
     start: usize,
     awaiting: Option<AwaitingBody>,
@@ -117,6 +120,7 @@ impl Conn {
     pub(crate) fn new(peer: SocketAddr) -> Self {
         Conn {
             input: None,
+            parked: false,
             start: 0,
             awaiting: None,
             output: Output::default(),

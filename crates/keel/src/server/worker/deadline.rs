@@ -56,16 +56,21 @@ impl Deadline {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Closes connections whose deadline has passed.
+    /// Closes connections whose deadline has passed, and parks the heads
+    /// that stall.
     pub(super) fn sweep_deadlines(&mut self) {
         let now = self.now;
         self.expired.clear();
-        self.expired.extend(
-            self.conns
-                .iter()
-                .filter(|(_, s)| s.deadline <= now)
-                .map(|(k, _)| k),
-        );
+        let pool = &mut self.services.pool;
+        for (key, slot) in self.conns.iter_mut() {
+            if slot.deadline <= now {
+                self.expired.push(key);
+            } else if slot.kind == Deadline::Header {
+                // A head still arriving a tick later stalls: its read
+                // buffer goes back to the pool.
+                slot.conn.park_partial_head(pool);
+            }
+        }
         for i in 0..self.expired.len() {
             let key = self.expired[i];
             if next_window(&mut self.conns[key], &self.services.config, now) {

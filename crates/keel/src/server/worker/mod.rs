@@ -367,6 +367,11 @@ impl<H: Handler> Worker<H> {
                 break;
             }
         }
+        // A first head that stalls half-way (a slowloris) gives its read
+        // buffer back; a later one waits for the timer tick to do so.
+        if slot.conn.served() == 0 {
+            slot.conn.park_partial_head(env.pool);
+        }
         set_deadline(slot, env.config, self.now);
     }
 
