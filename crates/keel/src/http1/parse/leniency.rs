@@ -30,7 +30,8 @@ pub struct Leniency {
     /// Strict: `400` and a close.
     pub empty_host: bool,
     /// Accept, in the request target, the bytes RFC 3986 does not allow
-    /// there but httparse passes: raw non-ASCII, `\`, `"`, `<`, `>`, `^`,
+    /// there but httparse passes: raw non-ASCII (UTF-8 only: httparse
+    /// refuses other bytes), `\`, `"`, `<`, `>`, `^`,
     /// `` ` ``, `{`, `|`, `}`, `[`/`]` outside an IP literal, and a `%` not
     /// followed by two hex digits. Browsers (the WHATWG URL standard) encode
     /// non-ASCII, spaces, `"`, `<` and `>`, but send `|`, `[` and `]` raw in a
