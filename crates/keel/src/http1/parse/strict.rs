@@ -2,7 +2,7 @@
 //! bytes RFC 3986 allows in a request target, and `HTTP/1.x` (x > 1) served
 //! as HTTP/1.1. Each rule is relaxed by one [`crate::Leniency`] field.
 
-use super::{all_in, byte_class, skip_empty_lines};
+use super::{byte_class, skip_empty_lines};
 
 /// Whether every line end of a head httparse accepted is CRLF (RFC 9112
 /// §2.2: a bare LF is a line end a recipient MAY accept; behind a front end
@@ -20,34 +20,64 @@ pub(super) fn line_ends_are_crlf(
     method: &str,
     headers: &[httparse::Header<'_>],
 ) -> bool {
-    let offset = |field: &str| field.as_ptr().addr() - head.as_ptr().addr();
+    let offset = |field: &str| field.as_ptr() as usize - head.as_ptr() as usize;
     let skipped = offset(method);
     let leading_crlf = head[..skipped].chunks(2).all(|pair| pair == b"\r\n");
     // The final empty line, which must be CRLF too.
     let Some(last_line) = head.len().checked_sub(2) else {
         return false;
     };
-    let next_lines = headers.iter().map(|h| offset(h.name));
-    let ends_crlf = |line_start: usize| line_start >= 2 && head[line_start - 2] == b'\r';
-    leading_crlf && head[last_line] == b'\r' && next_lines.chain([last_line]).all(ends_crlf)
+    // No early exit: a load and a compare a line, no branch.
+    let ends_crlf = |line_start: usize| head.get(line_start.wrapping_sub(2)) == Some(&b'\r');
+    let fields_crlf = headers
+        .iter()
+        .fold(true, |ok, h| ok & ends_crlf(offset(h.name)));
+    leading_crlf & fields_crlf & ends_crlf(last_line) & (head[last_line] == b'\r')
 }
+
+/// In [`PATH_AND_QUERY`]: RFC 3986 allows the byte in a path or a query.
+const ALLOWED: u8 = 1;
+/// In [`PATH_AND_QUERY`]: the byte is not `%`, which starts an escape.
+const NOT_PERCENT: u8 = 2;
 
 /// Bytes RFC 3986 allows in the path and query of a request target
 /// (RFC 9112 §3.2, RFC 3986 §3.3, §3.4): unreserved, sub-delims, `:`, `@`,
 /// `/`, `?`, and `%` (which must start a `%XX` escape). Not `#` (a fragment
-/// is never sent), and `[`/`]` only in an IP-literal authority.
-static PATH_AND_QUERY: [bool; 256] = byte_class(b"-._~!$&'()*+,;=:@/?%", true);
+/// is never sent), and `[`/`]` only in an IP-literal authority. Two bits a
+/// byte, so that one pass also tells whether any `%` needs a look.
+static PATH_AND_QUERY: [u8; 256] = {
+    let allowed = byte_class(b"-._~!$&'()*+,;=:@/?%", true);
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match (allowed[b], b == b'%' as usize) {
+            (false, _) => 0,
+            (true, true) => ALLOWED,
+            (true, false) => ALLOWED | NOT_PERCENT,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Whether the path and query of a target (origin-form, or what follows the
 /// authority of an absolute-form one) hold only the bytes RFC 3986 allows,
-/// each `%` followed by two hex digits (RFC 3986 §2.1). A table lookup a
-/// byte, no early exit, then a look at each `%` (none in most targets).
+/// each `%` followed by two hex digits (RFC 3986 §2.1). One table lookup and
+/// AND a byte, no early exit; the escapes get a second look only when there
+/// is a `%` (in few targets).
 pub(super) fn is_path_and_query(bytes: &[u8]) -> bool {
-    all_in(&PATH_AND_QUERY, bytes)
-        && bytes
-            .split(|&b| b == b'%')
-            .skip(1)
-            .all(|after| after.len() >= 2 && after[..2].iter().all(u8::is_ascii_hexdigit))
+    let all = bytes.iter().fold(ALLOWED | NOT_PERCENT, |all, &b| {
+        all & PATH_AND_QUERY[b as usize]
+    });
+    all & ALLOWED != 0 && (all & NOT_PERCENT != 0 || escapes_are_complete(bytes))
+}
+
+/// Whether each `%` in `bytes` is followed by two hex digits.
+fn escapes_are_complete(bytes: &[u8]) -> bool {
+    bytes
+        .split(|&b| b == b'%')
+        .skip(1)
+        .all(|after| after.len() >= 2 && after[..2].iter().all(u8::is_ascii_hexdigit))
 }
 
 /// RFC 9110 §2.5, §6.2: a request line with `HTTP/1.x`, x > 1, is a minor
