@@ -33,11 +33,12 @@ pub struct Leniency {
     /// there but httparse passes: raw non-ASCII (UTF-8 only: httparse
     /// refuses other bytes), `\`, `"`, `<`, `>`, `^`,
     /// `` ` ``, `{`, `|`, `}`, `[`/`]` outside an IP literal, and a `%` not
-    /// followed by two hex digits. Browsers (the WHATWG URL standard) encode
-    /// non-ASCII, spaces, `"`, `<` and `>`, but send `|`, `[` and `]` raw in a
-    /// path and also `^`, `` ` ``, `{`, `}` and `\` raw in a query when a link
-    /// or the address bar holds them unencoded: set this if your URLs carry
-    /// such bytes. Strict: `400` and a close. A `#` (fragment) is refused
+    /// followed by two hex digits. Where a link or the address bar holds
+    /// them unencoded, Chromium sends `[` and `]` raw in a path and `|`, `^`,
+    /// `` ` ``, `{`, `}`, `[`, `]` and `\` raw in a query (it encodes
+    /// non-ASCII, `"`, `<` and `>`), and curl sends a query as it is given,
+    /// raw non-ASCII included: set this if your URLs carry such bytes
+    /// unencoded. Strict: `400` and a close. A `#` (fragment) is refused
     /// whatever this says.
     pub target_bytes: bool,
 }
