@@ -74,10 +74,16 @@ pub(crate) fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent
         }
     };
 
+    // HTTP/1.2 to 1.9 for one length in five: served as HTTP/1.1
+    // (RFC 9110 §2.5), which is what the handler must see.
+    let minor = match (http10, len % 5) {
+        (true, _) => 0,
+        (false, 4) => 2 + len / 5 % 8,
+        (false, _) => 1,
+    };
     let _ = write!(
         wire_str(wire),
-        "{method} {target} HTTP/1.{}\r\n{}: fuzz\r\n",
-        u8::from(!http10),
+        "{method} {target} HTTP/1.{minor}\r\n{}: fuzz\r\n",
         name("Host")
     );
     if http10 && keep_alive_10 {
@@ -119,7 +125,11 @@ pub(crate) fn generate_request(cur: &mut Cursor<'_>, wire: &mut Vec<u8>) -> Sent
                 let size_byte = cur.byte();
                 let size = (usize::from(size_byte) % 64 + 1).min(rest.len());
                 let (chunk, after) = rest.split_at(size);
-                if size_byte & 64 != 0 {
+                if size_byte & 192 == 192 {
+                    // Every form of RFC 9112 §7.1.1: BWS, a bare name, a
+                    // token value, a quoted-string with an escape.
+                    let _ = write!(wire_str(wire), "{size:x} ; a\t;b = c;d=\"x\\\"y\"\r\n");
+                } else if size_byte & 64 != 0 {
                     let _ = write!(wire_str(wire), "{size:X};ext=\"v\"\r\n");
                 } else {
                     let _ = write!(wire_str(wire), "{size:x}\r\n");

@@ -20,17 +20,21 @@
 mod check;
 mod generate;
 mod handler;
+mod input;
 mod streaming;
+mod strict;
 
 use check::{check_output, Parsed};
 use generate::generate_request;
 use handler::{answer, install_panic_filter, BodyFraming, Call, FuzzHandler, Log, Reply, Waiting};
+use input::{split_at_lengths, Cursor, Finish, Plan};
 use keel::testing::MemoryConn;
 use keel::{Config, Handler};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 use streaming::{Paused, Sinks, Streams};
+pub use strict::strict_split;
 
 // ---------------------------------------------------------------------------
 // Entry points (one per fuzz target)
@@ -56,14 +60,27 @@ pub fn conn_bytes(data: &[u8]) {
 pub fn differential_split(data: &[u8]) {
     install_panic_filter();
     let plan = Plan::decode(data);
-    let whole = run(&plan.config, &[plan.stream], plan.finish);
-    let mut config = plan.config.clone();
-    if plan.pieces.len() % 2 == 1 {
+    same_answers_whole_and_split(&plan.config, plan.stream, &plan.pieces, plan.finish);
+}
+
+/// Runs `stream` in one piece and split into `pieces` (with a 1-byte pool
+/// buffer and no output allowance for an odd count of pieces) and asserts
+/// both gave the same answers, handler calls and counters. Returns the
+/// one-piece transcript.
+fn same_answers_whole_and_split(
+    config: &Config,
+    stream: &[u8],
+    pieces: &[&[u8]],
+    finish: Finish,
+) -> Transcript {
+    let whole = run(config, &[stream], finish);
+    let mut config = config.clone();
+    if pieces.len() % 2 == 1 {
         config.buffer_size = 1;
         config.max_pooled_buffer = 1;
         config.max_output_buffered = 0;
     }
-    let split = run(&config, &plan.pieces, plan.finish);
+    let split = run(&config, pieces, finish);
     let finals = |t: &Transcript| -> Vec<Vec<u8>> {
         t.responses
             .iter()
@@ -76,7 +93,7 @@ pub fn differential_split(data: &[u8]) {
         panic!(
             "split delivery changed the responses\n--- one piece:\n{}\n--- split {:?}:\n{}",
             show(&a.concat()),
-            plan.pieces.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            pieces.iter().map(|p| p.len()).collect::<Vec<_>>(),
             show(&b.concat())
         );
     }
@@ -100,6 +117,7 @@ pub fn differential_split(data: &[u8]) {
     if whole.open_after_stream && split.open_after_stream {
         assert_eq!(whole.idle, split.idle, "holds_no_buffer after the stream");
     }
+    whole
 }
 
 /// A structured generator of *valid* pipelined requests (fixed-length,
@@ -174,124 +192,6 @@ pub fn pipeline(data: &[u8]) {
             context()
         );
     }
-}
-
-// ---------------------------------------------------------------------------
-// Input decoding
-// ---------------------------------------------------------------------------
-
-/// Reads bytes off the front of the input; zeros once it is empty.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        head
-    }
-}
-
-/// What happens once the whole stream was sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Finish {
-    Nothing,
-    /// The peer shuts its sending side.
-    CloseInput,
-    /// The request deadline passes (only if the connection is still open).
-    Expire,
-    /// Both, deadline first.
-    ExpireThenClose,
-}
-
-struct Plan<'a> {
-    config: Config,
-    finish: Finish,
-    stream: &'a [u8],
-    pieces: Vec<&'a [u8]>,
-}
-
-impl<'a> Plan<'a> {
-    fn decode(data: &'a [u8]) -> Self {
-        let mut cur = Cursor(data);
-        let flags = cur.byte();
-        let config = match flags & 3 {
-            0 => Config::default(),
-            1 => Config {
-                max_header_bytes: 64,
-                max_headers: 2,
-                max_target: 16,
-                max_body: 16,
-                max_output_buffered: 0,
-                buffer_size: 16,
-                max_pooled_buffer: 16,
-                server_name: None,
-                ..Config::default()
-            },
-            2 => Config {
-                max_header_bytes: 256,
-                max_headers: 8,
-                max_target: 64,
-                max_body: 256,
-                max_output_buffered: 64,
-                buffer_size: 512,
-                ..Config::default()
-            },
-            _ => {
-                let [a, b, c, d, e] = [(); 5].map(|()| cur.byte() as usize);
-                Config {
-                    max_header_bytes: 8 + a * 8,
-                    max_headers: b % 24,
-                    max_target: c,
-                    max_body: d * 4,
-                    max_output_buffered: (e >> 1) * 32,
-                    buffer_size: 1 + (e >> 1),
-                    server_name: if e & 1 == 0 {
-                        None
-                    } else {
-                        Some("fuzz".to_owned())
-                    },
-                    ..Config::default()
-                }
-            }
-        };
-        let finish = match (flags >> 2) & 3 {
-            0 => Finish::Nothing,
-            1 => Finish::CloseInput,
-            2 => Finish::Expire,
-            _ => Finish::ExpireThenClose,
-        };
-        let lens: Vec<u8> = (0..flags >> 4).map(|_| cur.byte()).collect();
-        let stream = cur.0;
-        Plan {
-            config,
-            finish,
-            stream,
-            pieces: split_at_lengths(stream, &lens),
-        }
-    }
-}
-
-/// `stream` cut into pieces of the given lengths (empty pieces included),
-/// the rest as the last piece.
-fn split_at_lengths<'a>(mut stream: &'a [u8], lens: &[u8]) -> Vec<&'a [u8]> {
-    let mut pieces = Vec::with_capacity(lens.len() + 1);
-    for &len in lens {
-        let (piece, rest) = stream.split_at(usize::from(len).min(stream.len()));
-        pieces.push(piece);
-        stream = rest;
-    }
-    pieces.push(stream);
-    pieces
 }
 
 // ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ pub use cookie::{Cookie, SameSite};
 pub use deferred::{DeferredOutcome, Responder};
 pub use handler::Handler;
 pub use http1::error::ProtocolError;
+pub use http1::parse::leniency::Leniency;
 #[cfg(feature = "json")]
 pub use json::JsonError;
 pub use metrics::histogram::LATENCY_BUCKETS;

@@ -18,10 +18,11 @@ use std::process::Command;
 /// A fuzz target's entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 4] = [
     ("conn_bytes", harness::conn_bytes),
     ("differential_split", harness::differential_split),
     ("pipeline", harness::pipeline),
+    ("strict_split", harness::strict_split),
 ];
 
 /// Regular files under `dir`, `depth` folders deep at most, sorted.
@@ -67,6 +68,31 @@ fn seeds_and_fixed_crashes_pass_every_check() {
     let mut inputs = files(&here().join("tests/fuzz-regressions"), 0);
     inputs.extend(seeds);
     replay(&inputs);
+}
+
+/// `strict_split` over every probe its generator makes (each rule, each
+/// choice), under each leniency, in one piece and split: the strict rules'
+/// verdicts do not depend on the split, nor the leniency on anything else.
+#[test]
+fn strict_split_over_every_probe() {
+    let mut failures = Vec::new();
+    for knobs in [0x00u8, 0x01, 0x02, 0x04, 0x07, 0x10, 0x23, 0x37] {
+        for rule in 0..7u8 {
+            for choice in 0..60u8 {
+                for extra in [0u8, 1] {
+                    let lens = (0..knobs >> 4).map(|i| 7 + 13 * i + choice % 5);
+                    let data: Vec<u8> = std::iter::once(knobs)
+                        .chain(lens)
+                        .chain([rule, choice, extra])
+                        .collect();
+                    if catch_unwind(|| harness::strict_split(&data)).is_err() {
+                        failures.push(format!("{data:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! moved down over the framing so the decoded body is one contiguous slice at
 //! the start of the encoded bytes.
 
+use crate::http1::parse::is_token_byte;
 use crate::ProtocolError;
 
 /// Longest chunk-size line (size, extensions, CRLF) we accept.
@@ -184,8 +185,8 @@ fn take_line(buf: &[u8], from: usize, max_len: usize) -> Result<Option<usize>, L
     }
 }
 
-/// `chunk-size [ chunk-ext ]`: hex digits, then optional `;`-extensions that
-/// are skipped but must hold no control characters.
+/// `chunk-size [ chunk-ext ]`: hex digits, then optional extensions, which
+/// are skipped but must follow the grammar of RFC 9112 §7.1.1.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 || digits > 15 {
@@ -195,17 +196,66 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
     let size = line[..digits].iter().fold(0u64, |n, &d| {
         n * 16 + u64::from((d as char).to_digit(16).unwrap_or(0))
     });
-    let ext = line[digits..].trim_ascii_start();
-    let ext_ok = ext.is_empty()
-        || ext[0] == b';'
-            && ext
-                .iter()
-                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
-    // Whitespace between the size and end of line, with no extension, is also junk.
-    if !ext_ok || (ext.is_empty() && digits != line.len()) {
+    // Whitespace between the size and end of line, with no extension, is junk.
+    if !is_chunk_ext(&line[digits..]) {
         return Err(ProtocolError::InvalidChunk);
     }
     Ok(size)
+}
+
+/// `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`,
+/// a name a token, a value a token or a quoted-string (RFC 9112 §7.1.1).
+/// Anything else is refused: a parser that skips to the line end while
+/// another stops at a quote or a stray byte reads a different body. Its
+/// length is bounded by [`MAX_CHUNK_LINE`].
+fn is_chunk_ext(mut ext: &[u8]) -> bool {
+    let skip_bws = |bytes: &[u8]| -> usize {
+        bytes
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count()
+    };
+    let token_len = |bytes: &[u8]| bytes.iter().take_while(|&&b| is_token_byte(b)).count();
+    while !ext.is_empty() {
+        let Some(after_semicolon) = ext[skip_bws(ext)..].strip_prefix(b";") else {
+            return false;
+        };
+        let name = &after_semicolon[skip_bws(after_semicolon)..];
+        let name_len = token_len(name);
+        if name_len == 0 {
+            return false;
+        }
+        ext = &name[name_len..];
+        if let Some(after_equals) = ext[skip_bws(ext)..].strip_prefix(b"=") {
+            let value = &after_equals[skip_bws(after_equals)..];
+            let value_len = match value.first() {
+                Some(b'"') => quoted_string_len(value),
+                _ => token_len(value),
+            };
+            if value_len == 0 {
+                return false;
+            }
+            ext = &value[value_len..];
+        }
+    }
+    true
+}
+
+/// Length of the quoted-string at the start of `bytes`, quotes included; 0
+/// if there is none (RFC 9110 §5.6.4: qdtext, or `\` before HTAB, SP, VCHAR
+/// or obs-text).
+fn quoted_string_len(bytes: &[u8]) -> usize {
+    let text = |b: u8| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+    let mut i = 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => return i + 1,
+            b'\\' if bytes.get(i + 1).is_some_and(|&next| text(next)) => i += 2,
+            _ if b != b'\\' && text(b) => i += 1,
+            _ => return 0,
+        }
+    }
+    0
 }
 
 /// A trailer field line: `name: value`, no obs-fold, no whitespace before the colon.
@@ -214,10 +264,7 @@ fn check_trailer_field(field: &[u8]) -> Result<(), ProtocolError> {
         .iter()
         .position(|&b| b == b':')
         .ok_or(ProtocolError::InvalidChunk)?;
-    let name_ok = colon > 0
-        && field[..colon]
-            .iter()
-            .all(|&b| crate::http1::parse::is_token_byte(b));
+    let name_ok = colon > 0 && field[..colon].iter().all(|&b| is_token_byte(b));
     let value_ok = field[colon + 1..]
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
@@ -289,6 +336,28 @@ mod tests {
     }
 
     #[test]
+    fn accepts_every_form_of_chunk_extension() {
+        for line in [
+            &b"5;a"[..],
+            b"5;a=b",
+            b"5 ; a = b",
+            b"5\t;\ta\t=\tb",
+            b"5;a=\"\"",
+            b"5;a=\"x y;z=\\\"q\\\\\"",
+            b"5;a=\"caf\xc3\xa9\"",
+            b"5;a;b=c;d=\"e\"",
+            b"5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~",
+        ] {
+            let mut wire = line.to_vec();
+            wire.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            let (body, _) = decode_all(&wire)
+                .unwrap_or_else(|e| panic!("{e:?}: {:?}", String::from_utf8_lossy(line)))
+                .unwrap();
+            assert_eq!(body, b"hello");
+        }
+    }
+
+    #[test]
     fn rejects_bad_framing() {
         use ProtocolError::*;
         let cases: &[(&[u8], ProtocolError)] = &[
@@ -302,6 +371,22 @@ mod tests {
             (b"5\r\nhelloXX", InvalidChunk),
             (b"5\r\nhello\n0\r\n\r\n", InvalidChunk),
             (b"5;a\x01b\r\nhello\r\n", InvalidChunk),
+            // RFC 9112 §7.1.1: extensions that are not `;name[=token|"quoted"]`.
+            (b"5;\r\nhello\r\n", InvalidChunk),
+            (b"5 ;\r\nhello\r\n", InvalidChunk),
+            (b"5;=v\r\nhello\r\n", InvalidChunk),
+            (b"5;a=\r\nhello\r\n", InvalidChunk),
+            (b"5;a=b c\r\nhello\r\n", InvalidChunk),
+            (b"5;a \r\nhello\r\n", InvalidChunk),
+            (b"5;a=\"b\r\nhello\r\n", InvalidChunk),
+            (b"5;a=\"b\"c\r\nhello\r\n", InvalidChunk),
+            (b"5;a=\"\\\"\r\nhello\r\n", InvalidChunk),
+            (b"5;a=\"\x7f\"\r\nhello\r\n", InvalidChunk),
+            (b"5;a=b;\r\nhello\r\n", InvalidChunk),
+            (b"5;a;;b\r\nhello\r\n", InvalidChunk),
+            (b"5x\r\nhello\r\n", InvalidChunk),
+            (b"5;a=(b)\r\nhello\r\n", InvalidChunk),
+            (b"5;a@b\r\nhello\r\n", InvalidChunk),
             (b"ffffffffffffffffff\r\n", InvalidChunk),
             (b"401\r\n", BodyTooLarge),
             (b"0\r\n bad\r\n\r\n", InvalidChunk),

@@ -19,22 +19,28 @@ use std::fmt;
 #[non_exhaustive]
 pub enum ProtocolError {
     /// The request line or a header field is not valid HTTP/1.1 syntax
-    /// (bad token, bare CR, obs-fold, whitespace before a colon...).
+    /// (bad token, bare CR, obs-fold, whitespace before a colon, a bare LF as
+    /// a line end unless [`crate::Leniency::bare_lf`]...).
     Malformed,
-    /// The request target is not origin-form, absolute-form or `*` for `OPTIONS`.
+    /// The request target is not origin-form, absolute-form or `*` for
+    /// `OPTIONS`, or holds a byte RFC 3986 does not allow there (unless
+    /// [`crate::Leniency::target_bytes`]), a fragment or userinfo.
     InvalidTarget,
-    /// An HTTP/1.1 request has no `Host`, or more than one, or an invalid one.
+    /// An HTTP/1.1 request has no `Host`, or more than one, or an invalid
+    /// one, or an empty one (unless [`crate::Leniency::empty_host`]).
     InvalidHost,
     /// Both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3 item 3).
     AmbiguousLength,
-    /// A `Content-Length` that is not a number, or several that differ.
+    /// A `Content-Length` that is not a number (an empty list element, as in
+    /// `1,`, included), or several that differ.
     InvalidContentLength,
     /// `Transfer-Encoding` whose final coding is not `chunked`, `chunked`
     /// applied twice, or any `Transfer-Encoding` in an HTTP/1.0 request.
     InvalidTransferEncoding,
     /// A transfer coding other than `chunked` before the final `chunked`.
     UnsupportedTransferCoding,
-    /// A malformed chunk-size line, chunk terminator or trailer section.
+    /// A malformed chunk-size line (a chunk extension outside RFC 9112
+    /// §7.1.1 included), chunk terminator or trailer section.
     InvalidChunk,
     /// A method the server never implements (`CONNECT`).
     UnsupportedMethod,

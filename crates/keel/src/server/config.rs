@@ -100,6 +100,8 @@ pub struct Config {
     pub max_pooled_buffers: usize,
     /// Value of the `Server` response header, or `None` to send none. Default `Some("keel")`.
     pub server_name: Option<String>,
+    /// The strict parsing rules to relax, none by default: see [`crate::Leniency`].
+    pub lenient: crate::Leniency,
 }
 
 impl Config {
@@ -147,6 +149,7 @@ impl Default for Config {
             max_pooled_buffer: 64 * 1024,
             max_pooled_buffers: 1024,
             server_name: Some("keel".to_owned()),
+            lenient: crate::Leniency::default(),
         }
     }
 }

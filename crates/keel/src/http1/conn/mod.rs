@@ -314,6 +314,12 @@ impl Conn {
                 let mut slots = header_slots();
                 match parse::parse_head(buf, &mut slots, env.config) {
                     Err(e) => {
+                        if e == ProtocolError::UnsupportedVersion
+                            && parse::serve_later_minor_as_1_1(&mut input[start..])
+                        {
+                            // `HTTP/1.x`, x > 1, now reads `HTTP/1.1`: parse again.
+                            return self.step(env);
+                        }
                         self.fail(e, env);
                         return false;
                     }

@@ -1,8 +1,13 @@
 //! Request heads: httparse on the buffered bytes, then message framing per
 //! RFC 9112 §6 and the limits of [`Config`].
 
-use crate::{Config, ProtocolError};
+use crate::{Config, Leniency, ProtocolError};
 use std::mem::MaybeUninit;
+
+pub(crate) mod leniency;
+mod strict;
+
+pub(crate) use strict::serve_later_minor_as_1_1;
 
 /// Uninitialised header slots on the caller's stack, as httparse wants them.
 pub(crate) type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; Config::HEADER_COUNT_CEILING];
@@ -62,7 +67,7 @@ pub(crate) fn parse_head<'h, 'b>(
             Ok(None)
         }
         Ok(httparse::Status::Complete(head_len)) => {
-            let framing = frame(&req, head_len, config)?;
+            let framing = frame(&req, &limited[..head_len], config)?;
             Ok(Some((req, framing)))
         }
         Err(_) if target_so_far(limited) > config.max_target => Err(ProtocolError::TargetTooLong),
@@ -114,7 +119,8 @@ fn skip_empty_lines(mut buf: &[u8]) -> &[u8] {
     buf
 }
 
-/// `HTTP/2.0` is a version we do not speak (505); `HTPT/1.1`, or a request
+/// `HTTP/2.0` is a version we do not speak (505; `HTTP/1.2` to `HTTP/1.9`
+/// too, until [`serve_later_minor_as_1_1`] rewrote it); `HTPT/1.1`, or a request
 /// line without exactly three parts, is garbage (400). `None` while the
 /// line is still arriving and could become either: the verdict must not
 /// depend on where the bytes were split.
@@ -143,22 +149,28 @@ fn version_error(buf: &[u8]) -> Option<ProtocolError> {
     }
 }
 
-/// Applies the framing rules of RFC 9112 §6 to a complete head.
+/// Applies the framing rules of RFC 9112 §6, and the strict rules, to the
+/// complete head `head`.
 fn frame(
     req: &httparse::Request<'_, '_>,
-    head_len: usize,
+    head: &[u8],
     config: &Config,
 ) -> Result<Framing, ProtocolError> {
     let minor = req.version.unwrap_or(1);
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();
+    // First the one verdict an incomplete head can already get (414), so
+    // that the whole head gets the same one.
     if target.len() > config.max_target {
         return Err(ProtocolError::TargetTooLong);
+    }
+    if !config.lenient.bare_lf && !strict::line_ends_are_crlf(head, method, req.headers) {
+        return Err(ProtocolError::Malformed);
     }
     if method == "CONNECT" {
         return Err(ProtocolError::UnsupportedMethod);
     }
-    check_target(method, target)?;
+    check_target(method, target, config.lenient)?;
 
     let mut hosts = 0u32;
     let mut content_length: Option<u64> = None;
@@ -176,22 +188,22 @@ fn frame(
         match name.len() {
             4 if is_name(name, b"host") => {
                 hosts += 1;
-                if !all_in(&HOST, value) {
+                // RFC 9110 §7.2, RFC 9112 §3.2: an `http` target always has
+                // an authority, so its Host is never empty.
+                if !all_in(&HOST, value) || value.is_empty() && !config.lenient.empty_host {
                     return Err(ProtocolError::InvalidHost);
                 }
             }
             14 if is_name(name, b"content-length") => {
-                let mut elements = 0;
-                for element in list_elements(value) {
-                    let n = parse_content_length(element)?;
+                // RFC 9110 §8.6: `1*DIGIT`; a list of identical values (`5, 5`,
+                // or two lines) is accepted as one, but not an empty element
+                // (`1,`, `,1`, `1,,1`): each element must be a number.
+                for element in value.split(|&b| b == b',') {
+                    let n = parse_content_length(element.trim_ascii())?;
                     if content_length.is_some_and(|seen| seen != n) {
                         return Err(ProtocolError::InvalidContentLength);
                     }
                     content_length = Some(n);
-                    elements += 1;
-                }
-                if elements == 0 {
-                    return Err(ProtocolError::InvalidContentLength);
                 }
             }
             17 if is_name(name, b"transfer-encoding") => {
@@ -237,7 +249,7 @@ fn frame(
         (_, None) => return Err(ProtocolError::InvalidTransferEncoding),
     };
     Ok(Framing {
-        head_len,
+        head_len: head.len(),
         minor,
         keep_alive: if minor == 1 {
             !close
@@ -327,27 +339,35 @@ fn parse_content_length(digits: &[u8]) -> Result<u64, ProtocolError> {
 }
 
 /// origin-form, absolute-form, or asterisk-form for `OPTIONS` (RFC 9112 §3.2).
-/// No form carries a fragment (`#`). An absolute-form target needs a host
-/// (RFC 9110 §4.2.1) and may not carry userinfo (`user@`: RFC 9110 §4.2.4,
-/// a phishing device), and its authority holds only `Host` characters.
-fn check_target(method: &str, target: &str) -> Result<(), ProtocolError> {
+/// No form carries a fragment (`#`, RFC 9112 §3.2). An absolute-form target
+/// needs a host (RFC 9110 §4.2.1) and may not carry userinfo (`user@`: RFC
+/// 9110 §4.2.4, a phishing device), and its authority holds only `Host`
+/// characters. Strict: its path and query hold only the bytes RFC 3986
+/// allows there (see [`strict::is_path_and_query`]), which leaves out `#`.
+fn check_target(method: &str, target: &str, lenient: Leniency) -> Result<(), ProtocolError> {
     let bytes = target.as_bytes();
-    let valid = !bytes.contains(&b'#')
-        && match bytes.first() {
-            Some(b'/') => true,
-            Some(b'*') => bytes.len() == 1 && method == "OPTIONS",
-            _ => {
-                let lower = |n: usize| bytes.get(..n).map(|p| p.to_ascii_lowercase());
-                (lower(7).as_deref() == Some(b"http://")
-                    || lower(8).as_deref() == Some(b"https://"))
-                    && crate::request::split_absolute_form(target).is_some_and(|(authority, _)| {
-                        // `HOST` has no `@`: userinfo is refused with the rest.
-                        !authority.is_empty()
-                            && !authority.starts_with(':')
-                            && all_in(&HOST, authority.as_bytes())
-                    })
-            }
-        };
+    let path_and_query_ok = |rest: &[u8]| {
+        if lenient.target_bytes {
+            !rest.contains(&b'#')
+        } else {
+            strict::is_path_and_query(rest)
+        }
+    };
+    let valid = match bytes.first() {
+        Some(b'/') => path_and_query_ok(bytes),
+        Some(b'*') => bytes.len() == 1 && method == "OPTIONS",
+        _ => {
+            let lower = |n: usize| bytes.get(..n).map(|p| p.to_ascii_lowercase());
+            (lower(7).as_deref() == Some(b"http://") || lower(8).as_deref() == Some(b"https://"))
+                && crate::request::split_absolute_form(target).is_some_and(|(authority, rest)| {
+                    // `HOST` has no `@`: userinfo is refused with the rest.
+                    !authority.is_empty()
+                        && !authority.starts_with(':')
+                        && all_in(&HOST, authority.as_bytes())
+                        && path_and_query_ok(rest.as_bytes())
+                })
+        }
+    };
     if valid {
         Ok(())
     } else {

@@ -162,7 +162,6 @@ fn rejections() {
         (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
         (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", UnsupportedVersion),
-        (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", UnsupportedVersion),
         (b"GET / HTPT/1.1\r\nHost: a\r\n\r\n", Malformed),
         (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Malformed),
         (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget),
@@ -188,7 +187,6 @@ fn accepted_edge_forms() {
         b"GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET / HTTP/1.0\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
         b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
         assert!(
@@ -277,6 +275,10 @@ fn errors_do_not_depend_on_split_points() {
         b" /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
         b"\r\n\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n".to_vec(),
         b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_vec(),
+        b"\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaa| HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET /a|b HTTP/1.1\nHost: a\r\n\r\n".to_vec(),
+        b"GET /a HTTP/1.1\r\nHost:\r\nX: 1\n\r\n".to_vec(),
+        b"GET /a HTTP/1.5\r\nHost: a\r\n\n".to_vec(),
     ];
     for wire in &samples {
         let whole = parse_with(wire, &config).map(|f| f.map(|f| f.head_len));
@@ -304,4 +306,182 @@ fn expect_continue_only_with_a_body() {
         .unwrap()
         .unwrap();
     assert!(!f.expect_continue);
+}
+
+/// The strict rules: each wire sample is refused with its error by default,
+/// and accepted with the one `Leniency` field that relaxes it (`None`: no
+/// field does).
+#[test]
+fn strict_rules_and_their_leniency() {
+    use ProtocolError::*;
+    let bare_lf = Leniency {
+        bare_lf: true,
+        ..Leniency::default()
+    };
+    let empty_host = Leniency {
+        empty_host: true,
+        ..Leniency::default()
+    };
+    let target_bytes = Leniency {
+        target_bytes: true,
+        ..Leniency::default()
+    };
+    #[rustfmt::skip]
+    let cases: &[(&[u8], ProtocolError, Option<Leniency>)] = &[
+        // RFC 9112 §2.2: bare LF as a line end.
+        (b"GET / HTTP/1.1\nHost: a\r\n\r\n", Malformed, Some(bare_lf)),
+        (b"GET / HTTP/1.1\r\nHost: a\n\r\n", Malformed, Some(bare_lf)),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\n\r\n", Malformed, Some(bare_lf)),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\n", Malformed, Some(bare_lf)),
+        (b"GET / HTTP/1.0\n\n", Malformed, Some(bare_lf)),
+        (b"GET / HTTP/1.0\r\n\n", Malformed, Some(bare_lf)),
+        (b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed, Some(bare_lf)),
+        (b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", Malformed, Some(bare_lf)),
+        // RFC 9110 §7.2: an empty Host.
+        (b"GET / HTTP/1.1\r\nHost: \r\n\r\n", InvalidHost, Some(empty_host)),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", InvalidHost, Some(empty_host)),
+        (b"GET / HTTP/1.0\r\nHost: \r\n\r\n", InvalidHost, Some(empty_host)),
+        // RFC 9112 §3.2: no fragment, whatever the leniency.
+        (b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, None),
+        (b"GET http://a/b#c HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, None),
+        (b"GET http://a#c HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, None),
+        // RFC 9110 §4.2.4: no userinfo in an absolute-form target.
+        (b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, None),
+        (b"GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, None),
+        // RFC 9110 §8.6: empty Content-Length list elements.
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,\r\n\r\n", InvalidContentLength, None),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,1\r\n\r\n", InvalidContentLength, None),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,,1\r\n\r\n", InvalidContentLength, None),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, \r\n\r\n", InvalidContentLength, None),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,\r\n\r\n", InvalidContentLength, None),
+        // RFC 3986 §3.3, §3.4, §2.1: bytes a target may not hold.
+        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /a\\b HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /?q=\"x\" HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /<x> HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /?a^b HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /?a`b HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /?q={} HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /?a|b HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /[x] HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /100% HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /%4 HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET http://a/b|c HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+        (b"GET http://a/%g0 HTTP/1.1\r\nHost: a\r\n\r\n", InvalidTarget, Some(target_bytes)),
+    ];
+    for &(wire, want, relaxed_by) in cases {
+        let shown = String::from_utf8_lossy(wire);
+        assert_eq!(parse(wire).map(|f| f.map(|f| f.body)), Err(want), "{shown}");
+        if let Some(lenient) = relaxed_by {
+            let config = Config {
+                lenient,
+                ..Config::default()
+            };
+            assert!(
+                parse_with(wire, &config).unwrap().is_some(),
+                "lenient: {shown}"
+            );
+        }
+        let all = Config {
+            lenient: Leniency {
+                bare_lf: true,
+                empty_host: true,
+                target_bytes: true,
+            },
+            ..Config::default()
+        };
+        assert_eq!(
+            parse_with(wire, &all).is_ok(),
+            relaxed_by.is_some(),
+            "all lenient: {shown}"
+        );
+    }
+}
+
+/// What strict mode keeps accepting: every byte RFC 3986 allows in a path
+/// and query, escapes, IP literals, identical Content-Length values.
+#[test]
+fn strict_rules_accept_valid_forms() {
+    for wire in [
+        &b"GET /AZaz09-._~!$&'()*+,;=:@/?/?%20%aF HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET http://[::1]:80/a?b=%41 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42, 42\r\nContent-Length: 42\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+    ] {
+        assert!(
+            parse(wire).unwrap().is_some(),
+            "{}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+}
+
+/// The bare-LF check looks at one byte a line; it agrees with scanning
+/// every byte of the head (each LF preceded by a CR), on heads httparse
+/// accepts with a bare LF in each possible place.
+#[test]
+fn line_end_check_agrees_with_a_full_scan() {
+    let lines: [&[u8]; 5] = [b"\r\n", b"GET / HTTP/1.1", b"Host: a", b"X: b", b""];
+    // Each of the 5 line ends (a leading empty line, the request line, two
+    // fields, the final empty line) CRLF or LF: 32 heads.
+    for mask in 0..32u32 {
+        let mut wire = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                wire.extend_from_slice(if mask & 1 == 0 { b"\r\n" } else { b"\n" });
+                continue;
+            }
+            wire.extend_from_slice(line);
+            wire.extend_from_slice(if mask & (1 << i) == 0 { b"\r\n" } else { b"\n" });
+        }
+        let full_scan = wire
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b != b'\n' || i > 0 && wire[i - 1] == b'\r');
+        let got = parse(&wire);
+        assert_eq!(
+            got.is_ok(),
+            full_scan,
+            "{:?}",
+            String::from_utf8_lossy(&wire)
+        );
+        assert_eq!(mask == 0, full_scan);
+    }
+}
+
+/// RFC 9110 §2.5, §6.2: `HTTP/1.2` to `HTTP/1.9` are read as HTTP/1.1 once
+/// the request line is complete; other versions are not rewritten.
+#[test]
+fn later_minor_versions_are_served_as_1_1() {
+    for digit in b'2'..=b'9' {
+        let mut wire = format!("GET / HTTP/1.{}\r\nHost: a\r\n\r\n", digit as char).into_bytes();
+        assert_eq!(parse(&wire).err(), Some(ProtocolError::UnsupportedVersion));
+        assert!(serve_later_minor_as_1_1(&mut wire));
+        assert_eq!(&wire[..16], b"GET / HTTP/1.1\r\n");
+        assert_eq!(parse(&wire).unwrap().unwrap().minor, 1);
+    }
+    let mut after_empty_line = b"\r\nGET /x HTTP/1.5\r\nHost: a\r\n\r\n".to_vec();
+    assert!(serve_later_minor_as_1_1(&mut after_empty_line));
+    assert_eq!(parse(&after_empty_line).unwrap().unwrap().minor, 1);
+    for refused in [
+        &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/0.9\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.10\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.2",
+        b"GET / HTTP/1.2 \r\nHost: a\r\n\r\n",
+        b"GET / XTTP/1.2\r\nHost: a\r\n\r\n",
+    ] {
+        let mut wire = refused.to_vec();
+        assert!(
+            !serve_later_minor_as_1_1(&mut wire),
+            "{:?}",
+            String::from_utf8_lossy(refused)
+        );
+        assert_eq!(wire, refused);
+    }
 }
