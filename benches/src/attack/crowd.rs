@@ -93,7 +93,7 @@ pub fn run(spec: &CrowdSpec, stop: &Stop) -> io::Result<AttackReport> {
                 alive = read_some(conn, &mut chunk, usize::MAX, &mut report);
             }
             if !alive || event.is_error() {
-                close(&mut poll, &mut slots[index], &mut report);
+                close(&poll, &mut slots[index], &mut report);
             }
         }
         let now = Instant::now();
@@ -103,19 +103,21 @@ pub fn run(spec: &CrowdSpec, stop: &Stop) -> io::Result<AttackReport> {
         last_credit = now;
         if now >= next_scan {
             next_scan = now + TICK;
-            for index in 0..slots.len() {
-                match slots[index].as_mut() {
-                    None if connect_credit >= 1.0 => {
-                        connect_credit -= 1.0;
-                        slots[index] = open(&poll, index, spec, &mut report);
-                    }
-                    None => {}
-                    Some(conn) if conn.connected => {
-                        if !tick(conn, spec, now, &mut chunk, &mut report) {
-                            close(&mut poll, &mut slots[index], &mut report);
+            for (index, slot) in slots.iter_mut().enumerate() {
+                let alive = match slot {
+                    None => {
+                        if connect_credit >= 1.0 {
+                            connect_credit -= 1.0;
+                            *slot = open(&poll, index, spec, &mut report);
                         }
+                        continue;
                     }
-                    Some(_) => {}
+                    Some(conn) if conn.connected => tick(conn, spec, now, &mut chunk, &mut report),
+                    // A connect still in flight: its event will tell.
+                    Some(_) => true,
+                };
+                if !alive {
+                    close(&poll, slot, &mut report);
                 }
             }
         }
@@ -131,7 +133,11 @@ pub fn run(spec: &CrowdSpec, stop: &Stop) -> io::Result<AttackReport> {
 /// Starts a nonblocking connect for slot `index`; `None` when it failed at once.
 fn open(poll: &Poll, index: usize, spec: &CrowdSpec, report: &mut AttackReport) -> Option<Conn> {
     let opened = (|| -> io::Result<TcpStream> {
-        let socket = Socket::new(Domain::for_address(spec.addr), Type::STREAM, Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(spec.addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
         socket.set_nonblocking(true)?;
         if let Some(size) = spec.receive_buffer {
             // Before the connect, so that the window offered is small from the start.
@@ -164,7 +170,9 @@ fn open(poll: &Poll, index: usize, spec: &CrowdSpec, report: &mut AttackReport) 
     let now = Instant::now();
     // Spread the drips of the crowd over the interval, so they do not all
     // fall on the same tick.
-    let offset = spec.drip_every.mul_f64(index as f64 / spec.connections.max(1) as f64);
+    let offset = spec
+        .drip_every
+        .mul_f64(index as f64 / spec.connections.max(1) as f64);
     Some(Conn {
         stream,
         connected: false,
@@ -264,7 +272,7 @@ fn read_some(conn: &mut Conn, chunk: &mut [u8], budget: usize, report: &mut Atta
 
 /// Closes the connection in `slot` (the server closed it, or it broke); the
 /// scan opens it again.
-fn close(poll: &mut Poll, slot: &mut Option<Conn>, report: &mut AttackReport) {
+fn close(poll: &Poll, slot: &mut Option<Conn>, report: &mut AttackReport) {
     if let Some(mut conn) = slot.take() {
         if conn.connected {
             report.closed_by_server += 1;

@@ -293,7 +293,10 @@ pub fn start(attack: Attack, target: &Target, sizes: &Sizes) -> Running {
     let addr = target.addr;
     let probe = target.probe_request();
     match attack {
-        Attack::Churn => spawn("churn", Box::new(move |stop| floods::churn(addr, &probe, stop))),
+        Attack::Churn => spawn(
+            "churn",
+            Box::new(move |stop| floods::churn(addr, &probe, stop)),
+        ),
         Attack::PipelineFlood => spawn(
             "pipeline-flood",
             Box::new(move |stop| floods::pipeline(addr, &probe, stop)),
@@ -326,10 +329,12 @@ pub fn start(attack: Attack, target: &Target, sizes: &Sizes) -> Running {
 /// the client leaves. Best effort: without `renice` the thread keeps its
 /// priority.
 fn yield_to_the_client() {
-    let tid = std::fs::read_link("/proc/thread-self").ok().and_then(|link| {
-        let tid = link.file_name()?.to_str()?.to_owned();
-        Some(tid)
-    });
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|link| {
+            let tid = link.file_name()?.to_str()?.to_owned();
+            Some(tid)
+        });
     if let Some(tid) = tid {
         let _ = std::process::Command::new("renice")
             .args(["-n", "19", "-p", &tid])

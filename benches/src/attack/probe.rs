@@ -124,7 +124,11 @@ impl Probe {
             }
             let (spec, stop) = (spec.clone(), stop.clone());
             let period = Duration::from_secs(1) / rate;
-            let name = if keep_alive { "probe-keep-alive" } else { "probe-new-conn" };
+            let name = if keep_alive {
+                "probe-keep-alive"
+            } else {
+                "probe-new-conn"
+            };
             let thread = thread::Builder::new()
                 .name(name.to_owned())
                 .spawn(move || run(&spec, keep_alive, period, &stop))

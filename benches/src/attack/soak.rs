@@ -263,7 +263,8 @@ fn act(action: Action, target: &Target, turn: usize) -> Result<(), String> {
             }
         }
         Action::Close => {
-            let request = http::request("GET", &target.path, &["Connection: close".to_owned()], b"");
+            let request =
+                http::request("GET", &target.path, &["Connection: close".to_owned()], b"");
             http::send(&mut stream, &request, deadline).map_err(failed)?;
             expect(&mut stream, &mut buf, target.status, target.body_len)?;
             // The server must close after the answer.
@@ -283,8 +284,12 @@ fn act(action: Action, target: &Target, turn: usize) -> Result<(), String> {
             expect(&mut stream, &mut buf, 200, len)?;
         }
         Action::Malformed => {
-            http::send(&mut stream, b"GET /plaintext HTTP/1.1\r\nBad Header\r\n\r\n", deadline)
-                .map_err(failed)?;
+            http::send(
+                &mut stream,
+                b"GET /plaintext HTTP/1.1\r\nBad Header\r\n\r\n",
+                deadline,
+            )
+            .map_err(failed)?;
             return answered(&mut stream, &mut buf, 400, deadline);
         }
         Action::Oversized => {
@@ -293,7 +298,12 @@ fn act(action: Action, target: &Target, turn: usize) -> Result<(), String> {
             return answered(&mut stream, &mut buf, 431, deadline);
         }
         Action::CutShort => {
-            let mut request = http::request("POST", &target.upload_path, &target.upload_headers, &[b'c'; 1000]);
+            let mut request = http::request(
+                "POST",
+                &target.upload_path,
+                &target.upload_headers,
+                &[b'c'; 1000],
+            );
             request.truncate(request.len() - 900);
             http::send(&mut stream, &request, deadline).map_err(failed)?;
         }

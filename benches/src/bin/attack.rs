@@ -13,7 +13,8 @@ use keel_benches::attack::{env, Attack, Sizes, Target};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: attack run NAME --addr HOST:PORT --pid PID [--server LABEL] [target flags]
+const USAGE: &str =
+    "usage: attack run NAME --addr HOST:PORT --pid PID [--server LABEL] [target flags]
        attack soak --addr HOST:PORT --pid PID [--seconds N] [target flags]
   NAME: slowloris, slow-body, slow-reader, churn, pipeline-flood, header-flood, fd-exhaustion
   --addr          the server (127.0.0.1 only)
@@ -77,8 +78,13 @@ fn parse() -> Result<(Command, Target), String> {
             "--server" => server = value,
             "--seconds" => seconds = number("--seconds")?,
             "--path" => target.path = value,
-            "--status" => target.status = u16::try_from(number("--status")?).map_err(|e| e.to_string())?,
-            "--body-len" => target.body_len = usize::try_from(number("--body-len")?).map_err(|e| e.to_string())?,
+            "--status" => {
+                target.status = u16::try_from(number("--status")?).map_err(|e| e.to_string())?
+            }
+            "--body-len" => {
+                target.body_len =
+                    usize::try_from(number("--body-len")?).map_err(|e| e.to_string())?
+            }
             "--upload-path" => target.upload_path = value,
             "--upload-header" => target.upload_headers.push(value),
             "--large-path" => target.large_path = (value != "none").then_some(value),
@@ -88,7 +94,10 @@ fn parse() -> Result<(Command, Target), String> {
     target.addr = addr.ok_or("--addr is required")?;
     target.pid = pid.ok_or("--pid is required")?;
     if !target.addr.ip().is_loopback() {
-        return Err(format!("--addr {}: the harness attacks loopback addresses only", target.addr));
+        return Err(format!(
+            "--addr {}: the harness attacks loopback addresses only",
+            target.addr
+        ));
     }
     let command = match attack {
         Some(attack) => Command::Run { attack, server },

@@ -21,8 +21,14 @@ pub const LARGE_LEN: usize = 1024 * 1024;
 /// count, no copy), so that keel and the hyper baseline send it alike.
 pub fn large_body() -> Bytes {
     static BODY: OnceLock<Bytes> = OnceLock::new();
-    BODY.get_or_init(|| (b'a'..=b'z').cycle().take(LARGE_LEN).collect::<Vec<u8>>().into())
-        .clone()
+    BODY.get_or_init(|| {
+        (b'a'..=b'z')
+            .cycle()
+            .take(LARGE_LEN)
+            .collect::<Vec<u8>>()
+            .into()
+    })
+    .clone()
 }
 
 #[derive(Serialize)]
