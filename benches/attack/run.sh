@@ -23,6 +23,7 @@
 #   churn           connects and resets as fast as one core can; every other
 #                   one sends a request first, none reads
 #   pipeline-flood  one connection writing pipelined requests, never reading
+#                   (at most PIPELINE_MAX_MIB, 512 MiB, then holding it)
 #   header-flood    4 connections sending heads just under every default
 #                   limit (8,000-byte target, 99 fields, 16,000 bytes), reading
 #   fd-exhaustion   the server started with `ulimit -n $FD_LIMIT` (256) and

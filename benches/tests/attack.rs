@@ -54,6 +54,7 @@ fn small_sizes() -> Sizes {
         slow_reader_rate: 1024,
         slow_reader_rcvbuf: 4096,
         slow_reader_pipeline: 10,
+        pipeline_max_bytes: 64 << 20,
         header_flood_conns: 1,
         fd_conns: 16,
         connects_per_second: 1000,

@@ -44,15 +44,21 @@ pub fn churn(addr: SocketAddr, request: &[u8], stop: &Stop) -> AttackReport {
 }
 
 /// Writes `request` back to back on one connection, never reading, until
-/// `stop`; opens another when the server closes it. The writes block once
-/// the server stops reading (its answers fill both socket buffers):
-/// `requests` counts what the server took in.
-pub fn pipeline(addr: SocketAddr, request: &[u8], stop: &Stop) -> AttackReport {
+/// `stop` or until `max_bytes` are written (then it holds the connection,
+/// still not reading: the run stays bounded in traffic, and in the memory of
+/// a server that buffers every answer); opens another when the server closes
+/// it. The writes block once the server stops reading (its answers fill both
+/// socket buffers): `requests` counts what the server took in.
+pub fn pipeline(addr: SocketAddr, request: &[u8], max_bytes: u64, stop: &Stop) -> AttackReport {
     let started = Instant::now();
     let mut report = AttackReport::default();
     let batch = request.repeat((64 * 1024 / request.len()).max(1));
     let mut conn: Option<(TcpStream, usize)> = None;
     while !stop.is_set() {
+        if report.bytes_sent >= max_bytes {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         let (stream, offset) = match conn.as_mut() {
             Some(open) => open,
             None => match connect_with_timeouts(addr) {

@@ -203,6 +203,8 @@ pub struct Sizes {
     /// Pipelined requests per slow reader without a large route
     /// (`SLOW_READER_PIPELINE`, 2,000).
     pub slow_reader_pipeline: usize,
+    /// Most bytes the pipeline flood writes (`PIPELINE_MAX_MIB`, 512 MiB).
+    pub pipeline_max_bytes: u64,
     /// Header-flood connections (`HEADER_FLOOD_CONNS`, 4).
     pub header_flood_conns: usize,
     /// Idle connections of descriptor exhaustion (`FD_CONNS`, 1,000).
@@ -227,6 +229,7 @@ impl Sizes {
             slow_reader_rate: env("SLOW_READER_RATE", 1_024)?,
             slow_reader_rcvbuf: env("SLOW_READER_RCVBUF", 4_096)?,
             slow_reader_pipeline: env("SLOW_READER_PIPELINE", 2_000)?,
+            pipeline_max_bytes: env::<u64>("PIPELINE_MAX_MIB", 512)? << 20,
             header_flood_conns: env("HEADER_FLOOD_CONNS", 4)?,
             fd_conns: env("FD_CONNS", 1_000)?,
             connects_per_second: env("CONNECTS_PER_SECOND", 5_000)?,
@@ -290,7 +293,7 @@ pub fn start(attack: Attack, target: &Target, sizes: &Sizes) -> Running {
             .expect("spawn an attack thread");
         threads.push(thread);
     };
-    let addr = target.addr;
+    let (addr, max_bytes) = (target.addr, sizes.pipeline_max_bytes);
     let probe = target.probe_request();
     match attack {
         Attack::Churn => spawn(
@@ -299,7 +302,7 @@ pub fn start(attack: Attack, target: &Target, sizes: &Sizes) -> Running {
         ),
         Attack::PipelineFlood => spawn(
             "pipeline-flood",
-            Box::new(move |stop| floods::pipeline(addr, &probe, stop)),
+            Box::new(move |stop| floods::pipeline(addr, &probe, max_bytes, stop)),
         ),
         Attack::HeaderFlood => {
             let head = floods::maximal_head(&target.path, 8_000, 99, 16_000);
