@@ -18,7 +18,8 @@
 # Fails (exit 1, a "SOAK FAILED: ..." line per problem) when the
 # well-behaved client or a well-behaved action of the mix sees any error;
 # when the resident memory at the end exceeds the one at minute 1 (half the
-# run, for runs under two minutes) by more than $SOAK_RSS_GROWTH_MIB (8) MiB;
+# run, for runs under two minutes) by more than $SOAK_RSS_GROWTH_MIB (4) MiB
+# (ten times the swing of a 180 s run: results/soak-2026-12-07-a06ba44.txt);
 # when the descriptors are not back to their count before the traffic
 # $SOAK_SETTLE_SECONDS (10) s after it stops; or when the server dies.
 #

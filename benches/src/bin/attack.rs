@@ -35,7 +35,7 @@ environment (defaults): BASELINE_SECONDS (5), RAMP_SECONDS (3), ATTACK_SECONDS (
   SLOW_READER_RCVBUF (4096), SLOW_READER_PIPELINE (2000), PIPELINE_MAX_MIB (512),
   HEADER_FLOOD_CONNS (4),
   FD_CONNS (1000), CONNECTS_PER_SECOND (5000, per crowd);
-  soak: MIX_PER_SECOND (50), SOAK_RSS_GROWTH_MIB (8), SOAK_SETTLE_SECONDS (10)";
+  soak: MIX_PER_SECOND (50), SOAK_RSS_GROWTH_MIB (4), SOAK_SETTLE_SECONDS (10)";
 
 enum Command {
     Run { attack: Attack, server: String },
@@ -156,7 +156,7 @@ fn run_soak(seconds: u64, target: &Target) -> ExitCode {
         Ok(SoakSpec {
             duration: Duration::from_secs(seconds),
             mix_per_second: env("MIX_PER_SECOND", 50)?,
-            rss_growth_kib: env::<u64>("SOAK_RSS_GROWTH_MIB", 8)? * 1024,
+            rss_growth_kib: env::<u64>("SOAK_RSS_GROWTH_MIB", 4)? * 1024,
             settle: self::seconds("SOAK_SETTLE_SECONDS", 10)?,
         })
     })();
