@@ -52,7 +52,8 @@ NEED_WRK=0
 source "$here/../load/common.sh"
 # shellcheck source=servers.sh
 source "$here/servers.sh"
-raise_nofile
+# Each side of the largest crowd, plus room for the rest.
+raise_nofile $((${SLOWLORIS_CONNS:-10000} + 2000))
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 OUT=${OUT:-$root/benches/results/attack-$(date -u +%F)-$commit.txt}
@@ -103,6 +104,7 @@ report() {
     echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
     echo "servers: --workers 1, taskset -c $SERVER_CPU; harness: taskset -c $CLIENT_CPU; descriptor limit $(ulimit -n) (fd-exhaustion: $FD_LIMIT)"
     echo "phases: baseline ${BASELINE_SECONDS}s, attack ramp ${RAMP_SECONDS}s, attack ${ATTACK_SECONDS}s"
+    echo "load average (1, 5, 15 min): $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
     echo "command: ATTACKS=\"$ATTACKS\" SERVERS=\"$SERVERS\" benches/attack/run.sh"
     for attack in $ATTACKS; do
         table "$attack"
@@ -121,6 +123,7 @@ report() {
     echo "10,000 attacking connections, no core spinning on EMFILE."
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$logs/rows"
 for attack in $ATTACKS; do
     for name in $SERVERS; do

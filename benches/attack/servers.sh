@@ -2,15 +2,16 @@
 # descriptor limit, the build, and the servers under attack with the flags
 # that tell the harness what their routes answer.
 
-# raise_nofile: this shell's descriptor limit (inherited by the servers and
-# the harness) up to $NOFILE (65536), raising the hard limit too when we may:
-# 10,000 slowloris connections are 10,000 descriptors on each side.
+# raise_nofile NEEDED: this shell's descriptor limit (inherited by the
+# servers and the harness) up to $NOFILE (65536), raising the hard limit too
+# when we may (10,000 slowloris connections are 10,000 descriptors on each
+# side); warns when it stays under NEEDED.
 raise_nofile() {
     local want=${NOFILE:-65536}
     ulimit -Hn "$want" 2>/dev/null || true
     ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
-        echo "descriptor limit $(ulimit -n) (hard $(ulimit -Hn)): slowloris needs more than 10,000" >&2
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$1" ]; then
+        echo "descriptor limit $(ulimit -n) (hard $(ulimit -Hn)), under the $1 this run needs" >&2
     fi
 }
 

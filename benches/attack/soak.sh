@@ -36,7 +36,7 @@ NEED_WRK=0
 source "$here/../load/common.sh"
 # shellcheck source=servers.sh
 source "$here/servers.sh"
-raise_nofile
+raise_nofile 1024
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p hello >&2
     cargo build --release -p keel-benches --bin attack >&2
