@@ -61,6 +61,14 @@ fn small_sizes() -> Sizes {
     }
 }
 
+/// What `failures()` says when every request failed with `kind`.
+fn split(kind: &str, report: &ProbeReport) -> String {
+    let on_keep_alive = report.outcomes.iter().filter(|o| o.keep_alive).count();
+    let on_new = report.requests() - on_keep_alive;
+    assert!(on_keep_alive > 0 && on_new > 0, "both threads ran");
+    format!("{kind}:{on_new}/new,{kind}:{on_keep_alive}/ka")
+}
+
 #[test]
 fn the_probe_succeeds_against_both_servers() {
     let keel = keel_app::start_server().expect("keel starts");
@@ -81,12 +89,12 @@ fn the_probe_reports_each_failure() {
     wrong_status.status = 201;
     let report = probe_for(&wrong_status, Duration::from_millis(200));
     assert!(report.requests() > 0);
-    assert_eq!(report.failures(), format!("status:{}", report.requests()));
+    assert_eq!(report.failures(), split("status", &report));
 
     let mut wrong_length = spec(keel.local_addr());
     wrong_length.body_len = 12;
     let report = probe_for(&wrong_length, Duration::from_millis(200));
-    assert_eq!(report.failures(), format!("length:{}", report.requests()));
+    assert_eq!(report.failures(), split("length", &report));
 
     // A port nobody listens on: every connect is refused.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -95,7 +103,7 @@ fn the_probe_reports_each_failure() {
         .unwrap();
     let report = probe_for(&spec(closed), Duration::from_millis(200));
     assert!(report.requests() > 0);
-    assert_eq!(report.failures(), format!("connect:{}", report.requests()));
+    assert_eq!(report.failures(), split("connect", &report));
     assert!(report.success_percent() < f64::EPSILON);
 
     // A server that accepts and never answers: timeouts, counted at their length.
@@ -111,7 +119,7 @@ fn the_probe_reports_each_failure() {
     slow.timeout = Duration::from_millis(150);
     let report = probe_for(&slow, Duration::from_millis(400));
     assert!(report.requests() > 0);
-    assert_eq!(report.failures(), format!("timeout:{}", report.requests()));
+    assert_eq!(report.failures(), split("timeout", &report));
     assert!(report.latency_ms(0.5) >= 150.0);
 }
 

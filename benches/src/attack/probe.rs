@@ -39,6 +39,8 @@ pub struct Outcome {
     pub took: Duration,
     /// `None` when it succeeded.
     pub failure: Option<Failure>,
+    /// Whether it went on the keep-alive connection (else on a new one).
+    pub keep_alive: bool,
 }
 
 /// What the client saw over a phase.
@@ -81,18 +83,27 @@ impl ProbeReport {
         took[rank - 1].as_secs_f64() * 1000.0
     }
 
-    /// Failures counted by kind, e.g. `timeout=3 closed=1`, or `-`.
+    /// Failures counted by kind and by connection, e.g.
+    /// `timeout:3/new,closed:1/ka` (`ka`: on the keep-alive connection,
+    /// `new`: on a new one), or `-`.
     pub fn failures(&self) -> String {
         let mut counts = BTreeMap::new();
-        for failure in self.outcomes.iter().filter_map(|o| o.failure) {
-            *counts.entry(failure).or_insert(0usize) += 1;
+        for outcome in &self.outcomes {
+            if let Some(failure) = outcome.failure {
+                *counts
+                    .entry((failure, outcome.keep_alive))
+                    .or_insert(0usize) += 1;
+            }
         }
         if counts.is_empty() {
             return "-".to_owned();
         }
         let parts: Vec<String> = counts
             .iter()
-            .map(|(kind, n)| format!("{}:{n}", kind.name()))
+            .map(|((kind, keep_alive), n)| {
+                let on = if *keep_alive { "ka" } else { "new" };
+                format!("{}:{n}/{on}", kind.name())
+            })
             .collect();
         parts.join(",")
     }
@@ -182,6 +193,7 @@ fn run(spec: &ProbeSpec, keep_alive: bool, period: Duration, stop: &Stop) -> Vec
         outcomes.push(Outcome {
             took: started.elapsed(),
             failure: result.err(),
+            keep_alive,
         });
     }
     outcomes

@@ -1,6 +1,8 @@
 //! What the server process costs, read from `/proc/PID`: resident memory
 //! (`status`'s `VmRSS`), open descriptors (the entries of `fd/`) and CPU time
-//! (`stat`'s utime + stime), sampled by a thread at a fixed interval.
+//! (`stat`'s utime + stime), sampled by a thread at a fixed interval; and the
+//! memory the kernel holds for all TCP sockets (`/proc/net/sockstat`), where
+//! bytes written but not yet read wait (not in any process's RSS).
 
 use super::Stop;
 use std::thread::{self, JoinHandle};
@@ -20,6 +22,8 @@ pub struct Sample {
     pub rss_kib: u64,
     /// Open descriptors.
     pub fds: usize,
+    /// Kernel memory of all TCP sockets on the host, KiB.
+    pub tcp_kib: u64,
 }
 
 /// What the server cost over a sampled span.
@@ -43,6 +47,28 @@ impl Usage {
     pub fn fds_max(&self) -> usize {
         self.samples.iter().map(|s| s.fds).max().unwrap_or(0)
     }
+
+    /// The most kernel TCP memory seen (all sockets, both ends), MiB.
+    pub fn tcp_max_mib(&self) -> f64 {
+        self.samples.iter().map(|s| s.tcp_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+/// The memory the kernel holds for all TCP sockets, KiB: the `mem` pages of
+/// `/proc/net/sockstat`'s `TCP:` line (0 when it cannot be read).
+pub fn tcp_kib() -> u64 {
+    /// The unit of `sockstat`'s `mem`: the page size, 4 KiB on x86-64 and
+    /// on most arm64 kernels.
+    const PAGE_KIB: u64 = 4;
+    std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "mem")?;
+            words.next()?.parse::<u64>().ok()
+        })
+        .map_or(0, |pages| pages * PAGE_KIB)
 }
 
 /// The resident size of process `pid` in KiB (0 once it is gone).
@@ -123,6 +149,7 @@ impl Sampler {
                             at: started.elapsed().as_secs_f64(),
                             rss_kib: rss_kib(pid),
                             fds: fds(pid),
+                            tcp_kib: tcp_kib(),
                         });
                         next += interval;
                         if !stop.sleep_until(next) {
@@ -175,5 +202,24 @@ mod tests {
         }
         assert!(cpu_ticks(pid) > 0);
         assert!(!alive(u32::MAX));
+    }
+
+    #[test]
+    fn counts_unread_tcp_bytes() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        // 256 KiB written and never read wait in the kernel's buffers.
+        client.set_nonblocking(true).unwrap();
+        let mut written = 0;
+        while written < 256 * 1024 {
+            match client.write(&[7u8; 16 * 1024]) {
+                Ok(n) => written += n,
+                Err(_) => break,
+            }
+        }
+        assert!(written >= 64 * 1024, "{written}");
+        assert!(tcp_kib() >= 64, "{} KiB", tcp_kib());
     }
 }
