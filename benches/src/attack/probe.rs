@@ -186,12 +186,22 @@ fn run(spec: &ProbeSpec, keep_alive: bool, period: Duration, stop: &Stop) -> Vec
             let mut fresh = None;
             one_request(spec, &mut fresh, &mut buf, deadline)
         };
+        let took = started.elapsed();
+        // The socket deadlines bound each read; an answer completed past the
+        // timeout (the thread scheduled late) is late all the same.
+        let result = result.and_then(|()| {
+            if took > spec.timeout {
+                Err(Failure::Timeout)
+            } else {
+                Ok(())
+            }
+        });
         if result.is_err() {
             // A broken or late connection is not reused; the next request connects.
             conn = None;
         }
         outcomes.push(Outcome {
-            took: started.elapsed(),
+            took,
             failure: result.err(),
             keep_alive,
         });
