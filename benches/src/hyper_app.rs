@@ -78,6 +78,11 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
             ),
             Err(_) => response(StatusCode::INTERNAL_SERVER_ERROR, None, Bytes::new()),
         },
+        (true, "/large") => response(
+            StatusCode::OK,
+            Some(HeaderValue::from_static("application/octet-stream")),
+            hello::large_body(),
+        ),
         (false, "/echo") if req.method() == Method::POST => {
             let content_type = req
                 .headers()
@@ -89,7 +94,7 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
                 Err(_) => response(StatusCode::PAYLOAD_TOO_LARGE, None, Bytes::new()),
             }
         }
-        (_, path @ ("/plaintext" | "/json" | "/echo")) => {
+        (_, path @ ("/plaintext" | "/json" | "/echo" | "/large")) => {
             let allow = if path == "/echo" { "POST" } else { "GET, HEAD" };
             let mut res = response(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
             res.headers_mut()

@@ -5,6 +5,8 @@
 //! - `GET /plaintext` -> `Hello, World!` (`text/plain`)
 //! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
+//! - `GET /large` -> 1 MiB from one shared buffer (`hello::large_body`),
+//!   the slow-reader attack's answer
 //! - `405` with `Allow` for another method on those paths, `404` elsewhere
 //!
 //! [`keel_app`] is the handler of `examples/hello` (its library); [`hyper_app`] is
@@ -20,10 +22,12 @@
 //! and server-sent events; [`hyper_streams`] serves it on hyper (the
 //! `hyper_streams` binary), [`keel_streams`] on keel (the `keel_streams`
 //! binary), and the `stream_client` binary drives both.
-//! [`server_cli`] is the command line both hyper binaries share.
+//! [`server_cli`] is the command line both hyper binaries share. [`attack`]
+//! is the attack harness (`attack/run.sh`) and the soak (`attack/soak.sh`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod attack;
 pub mod hyper_app;
 pub mod hyper_streams;
 pub mod keel_app;

@@ -150,6 +150,13 @@ mod tests {
             assert!(text.contains("content-type: text/x-test\r\n"), "{text}");
             assert!(text.ends_with("\r\n\r\nabc"), "{text}");
         }
+        let large = b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n";
+        keel.request(large);
+        hyper.request(large);
+        for response in [keel.last_response(), hyper.last_response()] {
+            assert_eq!(body(response), &hello::large_body()[..]);
+            assert_eq!(body(response).len(), hello::LARGE_LEN);
+        }
         let missing = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
         keel.request(missing);
         hyper.request(missing);

@@ -4,10 +4,32 @@
 //! - `GET /plaintext` -> `Hello, World!` (`text/plain`)
 //! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
+//! - `GET /large` -> [`LARGE_LEN`] bytes (`application/octet-stream`), the
+//!   same shared buffer every time: the slow-reader attack's large answer
+//!   (`benches/attack`)
 #![forbid(unsafe_code)]
 
-use keel::{Request, Response, StatusCode};
+use keel::{Bytes, Request, Response, StatusCode};
 use serde::Serialize;
+use std::sync::OnceLock;
+
+/// Length of the `GET /large` body: 1 MiB.
+pub const LARGE_LEN: usize = 1024 * 1024;
+
+/// The `GET /large` body: the letters `a` to `z` repeated to [`LARGE_LEN`]
+/// bytes. Built once; each call returns the same shared buffer (a reference
+/// count, no copy), so that keel and the hyper baseline send it alike.
+pub fn large_body() -> Bytes {
+    static BODY: OnceLock<Bytes> = OnceLock::new();
+    BODY.get_or_init(|| {
+        (b'a'..=b'z')
+            .cycle()
+            .take(LARGE_LEN)
+            .collect::<Vec<u8>>()
+            .into()
+    })
+    .clone()
+}
 
 #[derive(Serialize)]
 struct Message {
@@ -34,13 +56,18 @@ pub fn hello(req: &Request<'_>, res: &mut Response<'_>) {
                 res.status(StatusCode::INTERNAL_SERVER_ERROR);
             }
         }
+        ("GET" | "HEAD", "/large") => {
+            // Written from the shared buffer with writev: no per-request copy.
+            res.header("Content-Type", "application/octet-stream")
+                .body_bytes(large_body());
+        }
         ("POST", "/echo") => {
             let content_type = req
                 .header("content-type")
                 .unwrap_or(b"application/octet-stream");
             res.header("Content-Type", content_type).body(req.body());
         }
-        (_, "/plaintext" | "/json" | "/echo") => {
+        (_, "/plaintext" | "/json" | "/echo" | "/large") => {
             let allow = if req.path() == "/echo" {
                 "POST"
             } else {

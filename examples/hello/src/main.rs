@@ -3,6 +3,7 @@
 //! - `GET /plaintext` -> `Hello, World!` (`text/plain`)
 //! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
+//! - `GET /large` -> 1 MiB from one shared buffer (the slow-reader attack's answer)
 //!
 //! `hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS]`, or
 //! `KEEL_ADDR` / `KEEL_WORKERS` / `KEEL_DEFER_ACCEPT`.

@@ -257,6 +257,29 @@ fn head_json_has_length_and_no_body() {
 }
 
 #[test]
+fn get_large_twice_on_one_connection_and_head() {
+    let hello = Hello::start(1);
+    let url = hello.url("/large");
+    // Two in a row on one keep-alive connection: the shared buffer is sent
+    // whole each time.
+    let output = curl(&["-i", &url, &url]);
+    let (first, rest) = parse_response(&output.stdout, false);
+    let (second, rest) = parse_response(rest, false);
+    assert!(rest.is_empty(), "{} bytes after two responses", rest.len());
+    let expected: Vec<u8> = (b'a'..=b'z').cycle().take(1024 * 1024).collect();
+    for response in [&first, &second] {
+        assert_eq!(response.status_line, "HTTP/1.1 200 OK");
+        assert_eq!(response.header("Content-Type"), "application/octet-stream");
+        assert_eq!(response.header("Content-Length"), "1048576");
+        assert_server_headers(response);
+        assert!(response.body == expected, "the body is not a..z repeated");
+    }
+    let head = curl_one(&["-I", &url]);
+    assert_eq!(head.header("Content-Length"), "1048576");
+    assert!(head.body.is_empty());
+}
+
+#[test]
 fn post_echo_returns_body_and_content_type() {
     let hello = Hello::start(2);
     let body = "a small body, with spaces & symbols: {\"k\": [1, 2]}\n";
