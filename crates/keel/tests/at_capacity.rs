@@ -109,3 +109,29 @@ fn connections_mid_request_are_never_evicted() {
     assert_eq!(read_responses(&mut third, 1)[0].body, b"3");
     assert_eq!(server.handle().stats().evictions, 1);
 }
+
+#[test]
+fn a_head_still_arriving_goes_before_an_older_idle_connection() {
+    let server = capped(2);
+    // The idle keep-alive connection is the older, but its client has
+    // shown it completes requests; the half head has not.
+    let mut idle = server.connect();
+    idle.write_all(&get("/n/1")).unwrap();
+    read_responses(&mut idle, 1);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut half = server.connect();
+    half.write_all(b"GET /n/2 HTTP/1.1\r\nHo").unwrap();
+    let started = std::time::Instant::now();
+    while server.handle().stats().connections_open < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut client = server.connect();
+    client.write_all(&get("/n/3")).unwrap();
+    assert_eq!(read_responses(&mut client, 1)[0].body, b"3");
+    assert!(is_closed(&mut half), "the half head made room");
+    idle.write_all(&get("/n/4")).unwrap();
+    assert_eq!(read_responses(&mut idle, 1)[0].body, b"4");
+    assert_eq!(server.handle().stats().evictions, 1);
+}

@@ -40,10 +40,11 @@ pub struct Config {
     /// be used. Default 64 MiB.
     pub max_body_in_flight: usize,
     /// Most connections one worker holds. At the cap (or when the process
-    /// is out of descriptors) a new connection takes the place of the
-    /// oldest that waits for a request (idle keep-alive, or a head still
-    /// arriving), counted in `Stats::evictions`; with none of those, new
-    /// connections wait in the kernel's accept queue. Default 32 768.
+    /// is out of descriptors) a new connection takes the place of the head
+    /// still arriving that has waited longest, or when there is none, of
+    /// the longest-idle keep-alive connection (counted in
+    /// `Stats::evictions`); with none of those, new connections wait in the
+    /// kernel's accept queue. Default 32 768.
     pub max_connections_per_worker: usize,
     /// After an `accept` that failed (`EMFILE` with nothing to evict,
     /// `ENOBUFS`...) or a cap with nothing to evict, how long the worker

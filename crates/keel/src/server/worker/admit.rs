@@ -8,6 +8,7 @@ use crate::server::sys;
 use crate::Handler;
 use mio::{Interest, Token};
 use std::io;
+use std::time::Instant;
 
 /// Most connections closed at once to make room, oldest first: one scan
 /// of the slab pays for up to this many accepts.
@@ -123,10 +124,11 @@ impl<H: Handler> Worker<H> {
     /// candidates when the last one is used up.
     fn has_victim(&mut self) -> bool {
         while let Some(&(since, key)) = self.victims.last() {
+            let now = self.now;
             if self
                 .conns
                 .get(key)
-                .is_some_and(|s| s.since == since && evictable(s))
+                .is_some_and(|s| s.since == since && evictable(s, now))
             {
                 return true;
             }
@@ -145,20 +147,35 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Fills `victims` with a batch (see [`EVICT_BATCH`]) of the
-    /// connections that have waited longest for a request (idle
-    /// keep-alive, or a head still arriving): to a slowloris the cap is
-    /// then no wall, and a well-behaved client that comes later is not the
-    /// one turned away. Nothing mid-request is a candidate. One scan of
-    /// the slab serves the whole batch.
+    /// connections that cost the least to lose, the one that has waited
+    /// longest first: heads still arriving (a slowloris, or a crowd
+    /// exhausting descriptors), and only when there are none, idle
+    /// keep-alive connections, whose clients have shown they complete
+    /// requests. To an attacker the cap is then no wall: its connections
+    /// make room for each other, at the rate new ones arrive, while a
+    /// well-behaved client that comes later is let in and one that keeps
+    /// its connection keeps it. Nothing mid-request is a candidate, nor an
+    /// idle connection that was busy this turn. One scan of the slab
+    /// serves the whole batch.
     fn find_victims(&mut self) {
         let mut victims = std::mem::take(&mut self.victims);
         victims.clear();
+        let now = self.now;
+        let heads = |s: &&Slot| !s.lingering && s.kind == Deadline::Header;
         victims.extend(
             self.conns
                 .iter()
-                .filter(|(_, s)| evictable(s))
-                .map(|(key, s)| (s.since, key)),
+                .filter(|(_, s)| heads(s))
+                .map(|(k, s)| (s.since, k)),
         );
+        if victims.is_empty() {
+            victims.extend(
+                self.conns
+                    .iter()
+                    .filter(|(_, s)| evictable_idle(s, now))
+                    .map(|(k, s)| (s.since, k)),
+            );
+        }
         let batch = (self.conns.len() / EVICT_FRACTION).clamp(1, EVICT_BATCH);
         if victims.len() > batch {
             victims.select_nth_unstable(batch);
@@ -170,7 +187,12 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Idle keep-alive, or waiting for (the rest of) a head.
-fn evictable(slot: &Slot) -> bool {
-    !slot.lingering && matches!(slot.kind, Deadline::Idle | Deadline::Header)
+/// Still a candidate: waiting for (the rest of) a head, or idle since
+/// before this turn.
+fn evictable(slot: &Slot, now: Instant) -> bool {
+    !slot.lingering && (slot.kind == Deadline::Header || evictable_idle(slot, now))
+}
+
+fn evictable_idle(slot: &Slot, now: Instant) -> bool {
+    !slot.lingering && slot.kind == Deadline::Idle && slot.since < now
 }
