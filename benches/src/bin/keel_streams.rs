@@ -13,6 +13,8 @@ const USAGE: &str = "usage: keel_streams [--addr HOST:PORT] [--workers N]
   --addr     listen address (default 127.0.0.1:8084)
   --workers  worker threads (default 1)
   --window   bytes a stream may queue, Config::max_output_buffered (default 262144)
+  --unsent   bytes the kernel may hold unsent per socket, Config::max_unsent_per_socket
+             (default 131072; 0: no limit)
 routes: POST /upload (answers the body's SHA-256), GET /download?bytes=N,
         GET /events (text/event-stream)";
 
@@ -23,7 +25,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = match arg.as_str() {
-            "--addr" | "--workers" | "--window" => args.next(),
+            "--addr" | "--workers" | "--window" | "--unsent" => args.next(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
             }
             ("--window", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
                 config.max_output_buffered = v.parse().unwrap_or(config.max_output_buffered)
+            }
+            ("--unsent", Some(v)) if v.parse::<usize>().is_ok() => {
+                config.max_unsent_per_socket = v.parse().ok().filter(|&n| n > 0)
             }
             _ => {
                 eprintln!("keel_streams: bad argument {arg:?}\n{USAGE}");

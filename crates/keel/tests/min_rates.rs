@@ -2,7 +2,9 @@
 //! `min_body_rate` (buffered or streamed) gets its 408 at the end of a
 //! window, one sent at the rate with pauses goes on for many windows; a
 //! reader taking response bytes below `min_send_rate` is dropped, one that
-//! reads in bursts gets the whole answer.
+//! reads in bursts gets the whole answer; a slow reader's answer waits in
+//! the worker's queue, not in the kernel's (`max_unsent_per_socket`), until
+//! the reader shows it is fast.
 
 mod util;
 
@@ -192,4 +194,67 @@ fn a_reader_in_bursts_above_the_rate_gets_everything() {
     assert!(read >= n, "cut off after {read} bytes");
     assert!(started.elapsed() > Duration::from_millis(900));
     assert_eq!(server.handle().stats().timeouts, 0);
+}
+
+/// Bytes the kernel holds in the send queue (unsent plus unacknowledged)
+/// of the server's end of the connection from `client`, from /proc/net/tcp.
+fn server_send_queue(server: &TestServer, client: &TcpStream) -> u64 {
+    let ours = client.local_addr().unwrap().port();
+    let theirs = server.addr().port();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| port(f[1]) == theirs && port(f[2]) == ours)
+        .map(|f| u64::from_str_radix(f[4].split(':').next().unwrap(), 16).unwrap())
+        .expect("the server's end in /proc/net/tcp")
+}
+
+/// Asks for 8 MB on a connection whose client (receive buffer `window`)
+/// reads `first` bytes at once, then nothing; returns the server's send
+/// queue after a pause.
+fn queued_in_kernel(limit: Option<usize>, window: usize, first: usize) -> u64 {
+    let config = Config {
+        max_unsent_per_socket: limit,
+        ..Config::default()
+    };
+    let server = TestServer::with(app, config, 1);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(window).unwrap();
+    socket.connect(&server.addr().into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.write_all(&get("/big/8000000")).unwrap();
+    let mut buf = vec![0; first];
+    stream.read_exact(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server_send_queue(&server, &stream)
+}
+
+#[test]
+fn a_slow_readers_answer_waits_in_the_worker_not_the_kernel() {
+    // A small window: what the server writes mostly waits unsent.
+    let limited = queued_in_kernel(Some(64 * 1024), 4096, 1024);
+    let unlimited = queued_in_kernel(None, 4096, 1024);
+    // The limit plus what is in flight to a 4 KiB window, against the
+    // kernel's own growth (megabytes on Linux's defaults).
+    assert!(limited < 256 * 1024, "{limited} bytes queued in the kernel");
+    assert!(
+        unlimited > 4 * limited,
+        "without the limit only {unlimited}"
+    );
+}
+
+#[test]
+fn a_fast_reader_gets_the_kernels_buffers_back() {
+    // 6 MB taken at once (a megabyte in 100 ms lifts the limit; six
+    // chances, for a loaded machine) before the reader pauses: the kernel
+    // then holds more than the limit for it.
+    let fast = queued_in_kernel(Some(64 * 1024), 64 * 1024, 6_000_000);
+    let slow = queued_in_kernel(Some(64 * 1024), 64 * 1024, 1024);
+    assert!(
+        fast > 4 * slow,
+        "{fast} bytes queued, {slow} for a slow reader"
+    );
 }

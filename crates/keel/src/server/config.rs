@@ -56,6 +56,15 @@ pub struct Config {
     /// Response bytes queued for one connection before the worker stops reading
     /// and parsing its requests until the peer catches up. Default 256 KiB.
     pub max_output_buffered: usize,
+    /// Most written bytes the kernel may hold unsent for one connection
+    /// (`TCP_NOTSENT_LOWAT`); the rest of an answer waits in the worker's
+    /// output queue, where a shared body (`Response::body_bytes`, a file)
+    /// costs nothing per connection. Without it the kernel grows each send
+    /// buffer to megabytes: a thousand slow readers of a 1 MiB answer held
+    /// 1.4 GB of kernel memory on the test machine, outside every process's
+    /// RSS, and pushed TCP into memory pressure for everyone. `None` leaves
+    /// the kernel's default (no limit). Default 128 KiB.
+    pub max_unsent_per_socket: Option<usize>,
     /// Time allowed from a connection's first byte (or its accept) to a complete
     /// request head; past it the worker answers `408` and closes. Default 10 s.
     pub header_timeout: Duration,
@@ -138,6 +147,7 @@ impl Default for Config {
             max_connections_per_worker: 32 * 1024,
             accept_backoff: Duration::from_millis(100),
             max_output_buffered: 256 * 1024,
+            max_unsent_per_socket: Some(128 * 1024),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             min_body_rate: 1024,

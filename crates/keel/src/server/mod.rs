@@ -155,15 +155,16 @@ impl Server {
         // Each connection is a file descriptor: lift the soft limit (often
         // 1024) to the hard one. Failing to is not fatal.
         let _ = sys::raise_open_file_limit();
-        let first = sys::reuseport_listener(addr, self.backlog, self.defer_accept)?;
+        let options = sys::ListenerOptions {
+            backlog: self.backlog,
+            defer_accept: self.defer_accept,
+            max_unsent: self.config.max_unsent_per_socket,
+        };
+        let first = sys::reuseport_listener(addr, options)?;
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.workers {
-            listeners.push(sys::reuseport_listener(
-                local_addr,
-                self.backlog,
-                self.defer_accept,
-            )?);
+            listeners.push(sys::reuseport_listener(local_addr, options)?);
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let handler = Arc::new(handler);

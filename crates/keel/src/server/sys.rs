@@ -8,41 +8,63 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+/// How the listeners are made; accepted sockets inherit the TCP options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ListenerOptions {
+    pub(crate) backlog: i32,
+    /// `TCP_DEFER_ACCEPT`: see [`crate::Server::defer_accept`].
+    pub(crate) defer_accept: Option<Duration>,
+    /// `TCP_NOTSENT_LOWAT`: see [`crate::Config::max_unsent_per_socket`].
+    pub(crate) max_unsent: Option<usize>,
+}
+
 /// A non-blocking listener with `SO_REUSEPORT`, so that every worker can own
 /// one on the same port and the kernel spreads connections between them.
 /// With `defer_accept`, a connection is only handed over once its first
 /// bytes are in (see [`crate::Server::defer_accept`]).
 pub(crate) fn reuseport_listener(
     addr: SocketAddr,
-    backlog: i32,
-    defer_accept: Option<Duration>,
+    options: ListenerOptions,
 ) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    // Accepted sockets inherit TCP_NODELAY from the listener on Linux (see
-    // the test below), which saves a setsockopt per connection.
+    // Accepted sockets inherit TCP_NODELAY and TCP_NOTSENT_LOWAT from the
+    // listener on Linux (see the tests below), which saves a setsockopt each
+    // per connection.
     socket.set_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    if let Some(wait) = defer_accept {
-        set_defer_accept(&socket, wait)?;
+    if let Some(wait) = options.defer_accept {
+        // In whole seconds, at least one (the kernel turns it into a count
+        // of SYN-ACK retransmissions).
+        let seconds = wait.as_secs().max(1);
+        set_tcp_option(&socket, libc::TCP_DEFER_ACCEPT, seconds)?;
     }
-    socket.listen(backlog)?;
+    if let Some(bytes) = options.max_unsent {
+        set_tcp_option(&socket, libc::TCP_NOTSENT_LOWAT, bytes as u64)?;
+    }
+    socket.listen(options.backlog)?;
     Ok(socket.into())
 }
 
-/// Sets `TCP_DEFER_ACCEPT` to `wait` in whole seconds, at least one (the
-/// kernel turns it into a count of SYN-ACK retransmissions).
-fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
-    let seconds = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+/// Lifts the listener's `TCP_NOTSENT_LOWAT` from one accepted socket: back
+/// to the system's default (no limit unless `net.ipv4.tcp_notsent_lowat`
+/// sets one), for a peer that reads fast enough to use large send buffers.
+pub(crate) fn lift_unsent_limit(socket: &impl AsRawFd) -> io::Result<()> {
+    set_tcp_option(socket, libc::TCP_NOTSENT_LOWAT, 0)
+}
+
+/// Sets an `IPPROTO_TCP` option that takes a C `int` (`value`, saturated).
+fn set_tcp_option(socket: &impl AsRawFd, option: libc::c_int, value: u64) -> io::Result<()> {
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: the option value is a live c_int and the length passed is its size.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            std::ptr::from_ref(&seconds).cast(),
+            option,
+            std::ptr::from_ref(&value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -177,20 +199,40 @@ mod tests {
         assert_eq!(limit.rlim_cur, limit.rlim_max);
     }
 
+    const OPTIONS: ListenerOptions = ListenerOptions {
+        backlog: 16,
+        defer_accept: None,
+        max_unsent: Some(12345),
+    };
+
     #[test]
-    fn accepted_sockets_inherit_nodelay() {
-        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16, None).unwrap();
+    fn accepted_sockets_inherit_nodelay_and_the_unsent_limit() {
+        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), OPTIONS).unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         listener.set_nonblocking(false).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         assert!(accepted.nodelay().unwrap());
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are live and `len` is `value`'s size.
+        let rc = unsafe {
+            libc::getsockopt(
+                accepted.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(value, 12345);
     }
 
     #[test]
     fn two_listeners_share_one_port() {
-        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16, None).unwrap();
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), OPTIONS).unwrap();
         let addr = first.local_addr().unwrap();
-        let second = reuseport_listener(addr, 16, None).unwrap();
+        let second = reuseport_listener(addr, OPTIONS).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
     }
 }

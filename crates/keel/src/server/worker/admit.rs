@@ -84,6 +84,8 @@ impl<H: Handler> Worker<H> {
             bytes_at_since: 0,
             bytes_in: 0,
             bytes_out: 0,
+            unsent_limited: self.services.config.max_unsent_per_socket.is_some(),
+            fast_check: (self.now, 0),
         });
         self.services.counters.connections_accepted.add(1);
         self.services.counters.connections_open.add(1);

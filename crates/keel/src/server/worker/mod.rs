@@ -11,7 +11,7 @@ use crate::server::stats::WorkerCounters;
 use crate::server::{date, handover, sys};
 use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
-use deadline::{set_deadline, Deadline};
+use deadline::{set_deadline, unsent_limit, Deadline};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -56,6 +56,11 @@ struct Slot {
     bytes_in: u64,
     /// Bytes written to the socket.
     bytes_out: u64,
+    /// The kernel may hold only `Config::max_unsent_per_socket` unsent
+    /// bytes for it, until it shows it reads fast (see `unsent_limit`).
+    unsent_limited: bool,
+    /// When and at which `bytes_out` the current fast-reader check began.
+    fast_check: (Instant, u64),
 }
 
 /// Everything a worker thread starts with.
@@ -373,6 +378,7 @@ impl<H: Handler> Worker<H> {
             slot.conn.park_partial_head(env.pool);
         }
         set_deadline(slot, env.config, self.now);
+        unsent_limit(slot, self.now);
     }
 
     /// Gives a connection whose `101` is written to its upgrade callback,
