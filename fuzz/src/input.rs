@@ -57,6 +57,7 @@ impl<'a> Plan<'a> {
                 max_target: 16,
                 max_body: 16,
                 max_output_buffered: 0,
+                stream_window: 0,
                 buffer_size: 16,
                 max_pooled_buffer: 16,
                 server_name: None,
@@ -68,6 +69,7 @@ impl<'a> Plan<'a> {
                 max_target: 64,
                 max_body: 256,
                 max_output_buffered: 64,
+                stream_window: 64,
                 buffer_size: 512,
                 ..Config::default()
             },
@@ -85,6 +87,7 @@ impl<'a> Plan<'a> {
                     max_target: c,
                     max_body: d * 4,
                     max_output_buffered: (e >> 1) * 32,
+                    stream_window: (e >> 1) * 32,
                     buffer_size: 1 + (e >> 1),
                     server_name: if e & 1 == 0 {
                         None

@@ -79,6 +79,7 @@ fn same_answers_whole_and_split(
         config.buffer_size = 1;
         config.max_pooled_buffer = 1;
         config.max_output_buffered = 0;
+        config.stream_window = 0;
     }
     let split = run(&config, pieces, finish);
     let finals = |t: &Transcript| -> Vec<Vec<u8>> {
@@ -133,6 +134,7 @@ pub fn pipeline(data: &[u8]) {
     let mut config = Config::default();
     if knobs & 1 != 0 {
         config.max_output_buffered = 0;
+        config.stream_window = 0;
     }
     if knobs & 2 != 0 {
         config.buffer_size = 1;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: keel_streams [--addr HOST:PORT] [--workers N]
   --addr     listen address (default 127.0.0.1:8084)
   --workers  worker threads (default 1)
-  --window   bytes a stream may queue, Config::max_output_buffered (default 262144)
+  --window   bytes a stream may queue, Config::stream_window (default 262144)
   --unsent   bytes the kernel may hold unsent per socket, Config::max_unsent_per_socket
              (default 131072; 0: no limit)
 routes: POST /upload (answers the body's SHA-256), GET /download?bytes=N,
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                 workers = v.parse().unwrap_or(1)
             }
             ("--window", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
-                config.max_output_buffered = v.parse().unwrap_or(config.max_output_buffered)
+                config.stream_window = v.parse().unwrap_or(config.stream_window)
             }
             ("--unsent", Some(v)) if v.parse::<usize>().is_ok() => {
                 config.max_unsent_per_socket = v.parse().ok().filter(|&n| n > 0)

@@ -190,7 +190,7 @@ impl std::error::Error for StreamError {}
 /// requests wait until it has.
 ///
 /// **Backpressure.** At most about
-/// [`Config::max_output_buffered`](crate::Config::max_output_buffered)
+/// [`Config::stream_window`](crate::Config::stream_window)
 /// bytes wait in the stream, and as much again in the connection's
 /// output: when the client reads slower than the producer writes,
 /// [`send`](BodyStream::send) blocks and [`try_send`](BodyStream::try_send)

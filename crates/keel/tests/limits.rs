@@ -137,6 +137,40 @@ fn backpressure_stops_reading_until_the_peer_reads() {
     assert!(responses.iter().all(|r| r.body.len() == 100_000));
 }
 
+/// Requests answered for a peer (receive buffer 4 KiB) that pipelines
+/// 20,000 small requests and reads nothing.
+fn answered_without_reading(config: Config) -> u64 {
+    let server = TestServer::with(app, config, 1);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr().into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    let batch: Vec<u8> = (0..20_000).flat_map(|_| get("/n/1")).collect();
+    let mut writer = stream.try_clone().unwrap();
+    // Blocks once the server stops reading; ends when the stream is dropped.
+    std::thread::spawn(move || writer.write_all(&batch));
+    std::thread::sleep(Duration::from_millis(500));
+    let answered = server.handle().stats().requests;
+    drop(stream);
+    answered
+}
+
+#[test]
+fn a_pipelining_peer_that_never_reads_holds_little() {
+    // What the default output limit lets one such peer hold in the worker,
+    // the kernel's share (`max_unsent_per_socket`) beside it.
+    let answered = answered_without_reading(Config::default());
+    let roomier = answered_without_reading(Config {
+        max_output_buffered: 256 * 1024,
+        ..Config::default()
+    });
+    eprintln!("answered {answered} at the default limit, {roomier} at 256 KiB");
+    // About 90 bytes an answer: 32 KiB here, 128 KiB in the kernel, and
+    // what a 4 KiB window lets through come to under 3,000 answers.
+    assert!(answered < 3000, "{answered} answers held");
+    assert!(roomier > answered + 1000, "the limit made no difference");
+}
+
 #[test]
 fn slow_head_gets_408_and_a_close() {
     let config = Config {

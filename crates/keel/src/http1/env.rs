@@ -54,7 +54,7 @@ impl<H> Services<H> {
             config.max_pooled_buffer,
             config.max_pooled_buffers,
         );
-        let deferral = Deferral::new(completions, waker, &server_line, config.max_output_buffered);
+        let deferral = Deferral::new(completions, waker, &server_line, config.stream_window);
         let budget = BodyBudget::new(config.max_body_in_flight);
         Services {
             handler,

@@ -53,9 +53,18 @@ pub struct Config {
     /// spin a core, short enough that queued clients are not kept waiting
     /// once descriptors free up elsewhere in the process. Default 100 ms.
     pub accept_backoff: Duration,
-    /// Response bytes queued for one connection before the worker stops reading
-    /// and parsing its requests until the peer catches up. Default 256 KiB.
+    /// Response bytes queued for one connection before the worker stops
+    /// reading and parsing its requests until the peer catches up: what a
+    /// peer that pipelines requests without reading the answers holds (plus
+    /// one answer). Plenty for pipelining at full speed (sixteen small
+    /// answers are a few KiB); a thousand such peers hold a thousand times
+    /// it. Default 32 KiB.
     pub max_output_buffered: usize,
+    /// Bytes a streamed response ([`crate::Response::stream`], server-sent
+    /// events) may queue in the worker before its producer waits: the
+    /// memory a slow stream holds, and how much a fast one moves per wake-up
+    /// of its producer. Default 256 KiB.
+    pub stream_window: usize,
     /// Most written bytes the kernel may hold unsent for one connection
     /// (`TCP_NOTSENT_LOWAT`); the rest of an answer waits in the worker's
     /// output queue, where a shared body (`Response::body_bytes`, a file)
@@ -146,7 +155,8 @@ impl Default for Config {
             max_body_in_flight: 64 * 1024 * 1024,
             max_connections_per_worker: 32 * 1024,
             accept_backoff: Duration::from_millis(100),
-            max_output_buffered: 256 * 1024,
+            max_output_buffered: 32 * 1024,
+            stream_window: 256 * 1024,
             max_unsent_per_socket: Some(128 * 1024),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

@@ -68,9 +68,9 @@ impl Conn {
         let Some(out) = &self.stream_out else {
             return false;
         };
-        // Past the limit, as `wants_input` counts it: with a limit of 0,
-        // an empty output still takes the next pieces.
-        if self.output.pending() > env.config.max_output_buffered {
+        // Past the window (`>`): with a window of 0, an empty output still
+        // takes the next pieces.
+        if self.output.pending() > env.config.stream_window {
             return false;
         }
         let output = &mut self.output;
