@@ -32,16 +32,7 @@ fn probe_for(spec: &ProbeSpec, span: Duration) -> ProbeReport {
 }
 
 fn target(addr: SocketAddr) -> Target {
-    Target {
-        addr,
-        pid: std::process::id(),
-        path: "/plaintext".to_owned(),
-        status: 200,
-        body_len: 13,
-        upload_path: "/echo".to_owned(),
-        upload_headers: Vec::new(),
-        large_path: Some("/large".to_owned()),
-    }
+    Target::hello(addr, std::process::id())
 }
 
 fn small_sizes() -> Sizes {

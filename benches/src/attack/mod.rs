@@ -175,9 +175,38 @@ pub struct Target {
 }
 
 impl Target {
+    /// `hello` (or hyper-hello) at `addr`, process `pid`: `GET /plaintext`
+    /// for the well-behaved client, `POST /echo`, `GET /large`.
+    pub fn hello(addr: SocketAddr, pid: u32) -> Target {
+        Target {
+            addr,
+            pid,
+            path: "/plaintext".to_owned(),
+            status: 200,
+            body_len: 13,
+            upload_path: "/echo".to_owned(),
+            upload_headers: Vec::new(),
+            large_path: Some("/large".to_owned()),
+        }
+    }
+
     /// The well-behaved client's request.
     pub fn probe_request(&self) -> Vec<u8> {
         http::request("GET", &self.path, &[], b"")
+    }
+
+    /// The well-behaved client of every run: 100 keep-alive requests/s and
+    /// 20 new-connection requests/s, each to be answered within 2 s.
+    pub fn probe(&self) -> probe::ProbeSpec {
+        probe::ProbeSpec {
+            addr: self.addr,
+            request: self.probe_request(),
+            status: self.status,
+            body_len: self.body_len,
+            timeout: Duration::from_secs(2),
+            keep_alive_per_second: 100,
+            new_connection_per_second: 20,
+        }
     }
 }
 

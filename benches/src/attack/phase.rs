@@ -38,15 +38,7 @@ pub struct PhaseRow {
 
 /// Runs the baseline and the attack phase of `attack` against `target`.
 pub fn run(attack: Attack, target: &Target, sizes: &Sizes, durations: Durations) -> [PhaseRow; 2] {
-    let probe = ProbeSpec {
-        addr: target.addr,
-        request: target.probe_request(),
-        status: target.status,
-        body_len: target.body_len,
-        timeout: Duration::from_secs(2),
-        keep_alive_per_second: 100,
-        new_connection_per_second: 20,
-    };
+    let probe = target.probe();
     let (probe_report, usage) = measured(target.pid, &probe, durations.baseline);
     let baseline = PhaseRow {
         phase: "baseline",

@@ -12,7 +12,7 @@
 //! short, a reset in the middle of a head, a reset with an answer unread.
 
 use super::http::{self, Failure};
-use super::probe::{Probe, ProbeReport, ProbeSpec};
+use super::probe::{Probe, ProbeReport};
 use super::procfs::{self, Sampler, Usage};
 use super::{Stop, Target};
 use socket2::SockRef;
@@ -117,15 +117,7 @@ pub struct SoakReport {
 /// Runs the soak against `target` (its upload route echoes the body).
 pub fn run(target: &Target, spec: &SoakSpec) -> SoakReport {
     let fds_before = procfs::fds(target.pid);
-    let probe = ProbeSpec {
-        addr: target.addr,
-        request: target.probe_request(),
-        status: target.status,
-        body_len: target.body_len,
-        timeout: Duration::from_secs(2),
-        keep_alive_per_second: 100,
-        new_connection_per_second: 20,
-    };
+    let probe = target.probe();
     let sampler = Sampler::start(target.pid, Duration::from_secs(1));
     let client = Probe::start(&probe);
     let stop = Stop::new();

@@ -56,16 +56,7 @@ fn parse() -> Result<(Command, Target), String> {
         return Err(format!("unknown command {command:?}"));
     };
     let (mut addr, mut pid, mut server, mut seconds) = (None, None, "server".to_owned(), 180);
-    let mut target = Target {
-        addr: ([127, 0, 0, 1], 0).into(),
-        pid: 0,
-        path: "/plaintext".to_owned(),
-        status: 200,
-        body_len: 13,
-        upload_path: "/echo".to_owned(),
-        upload_headers: Vec::new(),
-        large_path: Some("/large".to_owned()),
-    };
+    let mut target = Target::hello(([127, 0, 0, 1], 0).into(), 0);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = |what: &str| {
