@@ -56,9 +56,10 @@ pub struct Config {
     /// Response bytes queued for one connection before the worker stops
     /// reading and parsing its requests until the peer catches up: what a
     /// peer that pipelines requests without reading the answers holds (plus
-    /// one answer). Plenty for pipelining at full speed (sixteen small
-    /// answers are a few KiB); a thousand such peers hold a thousand times
-    /// it. Default 32 KiB.
+    /// one answer, and its read buffer); a thousand such peers hold a
+    /// thousand times it. 32 KiB cut that to a third in the attack harness
+    /// but lengthened other clients' tail latency under a pipelined flood
+    /// (see docs/benchmarks.md, "Under attack"). Default 256 KiB.
     pub max_output_buffered: usize,
     /// Bytes a streamed response ([`crate::Response::stream`], server-sent
     /// events) may queue in the worker before its producer waits: the
@@ -155,7 +156,7 @@ impl Default for Config {
             max_body_in_flight: 64 * 1024 * 1024,
             max_connections_per_worker: 32 * 1024,
             accept_backoff: Duration::from_millis(100),
-            max_output_buffered: 32 * 1024,
+            max_output_buffered: 256 * 1024,
             stream_window: 256 * 1024,
             max_unsent_per_socket: Some(128 * 1024),
             header_timeout: Duration::from_secs(10),
