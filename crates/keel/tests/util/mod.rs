@@ -2,6 +2,7 @@
 //! TCP client, and a small response reader that checks framing exactly.
 #![allow(dead_code)]
 
+pub mod memory;
 pub mod upload;
 
 use keel::{Config, Handler, Request, Response, ServerHandle, StatusCode};
