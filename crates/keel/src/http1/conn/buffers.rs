@@ -97,8 +97,8 @@ impl Conn {
     /// worker calls it only for a head that stalls: the first of a
     /// connection, once its socket is drained, or any at a timer tick that
     /// finds it waiting. The next read moves the bytes back into a pooled
-    /// buffer. Returns whether it parked.
-    pub(crate) fn park_partial_head(&mut self, pool: &mut BufferPool) -> bool {
+    /// buffer.
+    pub(crate) fn park_partial_head(&mut self, pool: &mut BufferPool) {
         let head_only = self.phase == Phase::Open
             && self.awaiting.is_none()
             && self.stream_in.is_none()
@@ -107,7 +107,7 @@ impl Conn {
             && self.output.pending() == 0;
         let partial = self.input.as_ref().map_or(0, |b| b.len() - self.start);
         if !head_only || self.parked || partial == 0 || partial > PARK_MAX {
-            return false;
+            return;
         }
         self.compact();
         if let Some(buf) = self.input.take() {
@@ -115,7 +115,6 @@ impl Conn {
             self.parked = true;
             pool.give(buf);
         }
-        true
     }
 
     /// Moves a partial request to the front of the input buffer, so the

@@ -163,11 +163,10 @@ impl<H: Handler> Worker<H> {
         let mut victims = std::mem::take(&mut self.victims);
         victims.clear();
         let now = self.now;
-        let heads = |s: &&Slot| !s.lingering && s.kind == Deadline::Header;
         victims.extend(
             self.conns
                 .iter()
-                .filter(|(_, s)| heads(s))
+                .filter(|(_, s)| waits_for_head(s))
                 .map(|(k, s)| (s.since, k)),
         );
         if victims.is_empty() {
@@ -192,7 +191,11 @@ impl<H: Handler> Worker<H> {
 /// Still a candidate: waiting for (the rest of) a head, or idle since
 /// before this turn.
 fn evictable(slot: &Slot, now: Instant) -> bool {
-    !slot.lingering && (slot.kind == Deadline::Header || evictable_idle(slot, now))
+    waits_for_head(slot) || evictable_idle(slot, now)
+}
+
+fn waits_for_head(slot: &Slot) -> bool {
+    !slot.lingering && slot.kind == Deadline::Header
 }
 
 fn evictable_idle(slot: &Slot, now: Instant) -> bool {
