@@ -85,11 +85,11 @@ table() {
     echo
     echo "### $1"
     echo
-    echo "| server | phase | requests | success % | p50 ms | p99 ms | max ms | failures | RSS max MiB | fds max | server CPU % | kernel TCP MiB | attack: held | connects/s | closed by server | sent KiB | read KiB | requests sent | answered |"
+    echo "| server | phase | requests | success % | p50 ms | p99 ms | max ms | failures | RSS max MiB | fds max | server CPU % | TCP queued MiB | attack: held | connects/s | closed by server | sent KiB | read KiB | requests sent | answered |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     grep "^ROW attack=$1 " "$logs/rows" | while read -r row; do
         local line="|" key
-        for key in server phase requests success p50_ms p99_ms max_ms failures rss_mib fds cpu tcp_mib \
+        for key in server phase requests success p50_ms p99_ms max_ms failures rss_mib fds cpu tcp_queued_mib \
             held connects_per_s closed sent_kib read_kib requests_sent answered; do
             line="$line $(field "$row" "$key" | sed 's/^$/-/') |"
         done
@@ -115,8 +115,9 @@ report() {
     echo "latency from the connect (when one is made) to the last byte, failures counted at the time"
     echo "they took (a timeout as 2 s). RSS and fds: the most seen (sampled every 250 ms) over the"
     echo "measured phase; CPU: the server's user + system time over that phase (100 = one core);"
-    echo "kernel TCP: the most memory the kernel held for all TCP sockets of the host (both ends;"
-    echo "/proc/net/sockstat), where written but unread bytes wait, outside every process's RSS."
+    echo "TCP queued: the most bytes seen in the send and receive queues of all TCP connections of"
+    echo "the host (both ends; /proc/net/tcp and tcp6), where written but unread bytes wait, outside"
+    echo "every process's RSS."
     echo "Attack columns: connections open at its end, connects per second, connections the server"
     echo "closed or reset, bytes written and read, whole requests written (pipeline: the bytes the"
     echo "server took in, divided by the request's length), answers with the expected status (header"

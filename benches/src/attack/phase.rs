@@ -73,7 +73,7 @@ impl PhaseRow {
     pub fn row(&self, attack: Attack, server: &str) -> String {
         let p = &self.probe;
         let mut line = format!(
-            "ROW attack={} server={server} phase={} requests={} success={:.2} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} failures={} rss_mib={:.1} fds={} cpu={:.0} tcp_mib={:.0}",
+            "ROW attack={} server={server} phase={} requests={} success={:.2} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} failures={} rss_mib={:.1} fds={} cpu={:.0} tcp_queued_mib={:.0}",
             attack.name(),
             self.phase,
             p.requests(),
@@ -85,7 +85,7 @@ impl PhaseRow {
             self.usage.rss_max_mib(),
             self.usage.fds_max(),
             self.usage.cpu_percent,
-            self.usage.tcp_max_mib(),
+            self.usage.tcp_queued_max_mib(),
         );
         if let Some(a) = &self.attack {
             // Writing to a String cannot fail.

@@ -1,8 +1,8 @@
 //! What the server process costs, read from `/proc/PID`: resident memory
 //! (`status`'s `VmRSS`), open descriptors (the entries of `fd/`) and CPU time
 //! (`stat`'s utime + stime), sampled by a thread at a fixed interval; and the
-//! memory the kernel holds for all TCP sockets (`/proc/net/sockstat`), where
-//! bytes written but not yet read wait (not in any process's RSS).
+//! bytes queued in all TCP sockets of the host (`/proc/net/tcp`, `tcp6`),
+//! where bytes written but not yet read wait (not in any process's RSS).
 
 use super::Stop;
 use std::thread::{self, JoinHandle};
@@ -22,8 +22,8 @@ pub struct Sample {
     pub rss_kib: u64,
     /// Open descriptors.
     pub fds: usize,
-    /// Kernel memory of all TCP sockets on the host, KiB.
-    pub tcp_kib: u64,
+    /// Bytes queued in all TCP sockets on the host, KiB.
+    pub tcp_queued_kib: u64,
 }
 
 /// What the server cost over a sampled span.
@@ -48,27 +48,52 @@ impl Usage {
         self.samples.iter().map(|s| s.fds).max().unwrap_or(0)
     }
 
-    /// The most kernel TCP memory seen (all sockets, both ends), MiB.
-    pub fn tcp_max_mib(&self) -> f64 {
-        self.samples.iter().map(|s| s.tcp_kib).max().unwrap_or(0) as f64 / 1024.0
+    /// The most bytes seen queued in TCP sockets (all sockets, both ends), MiB.
+    pub fn tcp_queued_max_mib(&self) -> f64 {
+        self.samples
+            .iter()
+            .map(|s| s.tcp_queued_kib)
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
     }
 }
 
-/// The memory the kernel holds for all TCP sockets, KiB: the `mem` pages of
-/// `/proc/net/sockstat`'s `TCP:` line (0 when it cannot be read).
-pub fn tcp_kib() -> u64 {
-    /// The unit of `sockstat`'s `mem`: the page size, 4 KiB on x86-64 and
-    /// on most arm64 kernels.
-    const PAGE_KIB: u64 = 4;
-    std::fs::read_to_string("/proc/net/sockstat")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("TCP:"))?;
-            let mut words = line.split_whitespace();
-            words.find(|w| *w == "mem")?;
-            words.next()?.parse::<u64>().ok()
+/// The bytes waiting in every TCP socket's send and receive queues on the
+/// host, KiB: the `tx_queue` and `rx_queue` of each connection in
+/// `/proc/net/tcp` and `/proc/net/tcp6` (listeners left out: their
+/// `rx_queue` counts connections, not bytes).
+///
+/// `sockstat`'s `mem` would count the buffers' full cost, but it stays 0
+/// where a memory cgroup is charged for the sockets instead (kernel 6.18
+/// here); the queues are counted the same way everywhere.
+pub fn tcp_queued_kib() -> u64 {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| queued_bytes(&table))
+        .sum::<u64>()
+        / 1024
+}
+
+/// The sum of `tx_queue` + `rx_queue` over the rows of one `/proc/net/tcp`
+/// table, listeners (state `0A`) left out.
+fn queued_bytes(table: &str) -> u64 {
+    /// `st` of a listening socket.
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            // sl, local, remote, st, tx_queue:rx_queue, ...
+            let mut fields = row.split_whitespace().skip(3);
+            let state = fields.next()?;
+            let (tx, rx) = fields.next()?.split_once(':')?;
+            let tx = u64::from_str_radix(tx, 16).ok()?;
+            let rx = u64::from_str_radix(rx, 16).ok()?;
+            (state != LISTEN).then_some(tx + rx)
         })
-        .map_or(0, |pages| pages * PAGE_KIB)
+        .sum()
 }
 
 /// The resident size of process `pid` in KiB (0 once it is gone).
@@ -149,7 +174,7 @@ impl Sampler {
                             at: started.elapsed().as_secs_f64(),
                             rss_kib: rss_kib(pid),
                             fds: fds(pid),
-                            tcp_kib: tcp_kib(),
+                            tcp_queued_kib: tcp_queued_kib(),
                         });
                         next += interval;
                         if !stop.sleep_until(next) {
@@ -220,6 +245,20 @@ mod tests {
             }
         }
         assert!(written >= 64 * 1024, "{written}");
-        assert!(tcp_kib() >= 64, "{} KiB", tcp_kib());
+        let queued = tcp_queued_kib();
+        assert!(
+            queued >= written as u64 / 1024,
+            "{queued} KiB of {written} bytes"
+        );
+    }
+
+    #[test]
+    fn sums_both_queues_of_connections_only() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr\n\
+            0: 00000000:07E8 00000000:0000 0A 00000000:00000080 00:00000000\n\
+            1: 0100007F:1FA3 0100007F:A3C2 01 00000400:00000000 00:00000000\n\
+            2: 0100007F:A3C2 0100007F:1FA3 01 00000000:00010000 00:00000000\n\
+            3: garbled\n";
+        assert_eq!(queued_bytes(table), 0x400 + 0x10000);
     }
 }

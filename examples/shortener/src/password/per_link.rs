@@ -61,6 +61,11 @@ impl LinkGuesses {
     pub fn charge(&self, slug: &str, now: Instant) -> Result<(), Duration> {
         let mut links = self.links.lock();
         if let Some(tally) = links.get_mut(slug) {
+            // Callers read the clock before the lock: a guess that read it
+            // just before another one took the lock would otherwise see
+            // that one's `until` in its future and be refused while
+            // guesses are still free.
+            let now = now.max(tally.last);
             if now.saturating_duration_since(tally.last) >= FORGET_AFTER {
                 *tally = Tally::fresh(now);
             }
@@ -168,6 +173,18 @@ mod tests {
             assert_eq!(guesses.charge("s", later), Ok(()));
         }
         assert!(guesses.charge("s", later).is_err());
+    }
+
+    #[test]
+    fn a_guess_that_read_the_clock_first_but_locked_second_is_still_free() {
+        let guesses = LinkGuesses::new(3);
+        let early = Instant::now();
+        let late = early + Duration::from_micros(5);
+        assert_eq!(guesses.charge("s", late), Ok(()));
+        assert_eq!(guesses.charge("s", early), Ok(()));
+        assert_eq!(guesses.charge("s", early), Ok(()));
+        // Past the free ones, an early clock still waits the whole wait.
+        assert_eq!(guesses.charge("s", early), Err(FIRST_WAIT));
     }
 
     #[test]
