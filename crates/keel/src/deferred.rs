@@ -2,10 +2,11 @@
 //! returns; the answer comes back to the worker through a channel and its
 //! mio `Waker`, and leaves in request order.
 
+use crate::http1::output::Segment;
 use crate::response::ResponseShape;
 use crate::stream::{BodyStream, StreamShared};
 use crate::{Response, StatusCode};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::cell::Cell;
@@ -20,7 +21,7 @@ pub(crate) struct Completion {
     /// timed out waiting, no longer expects it.
     pub(crate) ticket: u64,
     pub(crate) bytes: BytesMut,
-    pub(crate) large: Vec<(usize, Bytes)>,
+    pub(crate) large: Vec<(usize, Segment)>,
     pub(crate) keep_alive: bool,
     pub(crate) status: u16,
     /// Body bytes of the response, for [`DeferredOutcome::Answered`].
@@ -460,7 +461,7 @@ impl Responder {
     fn send(
         &self,
         bytes: BytesMut,
-        large: Vec<(usize, Bytes)>,
+        large: Vec<(usize, Segment)>,
         keep_alive: bool,
         status: u16,
         body_len: usize,

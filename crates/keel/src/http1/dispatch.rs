@@ -5,12 +5,13 @@ use crate::body::{BodySink, Trailers};
 use crate::deferred::Watch;
 use crate::http1::conn::Env;
 use crate::http1::output::Output;
+use crate::http1::output::Segment;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
 use crate::stream::StreamShared;
 use crate::upgrade::OnUpgrade;
 use crate::{Handler, Request, Response, StatusCode, Version};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -242,7 +243,7 @@ fn written<H: Handler + ?Sized>(
 /// already) with a `500` that closes.
 fn panicked<H: Handler + ?Sized>(
     out: &mut BytesMut,
-    large: &mut Vec<(usize, Bytes)>,
+    large: &mut Vec<(usize, Segment)>,
     env: &mut Env<'_, H>,
     is_head: bool,
     started: Instant,

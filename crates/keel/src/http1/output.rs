@@ -1,16 +1,51 @@
-//! A connection's queued response bytes, written with one `writev`.
+//! A connection's queued response bytes: written with one `writev`, files
+//! among them with `sendfile`.
 
+use crate::files::slice::FileSlice;
 use crate::server::pool::BufferPool;
 use bytes::{Bytes, BytesMut};
+use std::fs::File;
 use std::io::IoSlice;
 
-/// Queued response bytes: the output buffer, with large shared bodies
-/// spliced in at recorded offsets, and how much of it all has been written.
+/// A body sent from its own storage instead of being copied into the
+/// output buffer.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    /// A shared buffer, written with `writev`.
+    Shared(Bytes),
+    /// A slice of an open file, sent with `sendfile`.
+    File(FileSlice),
+}
+
+impl Segment {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Segment::Shared(bytes) => bytes.len(),
+            Segment::File(slice) => slice.len,
+        }
+    }
+}
+
+/// Where the next unwritten byte of an [`Output`] is.
+pub(crate) enum Front<'s> {
+    /// In memory: `writev` these many slices of the `iov` filled.
+    Memory(usize),
+    /// In a file: `len` bytes of `file` from `offset` come next.
+    File {
+        file: &'s File,
+        offset: u64,
+        len: usize,
+    },
+}
+
+/// Queued response bytes: the output buffer, with large shared bodies and
+/// files spliced in at recorded offsets, and how much of it all has been
+/// written.
 #[derive(Default)]
 pub(crate) struct Output {
     pub(super) buf: Option<BytesMut>,
-    /// (offset in `buf` before which the body goes, the body)
-    large: Vec<(usize, Bytes)>,
+    /// (offset in `buf` before which the segment goes, the segment)
+    large: Vec<(usize, Segment)>,
     sent: usize,
 }
 
@@ -18,33 +53,40 @@ impl Output {
     /// Bytes queued and not yet written.
     pub(crate) fn pending(&self) -> usize {
         let buffered = self.buf.as_ref().map_or(0, BytesMut::len);
-        buffered + self.large.iter().map(|(_, b)| b.len()).sum::<usize>() - self.sent
+        buffered + self.large.iter().map(|(_, s)| s.len()).sum::<usize>() - self.sent
     }
 
-    /// Fills `iov` with the unwritten bytes, in order; returns how many slices.
-    pub(crate) fn slices<'s>(&'s self, iov: &mut [IoSlice<'s>]) -> usize {
+    /// What comes next: the unwritten bytes in memory, in order, up to the
+    /// next file (filling `iov`), or the unsent part of the file that is
+    /// next.
+    pub(crate) fn front<'s>(&'s self, iov: &mut [IoSlice<'s>]) -> Front<'s> {
         let Some(buf) = self.buf.as_deref() else {
-            return 0;
+            return Front::Memory(0);
         };
-        let mut skip = self.sent;
-        let mut count = 0;
-        let mut push = |piece: &'s [u8], count: &mut usize| {
-            if skip >= piece.len() {
-                skip -= piece.len();
-            } else if *count < iov.len() {
-                iov[*count] = IoSlice::new(&piece[skip..]);
-                skip = 0;
-                *count += 1;
-            }
+        let mut unsent = Unsent {
+            skip: self.sent,
+            count: 0,
         };
         let mut from = 0;
-        for (at, body) in &self.large {
-            push(&buf[from..*at], &mut count);
-            push(body, &mut count);
+        for (at, segment) in &self.large {
+            unsent.push(&buf[from..*at], iov);
             from = *at;
+            match segment {
+                Segment::Shared(body) => unsent.push(body, iov),
+                Segment::File(slice) if unsent.skip >= slice.len => unsent.skip -= slice.len,
+                // Memory before the file goes first.
+                Segment::File(_) if unsent.count > 0 => return Front::Memory(unsent.count),
+                Segment::File(slice) => {
+                    return Front::File {
+                        file: &slice.file,
+                        offset: slice.offset + unsent.skip as u64,
+                        len: slice.len - unsent.skip,
+                    };
+                }
+            }
         }
-        push(&buf[from..], &mut count);
-        count
+        unsent.push(&buf[from..], iov);
+        Front::Memory(unsent.count)
     }
 
     /// Records that `n` more bytes were written; forgets everything once all were.
@@ -64,21 +106,21 @@ impl Output {
     pub(super) fn splice(
         &mut self,
         mut bytes: BytesMut,
-        large: Vec<(usize, Bytes)>,
+        large: Vec<(usize, Segment)>,
         pool: &mut BufferPool,
     ) {
         let at = self.buf.get_or_insert_with(|| pool.take()).len();
         let mut taken = 0;
-        for (offset, body) in large {
+        for (offset, segment) in large {
             let piece = bytes.split_to(offset - taken).freeze();
             taken = offset;
             if !piece.is_empty() {
-                self.large.push((at, piece));
+                self.large.push((at, Segment::Shared(piece)));
             }
-            self.large.push((at, body));
+            self.large.push((at, segment));
         }
         if !bytes.is_empty() {
-            self.large.push((at, bytes.freeze()));
+            self.large.push((at, Segment::Shared(bytes.freeze())));
         }
     }
 
@@ -96,7 +138,7 @@ impl Output {
         let mut from = 0;
         for (at, body) in large.drain(..) {
             out.extend_from_slice(&buf[from..at]);
-            self.large.push((out.len(), body));
+            self.large.push((out.len(), Segment::Shared(body)));
             from = at;
         }
         out.extend_from_slice(&buf[from..]);
@@ -105,7 +147,26 @@ impl Output {
     pub(crate) fn buf_and_large(
         &mut self,
         pool: &mut BufferPool,
-    ) -> (&mut BytesMut, &mut Vec<(usize, Bytes)>) {
+    ) -> (&mut BytesMut, &mut Vec<(usize, Segment)>) {
         (self.buf.get_or_insert_with(|| pool.take()), &mut self.large)
+    }
+}
+
+/// A walk over the queued pieces in order: `skip` bytes already written
+/// are passed over, the rest go into `iov` while it has room.
+struct Unsent {
+    skip: usize,
+    count: usize,
+}
+
+impl Unsent {
+    fn push<'s>(&mut self, piece: &'s [u8], iov: &mut [IoSlice<'s>]) {
+        if self.skip >= piece.len() {
+            self.skip -= piece.len();
+        } else if self.count < iov.len() {
+            iov[self.count] = IoSlice::new(&piece[self.skip..]);
+            self.skip = 0;
+            self.count += 1;
+        }
     }
 }

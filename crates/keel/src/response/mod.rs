@@ -14,6 +14,7 @@
 //! `memmove` of the bytes written so far, never an allocation.
 
 mod defer;
+mod file;
 mod headers;
 mod stream;
 mod upgrade;
@@ -21,6 +22,7 @@ mod upgrade;
 pub use headers::InvalidHeader;
 
 use crate::deferred::{Deferral, Watch};
+use crate::http1::output::Segment;
 use crate::server::date;
 use crate::StatusCode;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -65,9 +67,10 @@ enum Framing {
 
 /// Writes one response into the connection's output buffer.
 ///
-/// Set the status and headers first, then give the body in one of four ways:
+/// Set the status and headers first, then give the body in one of five ways:
 /// [`body`](Response::body) (a slice, copied once), [`body_bytes`](Response::body_bytes)
-/// (a shared buffer, sent without a copy when large), [`write`](Response::write)
+/// (a shared buffer, sent without a copy when large), [`file`](Response::file)
+/// (part of an open file, sent with `sendfile`), [`write`](Response::write)
 /// (in pieces; `Content-Length` computed at the end), or
 /// [`chunked`](Response::chunked) then `write` (streamed as chunks). A handler
 /// that writes no body sends an empty one. Writing allocates nothing while the
@@ -89,7 +92,7 @@ enum Framing {
 /// A panicking handler costs its client one `500` and a closed connection.
 pub struct Response<'a> {
     out: &'a mut BytesMut,
-    large: &'a mut Vec<(usize, Bytes)>,
+    large: &'a mut Vec<(usize, Segment)>,
     start: usize,
     stage: Stage,
     status: StatusCode,
@@ -125,7 +128,7 @@ pub struct Response<'a> {
 impl<'a> Response<'a> {
     pub(crate) fn new(
         out: &'a mut BytesMut,
-        large: &'a mut Vec<(usize, Bytes)>,
+        large: &'a mut Vec<(usize, Segment)>,
         keep_alive: bool,
         is_head: bool,
         http10: bool,
@@ -157,7 +160,7 @@ impl<'a> Response<'a> {
 
     pub(crate) fn with_shape(
         out: &'a mut BytesMut,
-        large: &'a mut Vec<(usize, Bytes)>,
+        large: &'a mut Vec<(usize, Segment)>,
         shape: ResponseShape,
         server_line: &'a [u8],
     ) -> Self {
@@ -276,7 +279,7 @@ impl<'a> Response<'a> {
             if bytes.len() < WRITEV_THRESHOLD {
                 self.out.extend_from_slice(&bytes);
             } else {
-                self.large.push((self.out.len(), bytes));
+                self.large.push((self.out.len(), Segment::Shared(bytes)));
             }
         }
         self.stage = Stage::Done;

@@ -74,6 +74,24 @@ fn set_tcp_option(socket: &impl AsRawFd, option: libc::c_int, value: u64) -> io:
     Ok(())
 }
 
+/// Sends up to `len` bytes of `file` from `offset` to `socket` with
+/// `sendfile(2)`: from the page cache to the socket, never through this
+/// process's memory. Returns the bytes sent; `Ok(0)` with `len > 0` means
+/// the file ends before `offset + len` (it was cut short).
+pub(crate) fn send_file(
+    socket: &impl AsRawFd,
+    file: &impl AsRawFd,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both descriptors are open for the call (borrowed), and
+    // `offset` is a live off_t the kernel updates and we then drop.
+    let sent = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut offset, len) };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
 /// Reads once from `source` into the spare capacity of `buf`, growing its
 /// length by the bytes read. The caller reserves the room first; with none
 /// this returns `Ok(0)` without reading, so check for room before calling.

@@ -8,6 +8,7 @@ pub use counting::{allocations, CountingAllocator};
 
 use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
+use crate::http1::output::Front;
 use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, Server, ServerHandle, Stats};
 use bytes::{Bytes, BytesMut};
@@ -273,11 +274,21 @@ impl<H: Handler> MemoryConn<H> {
             while self.conn.output.pending() > 0 {
                 let n = {
                     let mut iov = [IoSlice::new(&[]); 16];
-                    let count = self.conn.output.slices(&mut iov);
-                    iov[..count].iter().fold(0, |n, slice| {
-                        self.received.extend_from_slice(slice);
-                        n + slice.len()
-                    })
+                    match self.conn.output.front(&mut iov) {
+                        Front::Memory(count) => iov[..count].iter().fold(0, |n, slice| {
+                            self.received.extend_from_slice(slice);
+                            n + slice.len()
+                        }),
+                        // As `sendfile` would: what the file holds now (a
+                        // file cut short ends the answer there).
+                        Front::File { file, offset, len } => {
+                            let at = self.received.len();
+                            self.received.resize(at + len, 0);
+                            let read = read_file_at(file, &mut self.received[at..], offset);
+                            self.received.truncate(at + read);
+                            read
+                        }
+                    }
                 };
                 if n == 0 {
                     break;
@@ -513,4 +524,18 @@ fn decode_chunked(mut rest: &[u8]) -> Result<(Vec<u8>, usize), ResponseParseErro
         body.extend_from_slice(&chunk[..size]);
         rest = &rest[size + 2..];
     }
+}
+
+/// Reads what `file` holds from `offset` into `buf`, up to its end; returns
+/// the bytes read.
+fn read_file_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> usize {
+    use std::os::unix::fs::FileExt;
+    let mut read = 0;
+    while read < buf.len() {
+        match file.read_at(&mut buf[read..], offset + read as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    read
 }

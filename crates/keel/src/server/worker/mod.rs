@@ -15,7 +15,7 @@ use deadline::{set_deadline, unsent_limit, Deadline};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use socket_io::{flush, linger_read, peer_left, Wake};
+use socket_io::{flush, linger_read, peer_left, Flushed, Wake};
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::AtomicBool;
@@ -318,8 +318,17 @@ impl<H: Handler> Worker<H> {
             // worker; the connection is driven again before the next poll).
             let mut pulls = 0;
             loop {
-                match flush(&mut slot.stream, &mut slot.conn, env.counters) {
-                    Ok(n) => slot.bytes_out += n as u64,
+                match flush(
+                    &mut slot.stream,
+                    &mut slot.conn,
+                    env.counters,
+                    &mut slot.bytes_out,
+                ) {
+                    Ok(Flushed::Stopped) => {}
+                    Ok(Flushed::TurnSpent) => {
+                        self.again.push(key);
+                        break;
+                    }
                     Err(_) => return self.close(key),
                 }
                 if slot.conn.output.pending() > 0 {

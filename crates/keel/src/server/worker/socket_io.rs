@@ -1,8 +1,10 @@
 //! The worker's socket calls: what woke a connection, writing its queued
-//! output, and reading what a closing peer still sends.
+//! output (files with `sendfile`), and reading what a closing peer still sends.
 
 use crate::http1::conn::Conn;
+use crate::http1::output::Front;
 use crate::server::stats::WorkerCounters;
+use crate::server::sys;
 use mio::net::TcpStream;
 use std::io::{self, IoSlice, Read, Write};
 
@@ -38,19 +40,50 @@ impl Wake {
     }
 }
 
-/// Writes queued output until done or the socket would block. Returns bytes written.
+/// Most file bytes handed to one `sendfile`, and to one connection in one
+/// turn: a fast reader of a large file must not hold the worker (nginx's
+/// `sendfile_max_chunk` is 2 MiB).
+const FILE_BYTES_PER_TURN: usize = 2 * 1024 * 1024;
+
+/// How far a [`flush`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flushed {
+    /// All written, or the socket is full (WRITABLE brings it back).
+    Stopped,
+    /// This turn's share of file bytes is spent with the socket still
+    /// writable: drive the connection again before the next poll.
+    TurnSpent,
+}
+
+/// Writes queued output until done, the socket would block or this turn's
+/// file share is spent. Adds the bytes written to `written`.
 pub(super) fn flush(
     stream: &mut TcpStream,
     conn: &mut Conn,
     counters: &WorkerCounters,
-) -> io::Result<usize> {
-    let mut total = 0;
+    written: &mut u64,
+) -> io::Result<Flushed> {
+    let mut file_bytes = 0;
     while conn.output.pending() > 0 {
         let result = {
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            match conn.output.slices(&mut iov) {
-                1 => stream.write(&iov[0]),
-                n => stream.write_vectored(&iov[..n]),
+            match conn.output.front(&mut iov) {
+                Front::Memory(1) => stream.write(&iov[0]),
+                Front::Memory(n) => stream.write_vectored(&iov[..n]),
+                Front::File { .. } if file_bytes >= FILE_BYTES_PER_TURN => {
+                    return Ok(Flushed::TurnSpent);
+                }
+                Front::File { file, offset, len } => {
+                    let len = len.min(FILE_BYTES_PER_TURN - file_bytes);
+                    let sent = sys::send_file(stream, file, offset, len);
+                    if let Ok(n) = sent {
+                        file_bytes += n;
+                    }
+                    // Zero bytes of a file: it was cut short after its
+                    // length went out in the head; the answer cannot be
+                    // completed.
+                    sent.and_then(|n| if n == 0 { Err(cut_short()) } else { Ok(n) })
+                }
             }
         };
         match result {
@@ -58,14 +91,18 @@ pub(super) fn flush(
             Ok(n) => {
                 conn.output.advance(n);
                 counters.bytes_out.add(n as u64);
-                total += n;
+                *written += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(total)
+    Ok(Flushed::Stopped)
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its answer")
 }
 
 /// Whether a peer that shut its sending side sent nothing after: no

@@ -1,0 +1,4 @@
+//! Files as response bodies: a slice of an open file goes out with
+//! `sendfile(2)` from the page cache (see [`Response::file`](crate::Response::file)).
+
+pub(crate) mod slice;
