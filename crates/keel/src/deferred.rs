@@ -38,6 +38,9 @@ pub(crate) enum Message {
     Resume { key: usize, ticket: u64 },
     /// A streamed response has more to send, or ended.
     Stream { key: usize, ticket: u64 },
+    /// A cold chunk of a file is read into the page cache (see
+    /// [`crate::files::readahead`]).
+    DiskRead { key: usize, ticket: u64 },
 }
 
 impl Message {
@@ -45,7 +48,9 @@ impl Message {
     pub(crate) fn key(&self) -> usize {
         match self {
             Message::Answer(done) => done.key,
-            Message::Resume { key, .. } | Message::Stream { key, .. } => *key,
+            Message::Resume { key, .. }
+            | Message::Stream { key, .. }
+            | Message::DiskRead { key, .. } => *key,
         }
     }
 }

@@ -248,3 +248,46 @@ fn others_are_answered_while_a_fast_reader_downloads_large_files() {
     assert!(downloaded >= 32 * 1024 * 1024, "{downloaded}");
     assert!(slowest < Duration::from_millis(500), "{slowest:?}");
 }
+
+/// Drops `path`'s pages from the page cache (written back first: dirty
+/// pages stay); returns whether its first page is gone.
+fn evict(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: an open descriptor; advice only.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let mut byte = [0u8; 1];
+    let iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: one live writable byte; the descriptor is open.
+    let read = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+    read < 0
+}
+
+#[test]
+fn a_cold_file_is_read_in_off_the_event_loop_and_arrives_whole() {
+    let server = TestServer::start(serve);
+    let file = TempFile::new(8 * 1024 * 1024 + 3);
+    assert!(evict(&file.0), "the test could not drop the file's pages");
+    let mut stream = server.connect();
+    stream.write_all(&get(&file.0, "")).unwrap();
+    let answer = read_responses(&mut stream, 1);
+    assert!(
+        answer[0].body == pattern(8 * 1024 * 1024 + 3),
+        "the file differs"
+    );
+    let readaheads = server.handle().stats().file_readaheads;
+    // One per 2 MiB turn at most; at least the first chunk was cold.
+    assert!((1..=5).contains(&readaheads), "{readaheads} read-aheads");
+
+    // Warm now: sent without asking a thread.
+    stream.write_all(&get(&file.0, "")).unwrap();
+    assert_eq!(
+        read_responses(&mut stream, 1)[0].body.len(),
+        8 * 1024 * 1024 + 3
+    );
+    assert_eq!(server.handle().stats().file_readaheads, readaheads);
+}

@@ -47,6 +47,23 @@ pub(crate) struct Output {
     /// (offset in `buf` before which the segment goes, the segment)
     large: Vec<(usize, Segment)>,
     sent: usize,
+    /// What is known of the page cache for the file at the front.
+    disk: Disk,
+}
+
+/// Whether the next chunk of the file at the front of the output may be
+/// sent without waiting for the disk (see [`crate::files::readahead`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Disk {
+    /// Ask the page cache before sending.
+    #[default]
+    Unknown,
+    /// A pool thread reads the chunk in; its message carries this ticket.
+    /// `until` is a position in the output (as `sent` counts), which names
+    /// one file's chunk where a file offset would not.
+    Reading { ticket: u64, until: usize },
+    /// Read in up to this position of the output: send without asking.
+    ReadUntil(usize),
 }
 
 impl Output {
@@ -89,12 +106,49 @@ impl Output {
         Front::Memory(unsent.count)
     }
 
+    /// Whether a pool thread is reading the front file's next chunk in:
+    /// nothing is sent until it is done.
+    pub(crate) fn waits_for_disk(&self) -> bool {
+        matches!(self.disk, Disk::Reading { .. })
+    }
+
+    /// Whether the front file's next chunk was read in already.
+    pub(crate) fn read_in(&self) -> bool {
+        matches!(self.disk, Disk::ReadUntil(until) if self.sent < until)
+    }
+
+    /// A pool thread reads the front file's next `len` bytes in, and will
+    /// say so with `ticket`.
+    pub(crate) fn wait_for_disk(&mut self, ticket: u64, len: usize) {
+        let until = self.sent + len;
+        self.disk = Disk::Reading { ticket, until };
+    }
+
+    /// Sends the front file's next `len` bytes without asking the page
+    /// cache (no thread was free to read them in: they go as they are).
+    pub(crate) fn trust_disk(&mut self, len: usize) {
+        self.disk = Disk::ReadUntil(self.sent + len);
+    }
+
+    /// The read-in with `ticket` is done. Returns whether it was this
+    /// output's.
+    pub(crate) fn disk_read(&mut self, ticket: u64) -> bool {
+        match self.disk {
+            Disk::Reading { ticket: t, until } if t == ticket => {
+                self.disk = Disk::ReadUntil(until);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records that `n` more bytes were written; forgets everything once all were.
     pub(crate) fn advance(&mut self, n: usize) {
         self.sent += n;
         if self.pending() == 0 {
             self.sent = 0;
             self.large.clear();
+            self.disk = Disk::Unknown;
             if let Some(buf) = self.buf.as_mut() {
                 buf.clear();
             }

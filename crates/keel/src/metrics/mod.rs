@@ -109,7 +109,7 @@ struct Family {
     read: fn(&Stats) -> u64,
 }
 
-const FAMILIES: [Family; 13] = [
+const FAMILIES: [Family; 14] = [
     Family {
         name: "keel_connections_accepted_total",
         kind: "counter",
@@ -187,6 +187,12 @@ const FAMILIES: [Family; 13] = [
         kind: "counter",
         help: "Connections closed at the cap to make room: idle ones and heads still arriving, oldest first.",
         read: |s| s.evictions,
+    },
+    Family {
+        name: "keel_file_readaheads_total",
+        kind: "counter",
+        help: "Chunks of files not in the page cache, read in on the blocking pool before being sent.",
+        read: |s| s.file_readaheads,
     },
 ];
 

@@ -40,6 +40,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) upgrades: Counter,
     pub(crate) accept_errors: Counter,
     pub(crate) evictions: Counter,
+    pub(crate) file_readaheads: Counter,
     /// How long requests took from dispatch to a queued response.
     pub(crate) latency: Histogram,
 }
@@ -70,6 +71,7 @@ impl WorkerCounters {
             upgrades: self.upgrades.get(),
             accept_errors: self.accept_errors.get(),
             evictions: self.evictions.get(),
+            file_readaheads: self.file_readaheads.get(),
         }
     }
 }
@@ -113,6 +115,10 @@ pub struct Stats {
     /// ([`crate::Config::max_connections_per_worker`], or the process's
     /// descriptors): idle keep-alive ones and heads still arriving, oldest first.
     pub evictions: u64,
+    /// Chunks of files sent with [`crate::Response::file`] that were not in
+    /// the page cache, read in by a thread of the blocking pool before
+    /// being sent, so that the worker never waited for the disk.
+    pub file_readaheads: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -133,6 +139,7 @@ impl std::ops::Add for Stats {
             upgrades: self.upgrades + o.upgrades,
             accept_errors: self.accept_errors + o.accept_errors,
             evictions: self.evictions + o.evictions,
+            file_readaheads: self.file_readaheads + o.file_readaheads,
         }
     }
 }

@@ -92,6 +92,25 @@ pub(crate) fn send_file(
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
+/// Whether the page of `file` holding byte `offset` is in the page cache,
+/// asked with `preadv2(2)`'s `RWF_NOWAIT` (a one-byte read that fails with
+/// `EAGAIN` rather than wait for the disk). A file system that cannot say
+/// counts as cached: sending from it is what would have happened anyway.
+pub(crate) fn page_cached(file: &impl AsRawFd, offset: u64) -> bool {
+    let Ok(offset) = libc::off_t::try_from(offset) else {
+        return true;
+    };
+    let mut byte = [0u8; 1];
+    let iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: `iov` points at one live, writable byte, and the descriptor
+    // is open for the call.
+    let read = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    read >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
+}
+
 /// The longest relative path [`open_beneath`] takes, with its NUL.
 #[allow(dead_code)] // until ServeDir opens its files with it
 const MAX_PATH: usize = 4096;

@@ -230,6 +230,9 @@ impl<H: Handler> MemoryConn<H> {
             Message::Answer(done) => self.conn.complete_deferred(done, &mut self.services.env(0)),
             Message::Resume { ticket, .. } => self.conn.resume(ticket),
             Message::Stream { ticket, .. } => self.conn.streams_out(ticket),
+            // A memory connection reads files as they are; it never waits
+            // for the disk.
+            Message::DiskRead { ticket, .. } => self.conn.output.disk_read(ticket),
         };
         if mine {
             self.drain_output();

@@ -15,7 +15,7 @@ use deadline::{set_deadline, unsent_limit, Deadline};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use socket_io::{flush, linger_read, peer_left, Flushed, Wake};
+use socket_io::{flush, linger_read, peer_left, read_ahead, Flushed, Wake};
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::AtomicBool;
@@ -216,6 +216,7 @@ impl<H: Handler> Worker<H> {
                     .complete_deferred(done, &mut self.services.env(key)),
                 Message::Resume { ticket, .. } => slot.conn.resume(ticket),
                 Message::Stream { ticket, .. } => slot.conn.streams_out(ticket),
+                Message::DiskRead { ticket, .. } => slot.conn.output.disk_read(ticket),
             };
             if mine {
                 self.drive(key, Wake::ANY);
@@ -318,16 +319,19 @@ impl<H: Handler> Worker<H> {
             // worker; the connection is driven again before the next poll).
             let mut pulls = 0;
             loop {
-                match flush(
-                    &mut slot.stream,
-                    &mut slot.conn,
-                    env.counters,
-                    &mut slot.bytes_out,
-                ) {
+                let ask = env.config.cold_file_readahead;
+                let written = &mut slot.bytes_out;
+                match flush(&mut slot.stream, &mut slot.conn, env.counters, written, ask) {
                     Ok(Flushed::Stopped) => {}
                     Ok(Flushed::TurnSpent) => {
                         self.again.push(key);
                         break;
+                    }
+                    Ok(Flushed::Cold(chunk)) => {
+                        if read_ahead(chunk, key, &mut slot.conn.output, &env) {
+                            break; // its message brings us back
+                        }
+                        continue; // no thread free: send it as it is
                     }
                     Err(_) => return self.close(key),
                 }

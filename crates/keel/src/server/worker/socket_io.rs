@@ -1,10 +1,13 @@
 //! The worker's socket calls: what woke a connection, writing its queued
 //! output (files with `sendfile`), and reading what a closing peer still sends.
 
-use crate::http1::conn::Conn;
-use crate::http1::output::Front;
+use crate::deferred::Message;
+use crate::files::readahead::{ColdChunk, PROBE_FROM};
+use crate::http1::conn::{Conn, Env};
+use crate::http1::output::{Front, Output};
 use crate::server::stats::WorkerCounters;
 use crate::server::sys;
+use crate::Handler;
 use mio::net::TcpStream;
 use std::io::{self, IoSlice, Read, Write};
 
@@ -46,22 +49,29 @@ impl Wake {
 const FILE_BYTES_PER_TURN: usize = 2 * 1024 * 1024;
 
 /// How far a [`flush`] got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Flushed {
-    /// All written, or the socket is full (WRITABLE brings it back).
+    /// All written, or the socket is full (WRITABLE brings it back), or a
+    /// pool thread reads the next chunk in (its message brings it back).
     Stopped,
     /// This turn's share of file bytes is spent with the socket still
     /// writable: drive the connection again before the next poll.
     TurnSpent,
+    /// The next chunk of a file is not in the page cache: have it read in
+    /// off the event loop ([`read_ahead`]).
+    Cold(ColdChunk),
 }
 
 /// Writes queued output until done, the socket would block or this turn's
-/// file share is spent. Adds the bytes written to `written`.
+/// file share is spent. Adds the bytes written to `written`. With
+/// `ask_page_cache`, a file chunk not in the page cache is returned as
+/// [`Flushed::Cold`] instead of sent.
 pub(super) fn flush(
     stream: &mut TcpStream,
     conn: &mut Conn,
     counters: &WorkerCounters,
     written: &mut u64,
+    ask_page_cache: bool,
 ) -> io::Result<Flushed> {
     let mut file_bytes = 0;
     while conn.output.pending() > 0 {
@@ -70,11 +80,22 @@ pub(super) fn flush(
             match conn.output.front(&mut iov) {
                 Front::Memory(1) => stream.write(&iov[0]),
                 Front::Memory(n) => stream.write_vectored(&iov[..n]),
+                Front::File { .. } if conn.output.waits_for_disk() => {
+                    return Ok(Flushed::Stopped);
+                }
                 Front::File { .. } if file_bytes >= FILE_BYTES_PER_TURN => {
                     return Ok(Flushed::TurnSpent);
                 }
                 Front::File { file, offset, len } => {
                     let len = len.min(FILE_BYTES_PER_TURN - file_bytes);
+                    if ask_page_cache
+                        && len >= PROBE_FROM
+                        && !conn.output.read_in()
+                        && !chunk_cached(file, offset, len)
+                    {
+                        let file = file.try_clone()?;
+                        return Ok(Flushed::Cold(ColdChunk { file, offset, len }));
+                    }
                     let sent = sys::send_file(stream, file, offset, len);
                     if let Ok(n) = sent {
                         file_bytes += n;
@@ -99,6 +120,45 @@ pub(super) fn flush(
         }
     }
     Ok(Flushed::Stopped)
+}
+
+/// Whether the pages of a file chunk are in the page cache, asked at every
+/// [`PROBE_FROM`] step and at its last byte: the kernel's own read-ahead
+/// may still be reading pages in the middle of a chunk whose ends are in,
+/// and `sendfile` would wait for them.
+fn chunk_cached(file: &std::fs::File, offset: u64, len: usize) -> bool {
+    let last = offset + len as u64 - 1;
+    (offset..last)
+        .step_by(PROBE_FROM)
+        .chain(std::iter::once(last))
+        .all(|at| sys::page_cached(file, at))
+}
+
+/// Has a pool thread read `chunk` into the page cache, then tell the
+/// worker (which drives the connection again). Returns whether it waits
+/// for that; `false` when the pool is full: the chunk is then sent as it
+/// is, as it would have been without asking.
+pub(super) fn read_ahead(
+    chunk: ColdChunk,
+    key: usize,
+    output: &mut Output,
+    env: &Env<'_, impl Handler + ?Sized>,
+) -> bool {
+    let len = chunk.len;
+    let ticket = env.deferral.ticket();
+    let notifier = env.deferral.notifier();
+    let job = move || {
+        chunk.read_in();
+        notifier.send(Message::DiskRead { key, ticket });
+    };
+    if crate::blocking::global().spawn(job).is_ok() {
+        output.wait_for_disk(ticket, len);
+        env.counters.file_readaheads.add(1);
+        true
+    } else {
+        output.trust_disk(len);
+        false
+    }
 }
 
 fn cut_short() -> io::Error {
