@@ -30,6 +30,7 @@ pub mod blocking;
 pub mod body;
 mod cookie;
 mod deferred;
+pub mod files;
 mod handler;
 mod http1;
 #[cfg(feature = "json")]
