@@ -13,9 +13,11 @@
 mod conditional;
 mod fields;
 mod fixed;
+mod range;
 mod validators;
 #[cfg(test)]
 mod wire;
 
 pub use conditional::{check_preconditions, if_range_holds, Precondition};
+pub use range::{parse_range, select_range, ByteRange, ContentRange, RangeDecision, MAX_RANGES};
 pub use validators::Validators;
