@@ -11,6 +11,7 @@
 //! - [`ContentType`]: the media type of a file from its extension.
 
 mod conditional;
+mod encoding;
 mod fields;
 mod fixed;
 mod range;
@@ -19,5 +20,6 @@ mod validators;
 mod wire;
 
 pub use conditional::{check_preconditions, if_range_holds, Precondition};
+pub use encoding::{is_compressible, negotiate_encoding, Encoding, Variants};
 pub use range::{parse_range, select_range, ByteRange, ContentRange, RangeDecision, MAX_RANGES};
 pub use validators::Validators;
