@@ -114,12 +114,7 @@ fn accept_encoding_follows_rfc_9110_section_12_5_3() {
             GZIP_ONLY,
             Some(GZ),
         ),
-        (
-            "12.5.3 * covers identity too",
-            &["*;q=0.5"],
-            NONE,
-            Some(ID),
-        ),
+        ("12.5.3 * covers identity too", &["*;q=0.5"], NONE, Some(ID)),
         (
             "12.5.3 unknown codings",
             &["deflate, zstd, compress"],

@@ -11,15 +11,19 @@
 //! - [`ContentType`]: the media type of a file from its extension.
 
 mod conditional;
+mod content_type;
 mod encoding;
 mod fields;
 mod fixed;
+mod path;
 mod range;
 mod validators;
 #[cfg(test)]
 mod wire;
 
 pub use conditional::{check_preconditions, if_range_holds, Precondition};
+pub use content_type::ContentType;
 pub use encoding::{is_compressible, negotiate_encoding, Encoding, Variants};
+pub use path::{open_under, OpenError, Opened, PathError, PathOptions, RelativePath, Root};
 pub use range::{parse_range, select_range, ByteRange, ContentRange, RangeDecision, MAX_RANGES};
 pub use validators::Validators;
