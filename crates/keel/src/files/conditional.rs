@@ -74,16 +74,14 @@ pub fn check_preconditions(req: &Request<'_>, current: &Validators) -> Precondit
 
     // Step 1, or step 2 when there is no If-Match (§13.1.4: a recipient
     // MUST ignore If-Unmodified-Since when If-Match is present).
-    match tag_list(req, "if-match") {
-        Some(mut members) => {
-            if !members.any(|member| member.matches(current, Comparison::Strong)) {
-                return Precondition::PreconditionFailed;
-            }
-        }
+    let any_match = tag_list(req, "if-match")
+        .map(|mut members| members.any(|member| member.matches(current, Comparison::Strong)));
+    match any_match {
+        Some(false) => return Precondition::PreconditionFailed,
+        Some(true) => {}
         None => {
-            if let (Some(since), Some(modified)) =
-                (single_date(req, "if-unmodified-since"), modified)
-            {
+            let since = single_date(req, "if-unmodified-since");
+            if let (Some(since), Some(modified)) = (since, modified) {
                 if modified > since {
                     return Precondition::PreconditionFailed;
                 }
@@ -92,19 +90,15 @@ pub fn check_preconditions(req: &Request<'_>, current: &Validators) -> Precondit
     }
 
     // Step 3, or step 4 when there is no If-None-Match (§13.1.3).
-    match tag_list(req, "if-none-match") {
-        Some(mut members) => {
-            if members.any(|member| member.matches(current, Comparison::Weak)) {
-                return if is_get_or_head {
-                    Precondition::NotModified
-                } else {
-                    Precondition::PreconditionFailed
-                };
-            }
-        }
+    let any_match = tag_list(req, "if-none-match")
+        .map(|mut members| members.any(|member| member.matches(current, Comparison::Weak)));
+    match any_match {
+        Some(true) if is_get_or_head => return Precondition::NotModified,
+        Some(true) => return Precondition::PreconditionFailed,
+        Some(false) => {}
         None if is_get_or_head => {
-            if let (Some(since), Some(modified)) = (single_date(req, "if-modified-since"), modified)
-            {
+            let since = single_date(req, "if-modified-since");
+            if let (Some(since), Some(modified)) = (since, modified) {
                 if modified <= since {
                     return Precondition::NotModified;
                 }

@@ -9,6 +9,25 @@
 //! - [`RelativePath`], [`open_under`]: a request path mapped safely to a
 //!   file under a root;
 //! - [`ContentType`]: the media type of a file from its extension.
+//!
+//! Nothing here touches a socket. Apart from mapping and opening a path
+//! (which allocates the decoded path), nothing allocates: the header values
+//! live in fixed-size buffers.
+//!
+//! A file server applies them in this order:
+//!
+//! 1. [`RelativePath::parse`] the routed tail, then [`open_under`] the root
+//!    (a [`PathError`] or [`OpenError`] says which status to answer);
+//! 2. [`negotiate_encoding`] among the precompressed variants that exist
+//!    ([`RelativePath::with_suffix`]), and open the chosen one: the
+//!    validators, ranges and length below are the variant's;
+//! 3. [`Validators::from_metadata`], then [`check_preconditions`]: `304` or
+//!    `412` stop here;
+//! 4. [`select_range`] (which evaluates `If-Range`): `206` with a
+//!    [`ContentRange`], `416`, or the whole file;
+//! 5. `ETag`, `Last-Modified`, `Accept-Ranges: bytes`, `Vary:
+//!    Accept-Encoding`, a [`ContentType`] of the original path and the
+//!    `Content-Encoding` of the variant on the answer.
 
 mod conditional;
 mod content_type;

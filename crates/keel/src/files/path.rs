@@ -230,12 +230,13 @@ impl Root {
     /// The root at `path`.
     ///
     /// # Errors
-    /// The error of resolving `path`, or `NotADirectory` when it is not one.
+    /// The error of resolving `path`, or `InvalidInput` when it is not a
+    /// directory.
     pub fn new(path: impl AsRef<Path>) -> io::Result<Self> {
         let canonical = std::fs::canonicalize(path)?;
         if !canonical.is_dir() {
             return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
+                io::ErrorKind::InvalidInput,
                 format!("{} is not a directory", canonical.display()),
             ));
         }
@@ -320,8 +321,8 @@ impl From<io::Error> for OpenError {
         // A link loop or a name too long names no file either; a socket
         // (and a device without a driver) cannot be opened: ENXIO.
         match (error.kind(), error.raw_os_error()) {
-            (io::ErrorKind::NotFound | io::ErrorKind::NotADirectory, _) => OpenError::NotFound,
-            (_, Some(libc::ELOOP | libc::ENAMETOOLONG)) => OpenError::NotFound,
+            (io::ErrorKind::NotFound, _) => OpenError::NotFound,
+            (_, Some(libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)) => OpenError::NotFound,
             (_, Some(libc::ENXIO)) => OpenError::NotAFile,
             _ => OpenError::Io(error),
         }
