@@ -64,9 +64,11 @@ status_codes! {
     CONFLICT = 409, "Conflict";
     GONE = 410, "Gone";
     LENGTH_REQUIRED = 411, "Length Required";
+    PRECONDITION_FAILED = 412, "Precondition Failed";
     PAYLOAD_TOO_LARGE = 413, "Content Too Large";
     URI_TOO_LONG = 414, "URI Too Long";
     UNSUPPORTED_MEDIA_TYPE = 415, "Unsupported Media Type";
+    RANGE_NOT_SATISFIABLE = 416, "Range Not Satisfiable";
     EXPECTATION_FAILED = 417, "Expectation Failed";
     UNPROCESSABLE_ENTITY = 422, "Unprocessable Content";
     UPGRADE_REQUIRED = 426, "Upgrade Required";
