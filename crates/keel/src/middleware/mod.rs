@@ -74,6 +74,8 @@ mod access_log;
 mod at_head;
 mod body_limit;
 mod clock;
+#[cfg(feature = "compression")]
+mod compress;
 mod cors;
 mod log_line;
 mod log_writer;
@@ -85,6 +87,8 @@ pub use access_log::{AccessLog, LogFormat};
 pub use at_head::AtHead;
 pub use body_limit::BodyLimit;
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "compression")]
+pub use compress::{Compression, DEFAULT_LEVEL};
 pub use cors::Cors;
 pub use log_writer::AccessLogHandle;
 pub use rate_limit::{Cidr, CidrError, ForwardedClient, RateLimit, RateLimitKey, MAX_KEY_LEN};
