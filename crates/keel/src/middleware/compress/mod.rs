@@ -63,9 +63,10 @@ use negotiate::{forbids_transform, gzip_quality, is_compressible, varies_on_enco
 /// from its own. Compression runs on the worker thread, with one deflate
 /// state per thread reused for every response: once a thread has
 /// compressed a body of a given size, compressing another allocates
-/// nothing. A 16 KiB JSON body costs about 0.1 ms at the default level
-/// (see docs/guide.md's "Compression"); [`max_len`](Compression::max_len)
-/// bounds what one response can cost the other connections of its worker.
+/// nothing. A 16 KiB JSON body costs about 70 µs at the default level, and
+/// goes out as 16% of its size (tests/compression_alloc.rs prints it);
+/// [`max_len`](Compression::max_len) bounds what one response can cost the
+/// other connections of its worker.
 ///
 /// # Examples
 ///
@@ -114,7 +115,8 @@ impl Compression {
     }
 
     /// The gzip level, from 1 (fastest) to 9 (smallest). The default, 4,
-    /// gives nearly level 6's size at a fraction of its time on JSON and HTML.
+    /// gives nearly level 6's size at two thirds of its time: on 16 KiB of
+    /// JSON, 16.4% of the size against 16.0%, where level 1 gives 24%.
     ///
     /// # Panics
     ///

@@ -44,14 +44,12 @@ pub(super) fn gzip_quality(req: &Request<'_>) -> Quality {
 /// when malformed. `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`.
 fn quality<'e>(params: impl Iterator<Item = &'e [u8]>) -> Quality {
     for param in params {
-        let param = param.trim_ascii();
-        let Some((name, value)) = param.split_first_chunk::<2>() else {
-            continue;
-        };
-        if !name[0].eq_ignore_ascii_case(&b'q') || name[1] != b'=' {
-            continue;
+        let mut halves = param.splitn(2, |&b| b == b'=');
+        let name = halves.next().unwrap_or_default().trim_ascii();
+        if name.eq_ignore_ascii_case(b"q") {
+            // No whitespace around `=` (RFC 9110 §12.4.2): `q = 1` is malformed.
+            return halves.next().and_then(parse_qvalue).unwrap_or(0);
         }
-        return parse_qvalue(value).unwrap_or(0);
     }
     1000
 }
@@ -190,6 +188,8 @@ mod tests {
             ("Accept-Encoding: gzip;q=0.5555\r\n", 0),
             ("Accept-Encoding: gzip;q=\r\n", 0),
             ("Accept-Encoding: gzip;q=-1\r\n", 0),
+            ("Accept-Encoding: gzip;q = 1\r\n", 0),
+            ("Accept-Encoding: gzip;q\r\n", 0),
             // Other parameters are ignored; empty elements skipped.
             ("Accept-Encoding: gzip;level=9\r\n", 1000),
             ("Accept-Encoding: , ,gzip,\r\n", 1000),
