@@ -29,6 +29,9 @@ use negotiate::{forbids_transform, gzip_quality, is_compressible, varies_on_enco
 ///   head is out before this layer's `after` runs.
 ///
 /// It then gets `Content-Encoding: gzip` and the right `Content-Length`.
+/// gzip only: brotli (the `brotli` crate, at quality 4) took three times
+/// gzip's time on 16 KiB of JSON for 13% of the size against 16%, and
+/// allocates its state per response (it has no reset).
 ///
 /// **`Vary: Accept-Encoding`** is added to every response of a compressible
 /// type that this layer may touch, compressed or not (the client did not
@@ -60,7 +63,8 @@ use negotiate::{forbids_transform, gzip_quality, is_compressible, varies_on_enco
 ///
 /// The layer [holds](Response::hold) each response: a `body_bytes` body
 /// of 4 KiB or more is copied into the output buffer instead of being sent
-/// from its own. Compression runs on the worker thread, with one deflate
+/// from its own, and a body that goes out as it is moves once in the
+/// buffer when its head is put in front of it. Compression runs on the worker thread, with one deflate
 /// state per thread reused for every response: once a thread has
 /// compressed a body of a given size, compressing another allocates
 /// nothing. A 16 KiB JSON body costs about 70 µs at the default level, and
