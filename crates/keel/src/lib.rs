@@ -62,7 +62,7 @@ pub use json::JsonError;
 pub use metrics::histogram::LATENCY_BUCKETS;
 pub use metrics::{AlreadyWired, Metrics};
 pub use request::{percent_decode, Request, Version};
-pub use response::{InvalidHeader, Response};
+pub use response::{Held, InvalidHeader, Response};
 pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};
 pub use server::config::Config;
 pub use server::stats::Stats;

@@ -60,12 +60,29 @@
 //! it later); `after` is for observing ([`AccessLog`]), not for changing
 //! the head.
 //!
+//! # Rewriting a finished body: hold the head
+//!
+//! The one way to change the head in `after`: a layer calls
+//! [`Response::hold`] in `before`, so that a body given with
+//! [`body`](Response::body), [`body_bytes`](Response::body_bytes) or
+//! [`write`](Response::write) is buffered and its head left unwritten. In
+//! `after`, [`Response::held`] gives the status, the header lines and the
+//! body, to read and rewrite ([`Held::set_body`](crate::Held::set_body),
+//! [`add_header`](crate::Held::add_header),
+//! [`remove_header`](crate::Held::remove_header)); `Content-Length` is
+//! computed when the response finishes. A streamed, chunked or deferred
+//! response still writes its head as it starts, and `held` then returns
+//! `None`. [`Compression`] works this way. A response no layer holds takes
+//! its usual path (a large `body_bytes` is sent from its own buffer).
+//!
 //! # Cost
 //!
 //! A layer is a static wrapper: no boxing, no dynamic call, nothing
 //! allocated per request. [`RequestId`], [`Cors`], [`BodyLimit`],
 //! [`Timeout`] and [`AccessLog`] (after warm-up) allocate nothing per request;
-//! [`RateLimit`] allocates only when a client it does not know appears.
+//! [`RateLimit`] allocates only when a client it does not know appears;
+//! [`Compression`] only on a thread's first compressed response (its deflate
+//! state) and when a body larger than any before needs a larger buffer.
 //!
 //! A panicking handler unwinds through the layers without running their
 //! `after` hooks; keel answers the request with `500` itself.
@@ -74,6 +91,8 @@ mod access_log;
 mod at_head;
 mod body_limit;
 mod clock;
+#[cfg(feature = "compression")]
+mod compress;
 mod cors;
 mod log_line;
 mod log_writer;
@@ -85,6 +104,8 @@ pub use access_log::{AccessLog, LogFormat};
 pub use at_head::AtHead;
 pub use body_limit::BodyLimit;
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "compression")]
+pub use compress::{Compression, DEFAULT_LEVEL};
 pub use cors::Cors;
 pub use log_writer::AccessLogHandle;
 pub use rate_limit::{Cidr, CidrError, ForwardedClient, RateLimit, RateLimitKey, MAX_KEY_LEN};
@@ -170,7 +191,9 @@ pub trait Middleware: Send + Sync + 'static {
 
     /// Runs after the handler returned, or after this layer's own `before`
     /// (or `on_head`) stopped. The response may be complete, buffering, streaming or
-    /// deferred; adding a header here panics once the body has begun.
+    /// deferred; adding a header here panics once the body has begun (a
+    /// layer that [held](Response::hold) the response rewrites it through
+    /// [`Response::held`] instead: see the [module docs](self)).
     #[inline]
     fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
         let _ = (req, res);

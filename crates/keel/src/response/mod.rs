@@ -16,10 +16,12 @@
 mod defer;
 mod file;
 mod headers;
+mod hold;
 mod stream;
 mod upgrade;
 
 pub use headers::InvalidHeader;
+pub use hold::Held;
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::output::Segment;
@@ -39,6 +41,9 @@ enum Stage {
     Headers,
     /// Body bytes are being buffered after the header section; length unknown yet.
     Buffered { body_start: usize },
+    /// A [held](Response::hold) response whose body is complete: the head
+    /// is written when the response finishes, and layers may rewrite both.
+    Held { body_start: usize },
     /// The head is out with `Transfer-Encoding: chunked` (or, for HTTP/1.0,
     /// no length and a close); each write is one chunk.
     Streaming,
@@ -123,6 +128,11 @@ pub struct Response<'a> {
     upgrade_request: Option<&'a crate::Request<'a>>,
     /// Whom the connection goes to once this `101` is written.
     on_upgrade: Option<crate::upgrade::OnUpgrade>,
+    /// A layer holds the head until the response finishes (see [`Response::hold`]).
+    held: bool,
+    /// A held `HEAD` answer goes out without `Content-Length` (see
+    /// [`Held::omit_length`]).
+    omit_length: bool,
 }
 
 impl<'a> Response<'a> {
@@ -155,6 +165,8 @@ impl<'a> Response<'a> {
             stream: None,
             upgrade_request: None,
             on_upgrade: None,
+            held: false,
+            omit_length: false,
         }
     }
 
@@ -229,7 +241,7 @@ impl<'a> Response<'a> {
             }
             Stage::Buffered { .. } => self.out.extend_from_slice(bytes),
             Stage::Streaming => self.write_chunk(bytes),
-            Stage::Done | Stage::Deferred { .. } => {
+            Stage::Held { .. } | Stage::Done | Stage::Deferred { .. } => {
                 panic!("write after the response body was complete")
             }
         }
@@ -243,6 +255,10 @@ impl<'a> Response<'a> {
     /// After the body began another way.
     pub fn body(&mut self, bytes: &[u8]) {
         match self.stage {
+            Stage::Headers if self.held => {
+                self.write(bytes);
+                self.seal_held();
+            }
             Stage::Headers => {
                 self.write_head(Framing::Length(bytes.len()));
                 if self.sends_body() {
@@ -253,9 +269,13 @@ impl<'a> Response<'a> {
             }
             Stage::Buffered { .. } => {
                 self.write(bytes);
-                self.finish();
+                if self.held {
+                    self.seal_held();
+                } else {
+                    self.finish();
+                }
             }
-            Stage::Streaming | Stage::Done | Stage::Deferred { .. } => {
+            Stage::Held { .. } | Stage::Streaming | Stage::Done | Stage::Deferred { .. } => {
                 panic!("body() after the body began")
             }
         }
@@ -263,7 +283,8 @@ impl<'a> Response<'a> {
 
     /// Sends a shared buffer as the whole body and completes the response. A
     /// body of 4 KiB or more is not copied: it is written from `bytes` itself
-    /// with `writev`, after the head.
+    /// with `writev`, after the head (unless the response is
+    /// [held](Response::hold): then it is copied, as by [`body`](Response::body)).
     ///
     /// # Panics
     ///
@@ -273,6 +294,10 @@ impl<'a> Response<'a> {
             self.stage == Stage::Headers,
             "body_bytes() after the body began"
         );
+        if self.held {
+            // A layer rewrites the body in place: it must be in the buffer.
+            return self.body(&bytes);
+        }
         self.write_head(Framing::Length(bytes.len()));
         self.body_len = bytes.len();
         if self.sends_body() {
@@ -321,14 +346,21 @@ impl<'a> Response<'a> {
     pub(crate) fn finish(&mut self) {
         match self.stage {
             Stage::Headers => self.body(b""),
-            Stage::Buffered { body_start } => {
+            Stage::Buffered { body_start } | Stage::Held { body_start } => {
                 let len = self.out.len() - body_start;
                 if !self.sends_body() {
                     self.out.truncate(body_start);
                 }
+                // A HEAD answer may leave its length out (RFC 9110 §8.6):
+                // nothing follows its head, whatever the framing says.
+                let framing = if self.omit_length && self.is_head {
+                    Framing::UntilClose
+                } else {
+                    Framing::Length(len)
+                };
                 // The user's header lines and CRLF are already there; only prepend.
                 self.stage = Stage::Done;
-                self.insert_server_head(Framing::Length(len), false);
+                self.insert_server_head(framing, false);
             }
             Stage::Streaming => {
                 if !self.http10 && !self.is_head && !self.status.forbids_body() {

@@ -198,3 +198,122 @@ fn discard_forgets_the_half_written_response() {
     assert_eq!(&out[..], b"PREVIOUS");
     assert_eq!(large.len(), 1);
 }
+
+#[test]
+fn a_held_body_waits_for_finish_and_can_be_rewritten() {
+    let (text, large) = render(false, false, |r| {
+        r.hold()
+            .header("A", "1")
+            .header("ETag", "\"x\"")
+            .header("a", "2");
+        r.body_bytes(Bytes::from(vec![b'z'; 2 * WRITEV_THRESHOLD]));
+        let mut held = r.held().unwrap();
+        assert_eq!(held.status(), StatusCode::OK);
+        assert_eq!(held.body(), &[b'z'; 2 * WRITEV_THRESHOLD][..]);
+        assert_eq!(held.header("a"), Some(&b"1"[..]));
+        assert_eq!(held.headers("A").collect::<Vec<_>>(), [b"1", b"2"]);
+        held.set_body(b"short");
+        assert_eq!(held.remove_header("a"), 2);
+        assert_eq!(held.remove_header("a"), 0);
+        held.add_header("X-New", "v").unwrap();
+        for (name, value) in [
+            ("Content-Length", "9"),
+            ("transfer-encoding", "chunked"),
+            ("Connection", "keep-alive"),
+            ("Bad Name", "v"),
+            ("", "v"),
+            ("X-Split", "a\r\nInjected: 1"),
+        ] {
+            assert_eq!(held.add_header(name, value), Err(InvalidHeader), "{name}");
+        }
+        assert_eq!(held.body(), b"short");
+    });
+    assert!(
+        large.is_empty(),
+        "a held body is never spliced in from its own buffer"
+    );
+    assert_eq!(
+        text,
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\
+         ETag: \"x\"\r\nX-New: v\r\n\r\nshort"
+    );
+}
+
+#[test]
+fn a_held_response_written_in_pieces_and_one_with_no_body() {
+    let (text, _) = render(false, false, |r| {
+        r.hold().write(b"ab");
+        r.status(StatusCode::CREATED).body(b"cd");
+        assert_eq!(r.held().unwrap().body(), b"abcd");
+    });
+    assert!(text.starts_with("PREVIOUSHTTP/1.1 201 Created\r\nContent-Length: 4\r\n"));
+    assert!(text.ends_with("\r\n\r\nabcd"));
+
+    let (text, _) = render(false, false, |r| {
+        let mut held = r.hold().held().unwrap();
+        assert_eq!(held.body(), b"");
+        held.add_header("Date", "then").unwrap();
+    });
+    assert_eq!(
+        text,
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: t\r\nDate: then\r\n\r\n"
+    );
+}
+
+#[test]
+#[should_panic(expected = "write after the response body was complete")]
+fn a_held_body_is_complete_after_body() {
+    render(false, false, |r| {
+        r.hold().body(b"done");
+        r.write(b"more");
+    });
+}
+
+#[test]
+fn held_is_none_unless_held_and_buffered() {
+    render(false, false, |r| {
+        r.body(b"plain");
+        assert!(r.held().is_none(), "not held");
+    });
+    let (text, _) = render(false, false, |r| {
+        r.hold().chunked().write(b"streamed");
+        assert!(r.held().is_none(), "its head is out");
+    });
+    assert!(text.contains("\r\nTransfer-Encoding: chunked\r\n"));
+    assert!(text.ends_with("\r\n\r\n8\r\nstreamed\r\n0\r\n\r\n"));
+}
+
+#[test]
+fn a_held_head_answer_may_leave_its_length_out() {
+    let head = |omit: bool| {
+        render(true, false, |r| {
+            r.hold().header("Content-Type", "text/plain").body(b"hello");
+            let mut held = r.held().unwrap();
+            assert!(held.is_head());
+            assert_eq!(
+                held.body(),
+                b"hello",
+                "buffered for the layer, dropped at the end"
+            );
+            if omit {
+                held.omit_length();
+            }
+        })
+        .0
+    };
+    assert_eq!(
+        head(false),
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\
+         Content-Type: text/plain\r\n\r\n"
+    );
+    assert_eq!(
+        head(true),
+        "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nContent-Type: text/plain\r\n\r\n"
+    );
+    // omit_length is for HEAD only: a GET keeps its exact length.
+    let (text, _) = render(false, false, |r| {
+        r.hold().body(b"hello");
+        r.held().unwrap().omit_length();
+    });
+    assert!(text.contains("\r\nContent-Length: 5\r\n"), "{text}");
+}
