@@ -144,10 +144,16 @@ impl Weights {
         let coding = fields::trim_ows(parts.next().unwrap_or_default());
         let mut weight = 1000;
         for param in parts.map(fields::trim_ows) {
-            if let [b'q' | b'Q', b'=', value @ ..] = param {
-                match qvalue(value) {
-                    Some(q) => weight = q,
-                    None => return,
+            let (name, value) = match param.iter().position(|&b| b == b'=') {
+                Some(at) => (&param[..at], Some(&param[at + 1..])),
+                None => (param, None),
+            };
+            if fields::trim_ows(name).eq_ignore_ascii_case(b"q") {
+                // Exactly `q=qvalue` (§12.4.2): `q = 1` or a bare `q` is
+                // malformed, and a malformed member is dropped.
+                match value.and_then(qvalue) {
+                    Some(q) if name.len() == 1 => weight = q,
+                    _ => return,
                 }
             }
         }
@@ -242,7 +248,7 @@ pub fn is_compressible(content_type: &str) -> bool {
     if ends_with("+json") || ends_with("+xml") {
         return true;
     }
-    const APPLICATION: [&str; 12] = [
+    const APPLICATION: [&str; 14] = [
         "json",
         "javascript",
         "ecmascript",
@@ -253,6 +259,8 @@ pub fn is_compressible(content_type: &str) -> bool {
         "yaml",
         "toml",
         "x-tar",
+        "x-www-form-urlencoded",
+        "graphql",
         "vnd.ms-fontobject",
         "x-font-ttf",
     ];

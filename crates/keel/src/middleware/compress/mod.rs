@@ -6,7 +6,7 @@ mod negotiate;
 use super::{Flow, Middleware};
 use crate::response::Held;
 use crate::{Request, Response, StatusCode};
-use negotiate::{forbids_transform, gzip_quality, is_compressible, varies_on_encoding};
+use negotiate::{compressible, forbids_transform, varies_on_encoding, wants_gzip};
 
 /// Compresses buffered response bodies with gzip when the client accepts
 /// it, the type compresses, and the body is large enough to gain.
@@ -173,7 +173,7 @@ impl Middleware for Compression {
         };
         let not_modified = held.status() == StatusCode::NOT_MODIFIED;
         let compressible = match held.header("content-type") {
-            Some(content_type) => is_compressible(content_type),
+            Some(content_type) => compressible(content_type),
             // A 304 carries no type; the 200 it stands for may have been gzip.
             None => not_modified,
         };
@@ -186,7 +186,7 @@ impl Middleware for Compression {
         if !varies_on_encoding(held.headers("vary")) {
             let _ = held.add_header("Vary", "Accept-Encoding");
         }
-        if gzip_quality(req) == 0 {
+        if !wants_gzip(req) {
             return;
         }
         if not_modified {

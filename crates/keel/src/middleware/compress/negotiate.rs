@@ -1,126 +1,25 @@
 //! What the client accepts (`Accept-Encoding`) and what is worth
 //! compressing (`Content-Type`, `Cache-Control`, `Vary`).
 
+use crate::files::{is_compressible, negotiate_encoding, Encoding, Variants};
 use crate::http1::parse::list_elements;
 use crate::Request;
 
-/// A q-value in thousandths: 0 refuses, 1000 is the most wanted (RFC 9110 §12.4.2).
-pub(super) type Quality = u16;
-
-/// How much the client wants gzip, from every `Accept-Encoding` line
-/// (RFC 9110 §12.5.3): an explicit `gzip` (or its alias `x-gzip`, §8.4.1.3)
-/// counts before `*`; when several name it, the lowest q wins, so a
-/// refusal anywhere refuses. No `Accept-Encoding`, or one that names
-/// neither, gets identity: 0. A malformed q-value counts as 0: never send
-/// what was not clearly asked for.
-///
-/// One function, kept apart, so that a shared parser can replace it.
-pub(super) fn gzip_quality(req: &Request<'_>) -> Quality {
-    let mut explicit: Option<Quality> = None;
-    let mut any: Option<Quality> = None;
-    let lines = req
-        .headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("accept-encoding"));
-    for (_, value) in lines {
-        for element in list_elements(value) {
-            let mut parts = element.split(|&b| b == b';');
-            let coding = parts.next().unwrap_or_default().trim_ascii();
-            let q = quality(parts);
-            let slot =
-                if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
-                    &mut explicit
-                } else if coding == b"*" {
-                    &mut any
-                } else {
-                    continue;
-                };
-            *slot = Some(slot.map_or(q, |seen| seen.min(q)));
-        }
-    }
-    explicit.or(any).unwrap_or(0)
+/// Whether the client takes gzip rather than the body as it is: the
+/// shared `Accept-Encoding` negotiation of [`negotiate_encoding`] (RFC 9110
+/// §12.5.3), with gzip the one coding on offer.
+pub(super) fn wants_gzip(req: &Request<'_>) -> bool {
+    let offer = Variants {
+        brotli: false,
+        gzip: true,
+    };
+    negotiate_encoding(req, offer) == Some(Encoding::Gzip)
 }
 
-/// The `q` parameter among an element's parameters: 1000 without one, 0
-/// when malformed. `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`.
-fn quality<'e>(params: impl Iterator<Item = &'e [u8]>) -> Quality {
-    for param in params {
-        let mut halves = param.splitn(2, |&b| b == b'=');
-        let name = halves.next().unwrap_or_default().trim_ascii();
-        if name.eq_ignore_ascii_case(b"q") {
-            // No whitespace around `=` (RFC 9110 §12.4.2): `q = 1` is malformed.
-            return halves.next().and_then(parse_qvalue).unwrap_or(0);
-        }
-    }
-    1000
-}
-
-fn parse_qvalue(value: &[u8]) -> Option<Quality> {
-    let (&whole, rest) = value.split_first()?;
-    let fraction = match rest {
-        [] => &[][..],
-        [b'.', digits @ ..] if digits.len() <= 3 && digits.iter().all(u8::is_ascii_digit) => digits,
-        _ => return None,
-    };
-    let mut thousandths: Quality = 0;
-    for i in 0..3 {
-        let digit = fraction.get(i).map_or(0, |d| Quality::from(d - b'0'));
-        thousandths = thousandths * 10 + digit;
-    }
-    match whole {
-        b'0' => Some(thousandths),
-        b'1' if thousandths == 0 => Some(1000),
-        _ => None,
-    }
-}
-
-/// Whether a `Content-Type` names a type that compresses: text, JSON, XML,
-/// JavaScript, SVG and their kin. Never an already-compressed type
-/// (images other than SVG and BMP-like icons, audio, video, archives,
-/// WOFF fonts) nor `text/event-stream` (each event must reach the client
-/// as it is sent); an unknown type is not compressed.
-pub(super) fn is_compressible(content_type: &[u8]) -> bool {
-    let essence = content_type
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    let Some(slash) = essence.iter().position(|&b| b == b'/') else {
-        return false;
-    };
-    let (kind, subtype) = (&essence[..slash], &essence[slash + 1..]);
-    let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
-    let ends = |a: &[u8], suffix: &str| {
-        a.len() >= suffix.len() && is(&a[a.len() - suffix.len()..], suffix)
-    };
-    if is(kind, "text") {
-        return !is(subtype, "event-stream");
-    }
-    if ends(subtype, "+json") || ends(subtype, "+xml") {
-        return true;
-    }
-    const APPLICATION: &[&str] = &[
-        "json",
-        "javascript",
-        "ecmascript",
-        "x-javascript",
-        "xml",
-        "wasm",
-        "yaml",
-        "toml",
-        "x-ndjson",
-        "x-www-form-urlencoded",
-        "graphql",
-        "vnd.ms-fontobject",
-        "x-font-ttf",
-    ];
-    match () {
-        _ if is(kind, "application") => APPLICATION.iter().any(|t| is(subtype, t)),
-        _ if is(kind, "font") => is(subtype, "ttf") || is(subtype, "otf"),
-        _ if is(kind, "image") => ["bmp", "x-icon", "vnd.microsoft.icon"]
-            .iter()
-            .any(|t| is(subtype, t)),
-        _ => false,
-    }
+/// Whether a `Content-Type` value names a type worth compressing (see
+/// [`is_compressible`]).
+pub(super) fn compressible(content_type: &[u8]) -> bool {
+    std::str::from_utf8(content_type).is_ok_and(is_compressible)
 }
 
 /// Whether any of these `Vary` values lists `Accept-Encoding` or `*` already.
@@ -141,25 +40,26 @@ mod tests {
     use super::*;
     use crate::testing::MemoryConn;
     use crate::Response;
-    use std::sync::atomic::{AtomicU16, Ordering::SeqCst};
+    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
     use std::sync::Arc;
 
-    /// The gzip quality keel reads from a request with these header lines.
-    fn gzip_q(lines: &str) -> Quality {
-        let seen = Arc::new(AtomicU16::new(u16::MAX));
+    /// Whether keel gzips for a request with these header lines.
+    fn gzips(lines: &str) -> bool {
+        let seen = Arc::new(AtomicU8::new(u8::MAX));
         let seen_by_handler = Arc::clone(&seen);
         let mut conn = MemoryConn::new(move |req: &Request<'_>, res: &mut Response<'_>| {
-            seen_by_handler.store(gzip_quality(req), SeqCst);
+            seen_by_handler.store(u8::from(wants_gzip(req)), SeqCst);
             res.body(b"");
         });
         conn.send(format!("GET / HTTP/1.1\r\nHost: a\r\n{lines}\r\n").as_bytes());
         assert!(conn.recv().starts_with(b"HTTP/1.1 200"));
-        seen.load(SeqCst)
+        seen.load(SeqCst) == 1
     }
 
     #[test]
     fn accept_encoding_table() {
-        let table: &[(&str, Quality)] = &[
+        // (lines, gzip's q in thousandths: 0 means identity)
+        let table: &[(&str, u16)] = &[
             ("", 0),
             ("Accept-Encoding: \r\n", 0),
             ("Accept-Encoding: gzip\r\n", 1000),
@@ -196,51 +96,8 @@ mod tests {
             // Not gzip, though it starts alike.
             ("Accept-Encoding: gzipx\r\n", 0),
         ];
-        for &(lines, expected) in table {
-            assert_eq!(gzip_q(lines), expected, "{lines:?}");
-        }
-    }
-
-    #[test]
-    fn content_type_table() {
-        let yes = [
-            "text/html",
-            "text/plain; charset=utf-8",
-            "TEXT/CSS",
-            "text/csv",
-            "application/json",
-            "Application/JSON; charset=utf-8",
-            "application/problem+json",
-            "application/javascript",
-            "application/xml",
-            "application/atom+xml",
-            "image/svg+xml",
-            "application/wasm",
-            "font/ttf",
-            "image/x-icon",
-        ];
-        let no = [
-            "text/event-stream",
-            "Text/Event-Stream; charset=utf-8",
-            "image/png",
-            "image/jpeg",
-            "image/webp",
-            "video/mp4",
-            "audio/ogg",
-            "application/zip",
-            "application/gzip",
-            "application/octet-stream",
-            "application/pdf",
-            "font/woff2",
-            "json",
-            "",
-            "application/jsonx",
-        ];
-        for t in yes {
-            assert!(is_compressible(t.as_bytes()), "{t}");
-        }
-        for t in no {
-            assert!(!is_compressible(t.as_bytes()), "{t}");
+        for &(lines, q) in table {
+            assert_eq!(gzips(lines), q > 0, "{lines:?}");
         }
     }
 
