@@ -1,7 +1,12 @@
-//! Serving files: a slice of an open file goes out with `sendfile(2)` from
+//! Serving files: [`ServeDir`] and [`ServeFile`] answer `GET` and `HEAD`
+//! with files, conditional requests, ranges and precompressed variants
+//! (the guide's section "Serving files" says what each request gets).
+//! Under them, a slice of an open file goes out with `sendfile(2)` from
 //! the page cache ([`Response::file`](crate::Response::file)), read in off
-//! the event loop when it is not cached; and the rules of RFC 9110 a file
-//! server follows, as pure functions over request fields and file metadata.
+//! the event loop when it is not cached; [`answer`] sends one
+//! representation, from a file or from memory; and the rules of RFC 9110 a
+//! file server follows are pure functions over request fields and file
+//! metadata:
 //!
 //! - [`Validators`]: a file's `ETag` and `Last-Modified`;
 //! - [`check_preconditions`], [`if_range_holds`]: conditional requests (§13);
@@ -12,11 +17,11 @@
 //!   file under a root;
 //! - [`ContentType`]: the media type of a file from its extension.
 //!
-//! Nothing here touches a socket. Apart from mapping and opening a path
-//! (which allocates the decoded path), nothing allocates: the header values
-//! live in fixed-size buffers.
+//! The rules touch no socket. Apart from mapping a path (which allocates
+//! the decoded path), nothing allocates: the header values live in
+//! fixed-size buffers.
 //!
-//! A file server applies them in this order:
+//! [`ServeDir`] applies them in this order:
 //!
 //! 1. [`RelativePath::parse`] the routed tail, then [`open_under`] the root
 //!    (a [`PathError`] or [`OpenError`] says which status to answer);
@@ -31,6 +36,7 @@
 //!    Accept-Encoding`, a [`ContentType`] of the original path and the
 //!    `Content-Encoding` of the variant on the answer.
 
+mod answer;
 mod conditional;
 mod content_type;
 mod encoding;
@@ -39,14 +45,17 @@ mod fixed;
 mod path;
 mod range;
 pub(crate) mod readahead;
+mod serve;
 pub(crate) mod slice;
 mod validators;
 #[cfg(test)]
 mod wire;
 
+pub use answer::{answer, Body, Representation};
 pub use conditional::{check_preconditions, if_range_holds, Precondition};
 pub use content_type::ContentType;
 pub use encoding::{is_compressible, negotiate_encoding, Encoding, Variants};
 pub use path::{open_under, OpenError, Opened, PathError, PathOptions, RelativePath, Root};
 pub use range::{parse_range, select_range, ByteRange, ContentRange, RangeDecision, MAX_RANGES};
+pub use serve::{ServeDir, ServeFile};
 pub use validators::Validators;

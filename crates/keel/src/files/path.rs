@@ -1,6 +1,6 @@
 //! A request path mapped to a file under a root directory, so that no
 //! request can name a file outside it: the percent-decoded path is checked
-//! segment by segment, and the file actually opened is checked again.
+//! segment by segment, and the kernel keeps the open beneath the root.
 
 use std::fmt;
 use std::fs::{File, Metadata, OpenOptions};
@@ -8,8 +8,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::request::percent_decode;
+use crate::server::sys;
 use crate::status::StatusCode;
 
 /// What [`RelativePath::parse`] and [`open_under`] allow beyond the safe
@@ -224,6 +226,8 @@ fn is_drive_letter(segment: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct Root {
     canonical: PathBuf,
+    /// The directory itself, open: files are opened beneath it.
+    dir: Arc<File>,
 }
 
 impl Root {
@@ -240,7 +244,8 @@ impl Root {
                 format!("{} is not a directory", canonical.display()),
             ));
         }
-        Ok(Self { canonical })
+        let dir = Arc::new(File::open(&canonical)?);
+        Ok(Self { canonical, dir })
     }
 
     /// The resolved path of the root.
@@ -329,20 +334,25 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// Opens `rel` under `root` for reading, with `std::fs`.
+/// Opens `rel` under `root` for reading.
+///
+/// Unless [`PathOptions::follow_symlinks_out`] is set, the kernel itself
+/// keeps the open beneath the root (`openat2` with `RESOLVE_BENEATH`, Linux
+/// 5.6 and later): `..`, an absolute path or a symbolic link that leads out
+/// is refused as the path is resolved, so nothing can be swapped between a
+/// check and the open, and nothing is allocated. On an older kernel the
+/// path of the file actually opened is read back from `/proc/self/fd` (or
+/// resolved where `/proc` is missing) and must be inside the root; that
+/// allocates. Links inside the root are followed either way.
 ///
 /// The file is opened non-blocking, so that a FIFO in the tree cannot
-/// stall the caller waiting for a writer, and then checked: unless
-/// [`PathOptions::follow_symlinks_out`] is set, the path of the file
-/// actually opened (read back from `/proc/self/fd`, so a link swapped
-/// between a check and the open changes nothing; by resolving the path
-/// where `/proc` is missing) must be inside the root. Only regular files and
+/// stall the caller waiting for a writer. Only regular files and
 /// directories are returned. The `O_NONBLOCK` flag stays on the descriptor;
 /// reads and `sendfile` of a regular file ignore it.
 ///
-/// Blocking file-system calls (`open`, `fstat`, `readlink`): call it from
-/// the blocking pool when the tree may be on a slow disk. Allocates the
-/// joined path and the path read back.
+/// Blocking file-system calls (`open`, `fstat`): fast for a tree in the
+/// page cache; call it from the blocking pool when the tree may be on a
+/// slow disk.
 ///
 /// # Errors
 /// [`OpenError`], whose [`status`](OpenError::status) is the answer.
@@ -368,14 +378,17 @@ pub fn open_under(
     rel: &RelativePath,
     options: &PathOptions,
 ) -> Result<Opened, OpenError> {
-    let path = root.canonical.join(rel.as_path());
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&path)?;
-    if !options.follow_symlinks_out && !opened_path(&file, &path)?.starts_with(&root.canonical) {
-        return Err(OpenError::OutsideRoot);
-    }
+    let file = if options.follow_symlinks_out {
+        open_path(&root.canonical.join(rel.as_path()))?
+    } else {
+        let name = if rel.is_root() { "." } else { rel.as_str() };
+        match sys::open_beneath(&*root.dir, name.as_bytes()) {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Err(OpenError::OutsideRoot),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_checked(root, rel)?,
+            Err(e) => return Err(e.into()),
+        }
+    };
     let metadata = file.metadata()?;
     if metadata.is_file() {
         Ok(Opened::File { file, metadata })
@@ -384,6 +397,25 @@ pub fn open_under(
     } else {
         Err(OpenError::NotAFile)
     }
+}
+
+/// Opens `path` non-blocking (see [`open_under`]).
+fn open_path(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// Where `openat2` is missing: opens by path, then checks where the file
+/// opened really is.
+fn open_checked(root: &Root, rel: &RelativePath) -> Result<File, OpenError> {
+    let path = root.canonical.join(rel.as_path());
+    let file = open_path(&path)?;
+    if !opened_path(&file, &path)?.starts_with(&root.canonical) {
+        return Err(OpenError::OutsideRoot);
+    }
+    Ok(file)
 }
 
 /// Where `file` really is: the link `/proc/self/fd/N` names the file the

@@ -112,15 +112,14 @@ pub(crate) fn page_cached(file: &impl AsRawFd, offset: u64) -> bool {
 }
 
 /// The longest relative path [`open_beneath`] takes, with its NUL.
-#[allow(dead_code)] // until ServeDir opens its files with it
 const MAX_PATH: usize = 4096;
 
-/// Opens `relative` (no NUL in it) for reading from the directory `dir`,
+/// Opens `relative` (no NUL in it) for reading, non-blocking (a FIFO must
+/// not wait for a writer), from the directory `dir`,
 /// with `openat2(2)`'s `RESOLVE_BENEATH`: the kernel refuses, with `EXDEV`,
 /// any resolution that leaves `dir` (`..` above it, an absolute path, a
 /// symlink pointing out), race-free and without allocating (the C string
 /// is built on the stack). `ENOSYS` before Linux 5.6.
-#[allow(dead_code)] // until ServeDir opens its files with it
 pub(crate) fn open_beneath(dir: &impl AsRawFd, relative: &[u8]) -> io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
     if relative.len() >= MAX_PATH || relative.contains(&0) {
@@ -131,7 +130,7 @@ pub(crate) fn open_beneath(dir: &impl AsRawFd, relative: &[u8]) -> io::Result<st
     // SAFETY: open_how is three integers (non-exhaustive in libc, so not
     // built with a literal): all zeros is a valid value, "no flags".
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `path` is NUL-terminated (zeroed past `relative`, which holds
     // no NUL), `how` is a live open_how and its size is passed with it;
