@@ -51,7 +51,7 @@
 # benches/results/files[-quotaP]-DATE-COMMIT.txt; "-" for none).
 #
 # Environment: SMALL_CONNECTIONS (64), SMALL_SECONDS (10), LARGE_BYTES (100M;
-# K, M, G are powers of 1024), LARGE_DOWNLOADS (20), LARGE_PARALLEL (4),
+# K, M, G are powers of 1024), LARGE_DOWNLOADS (30), LARGE_PARALLEL (4),
 # CHECK_BYTES (1G; 0 skips the check), SYSCALL_SECONDS (3; 0 skips),
 # ROUNDS (1), WORKERS (1), PORT (18095), SERVER_CPU (0), CLIENT_CPU (1),
 # SERVER_QUOTA (unset: no cap), SKIP_BUILD=1, OUT. Needs wrk, curl, wget and
@@ -62,7 +62,7 @@ set -euo pipefail
 SMALL_CONNECTIONS=${SMALL_CONNECTIONS:-64}
 SMALL_SECONDS=${SMALL_SECONDS:-10}
 LARGE_BYTES=${LARGE_BYTES:-100M}
-LARGE_DOWNLOADS=${LARGE_DOWNLOADS:-20}
+LARGE_DOWNLOADS=${LARGE_DOWNLOADS:-30}
 LARGE_PARALLEL=${LARGE_PARALLEL:-4}
 CHECK_BYTES=${CHECK_BYTES:-1G}
 SYSCALL_SECONDS=${SYSCALL_SECONDS:-3}
@@ -223,7 +223,7 @@ report() {
     echo "# files: keel (Response::file) against hyper + tower-http ServeDir"
     echo
     echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $commit"
-    echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+    echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "servers: ${present[*]} (--workers $WORKERS, taskset -c $SERVER_CPU${SERVER_QUOTA:+, CPU capped at $SERVER_QUOTA% of a core}); clients: taskset -c $CLIENT_CPU"
     echo "small: 4 KiB, wrk -t1 -c$SMALL_CONNECTIONS -d${SMALL_SECONDS}s keep-alive; large: $LARGE_BYTES x $LARGE_DOWNLOADS by curl, $LARGE_PARALLEL at a time; $ROUNDS rounds"
     echo
@@ -274,6 +274,8 @@ report() {
     [ "$failed" = 0 ] || echo "SOME CHECKS FAILED: see the FAILED lines above."
 }
 
+# Other work on the host shows here: quote ratios from one run.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$logs/rows"
 : >"$logs/syscalls"
 : >"$logs/check"

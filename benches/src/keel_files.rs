@@ -20,7 +20,7 @@
 //! benchmark of cached files measures.
 
 use httpdate::HttpDate;
-use keel::{Request, Response, Routes, Router, StatusCode};
+use keel::{Request, Response, Router, Routes, StatusCode};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
@@ -41,9 +41,12 @@ const fn status(code: u16) -> StatusCode {
 /// The routes: `GET` (and `HEAD`) `/*path` served from `root`.
 pub fn routes(root: PathBuf) -> Routes {
     Router::new()
-        .get("/*path", move |req: &Request<'_>, res: &mut Response<'_>| {
-            serve_file(&root, req, res);
-        })
+        .get(
+            "/*path",
+            move |req: &Request<'_>, res: &mut Response<'_>| {
+                serve_file(&root, req, res);
+            },
+        )
         .build()
         .expect("the routes are valid")
 }
@@ -216,7 +219,11 @@ mod tests {
         assert_eq!(push_relative(&mut path, "a/./b.txt"), Some(()));
         assert_eq!(path, Path::new("/srv/a/b.txt"));
         for bad in ["../etc/passwd", "a/../../x", "a/\0b"] {
-            assert_eq!(push_relative(&mut PathBuf::from("/srv"), bad), None, "{bad}");
+            assert_eq!(
+                push_relative(&mut PathBuf::from("/srv"), bad),
+                None,
+                "{bad}"
+            );
         }
         // A leading slash (from `//x` or `/%2Fx`) stays under the root.
         let mut path = PathBuf::from("/srv");
