@@ -22,15 +22,20 @@
 //! and server-sent events; [`hyper_streams`] serves it on hyper (the
 //! `hyper_streams` binary), [`keel_streams`] on keel (the `keel_streams`
 //! binary), and the `stream_client` binary drives both.
-//! [`server_cli`] is the command line both hyper binaries share. [`attack`]
+//! The file benches (`load/files.sh`) serve a directory: [`hyper_files`]
+//! with tower-http's `ServeDir` (the `hyper_files` binary), [`keel_files`]
+//! with `Response::file` (the `keel_files` binary).
+//! [`server_cli`] is the command line the hyper binaries share. [`attack`]
 //! is the attack harness (`attack/run.sh`) and the soak (`attack/soak.sh`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attack;
 pub mod hyper_app;
+pub mod hyper_files;
 pub mod hyper_streams;
 pub mod keel_app;
+pub mod keel_files;
 pub mod keel_streams;
 pub mod mem;
 pub mod server_cli;

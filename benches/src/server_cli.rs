@@ -1,5 +1,6 @@
 //! The command line and runtime of the hyper baseline binaries (`hyper-hello`,
-//! `hyper_streams`): `[--addr HOST:PORT] [--workers N]`, a tokio runtime of
+//! `hyper_streams`, `hyper_files`): `[--addr HOST:PORT] [--workers N]` and
+//! a binary's own flags (`hyper_files --root DIR`), a tokio runtime of
 //! that many workers, a `listening on http://ADDR` line once the listener is
 //! up (the load scripts wait for it), and a clean stop on `SIGINT`/`SIGTERM`.
 
@@ -14,12 +15,29 @@ use tokio::signal::unix::{signal, SignalKind};
 struct Options {
     addr: SocketAddr,
     workers: usize,
+    flags: Flags,
+}
+
+/// The values of a binary's own flags (those it passed to [`run_with`]).
+#[derive(Debug, Default)]
+pub struct Flags(Vec<(&'static str, String)>);
+
+impl Flags {
+    /// The value given to `flag` (its last one), if any.
+    pub fn get(&self, flag: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == flag)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// `Err("")` asks for the usage text (`--help`).
-fn parse_options(default_addr: &str) -> Result<Options, String> {
+fn parse_options(default_addr: &str, own_flags: &[&'static str]) -> Result<Options, String> {
     let mut addr = default_addr.to_owned();
     let mut workers = "1".to_owned();
+    let mut flags = Flags::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -36,7 +54,10 @@ fn parse_options(default_addr: &str) -> Result<Options, String> {
             "--addr" => addr = value()?,
             "--workers" => workers = value()?,
             "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
+            other => match own_flags.iter().find(|&&own| own == other) {
+                Some(&own) => flags.0.push((own, value()?)),
+                None => return Err(format!("unknown argument {other:?}")),
+            },
         }
     }
     Ok(Options {
@@ -47,6 +68,7 @@ fn parse_options(default_addr: &str) -> Result<Options, String> {
             Ok(n) if n > 0 => n,
             _ => return Err(format!("--workers: not a positive number: {workers:?}")),
         },
+        flags,
     })
 }
 
@@ -76,8 +98,29 @@ where
     F: FnOnce(TcpListener) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let options = match parse_options(default_addr) {
-        Ok(options) => options,
+    run_with(name, usage, default_addr, &[], |_| Ok(accept))
+}
+
+/// [`run`] for a binary with flags of its own: `own_flags` (each taking a
+/// value) are accepted too, and `setup` turns their values into the accept
+/// loop before the runtime starts, or into an error message (printed with
+/// the usage text; exit status 2).
+pub fn run_with<S, F, Fut>(
+    name: &'static str,
+    usage: &str,
+    default_addr: &str,
+    own_flags: &[&'static str],
+    setup: S,
+) -> ExitCode
+where
+    S: FnOnce(&Flags) -> Result<F, String>,
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let parsed = parse_options(default_addr, own_flags)
+        .and_then(|options| Ok((setup(&options.flags)?, options)));
+    let (accept, options) = match parsed {
+        Ok(parsed) => parsed,
         Err(message) if message.is_empty() => {
             println!("{usage}");
             return ExitCode::SUCCESS;
