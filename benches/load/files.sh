@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Files: keel (Response::file: sendfile, or one read into the output buffer
-# for a small file) against hyper + tower-http's ServeDir (tokio::fs reads on
+# Files: keel (keel::files::ServeDir: sendfile, or one read into the output
+# buffer for a small file) against hyper + tower-http's ServeDir (tokio::fs reads on
 # the blocking pool, 64 KiB Bytes chunks), on 127.0.0.1, one serving thread
 # each, pinned and optionally server-bound, as streams.sh.
 #
@@ -11,15 +11,14 @@
 # Servers are named by the arguments (default: keel hyper); server NAME is
 # the release binary NAME_files of keel-benches, serving --root DIR:
 #
-#   keel_files   src/keel_files.rs: one handler that does what ServeDir does
-#                for a file (a stand-in until keel::files::ServeDir)
+#   keel_files   src/keel_files.rs: keel::files::ServeDir::new(DIR) on /*path
 #   hyper_files  src/hyper_files.rs: ServeDir::new(DIR) through hyper-util's
 #                TowerToHyperService, its defaults
 #
 # Both answer a file with Content-Type (mime_guess), Accept-Ranges: bytes,
-# Last-Modified, Content-Length and Date; neither sends an ETag (tower-http
-# has none). keel adds `Server: keel`. Both honour If-Modified-Since,
-# If-Unmodified-Since and one Range (none of which the load below sends).
+# Last-Modified, Content-Length and Date; keel adds a strong ETag (tower-http
+# has none) and `Server: keel`. Both honour the conditional headers and one
+# Range (none of which the load below sends).
 #
 # The data is made once per run in a temporary directory: small.bin (4 KiB),
 # large.bin (LARGE_BYTES, 100 MiB) and check.bin (CHECK_BYTES, 1 GiB), all
@@ -220,7 +219,7 @@ check() {
 }
 
 report() {
-    echo "# files: keel (Response::file) against hyper + tower-http ServeDir"
+    echo "# files: keel (keel::files::ServeDir) against hyper + tower-http ServeDir"
     echo
     echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $commit"
     echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"

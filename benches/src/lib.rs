@@ -24,7 +24,7 @@
 //! binary), and the `stream_client` binary drives both.
 //! The file benches (`load/files.sh`) serve a directory: [`hyper_files`]
 //! with tower-http's `ServeDir` (the `hyper_files` binary), [`keel_files`]
-//! with `Response::file` (the `keel_files` binary).
+//! with `keel::files::ServeDir` (the `keel_files` binary).
 //! [`server_cli`] is the command line the hyper binaries share. [`attack`]
 //! is the attack harness (`attack/run.sh`) and the soak (`attack/soak.sh`).
 #![forbid(unsafe_code)]

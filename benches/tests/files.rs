@@ -161,8 +161,14 @@ fn both_answer_a_range_and_a_head() {
             "{head}"
         );
         assert!(body == want[1_000_000..2_000_000], "the range's bytes");
-        let (status, head, _) = server.get("GET", "/small.bin", "Range: bytes=0-1,5-6\r\n");
-        assert_eq!(status, 416, "several ranges, as tower-http: {head}");
+        // Several disjoint ranges: the whole file from keel, 416 from
+        // tower-http (RFC 9110 lets a server ignore Range; neither sends
+        // multipart/byteranges).
+        let (status, head, body) = server.get("GET", "/small.bin", "Range: bytes=0-1,5-6\r\n");
+        assert!(
+            status == 416 || (status == 200 && body.len() == 4096),
+            "several ranges: {head}"
+        );
         let (status, head, body) = server.get("HEAD", "/sub/large.bin", "");
         assert_eq!((status, body.len()), (200, 0), "{head}");
         assert!(head.contains("\r\ncontent-length: 3000017"), "{head}");

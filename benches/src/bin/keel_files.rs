@@ -1,4 +1,4 @@
-//! Files from a root directory on keel with `Response::file`
+//! Files from a root directory on keel with `keel::files::ServeDir`
 //! (`keel_benches::keel_files`): the other side of `load/files.sh`.
 //!
 //! `keel_files --root DIR [--addr HOST:PORT] [--workers N]`: `N` worker
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     };
     let server = match Server::bind(addr.as_str())
         .workers(workers)
-        .serve(keel_benches::keel_files::routes(root))
+        .serve(keel_benches::keel_files::routes(&root))
     {
         Ok(server) => server,
         Err(e) => {
