@@ -44,11 +44,12 @@ fn app(req: &Request<'_>, res: &mut Response<'_>) {
             .header("ETag", "W/\"weak\"")
             .body_bytes(json(len).into());
     } else {
-        other(path, res);
+        other(req, res);
     }
 }
 
-fn other(path: &str, res: &mut Response<'_>) {
+fn other(req: &Request<'_>, res: &mut Response<'_>) {
+    let path = req.path();
     match path {
         "/png" => {
             res.header("Content-Type", "image/png").body(&json(8192));
@@ -95,6 +96,19 @@ fn other(path: &str, res: &mut Response<'_>) {
             for piece in json(8192).chunks(2048) {
                 res.write(piece);
             }
+        }
+        "/deferred-finished" => {
+            // The layer's rule applied by the deferred answer itself.
+            let gzip = Compression::accepts(req);
+            let responder = res.defer();
+            std::thread::spawn(move || {
+                responder.respond(|res| {
+                    res.hold();
+                    res.header("Content-Type", "application/json")
+                        .body(&json(8192));
+                    Compression::new().finish(res, gzip);
+                })
+            });
         }
         "/deferred" => {
             let responder = res.defer();
@@ -376,6 +390,19 @@ fn streamed_and_deferred_answers_pass_through_untouched() {
     assert_eq!(resp.body, json(8192));
     let (head, resp) = ask(&server, "GET", "/deferred", GZIP);
     assert!(!head.contains("Content-Encoding"), "{head}");
+    assert_eq!(resp.body, json(8192));
+}
+
+#[test]
+fn a_deferred_answer_that_calls_finish_is_compressed_like_any_other() {
+    let server = server();
+    let (head, resp) = ask(&server, "GET", "/deferred-finished", GZIP);
+    assert_eq!(resp.header("content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(resp.header("vary"), Some("Accept-Encoding"), "{head}");
+    assert_eq!(gunzip(&resp.body), json(8192));
+    let (head, resp) = ask(&server, "GET", "/deferred-finished", "");
+    assert_eq!(resp.header("content-encoding"), None, "{head}");
+    assert_eq!(resp.header("vary"), Some("Accept-Encoding"), "{head}");
     assert_eq!(resp.body, json(8192));
 }
 

@@ -26,7 +26,8 @@ use negotiate::{compressible, forbids_transform, varies_on_encoding, wants_gzip}
 ///   [`body_bytes`](Response::body_bytes) or [`write`](Response::write).
 ///   A [streamed](Response::stream), [chunked](Response::chunked) or
 ///   [deferred](Response::defer) response passes through untouched: its
-///   head is out before this layer's `after` runs.
+///   head is out before this layer's `after` runs (a deferred answer can
+///   apply the same rule itself: [`finish`](Compression::finish)).
 ///
 /// It then gets `Content-Encoding: gzip` and the right `Content-Length`.
 /// gzip only: brotli (the `brotli` crate, at quality 4) took three times
@@ -147,27 +148,43 @@ impl Compression {
         self
     }
 
-    /// Whether this layer compresses a body of `len` bytes with `status`.
-    fn takes(&self, status: StatusCode, len: usize) -> bool {
-        status != StatusCode::PARTIAL_CONTENT
-            && !status.forbids_body()
-            && (self.min_len..=self.max_len).contains(&len)
-    }
-}
-
-impl Default for Compression {
-    fn default() -> Self {
-        Compression::new()
-    }
-}
-
-impl Middleware for Compression {
-    fn before(&self, _: &Request<'_>, res: &mut Response<'_>) -> Flow {
-        res.hold();
-        Flow::Continue
+    /// Whether `req` accepts gzip (see [`Compression`]): for a
+    /// [deferred](Response::defer) answer, ask on the worker, before
+    /// deferring, and give the answer to [`finish`](Compression::finish).
+    pub fn accepts(req: &Request<'_>) -> bool {
+        wants_gzip(req)
     }
 
-    fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
+    /// What the layer does once the handler returned, for a response
+    /// written elsewhere: a [deferred](Response::defer) one, whose head is
+    /// written after the layer's `after` ran. Call
+    /// [`hold`](Response::hold) on the deferred response before giving its
+    /// body, then this, with what [`accepts`](Compression::accepts) said
+    /// of the request; the response is compressed, or not, as the layer
+    /// would have.
+    ///
+    /// ```
+    /// use keel::middleware::Compression;
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+    ///     let gzip = Compression::accepts(req);
+    ///     res.offload(move |res| {
+    ///         res.hold();
+    ///         res.header("Content-Type", "application/json")
+    ///             .body("[1,2,3,4,5,6,7,8,9,10],".repeat(100).as_bytes());
+    ///         Compression::new().finish(res, gzip);
+    ///     });
+    /// });
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n");
+    /// assert!(conn.settle(std::time::Duration::from_secs(5)));
+    /// let reply = &conn.responses().unwrap()[0];
+    /// assert_eq!(reply.header("content-encoding"), Some("gzip"));
+    /// assert_eq!(reply.header("vary"), Some("Accept-Encoding"));
+    /// assert!(reply.body.len() < 200);
+    /// ```
+    pub fn finish(&self, res: &mut Response<'_>, accepts_gzip: bool) {
         let Some(mut held) = res.held() else {
             return; // streamed, deferred, or an upgrade: its head is out
         };
@@ -186,7 +203,7 @@ impl Middleware for Compression {
         if !varies_on_encoding(held.headers("vary")) {
             let _ = held.add_header("Vary", "Accept-Encoding");
         }
-        if !wants_gzip(req) {
+        if !accepts_gzip {
             return;
         }
         if not_modified {
@@ -213,6 +230,30 @@ impl Middleware for Compression {
         }
         weaken_etag(&mut held);
         let _ = held.add_header("Content-Encoding", "gzip");
+    }
+
+    /// Whether this layer compresses a body of `len` bytes with `status`.
+    fn takes(&self, status: StatusCode, len: usize) -> bool {
+        status != StatusCode::PARTIAL_CONTENT
+            && !status.forbids_body()
+            && (self.min_len..=self.max_len).contains(&len)
+    }
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::new()
+    }
+}
+
+impl Middleware for Compression {
+    fn before(&self, _: &Request<'_>, res: &mut Response<'_>) -> Flow {
+        res.hold();
+        Flow::Continue
+    }
+
+    fn after(&self, req: &Request<'_>, res: &mut Response<'_>) {
+        self.finish(res, Compression::accepts(req));
     }
 }
 
