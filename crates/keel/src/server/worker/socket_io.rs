@@ -2,7 +2,7 @@
 //! output (files with `sendfile`), and reading what a closing peer still sends.
 
 use crate::deferred::Message;
-use crate::files::readahead::{ColdChunk, PROBE_FROM};
+use crate::files::readahead::{ColdChunk, PROBE_FROM, PROBE_STEP};
 use crate::http1::conn::{Conn, Env};
 use crate::http1::output::{Front, Output};
 use crate::server::stats::WorkerCounters;
@@ -75,6 +75,9 @@ pub(super) fn flush(
 ) -> io::Result<Flushed> {
     let mut file_bytes = 0;
     while conn.output.pending() > 0 {
+        // A chunk found cached is not asked about again while it is sent
+        // in pieces (one per flush, as the socket takes them).
+        let mut found_cached = None;
         let result = {
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
             match conn.output.front(&mut iov) {
@@ -88,13 +91,12 @@ pub(super) fn flush(
                 }
                 Front::File { file, offset, len } => {
                     let len = len.min(FILE_BYTES_PER_TURN - file_bytes);
-                    if ask_page_cache
-                        && len >= PROBE_FROM
-                        && !conn.output.read_in()
-                        && !chunk_cached(file, offset, len)
-                    {
-                        let file = file.try_clone()?;
-                        return Ok(Flushed::Cold(ColdChunk { file, offset, len }));
+                    if ask_page_cache && len >= PROBE_FROM && !conn.output.read_in() {
+                        if !chunk_cached(file, offset, len) {
+                            let file = file.try_clone()?;
+                            return Ok(Flushed::Cold(ColdChunk { file, offset, len }));
+                        }
+                        found_cached = Some(len);
                     }
                     let sent = sys::send_file(stream, file, offset, len);
                     if let Ok(n) = sent {
@@ -107,6 +109,9 @@ pub(super) fn flush(
                 }
             }
         };
+        if let Some(len) = found_cached {
+            conn.output.trust_disk(len);
+        }
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
@@ -122,14 +127,14 @@ pub(super) fn flush(
     Ok(Flushed::Stopped)
 }
 
-/// Whether the pages of a file chunk are in the page cache, asked at every
-/// [`PROBE_FROM`] step and at its last byte: the kernel's own read-ahead
-/// may still be reading pages in the middle of a chunk whose ends are in,
-/// and `sendfile` would wait for them.
+/// Whether the pages of a file chunk are in the page cache, asked every
+/// [`PROBE_STEP`] and at its last byte: the kernel's own read-ahead may
+/// still be reading pages in the middle of a chunk whose ends are in, and
+/// `sendfile` would wait for them.
 fn chunk_cached(file: &std::fs::File, offset: u64, len: usize) -> bool {
     let last = offset + len as u64 - 1;
     (offset..last)
-        .step_by(PROBE_FROM)
+        .step_by(PROBE_STEP)
         .chain(std::iter::once(last))
         .all(|at| sys::page_cached(file, at))
 }
