@@ -49,6 +49,9 @@ pub(crate) struct Output {
     sent: usize,
     /// What is known of the page cache for the file at the front.
     disk: Disk,
+    /// A chunk of a file queued here was not in the page cache: ask about
+    /// the rest closely (see [`crate::files::readahead`]).
+    cold: bool,
 }
 
 /// Whether the next chunk of the file at the front of the output may be
@@ -112,9 +115,13 @@ impl Output {
         matches!(self.disk, Disk::Reading { .. })
     }
 
-    /// Whether the front file's next chunk was read in already.
-    pub(crate) fn read_in(&self) -> bool {
-        matches!(self.disk, Disk::ReadUntil(until) if self.sent < until)
+    /// How many of the front file's next bytes are known to be in the page
+    /// cache (read in, or asked about): 0 when none is.
+    pub(crate) fn known_cached(&self) -> usize {
+        match self.disk {
+            Disk::ReadUntil(until) => until.saturating_sub(self.sent),
+            _ => 0,
+        }
     }
 
     /// A pool thread reads the front file's next `len` bytes in, and will
@@ -122,10 +129,17 @@ impl Output {
     pub(crate) fn wait_for_disk(&mut self, ticket: u64, len: usize) {
         let until = self.sent + len;
         self.disk = Disk::Reading { ticket, until };
+        self.cold = true;
+    }
+
+    /// Whether a chunk of a file queued here was found cold.
+    pub(crate) fn found_cold(&self) -> bool {
+        self.cold
     }
 
     /// Sends the front file's next `len` bytes without asking the page
-    /// cache (no thread was free to read them in: they go as they are).
+    /// cache again (they were found cached, or no thread was free to read
+    /// them in: they go as they are).
     pub(crate) fn trust_disk(&mut self, len: usize) {
         self.disk = Disk::ReadUntil(self.sent + len);
     }
@@ -149,6 +163,7 @@ impl Output {
             self.sent = 0;
             self.large.clear();
             self.disk = Disk::Unknown;
+            self.cold = false;
             if let Some(buf) = self.buf.as_mut() {
                 buf.clear();
             }

@@ -90,9 +90,21 @@ pub(super) fn flush(
                     return Ok(Flushed::TurnSpent);
                 }
                 Front::File { file, offset, len } => {
-                    let len = len.min(FILE_BYTES_PER_TURN - file_bytes);
-                    if ask_page_cache && len >= PROBE_FROM && !conn.output.read_in() {
-                        if !chunk_cached(file, offset, len) {
+                    let mut len = len.min(FILE_BYTES_PER_TURN - file_bytes);
+                    let known = conn.output.known_cached();
+                    if known > 0 {
+                        // Only what was asked about (or read in) goes
+                        // without asking.
+                        len = len.min(known);
+                    } else if ask_page_cache && len >= PROBE_FROM {
+                        // Warm files are asked about at the chunk's ends
+                        // only; once one was cold, every PROBE_STEP.
+                        let step = if conn.output.found_cold() {
+                            PROBE_STEP
+                        } else {
+                            len
+                        };
+                        if !chunk_cached(file, offset, len, step) {
                             let file = file.try_clone()?;
                             return Ok(Flushed::Cold(ColdChunk { file, offset, len }));
                         }
@@ -128,13 +140,14 @@ pub(super) fn flush(
 }
 
 /// Whether the pages of a file chunk are in the page cache, asked every
-/// [`PROBE_STEP`] and at its last byte: the kernel's own read-ahead may
-/// still be reading pages in the middle of a chunk whose ends are in, and
-/// `sendfile` would wait for them.
-fn chunk_cached(file: &std::fs::File, offset: u64, len: usize) -> bool {
+/// `step` bytes and at its last byte. In a file being read from the disk,
+/// the kernel's own read-ahead may still be reading pages in the middle of
+/// a chunk whose ends are in, and `sendfile` would wait for them: there
+/// the step is short.
+fn chunk_cached(file: &std::fs::File, offset: u64, len: usize, step: usize) -> bool {
     let last = offset + len as u64 - 1;
     (offset..last)
-        .step_by(PROBE_STEP)
+        .step_by(step.max(1))
         .chain(std::iter::once(last))
         .all(|at| sys::page_cached(file, at))
 }
