@@ -4,13 +4,18 @@
 //! - `GET /json` -> `{"message":"Hello, World!"}`, serialised per request
 //! - `POST /echo` -> the request body, with the request's `Content-Type`
 //! - `GET /large` -> 1 MiB from one shared buffer (the slow-reader attack's answer)
+//! - with `--static DIR`: `GET /static/*path` -> the files under `DIR`
+//!   (`keel::files::ServeDir`, `.gz`/`.br` variants beside them served to
+//!   clients that take them)
 //!
-//! `hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS]`, or
-//! `KEEL_ADDR` / `KEEL_WORKERS` / `KEEL_DEFER_ACCEPT`.
+//! `hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS] [--static DIR]`,
+//! or `KEEL_ADDR` / `KEEL_WORKERS` / `KEEL_DEFER_ACCEPT`.
 #![forbid(unsafe_code)]
 
 use hello::hello;
-use keel::Server;
+use keel::files::ServeDir;
+use keel::{Router, Server};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,18 +23,23 @@ struct Options {
     addr: String,
     workers: Option<usize>,
     defer_accept: Option<Duration>,
+    static_dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS]
+const USAGE: &str =
+    "usage: hello [--addr HOST:PORT] [--workers N] [--defer-accept SECONDS] [--static DIR]
   --addr          listen address (env KEEL_ADDR, default 127.0.0.1:8080)
   --workers       worker threads (env KEEL_WORKERS, default: one per core)
-  --defer-accept  TCP_DEFER_ACCEPT wait, 0 for off (env KEEL_DEFER_ACCEPT, default 1)";
+  --defer-accept  TCP_DEFER_ACCEPT wait, 0 for off (env KEEL_DEFER_ACCEPT, default 1)
+  --static        serve the files under DIR at /static/ (NAME.gz and NAME.br beside
+                  NAME go to clients that accept them); default: off";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         addr: std::env::var("KEEL_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned()),
         workers: None,
         defer_accept: Some(Duration::from_secs(1)),
+        static_dir: None,
     };
     let mut workers = std::env::var("KEEL_WORKERS").ok();
     let mut defer_accept = std::env::var("KEEL_DEFER_ACCEPT").ok();
@@ -49,6 +59,7 @@ fn parse_options() -> Result<Options, String> {
             "--addr" => options.addr = value()?,
             "--workers" => workers = Some(value()?),
             "--defer-accept" => defer_accept = Some(value()?),
+            "--static" => options.static_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -97,7 +108,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match server.serve(hello) {
+    // Without --static the server runs `hello` itself, as the benchmarks
+    // measure it: no router lookup in front of it.
+    let served = match &options.static_dir {
+        None => server.serve(hello),
+        Some(dir) => match static_routes(dir) {
+            Ok(routes) => server.serve(routes),
+            Err(message) => {
+                eprintln!("hello: --static {}: {message}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let server = match served {
         Ok(server) => server,
         Err(e) => {
             eprintln!("hello: cannot listen on {}: {e}", options.addr);
@@ -120,4 +143,17 @@ fn main() -> ExitCode {
         stats.requests, stats.connections_accepted
     );
     ExitCode::SUCCESS
+}
+
+/// `/static/*path` from the files under `dir`, everything else from `hello`.
+fn static_routes(dir: &std::path::Path) -> Result<keel::Routes, String> {
+    let files = ServeDir::new(dir)
+        .map_err(|e| format!("cannot serve it: {e}"))?
+        .precompressed_gzip()
+        .precompressed_br();
+    Router::new()
+        .get("/static/*path", files)
+        .fallback(hello)
+        .build()
+        .map_err(|e| e.to_string())
 }

@@ -7,161 +7,17 @@
 mod util;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use util::curl::{
+    assert_server_headers, curl, curl_bodiless_then_plaintext, curl_one, parse_response,
+};
 use util::Hello;
-
-/// One parsed HTTP response from `curl -i` output.
-#[derive(Debug)]
-struct CurlResponse {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl CurlResponse {
-    fn status(&self) -> u16 {
-        self.status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {:?}", self.status_line))
-    }
-
-    /// The one value of header `name`; panics if it is missing or repeated.
-    fn header(&self, name: &str) -> &str {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
-        let value = values
-            .next()
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers));
-        assert!(
-            values.next().is_none(),
-            "{name} repeated: {:?}",
-            self.headers
-        );
-        value
-    }
-
-    fn has_header(&self, name: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    }
-}
-
-/// Runs `curl -sS --max-time 10 ARGS`, asserting that it succeeds.
-fn curl(args: &[&str]) -> Output {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run the `curl` command-line client ({e}): these tests need curl \
-                 on the PATH (Debian/Ubuntu: `apt-get install curl`); they do not skip without it"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "curl {args:?} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Splits `curl -i` output into one response (skipping interim `1xx` heads,
-/// which `-i` also prints) and returns it with the bytes after its body.
-/// Every response here has a `Content-Length`, or is to a `HEAD` (`is_head`).
-fn parse_response(mut raw: &[u8], is_head: bool) -> (CurlResponse, &[u8]) {
-    loop {
-        let head_end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
-        let head = std::str::from_utf8(&raw[..head_end]).expect("response head is UTF-8");
-        let rest = &raw[head_end + 4..];
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .map(|line| {
-                let (name, value) = line
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad header line {line:?}"));
-                (name.to_owned(), value.trim().to_owned())
-            })
-            .collect();
-        let mut response = CurlResponse {
-            status_line,
-            headers,
-            body: Vec::new(),
-        };
-        if (100..200).contains(&response.status()) {
-            assert!(
-                response.headers.is_empty(),
-                "interim response: {response:?}"
-            );
-            raw = rest;
-            continue;
-        }
-        let length = if is_head {
-            0
-        } else {
-            response
-                .header("Content-Length")
-                .parse()
-                .expect("numeric Content-Length")
-        };
-        assert!(
-            rest.len() >= length,
-            "body shorter than its Content-Length {length}: {} bytes",
-            rest.len()
-        );
-        response.body = rest[..length].to_vec();
-        return (response, &rest[length..]);
-    }
-}
-
-/// `curl -i ARGS`, expecting exactly one response and nothing after it.
-fn curl_one(args: &[&str]) -> CurlResponse {
-    let is_head = args.contains(&"-I");
-    let output = curl(&[&["-i"], args].concat());
-    let (response, rest) = parse_response(&output.stdout, is_head);
-    assert!(
-        rest.is_empty(),
-        "bytes after the response: {:?}",
-        String::from_utf8_lossy(rest)
-    );
-    response
-}
-
-/// The headers every response carries.
-fn assert_server_headers(response: &CurlResponse) {
-    assert_eq!(response.header("Server"), "keel");
-    let date = response.header("Date");
-    assert!(
-        date.len() == 29 && date.ends_with(" GMT"),
-        "Date is an IMF-fixdate: {date:?}"
-    );
-}
 
 /// A file under the target's scratch directory holding `len` bytes of
 /// every value, in a pseudo-random order.
 fn body_file(name: &str, len: usize) -> (PathBuf, Vec<u8>) {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
+    let bytes = util::pseudo_random_bytes(len);
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("hello-curl-{}-{name}.bin", std::process::id()));
     std::fs::write(&path, &bytes).expect("write the request body file");
@@ -233,27 +89,8 @@ fn head_json_has_length_and_no_body() {
     // curl ignores a body after a HEAD answer, so prove there is none on the
     // wire: a GET on the same connection must get a clean response, not the
     // 27 stray bytes.
-    let output = curl(&[
-        "-v",
-        "-i",
-        "-I",
-        &hello.url("/json"),
-        "--next",
-        "-sS",
-        "-i",
-        &hello.url("/plaintext"),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("Re-using existing connection"),
-        "the GET reused the connection of the HEAD:\n{stderr}"
-    );
-    let (head, rest) = parse_response(&output.stdout, true);
+    let head = curl_bodiless_then_plaintext(&["-I", &hello.url("/json")], &hello.url("/plaintext"));
     assert_eq!(head.header("Content-Length"), "27");
-    let (get, rest) = parse_response(rest, false);
-    assert_eq!(get.status_line, "HTTP/1.1 200 OK");
-    assert_eq!(get.body, b"Hello, World!");
-    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(rest));
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! stdout, and make sure it never outlives the test.
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod curl;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -238,4 +240,19 @@ pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Ra
 pub fn get(stream: &mut TcpStream, path: &str, buf: &mut Vec<u8>) -> io::Result<RawResponse> {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
     read_response(stream, buf)
+}
+
+/// `len` bytes of every value in a pseudo-random order (xorshift64), the
+/// same for the same `len`: a body in which a lost, repeated or misplaced
+/// byte shows.
+pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
 }
