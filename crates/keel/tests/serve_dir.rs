@@ -402,3 +402,37 @@ fn pipelined_file_answers_keep_their_order_and_framing() {
     assert_eq!(answers[2].body, b"0123456789abcdefghij");
     assert_eq!(answers[4].body, b"<h1>root</h1>");
 }
+
+#[test]
+fn under_the_compression_layer_files_go_out_as_they_are() {
+    use keel::middleware::{Compression, HandlerExt};
+    let base = tree();
+    let dir = ServeDir::new(base.path().join("root")).unwrap();
+    let routes = Router::new()
+        .get("/static/*path", dir.with(Compression::new()))
+        .build()
+        .unwrap();
+    let server = TestServer::start(routes);
+    let gzip = "Accept-Encoding: gzip\r\n";
+    // A file body is sent with sendfile or read in whole: the layer leaves
+    // it as it is (a precompressed variant is how files get gzip).
+    let resp = get(&server, "GET", "/static/app.js", gzip);
+    assert_eq!(resp.body, APP_JS);
+    assert_eq!(resp.header("content-encoding"), None);
+    let ranged = get(
+        &server,
+        "GET",
+        "/static/digits.txt",
+        "Range: bytes=2-4\r\nAccept-Encoding: gzip\r\n",
+    );
+    assert_eq!((ranged.status, &ranged.body[..]), (206, &b"234"[..]));
+    let etag = resp.header("etag").unwrap().to_owned();
+    let again = get(
+        &server,
+        "GET",
+        "/static/app.js",
+        &format!("{gzip}If-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+}
