@@ -13,9 +13,7 @@
 //! `Content-Security-Policy: sandbox`, which makes the browser treat the
 //! document as coming from a unique, opaque origin with scripts off.
 
-use keel::files::{
-    open_under, ContentType, Opened, PathOptions, RelativePath, Root, ServeDir,
-};
+use keel::files::{open_under, ContentType, Opened, PathOptions, RelativePath, Root, ServeDir};
 use keel::{Handler, Request, Response};
 use std::io;
 use std::path::Path;
@@ -91,7 +89,10 @@ fn renders_as_document(tail: &str) -> bool {
     let content_type = ContentType::from_path(rel.as_path());
     let media_type = content_type.as_str().split(';').next().unwrap_or("").trim();
     let is = |name: &str| media_type.eq_ignore_ascii_case(name);
-    let suffix = media_type.len().checked_sub(4).and_then(|at| media_type.get(at..));
+    let suffix = media_type
+        .len()
+        .checked_sub(4)
+        .and_then(|at| media_type.get(at..));
     is("text/html")
         || is("application/xhtml+xml")
         || is("text/xml")

@@ -385,9 +385,11 @@ impl Cli {
         let s = &self.serve;
         let flush_interval = Duration::from_millis(s.flush_ms.max(10));
         let assets = match &s.assets {
-            Some(dir) => Some(Arc::new(AssetDir::open(dir).map_err(|e| {
-                format!("cannot serve --assets {}: {e}", dir.display())
-            })?)),
+            Some(dir) => {
+                Some(Arc::new(AssetDir::open(dir).map_err(|e| {
+                    format!("cannot serve --assets {}: {e}", dir.display())
+                })?))
+            }
             None => None,
         };
         Ok(AppConfig {

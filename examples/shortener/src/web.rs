@@ -375,7 +375,11 @@ mod tests {
         let range = format!("bytes 0-9/{len}");
         assert_eq!(res.header("content-range"), Some(range.as_str()));
         assert_eq!(res.body, &APP_CSS.body[..10]);
-        let res = get(&mut conn, "/static/app.css", &format!("Range: bytes={len}-\r\n"));
+        let res = get(
+            &mut conn,
+            "/static/app.css",
+            &format!("Range: bytes={len}-\r\n"),
+        );
         assert_eq!(res.status, 416);
         let stale_if_range = "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n";
         let res = get(&mut conn, "/static/app.css", stale_if_range);
