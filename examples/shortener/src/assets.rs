@@ -66,10 +66,7 @@ impl AssetDir {
     /// rules). Allocates the checked path.
     pub fn serve(&self, req: &Request<'_>, res: &mut Response<'_>) {
         res.header("X-Content-Type-Options", "nosniff");
-        if req
-            .param("path")
-            .is_some_and(|tail| renders_as_document(tail))
-        {
+        if req.param("path").is_some_and(renders_as_document) {
             res.header("Content-Security-Policy", SANDBOX_CSP);
         }
         self.files.handle(req, res);
