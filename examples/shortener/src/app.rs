@@ -54,6 +54,9 @@ pub struct AppConfig {
     /// Wrong password guesses a link takes before every further guess
     /// waits (see [`crate::password::per_link`]).
     pub link_guesses: u32,
+    /// Files served under `/static/` (`--assets DIR`), beside the embedded
+    /// ones; `None`: the embedded ones only.
+    pub assets: Option<Arc<crate::assets::AssetDir>>,
 }
 
 impl Default for AppConfig {
@@ -72,6 +75,7 @@ impl Default for AppConfig {
             listen_addr: None,
             trusted_proxies: Vec::new(),
             link_guesses: 20,
+            assets: None,
         }
     }
 }
@@ -251,7 +255,7 @@ impl App {
             .key(client_key(&state.config)),
         );
         let router = Router::new();
-        let router = crate::web::routes(router);
+        let router = crate::web::routes(router, state.config.assets.clone());
         let router = api::routes(router, state, &auth, &writes);
         let router = redirect::routes(router, state, &guesses);
         let health = {

@@ -1,6 +1,7 @@
 //! Command-line flags and their environment variables.
 
 use crate::app::AppConfig;
+use crate::assets::AssetDir;
 use crate::cache::CacheConfig;
 use crate::keys::{KeyError, KeySet, Scope};
 use crate::store::PgOptions;
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use keel::middleware::Cidr;
 use keel::StatusCode;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A self-hostable URL shortener on keel.
@@ -196,6 +198,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<Cidr>,
+
+    /// Directory whose files are served under /static/ (any size, with
+    /// sendfile; NAME.br and NAME.gz beside NAME sent compressed); its
+    /// app.css and app.js replace the embedded ones. Dot-files and links
+    /// out of it are refused; HTML, SVG and XML files are sandboxed (CSP).
+    #[arg(long, env = "SHORTENER_ASSETS", value_name = "DIR")]
+    pub assets: Option<PathBuf>,
 }
 
 /// Connection pool and timeouts of the PostgreSQL store (`--store
@@ -370,10 +379,19 @@ impl Cli {
     ///
     /// # Errors
     ///
-    /// As [`api_keys`](Cli::api_keys).
+    /// As [`api_keys`](Cli::api_keys), and when `--assets` is not a
+    /// directory.
     pub fn app_config(&self) -> Result<AppConfig, String> {
         let s = &self.serve;
         let flush_interval = Duration::from_millis(s.flush_ms.max(10));
+        let assets = match &s.assets {
+            Some(dir) => {
+                Some(Arc::new(AssetDir::open(dir).map_err(|e| {
+                    format!("cannot serve --assets {}: {e}", dir.display())
+                })?))
+            }
+            None => None,
+        };
         Ok(AppConfig {
             base_url: self.base_url(),
             redirect_status: StatusCode::from_u16(s.redirect_status).unwrap_or(StatusCode::FOUND),
@@ -394,6 +412,7 @@ impl Cli {
             listen_addr: self.listen_addr(),
             trusted_proxies: s.trusted_proxies.clone(),
             link_guesses: s.link_guesses.max(1),
+            assets,
             ..AppConfig::default()
         })
     }

@@ -4,13 +4,19 @@
 //! and the password prompt).
 //!
 //! Every asset is compiled into the binary, so a deploy is one file. Static
-//! assets are written straight from their `&'static` bytes (serving them
-//! allocates nothing) with a strong `ETag` computed at compile time:
-//! browsers revalidate (`Cache-Control: no-cache`) and get `304` until the
-//! binary changes.
+//! assets are answered by keel's file rules ([`keel::files::answer`]) from
+//! their `&'static` bytes (serving them allocates nothing), with a strong
+//! `ETag` from a hash computed at compile time: browsers revalidate
+//! (`Cache-Control: no-cache`) and get `304` until the binary changes, and
+//! conditional requests and ranges follow RFC 9110 as for a file on disk.
+//! `--assets DIR` ([`crate::assets`]) adds a directory under `/static/`.
 
+use crate::assets::AssetDir;
+use keel::files::{answer, Body, Encoding, Representation, Validators};
 use keel::{Request, Response, Router, StatusCode};
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The `Content-Security-Policy` of the pages: nothing from other origins,
 /// no inline script or style, no framing.
@@ -34,8 +40,8 @@ struct Asset {
     content_type: &'static str,
     /// Whether this is a page (it gets the CSP and `Referrer-Policy`).
     page: bool,
-    /// The quoted strong entity tag, e.g. `"0123456789abcdef"`.
-    etag: [u8; 18],
+    /// FNV-1a of `body`: what tells this asset's `ETag` from another's.
+    hash: u64,
 }
 
 impl Asset {
@@ -44,7 +50,7 @@ impl Asset {
             body,
             content_type,
             page,
-            etag: etag_of(body),
+            hash: fnv1a(body),
         }
     }
 }
@@ -62,9 +68,9 @@ const GONE_HTML: &[u8] = include_bytes!("../assets/gone.html");
 const LIMITED_HTML: &[u8] = include_bytes!("../assets/limited.html");
 const PASSWORD_TEMPLATE: &str = include_str!("../assets/password.html");
 
-/// FNV-1a (64 bits) of `bytes` as a quoted hex entity tag. A `const fn`, so
-/// each asset's tag is computed by the compiler: no startup work, no lock.
-const fn etag_of(bytes: &[u8]) -> [u8; 18] {
+/// FNV-1a (64 bits) of `bytes`. A `const fn`, so each asset's hash is
+/// computed by the compiler: no startup work, no lock.
+const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {
@@ -72,26 +78,22 @@ const fn etag_of(bytes: &[u8]) -> [u8; 18] {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
         i += 1;
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut tag = [b'"'; 18];
-    let mut d = 0;
-    while d < 16 {
-        tag[1 + d] = HEX[((hash >> (60 - 4 * d)) & 0xf) as usize];
-        d += 1;
-    }
-    tag
+    hash
 }
 
 /// Adds the page routes to `router`: `GET /` (the shorten form), `GET
 /// /links` (recent links), `GET /links/:slug/live` (one link's clicks, live;
-/// a static page, the same for every slug) and `GET /static/:file`
-/// (`app.css`, `app.js`; any other name is a plain-text `404`). `HEAD` comes with each `GET`.
+/// a static page, the same for every slug) and `GET /static/*path`:
+/// `app.css` and `app.js`, and with `assets` (`--assets DIR`) every file of
+/// the directory, whose `app.css` and `app.js` replace the embedded ones;
+/// any other name is a plain-text `404`. `HEAD` comes with each `GET`.
 ///
-/// Serving them allocates nothing. Each answer carries a strong `ETag` and
-/// `Cache-Control: no-cache`; a matching `If-None-Match` gets `304`. Pages
-/// also carry [`CSP`], `X-Content-Type-Options: nosniff` and
-/// `Referrer-Policy: no-referrer`.
-pub fn routes(router: Router) -> Router {
+/// Serving the embedded assets allocates nothing. Each answer carries a
+/// strong `ETag`, `Accept-Ranges: bytes`, `Cache-Control: no-cache` and
+/// `X-Content-Type-Options: nosniff`; conditional requests and ranges are
+/// answered as [`keel::files::answer`] says (`304`, `412`, `206`, `416`).
+/// Pages also carry [`CSP`] and `Referrer-Policy: no-referrer`.
+pub fn routes(router: Router, assets: Option<Arc<AssetDir>>) -> Router {
     router
         .get("/", |req: &Request<'_>, res: &mut Response<'_>| {
             serve(req, res, &INDEX)
@@ -103,50 +105,58 @@ pub fn routes(router: Router) -> Router {
             "/links/:slug/live",
             |req: &Request<'_>, res: &mut Response<'_>| serve(req, res, &LIVE),
         )
-        .get("/static/:file", static_file)
+        .get(
+            "/static/*path",
+            move |req: &Request<'_>, res: &mut Response<'_>| {
+                static_file(assets.as_deref(), req, res)
+            },
+        )
 }
 
-fn static_file(req: &Request<'_>, res: &mut Response<'_>) {
-    let asset = match req.param("file") {
-        Some("app.css") => &APP_CSS,
-        Some("app.js") => &APP_JS,
-        _ => {
+/// `/static/*path`: the directory's file when there is one, else the
+/// embedded `app.css` or `app.js`, else `404`.
+fn static_file(dir: Option<&AssetDir>, req: &Request<'_>, res: &mut Response<'_>) {
+    let name = req.param("path").unwrap_or("");
+    let embedded = match name {
+        "app.css" => Some(&APP_CSS),
+        "app.js" => Some(&APP_JS),
+        _ => None,
+    };
+    match (dir, embedded) {
+        (Some(dir), Some(asset)) if !dir.has_file(name) => serve(req, res, asset),
+        (Some(dir), _) => dir.serve(req, res),
+        (None, Some(asset)) => serve(req, res, asset),
+        (None, None) => {
             res.status(StatusCode::NOT_FOUND)
                 .header("Content-Type", "text/plain; charset=utf-8")
                 .header("X-Content-Type-Options", "nosniff")
                 .header("Cache-Control", "no-store")
                 .body(b"no such file\n");
-            return;
         }
-    };
-    serve(req, res, asset);
+    }
 }
 
+/// Answers with an embedded asset through keel's file rules. Allocates
+/// nothing: the validators and every header value live on the stack.
 fn serve(req: &Request<'_>, res: &mut Response<'_>, asset: &'static Asset) {
-    res.header("ETag", asset.etag)
-        .header("Cache-Control", "no-cache");
-    if etag_matches(req, &asset.etag) {
-        res.status(StatusCode::NOT_MODIFIED).body(b"");
-        return;
-    }
-    res.header("Content-Type", asset.content_type)
-        .header("X-Content-Type-Options", "nosniff");
+    res.header("X-Content-Type-Options", "nosniff");
     if asset.page {
         res.header("Content-Security-Policy", CSP)
             .header("Referrer-Policy", "no-referrer");
     }
-    res.body(asset.body);
-}
-
-/// Whether any `If-None-Match` field names `etag` or is `*`. The comparison
-/// is the weak one RFC 9110 §13.1.2 prescribes for this field, so a `W/`
-/// prefix added by a proxy still matches.
-fn etag_matches(req: &Request<'_>, etag: &[u8]) -> bool {
-    req.headers()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("if-none-match"))
-        .flat_map(|(_, value)| value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag)
+    let len = asset.body.len() as u64;
+    // No modification time: the bytes are the binary's, and the hash
+    // changes with them (the `ETag` alone validates; no `Last-Modified`).
+    let validators = Validators::from_parts(asset.hash, None, len, SystemTime::now());
+    let representation = Representation {
+        len,
+        validators: &validators,
+        content_type: asset.content_type,
+        encoding: Encoding::Identity,
+        varies_by_encoding: false,
+        cache_control: Some("no-cache"),
+    };
+    answer(req, res, &representation, Body::Static(asset.body));
 }
 
 /// Headers every HTML answer of the redirect path carries. They are
@@ -251,7 +261,7 @@ mod tests {
     }
 
     fn pages() -> MemoryConn<keel::Routes> {
-        MemoryConn::new(routes(Router::new()).build().expect("routes build"))
+        MemoryConn::new(routes(Router::new(), None).build().expect("routes build"))
     }
 
     #[test]
@@ -310,13 +320,20 @@ mod tests {
         }
     }
 
+    /// The `ETag` keel's file rules send for `asset`: its hash, no time,
+    /// its length.
+    fn etag(asset: &Asset) -> String {
+        format!("\"{:x}-0-{:x}\"", asset.hash, asset.body.len())
+    }
+
     #[test]
     fn a_matching_if_none_match_gets_304() {
         let mut conn = pages();
         let first = get(&mut conn, "/static/app.js", "");
         let etag = first.header("etag").expect("an ETag").to_owned();
-        assert!(etag.len() == 18 && etag.starts_with('"') && etag.ends_with('"'));
-        assert_eq!(etag.as_bytes(), APP_JS.etag);
+        assert_eq!(etag, self::etag(&APP_JS));
+        assert_eq!(first.header("accept-ranges"), Some("bytes"));
+        assert_eq!(first.header("last-modified"), None, "no time to tell");
         for header in [
             format!("If-None-Match: {etag}\r\n"),
             format!("If-None-Match: W/{etag}\r\n"),
@@ -334,10 +351,40 @@ mod tests {
         assert_eq!(stale.status, 200);
         assert_eq!(stale.body, APP_JS.body);
         // Each asset has its own tag.
-        let tags = [INDEX.etag, LINKS.etag, APP_CSS.etag, APP_JS.etag];
+        let tags = [&INDEX, &LINKS, &LIVE, &APP_CSS, &APP_JS].map(self::etag);
         for (i, a) in tags.iter().enumerate() {
             assert!(tags[i + 1..].iter().all(|b| a != b));
         }
+    }
+
+    /// The rest of RFC 9110's rules hold for embedded bytes as for a file:
+    /// `If-Match` (strong comparison), ranges, `If-Range`.
+    #[test]
+    fn if_match_and_ranges_follow_rfc_9110() {
+        let mut conn = pages();
+        let tag = etag(&INDEX);
+        let res = get(&mut conn, "/", "If-Match: \"other\"\r\n");
+        assert_eq!(res.status, 412);
+        let res = get(&mut conn, "/", &format!("If-Match: W/{tag}\r\n"));
+        assert_eq!(res.status, 412, "If-Match compares strongly");
+        let res = get(&mut conn, "/", &format!("If-Match: {tag}\r\n"));
+        assert_eq!(res.status, 200);
+        let res = get(&mut conn, "/static/app.css", "Range: bytes=0-9\r\n");
+        assert_eq!(res.status, 206);
+        let len = APP_CSS.body.len();
+        let range = format!("bytes 0-9/{len}");
+        assert_eq!(res.header("content-range"), Some(range.as_str()));
+        assert_eq!(res.body, &APP_CSS.body[..10]);
+        let res = get(
+            &mut conn,
+            "/static/app.css",
+            &format!("Range: bytes={len}-\r\n"),
+        );
+        assert_eq!(res.status, 416);
+        let stale_if_range = "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n";
+        let res = get(&mut conn, "/static/app.css", stale_if_range);
+        assert_eq!(res.status, 200, "a stale If-Range gets the whole body");
+        assert_eq!(res.body, APP_CSS.body);
     }
 
     #[test]
@@ -352,10 +399,9 @@ mod tests {
     }
 
     #[test]
-    fn etag_of_is_fnv1a() {
-        // FNV-1a 64 of "" and of "a" (the published test vectors).
-        assert_eq!(&etag_of(b""), b"\"cbf29ce484222325\"");
-        assert_eq!(&etag_of(b"a"), b"\"af63dc4c8601ec8c\"");
+    fn fnv1a_matches_the_published_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     fn answer(handler: fn(&mut Response<'_>)) -> TestResponse {

@@ -1,7 +1,11 @@
 //! A redirect answered from the cache allocates nothing: the lookup, the
-//! response and the click count, in any thread, after warm-up.
+//! response and the click count, in any thread, after warm-up. Nor does an
+//! embedded page or asset, sent whole, as a range or as a `304`.
+//!
+//! One test: the counting allocator sees every thread, so no other test
+//! may run beside it.
 
-use keel::testing::{allocations, CountingAllocator, MemoryConn};
+use keel::testing::{allocations, CountingAllocator, MemoryConn, TestResponse as Response};
 use shortener::app::{App, AppConfig};
 use shortener::model::NewLink;
 use shortener::store;
@@ -13,7 +17,7 @@ const N: usize = 1000;
 static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
-fn a_cache_hit_redirect_allocates_nothing() {
+fn a_cache_hit_redirect_and_the_embedded_pages_allocate_nothing() {
     let dir = std::env::temp_dir().join(format!("shortener-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = store::open(&format!("sqlite:{}", dir.join("db.sqlite").display())).unwrap();
@@ -71,10 +75,55 @@ fn a_cache_hit_redirect_allocates_nothing() {
         clicks.recorded.load(std::sync::atomic::Ordering::Relaxed),
         100 + N as u64
     );
+    embedded_pages_allocate_nothing(&mut conn);
     drop(conn);
     let flushed = app.shutdown().unwrap();
     assert_eq!(flushed, 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pages and assets compiled into the binary, answered by keel's file
+/// rules (`keel::files::answer`): whole, revalidated (`304`) and as a range.
+fn embedded_pages_allocate_nothing<H: keel::Handler>(conn: &mut MemoryConn<H>) {
+    let page = b"GET / HTTP/1.1\r\nHost: sho.rt\r\nAccept: text/html\r\n\r\n";
+    let (allocated, res) = count(conn, page);
+    assert_eq!(res.status, 200);
+    assert_eq!(allocated, 0, "allocations over {N} page GETs");
+
+    let etag = res.header("etag").expect("an ETag");
+    let revalidate =
+        format!("GET / HTTP/1.1\r\nHost: sho.rt\r\nIf-None-Match: \"old\", {etag}\r\n\r\n");
+    let (allocated, res) = count(conn, revalidate.as_bytes());
+    assert_eq!(res.status, 304);
+    assert_eq!(allocated, 0, "allocations over {N} 304s");
+
+    let range = b"GET /static/app.js HTTP/1.1\r\nHost: sho.rt\r\nRange: bytes=0-99\r\n\r\n";
+    let (allocated, res) = count(conn, range);
+    assert_eq!(res.status, 206);
+    assert_eq!(res.body.len(), 100);
+    assert_eq!(allocated, 0, "allocations over {N} ranges");
+}
+
+/// Sends `request` 100 times to warm up, then `N` times counting every
+/// allocation; returns the count and the last response.
+fn count<H: keel::Handler>(conn: &mut MemoryConn<H>, request: &[u8]) -> (u64, Response) {
+    // Room for every answer: a growing buffer would count too.
+    let mut out = Vec::with_capacity(N * (16 << 10));
+    for _ in 0..100 {
+        conn.send(request);
+        conn.recv_into(&mut out);
+    }
+    wait_until_no_thread_allocates();
+    out.clear();
+    let before = allocations();
+    for _ in 0..N {
+        conn.send(request);
+        conn.recv_into(&mut out);
+    }
+    let allocated = allocations() - before;
+    let mut responses = keel::testing::parse_responses(&out).unwrap();
+    assert_eq!(responses.len(), N);
+    (allocated, responses.pop().unwrap())
 }
 
 /// Returns once no thread has allocated for 50 ms (at most 5 s).

@@ -10,7 +10,7 @@ use crate::model::{self, Created, Link, LinkPatch, NewLink};
 use crate::store::{StoreError, MAX_BATCH};
 use crate::telemetry::StoreOp;
 use crate::{password, qr, validate};
-use keel::middleware::{AtHead, BodyLimit, HandlerExt, RateLimit};
+use keel::middleware::{AtHead, BodyLimit, Compression, HandlerExt, RateLimit};
 use keel::{Request, Response, Router, StatusCode};
 use serde::Serialize;
 use std::sync::Arc;
@@ -167,14 +167,24 @@ fn slug_param<'a>(req: &Request<'a>) -> Result<&'a str, ApiError> {
 }
 
 /// Runs `work` on the blocking pool; its `Err` becomes the JSON error.
+///
+/// The answer is gzipped by keel's [`Compression`] rule when `req` accepts
+/// gzip and the body is worth it (1 KiB or more: a page of the list, a bulk
+/// result, a link's stats), with `Vary: Accept-Encoding` on every JSON
+/// answer. Whether the client accepts is read here, on the worker: the
+/// request is gone once the work runs.
 fn offload(
+    req: &Request<'_>,
     res: &mut Response<'_>,
     work: impl FnOnce(&mut Response<'_>) -> Result<(), ApiError> + Send + 'static,
 ) {
+    let gzip = Compression::accepts(req);
     res.offload(move |res| {
+        res.hold();
         if let Err(error) = work(res) {
             error.write(res);
         }
+        Compression::new().finish(res, gzip);
     });
 }
 
@@ -200,7 +210,7 @@ fn on_slug(
         Err(error) => return error.write(res),
     };
     let state = Arc::clone(state);
-    offload(res, move |res| work(&state, &slug, res));
+    offload(req, res, move |res| work(&state, &slug, res));
 }
 
 fn create(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
@@ -211,7 +221,7 @@ fn create(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         Err(error) => return error.write(res),
     };
     let state = Arc::clone(state);
-    offload(res, move |res| {
+    offload(req, res, move |res| {
         if let Some(password) = password {
             new.password_hash = Some(password::hash(&password)?);
         }
@@ -270,7 +280,7 @@ fn bulk(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         })
         .collect();
     let state = Arc::clone(state);
-    offload(res, move |res| {
+    offload(req, res, move |res| {
         let valid: Vec<NewLink> = items
             .iter()
             .filter_map(|i| i.as_ref().ok().cloned())
@@ -332,7 +342,7 @@ fn list(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         (Err(e), _) | (_, Err(e)) => return e.write(res),
     };
     let state = Arc::clone(state);
-    offload(res, move |res| {
+    offload(req, res, move |res| {
         let page = state.store_call(StoreOp::List, |s| s.list(limit, cursor))?;
         json_headers(res);
         res.json(&PageView {
@@ -390,7 +400,7 @@ fn update(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         Err(error) => return error.write(res),
     };
     let state = Arc::clone(state);
-    offload(res, move |res| {
+    offload(req, res, move |res| {
         patch.password_hash = match password {
             None => None,
             Some(None) => Some(None),

@@ -8,8 +8,10 @@
 use super::{json_headers, ApiError};
 use crate::app::State;
 use crate::transfer::{self, TransferError};
-use keel::{Request, Response, StatusCode};
-use std::io;
+use flate2::write::GzEncoder;
+use keel::middleware::Compression;
+use keel::{BodyStream, Request, Response, StatusCode};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -50,13 +52,13 @@ fn take(count: &Arc<AtomicUsize>, cap: usize) -> Option<Slot> {
 
 /// `POST /api/import`: the body is read on a blocking-pool thread as it
 /// arrives; the answer says what was imported and what was skipped.
-pub fn import(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
+pub fn import(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     let Some(slot) = take(&state.transfers.imports, IMPORTS_AT_ONCE) else {
         return ApiError::busy("an import is already running").write(res);
     };
     let body = res.body_reader();
     let state = Arc::clone(state);
-    super::offload(res, move |res| {
+    super::offload(req, res, move |res| {
         let _slot = slot;
         let report =
             transfer::import(&*state.store, body, &state.own_address).map_err(import_error)?;
@@ -109,32 +111,93 @@ fn import_error(error: TransferError) -> ApiError {
 }
 
 /// `GET /api/export`: every link as CSV, streamed from a blocking-pool
-/// thread while the store yields rows. A failure half-way cuts the body
-/// short (no last chunk), so the client never takes a partial file for a
-/// whole one.
-pub fn export(state: &Arc<State>, _: &Request<'_>, res: &mut Response<'_>) {
+/// thread while the store yields rows, gzipped on the fly for a client that
+/// accepts gzip (`Vary: Accept-Encoding` either way). A failure half-way
+/// cuts the body short (no last chunk, and no gzip trailer: see
+/// [`Cuttable`]), so the client never takes a partial file for a whole one.
+pub fn export(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     let Some(slot) = take(&state.transfers.exports, EXPORTS_AT_ONCE) else {
         return ApiError::busy("too many exports are running").write(res);
     };
+    let gzip = Compression::accepts(req);
     let job_state = Arc::clone(state);
     super::offload_responder(res, move |responder: keel::Responder| {
         let _slot = slot;
-        let Some(mut body) = responder.stream(|res| {
+        let Some(body) = responder.stream(|res| {
             res.header("Content-Type", "text/csv; charset=utf-8")
                 .header("Content-Disposition", "attachment; filename=\"links.csv\"")
                 .header("Cache-Control", "no-store")
-                .header("X-Content-Type-Options", "nosniff");
+                .header("X-Content-Type-Options", "nosniff")
+                .header("Vary", "Accept-Encoding");
+            if gzip {
+                res.header("Content-Encoding", "gzip");
+            }
         }) else {
             return; // the client is gone already
         };
-        match transfer::export(&*job_state.store, &mut body) {
-            Ok(_) => {
-                let _ = body.finish();
-            }
-            Err(error) => {
-                eprintln!("shortener: export stopped: {error}");
-                body.abort();
-            }
+        if let Err(error) = send_export(&*job_state.store, body, gzip) {
+            eprintln!("shortener: export stopped: {error}");
         }
     });
+}
+
+/// Writes every link into `body`, gzipped or not, and ends it: with the
+/// gzip trailer and the last chunk when the export is whole, with an abort
+/// (neither) when it fails.
+fn send_export(
+    store: &dyn crate::store::Store,
+    mut body: BodyStream,
+    gzip: bool,
+) -> Result<(), TransferError> {
+    if !gzip {
+        return match transfer::export(store, &mut body) {
+            Ok(_) => {
+                let _ = body.finish();
+                Ok(())
+            }
+            Err(error) => {
+                body.abort();
+                Err(error)
+            }
+        };
+    }
+    // Level 1, the fastest: an export holds a blocking-pool thread for as
+    // long as it runs, and higher levels buy little on URLs and hashes.
+    let mut encoder = GzEncoder::new(Cuttable(Some(body)), flate2::Compression::fast());
+    if let Err(error) = transfer::export(store, &mut encoder) {
+        // Taken out before the encoder drops: its drop writes the gzip
+        // trailer, and a cut export would then decode as a whole file.
+        if let Some(body) = encoder.get_mut().0.take() {
+            body.abort();
+        }
+        return Err(error);
+    }
+    // On an error here the body drops inside the encoder: dropped
+    // unfinished, a `BodyStream` aborts.
+    let mut done = encoder.finish()?;
+    if let Some(body) = done.0.take() {
+        let _ = body.finish();
+    }
+    Ok(())
+}
+
+/// The export's body under its gzip encoder, taken back out when the
+/// export fails: writes after that fail, so the encoder cannot finish the
+/// stream (its drop tries to).
+struct Cuttable(Option<BodyStream>);
+
+impl Write for Cuttable {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Some(body) => body.write(data),
+            None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.0 {
+            Some(body) => body.flush(),
+            None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
+    }
 }
