@@ -174,5 +174,5 @@ INSN_N=${INSN_N:-20000}
 if [ "$INSN_N" -gt 0 ]; then
     need valgrind
     echo
-    SKIP_BUILD=${SKIP_BUILD:-0} N=$INSN_N TOP=0 "$here/instructions.sh"
+    SKIP_BUILD=${SKIP_BUILD:-0} N=$INSN_N TOP=0 GZIP_N=0 "$here/instructions.sh"
 fi

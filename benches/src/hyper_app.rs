@@ -40,7 +40,7 @@ struct Message {
     message: &'static str,
 }
 
-fn response(
+pub(crate) fn response(
     status: StatusCode,
     content_type: Option<HeaderValue>,
     body: Bytes,

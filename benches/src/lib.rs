@@ -25,12 +25,15 @@
 //! The file benches (`load/files.sh`) serve a directory: [`hyper_files`]
 //! with tower-http's `ServeDir` (the `hyper_files` binary), [`keel_files`]
 //! with `keel::files::ServeDir` (the `keel_files` binary).
+//! [`gzip`] is the compression benches' contract: a 16 KiB JSON body
+//! through keel's `Compression` and tower-http's, for `insn-count`.
 //! [`server_cli`] is the command line the hyper binaries share. [`attack`]
 //! is the attack harness (`attack/run.sh`) and the soak (`attack/soak.sh`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attack;
+pub mod gzip;
 pub mod hyper_app;
 pub mod hyper_files;
 pub mod hyper_streams;

@@ -10,6 +10,7 @@
 use crate::{hyper_app, keel_app, wire};
 use keel::testing::MemoryConn;
 use keel::Handler;
+use std::future::Future;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::runtime::Runtime;
 
@@ -21,8 +22,13 @@ pub struct KeelMem<H> {
 
 /// A keel in-memory connection serving the `hello` handler.
 pub fn keel() -> KeelMem<impl Handler> {
+    keel_with(keel_app::hello)
+}
+
+/// A keel in-memory connection serving `handler`.
+pub fn keel_with<H: Handler>(handler: H) -> KeelMem<H> {
     KeelMem {
-        conn: MemoryConn::new(keel_app::hello),
+        conn: MemoryConn::new(handler),
         buf: Vec::with_capacity(8 * 1024),
     }
 }
@@ -35,10 +41,25 @@ impl<H: Handler> KeelMem<H> {
     /// When the answer is not exactly one complete response.
     #[inline]
     pub fn request(&mut self, request: &[u8]) -> usize {
+        self.request_with(request, wire::response_len)
+    }
+
+    /// [`request`](KeelMem::request), with `framing` telling the length of
+    /// a complete response ([`wire::framed_len`] for a chunked one).
+    ///
+    /// # Panics
+    ///
+    /// As [`request`](KeelMem::request).
+    #[inline]
+    pub fn request_with(
+        &mut self,
+        request: &[u8],
+        framing: impl Fn(&[u8]) -> Option<usize>,
+    ) -> usize {
         self.conn.send(request);
         self.buf.clear();
         self.conn.recv_into(&mut self.buf);
-        let len = wire::response_len(&self.buf).expect("a complete response");
+        let len = framing(&self.buf).expect("a complete response");
         assert_eq!(len, self.buf.len(), "exactly one response");
         len
     }
@@ -68,11 +89,25 @@ pub struct HyperMem {
 ///
 /// When the runtime cannot be built.
 pub fn hyper() -> HyperMem {
+    hyper_with(hyper_app::serve_connection)
+}
+
+/// A hyper in-memory connection served by `serve`, given the server's end
+/// of the pipe (a function like [`hyper_app::serve_connection`]).
+///
+/// # Panics
+///
+/// When the runtime cannot be built.
+pub fn hyper_with<F, Fut>(serve: F) -> HyperMem
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current_thread runtime");
     let (client, server) = tokio::io::duplex(64 * 1024);
-    runtime.spawn(hyper_app::serve_connection(server));
+    runtime.spawn(serve(server));
     HyperMem {
         runtime,
         client,
@@ -88,6 +123,21 @@ impl HyperMem {
     /// When the pipe breaks or the answer is not exactly one complete response.
     #[inline]
     pub fn request(&mut self, request: &[u8]) -> usize {
+        self.request_with(request, wire::response_len)
+    }
+
+    /// [`request`](HyperMem::request), with `framing` telling the length
+    /// of a complete response ([`wire::framed_len`] for a chunked one).
+    ///
+    /// # Panics
+    ///
+    /// As [`request`](HyperMem::request).
+    #[inline]
+    pub fn request_with(
+        &mut self,
+        request: &[u8],
+        framing: impl Fn(&[u8]) -> Option<usize>,
+    ) -> usize {
         let HyperMem {
             runtime,
             client,
@@ -97,7 +147,7 @@ impl HyperMem {
             client.write_all(request).await.expect("pipe open");
             buf.clear();
             loop {
-                if let Some(len) = wire::response_len(buf) {
+                if let Some(len) = framing(buf) {
                     assert_eq!(len, buf.len(), "exactly one response");
                     return len;
                 }

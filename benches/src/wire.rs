@@ -1,5 +1,6 @@
 //! Requests as clients send them, and a response framer for the client side.
 
+use crate::streams::response;
 use std::io::{self, Read, Write};
 
 /// `GET /plaintext` with the header fields TechEmpower's load generator sends
@@ -20,6 +21,18 @@ User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20130501 Firefox/30.0 AppleWeb
 Cookie: uid=12345678901234567890; __utma=1.1234567890.1234567890.1234567890.1234567890.12; wd=2560x1600\r\n\
 Accept: application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n\
 Accept-Language: en-US,en;q=0.5\r\n\
+Connection: keep-alive\r\n\
+\r\n";
+
+/// A request for the compression benches' JSON ([`crate::gzip`]): the
+/// header fields of [`JSON`] and `Accept-Encoding: gzip`.
+pub const JSON_GZIP: &[u8] = b"GET /links HTTP/1.1\r\n\
+Host: localhost\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20130501 Firefox/30.0 AppleWebKit/600.00 Chrome/30.0.0000.0 Trident/10.0 Safari/600.00\r\n\
+Cookie: uid=12345678901234567890; __utma=1.1234567890.1234567890.1234567890.1234567890.12; wd=2560x1600\r\n\
+Accept: application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n\
+Accept-Language: en-US,en;q=0.5\r\n\
+Accept-Encoding: gzip\r\n\
 Connection: keep-alive\r\n\
 \r\n";
 
@@ -61,6 +74,24 @@ pub fn response_len(buf: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Like [`response_len`], for any framing a client reads (a length or
+/// chunked, as hyper sends what tower-http compresses: its length is not
+/// known until the encoder ends), through the streaming benches' client
+/// ([`crate::streams::response`]). Costlier than [`response_len`]: a whole
+/// head parse.
+///
+/// # Panics
+///
+/// On a head or chunked body that client rejects.
+pub fn framed_len(buf: &[u8]) -> Option<usize> {
+    let (head_len, head) = response::parse_head(buf).expect("a valid response head")?;
+    let mut body = response::BodyDecoder::new(head.framing);
+    let used = body
+        .decode(&buf[head_len..], |_| ())
+        .expect("a valid response body");
+    body.is_done().then_some(head_len + used)
 }
 
 /// How many complete responses `buf` holds from its start.
@@ -118,8 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn frames_chunked_responses() {
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        let body = b"5\r\nhello\r\n10;x=y\r\n0123456789abcdef\r\n0\r\n\r\n";
+        let whole = [&head[..], body].concat();
+        assert_eq!(framed_len(&whole), Some(whole.len()));
+        for cut in 0..whole.len() {
+            assert_eq!(framed_len(&whole[..cut]), None, "cut at {cut}");
+        }
+        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(framed_len(sized), Some(sized.len()));
+    }
+
+    #[test]
     fn requests_are_well_formed() {
-        for request in [PLAINTEXT, JSON] {
+        for request in [PLAINTEXT, JSON, JSON_GZIP] {
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut req = httparse::Request::new(&mut headers);
             assert_eq!(

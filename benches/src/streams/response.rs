@@ -88,17 +88,9 @@ fn invalid(message: impl Into<String>) -> io::Error {
 /// a `Content-Length` or chunked framing.
 pub fn read_head(source: &mut impl Read, buf: &mut ReadBuf) -> io::Result<Head> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut fields);
-        match response.parse(buf.data()) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = response.code.unwrap_or(0);
-                let framing = framing(response.headers)?;
-                buf.consume(len);
-                return Ok(Head { status, framing });
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(invalid(format!("response head: {e}"))),
+        if let Some((len, head)) = parse_head(buf.data())? {
+            buf.consume(len);
+            return Ok(head);
         }
         if buf.fill(source)? == 0 {
             return Err(io::Error::new(
@@ -106,6 +98,26 @@ pub fn read_head(source: &mut impl Read, buf: &mut ReadBuf) -> io::Result<Head> 
                 "closed before the response head",
             ));
         }
+    }
+}
+
+/// The response head at the start of `buf`, and its length; `None` while
+/// it is incomplete.
+///
+/// # Errors
+///
+/// An unparsable head, or one without a `Content-Length` or chunked framing.
+pub fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut fields);
+    match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let status = response.code.unwrap_or(0);
+            let framing = framing(response.headers)?;
+            Ok(Some((len, Head { status, framing })))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(invalid(format!("response head: {e}"))),
     }
 }
 
