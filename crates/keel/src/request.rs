@@ -1,5 +1,6 @@
 //! The handler's view of a request: slices borrowed from the connection's buffer.
 
+use crate::peer::{Peer, PeerCredentials, UNIX_PEER_ADDR};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
@@ -28,7 +29,7 @@ pub struct Request<'a> {
     pub(crate) version: Version,
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) body: &'a [u8],
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Peer,
     /// Path parameters captured by a router, as (name, raw value).
     pub(crate) params: &'a [(&'a str, &'a str)],
 }
@@ -191,9 +192,35 @@ impl<'a> Request<'a> {
         self.body
     }
 
-    /// The address of the client's end of the connection.
+    /// The address of the client's end of the connection: the TCP peer's
+    /// address and port.
+    ///
+    /// A peer on a Unix socket has no address: it is `0.0.0.0:0`
+    /// ([`Request::UNIX_PEER_ADDR`]), which is not loopback (behind a proxy
+    /// on a Unix socket every request comes from that proxy: treating it as
+    /// this machine would make every remote client local) and which a rate
+    /// limit keyed by peer address counts as one client. The real client of
+    /// a proxy is in its `X-Forwarded-For`, believed only when the operator
+    /// trusts Unix peers ([`ForwardedClient::trust_unix_peers`]). Tell a
+    /// Unix peer by [`Request::peer_credentials`].
+    ///
+    /// [`ForwardedClient::trust_unix_peers`]: crate::middleware::ForwardedClient::trust_unix_peers
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.peer.addr()
+    }
+
+    /// What [`Request::peer_addr`] returns for a peer on a Unix socket.
+    pub const UNIX_PEER_ADDR: SocketAddr = UNIX_PEER_ADDR;
+
+    /// The process at the other end of a Unix socket connection (its pid,
+    /// uid and gid as the kernel recorded them when it connected:
+    /// `SO_PEERCRED`, which the peer cannot forge); `None` for a TCP peer.
+    /// Read once per connection, at accept; this call copies 12 bytes.
+    ///
+    /// A handler may serve a local operator tool (`uid == 0`, or the
+    /// server's own uid) differently from a proxy's user, say.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer.credentials()
     }
 
     /// The path parameter `name` captured by the router (`/links/:slug`
@@ -362,7 +389,7 @@ mod tests {
                 version: Version::Http11,
                 headers: &[],
                 body: b"",
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+                peer: Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
                 params: &[],
             };
             assert_eq!(req.path(), path, "{target}");
@@ -391,7 +418,7 @@ mod tests {
                 version: Version::Http11,
                 headers: &headers,
                 body: b"",
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+                peer: Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
                 params: &[],
             };
             assert_eq!(req.last_event_id(), expected, "{value:?}");

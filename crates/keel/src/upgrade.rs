@@ -5,44 +5,62 @@
 //! the handler's callback as an [`Upgraded`] stream.
 
 use crate::http1::parse::list_elements;
+use crate::peer::{Peer, PeerCredentials};
 use crate::{Request, Version};
 use bytes::{Buf, Bytes};
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 /// What a handler gives [`Response::upgrade`](crate::Response::upgrade):
 /// called once, on the worker thread, with the connection.
 pub(crate) type OnUpgrade = Box<dyn FnOnce(Upgraded) + Send + 'static>;
 
-/// A connection after `101 Switching Protocols`: a blocking TCP stream that
-/// speaks the new protocol, no longer keel's.
+/// A connection after `101 Switching Protocols`: a blocking socket (TCP,
+/// or Unix when the server listens on one) that speaks the new protocol,
+/// no longer keel's.
 ///
 /// Reading yields first the bytes the client sent right after its upgrade
 /// request (they were already in keel's read buffer: a client may send its
 /// first frames in the same packet as the request), then what the socket
 /// brings. Writing goes straight to the socket. The stream is blocking and
 /// has no deadline: set one with [`Upgraded::get_ref`] and
-/// [`TcpStream::set_read_timeout`] if the protocol needs it. Dropping it
-/// closes the connection.
+/// [`UpgradedSocket::set_read_timeout`] if the protocol needs it. Dropping
+/// it closes the connection.
 #[derive(Debug)]
 pub struct Upgraded {
-    stream: TcpStream,
+    stream: UpgradedSocket,
     read_ahead: Bytes,
+    peer: Peer,
 }
 
 impl Upgraded {
-    pub(crate) fn new(stream: TcpStream, read_ahead: Bytes) -> Self {
-        Upgraded { stream, read_ahead }
+    pub(crate) fn new(stream: UpgradedSocket, read_ahead: Bytes, peer: Peer) -> Self {
+        Upgraded {
+            stream,
+            read_ahead,
+            peer,
+        }
     }
 
-    /// The client's address.
+    /// The client's address, as [`Request::peer_addr`] gave it: for a peer
+    /// on a Unix socket, [`Request::UNIX_PEER_ADDR`].
     ///
     /// # Errors
     ///
-    /// As [`TcpStream::peer_addr`] (the peer may have gone).
+    /// None since the address is the one known at accept; the `Result`
+    /// stays for the callers written when it asked the socket.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
+        Ok(self.peer.addr())
+    }
+
+    /// The peer process's credentials on a Unix socket, as
+    /// [`Request::peer_credentials`] gave them; `None` over TCP.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer.credentials()
     }
 
     /// The bytes received after the upgrade request and not read yet.
@@ -52,13 +70,13 @@ impl Upgraded {
 
     /// The socket, for its options (timeouts, shutdown). Reading from it
     /// directly skips the [`read_ahead`](Upgraded::read_ahead) bytes.
-    pub fn get_ref(&self) -> &TcpStream {
+    pub fn get_ref(&self) -> &UpgradedSocket {
         &self.stream
     }
 
     /// The socket and the bytes received after the upgrade request that
     /// were not read yet: whoever takes them must read those bytes first.
-    pub fn into_parts(self) -> (TcpStream, Bytes) {
+    pub fn into_parts(self) -> (UpgradedSocket, Bytes) {
         (self.stream, self.read_ahead)
     }
 }
@@ -86,6 +104,88 @@ impl Write for Upgraded {
 
     fn flush(&mut self) -> io::Result<()> {
         self.stream.flush()
+    }
+}
+
+/// The blocking socket under an [`Upgraded`] connection: the kind the
+/// server accepted it on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum UpgradedSocket {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix stream socket connection.
+    Unix(UnixStream),
+}
+
+/// One call on whichever socket it is.
+macro_rules! on_socket {
+    ($socket:expr, $s:ident => $call:expr) => {
+        match $socket {
+            UpgradedSocket::Tcp($s) => $call,
+            UpgradedSocket::Unix($s) => $call,
+        }
+    };
+}
+
+impl UpgradedSocket {
+    /// Sets the read timeout (`None`: reads block for ever).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::set_read_timeout`] (a zero duration is refused).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        on_socket!(self, s => s.set_read_timeout(timeout))
+    }
+
+    /// Sets the write timeout (`None`: writes block for ever).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::set_write_timeout`] (a zero duration is refused).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        on_socket!(self, s => s.set_write_timeout(timeout))
+    }
+
+    /// Shuts down the read half, the write half or both.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::shutdown`].
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        on_socket!(self, s => s.shutdown(how))
+    }
+}
+
+impl Read for UpgradedSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        on_socket!(self, s => s.read(buf))
+    }
+}
+
+impl Write for UpgradedSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        on_socket!(self, s => s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        on_socket!(self, s => s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        on_socket!(self, s => s.flush())
+    }
+}
+
+impl AsFd for UpgradedSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        on_socket!(self, s => s.as_fd())
+    }
+}
+
+impl AsRawFd for UpgradedSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        on_socket!(self, s => s.as_raw_fd())
     }
 }
 

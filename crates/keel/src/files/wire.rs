@@ -17,7 +17,7 @@ pub(crate) fn with_request<R>(wire: &str, check: impl FnOnce(&Request<'_>) -> R)
         version: Version::Http11,
         headers: parsed.headers,
         body: b"",
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)),
+        peer: crate::peer::Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
         params: &[],
     };
     check(&request)

@@ -8,11 +8,11 @@ use crate::http1::output::Output;
 use crate::http1::output::Segment;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
+use crate::peer::Peer;
 use crate::stream::StreamShared;
 use crate::upgrade::OnUpgrade;
 use crate::{Handler, Request, Response, StatusCode, Version};
 use bytes::BytesMut;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ fn view<'a>(
     req: &'a httparse::Request<'_, '_>,
     framing: &Framing,
     body: &'a [u8],
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Request<'a> {
     Request {
         method: req.method.unwrap_or_default(),
@@ -86,7 +86,7 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     env: &mut Env<'_, H>,
     req: &httparse::Request<'_, '_>,
     framing: &Framing,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Admission {
     let started = *env.clock;
     // A route resolved for an earlier request is never used for this one.
@@ -150,7 +150,7 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
     req: &httparse::Request<'_, '_>,
     framing: &Framing,
     body: &[u8],
-    peer: SocketAddr,
+    peer: Peer,
     sink: Option<&mut Option<Box<dyn BodySink>>>,
 ) -> Answer {
     // The latency histogram's start: see `Env::answered`.

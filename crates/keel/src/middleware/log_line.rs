@@ -22,7 +22,11 @@ impl Line<'_, '_> {
     pub(super) fn write_request(&self, format: LogFormat, buf: &mut Vec<u8>) {
         let (clf_time, iso_time) = formatted_time(self.unix_secs);
         let req = self.req;
-        let ip = req.peer_addr().ip();
+        // A Unix socket peer has no address: `unix`, as nginx logs it.
+        let ip: &dyn std::fmt::Display = match req.peer_credentials() {
+            Some(_) => &"unix",
+            None => &req.peer_addr().ip(),
+        };
         let version = match req.version() {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",

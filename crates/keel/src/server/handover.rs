@@ -2,10 +2,11 @@
 //! worker's `Poll`, becomes a blocking `std` socket, and goes with the bytes
 //! read after the upgrade request to the handler's callback.
 
+use crate::peer::Peer;
 use crate::server::stats::WorkerCounters;
+use crate::transport::Stream;
 use crate::upgrade::{OnUpgrade, Upgraded};
 use bytes::Bytes;
-use mio::net::TcpStream;
 use mio::Registry;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -16,19 +17,19 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// alone.
 pub(crate) fn hand_over(
     registry: &Registry,
-    mut stream: TcpStream,
+    mut stream: Stream,
+    peer: Peer,
     (on_upgrade, read_ahead): (OnUpgrade, Bytes),
     counters: &WorkerCounters,
 ) {
     // A connection answered within its accept turn was never registered:
     // nothing to undo then, and the error says only that.
     let _ = registry.deregister(&mut stream);
-    let stream = std::net::TcpStream::from(stream);
-    if stream.set_nonblocking(false).is_err() {
+    let Ok(socket) = stream.into_blocking() else {
         return; // the socket is unusable: dropping it closes it
-    }
+    };
     counters.upgrades.add(1);
-    let upgraded = Upgraded::new(stream, read_ahead);
+    let upgraded = Upgraded::new(socket, read_ahead, peer);
     if catch_unwind(AssertUnwindSafe(move || on_upgrade(upgraded))).is_err() {
         counters.handler_panics.add(1);
     }

@@ -3,19 +3,25 @@
 pub(crate) mod config;
 pub(crate) mod date;
 mod handover;
+pub(crate) mod listener;
+mod open;
 pub(crate) mod pool;
 pub(crate) mod stats;
 pub(crate) mod sys;
+pub(crate) mod systemd;
 pub(crate) mod worker;
 
 use crate::Metrics;
 use crate::{Config, Handler};
 use crossbeam_channel::Sender;
+use listener::{ListenAddr, Listener, SocketFile};
 use mio::{Poll, Waker};
+use open::Listen;
 use parking_lot::Mutex;
 use stats::{Stats, WorkerCounters};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,7 +45,8 @@ use worker::{Control, WorkerSetup, WAKER};
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    addr: io::Result<SocketAddr>,
+    listen: Listen,
+    unix_mode: u32,
     workers: usize,
     config: Config,
     pin_workers: bool,
@@ -57,8 +64,97 @@ impl Server {
                 io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
             })
         });
+        Server::listening(Listen::Tcp(addr))
+    }
+
+    /// A server that will listen on a Unix stream socket at `path`, as a
+    /// proxy on the same machine reaches it (nginx's
+    /// `proxy_pass http://unix:/run/app.sock;`). Every worker accepts from
+    /// its own duplicate of the one socket.
+    ///
+    /// - Permissions: [`unix_mode`](Server::unix_mode), `0o600` by default
+    ///   (only this user may connect), set before the socket listens.
+    /// - A socket file left at `path` by a server that is gone (nobody
+    ///   answers a `connect` on it) is removed; a live server there is an
+    ///   error (`AddrInUse`), and so is a file that is not a socket
+    ///   (`AlreadyExists`, and it is left alone).
+    /// - The socket file is removed when the server stops
+    ///   ([`ServerHandle::join`] after a shutdown), if the path still names
+    ///   this socket.
+    ///
+    /// Each connection's peer is a local process: handlers read its
+    /// credentials with [`Request::peer_credentials`](crate::Request::peer_credentials),
+    /// and [`Request::peer_addr`](crate::Request::peer_addr) is
+    /// `0.0.0.0:0` for it (see there why).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("keel-doc-{}.sock", std::process::id()));
+    /// let server = keel::Server::bind_unix(&path)
+    ///     .unix_mode(0o660)
+    ///     .workers(1)
+    ///     .serve(|_req: &keel::Request<'_>, res: &mut keel::Response<'_>| res.body(b"hi"))?;
+    /// assert_eq!(server.listen_addrs()[0].to_string(), format!("unix:{}", path.display()));
+    /// server.shutdown(std::time::Duration::ZERO);
+    /// server.join();
+    /// assert!(!path.exists(), "removed at the end");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_unix(path: impl AsRef<Path>) -> Server {
+        Server::listening(Listen::Unix(path.as_ref().to_owned()))
+    }
+
+    /// A server that will accept from sockets the caller opened and
+    /// listens on (TCP and Unix, any number of each): a supervisor's, or
+    /// ones bound with options keel does not set. Each worker accepts from
+    /// its own duplicate of every socket (there is one queue per socket;
+    /// the kernel wakes the workers waiting on it and the first to call
+    /// `accept` gets the connection). The sockets are made non-blocking,
+    /// and TCP ones get `TCP_NODELAY` and [`Config::max_unsent_per_socket`]
+    /// as keel's own listeners; a new connection is served at once when
+    /// the socket defers accepts (`TCP_DEFER_ACCEPT`). They are closed when
+    /// the server stops; a Unix socket's file is left to its opener.
+    ///
+    /// [`serve`](Server::serve) fails (`InvalidInput`) when the list is
+    /// empty or a socket is not a listening stream socket.
+    ///
+    /// ```
+    /// let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let server = keel::Server::from_listeners([tcp])
+    ///     .workers(2)
+    ///     .serve(|_req: &keel::Request<'_>, res: &mut keel::Response<'_>| res.body(b"hi"))?;
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// server.shutdown(std::time::Duration::ZERO);
+    /// server.join();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_listeners<L: Into<Listener>>(listeners: impl IntoIterator<Item = L>) -> Server {
+        let listeners = listeners.into_iter().map(Into::into).collect();
+        Server::listening(Listen::Given(listeners))
+    }
+
+    /// A server on the sockets systemd passed to this process (socket
+    /// activation: a `.socket` unit, or `systemd-socket-activate`), all of
+    /// them, as [`from_listeners`](Server::from_listeners) does; see
+    /// [`systemd_listeners`](crate::systemd_listeners) for the rules (call it
+    /// at the start of `main`). With one socket and several workers, every
+    /// worker accepts from it.
+    ///
+    /// # Errors
+    ///
+    /// [`ActivationError::NotActivated`](crate::ActivationError::NotActivated)
+    /// when the process was not socket-activated (bind as usual then);
+    /// the other variants when the variables or descriptors are wrong.
+    pub fn from_systemd() -> Result<Server, crate::ActivationError> {
+        let inherited = systemd::systemd_listeners()?;
+        Ok(Server::from_listeners(
+            inherited.into_iter().map(|i| i.listener),
+        ))
+    }
+
+    fn listening(listen: Listen) -> Server {
         Server {
-            addr,
+            listen,
+            unix_mode: 0o600,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             config: Config::default(),
             pin_workers: false,
@@ -66,6 +162,16 @@ impl Server {
             defer_accept: Some(Duration::from_secs(1)),
             metrics: None,
         }
+    }
+
+    /// The permissions of the socket file [`bind_unix`](Server::bind_unix)
+    /// creates: who may connect (a process needs write permission on the
+    /// socket, and search permission on its directory). Default `0o600`,
+    /// this user only; `0o660` lets the file's group in (a proxy's user
+    /// in that group). Bits past `0o777` are ignored.
+    pub fn unix_mode(mut self, mode: u32) -> Server {
+        self.unix_mode = mode & 0o777;
+        self
     }
 
     /// How many worker threads (event loops) to run; default: the number of
@@ -147,7 +253,6 @@ impl Server {
     /// that [`Metrics`] already reports another server (an error of kind
     /// `AlreadyExists` wrapping [`crate::AlreadyWired`]).
     pub fn serve<H: Handler>(self, handler: H) -> io::Result<ServerHandle> {
-        let addr = self.addr?;
         let already_wired = || io::Error::new(io::ErrorKind::AlreadyExists, crate::AlreadyWired);
         if self.metrics.as_ref().is_some_and(Metrics::is_wired) {
             return Err(already_wired());
@@ -160,12 +265,10 @@ impl Server {
             defer_accept: self.defer_accept,
             max_unsent: self.config.max_unsent_per_socket,
         };
-        let first = sys::reuseport_listener(addr, options)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..self.workers {
-            listeners.push(sys::reuseport_listener(local_addr, options)?);
-        }
+        let opened = open::open(self.listen, self.unix_mode, self.workers, options)?;
+        let listen_addrs = opened.addrs;
+        let socket_file = Mutex::new(opened.socket_file);
+        let listeners = opened.per_worker;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let handler = Arc::new(handler);
         let shutting_down = Arc::new(AtomicBool::new(false));
@@ -178,7 +281,7 @@ impl Server {
             let counters = Arc::new(WorkerCounters::default());
             let setup = WorkerSetup {
                 poll,
-                listener,
+                listeners: listener,
                 handler: Arc::clone(&handler),
                 config: Arc::clone(&config),
                 counters: Arc::clone(&counters),
@@ -187,7 +290,6 @@ impl Server {
                 shutting_down: Arc::clone(&shutting_down),
                 pin_to: self.pin_workers.then_some(index % cores),
                 timed: self.metrics.is_some(),
-                serve_on_accept: self.defer_accept.is_some(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("keel-worker-{index}"))
@@ -200,7 +302,8 @@ impl Server {
                 Ok(thread) => thread,
                 Err(e) => {
                     let started = ServerHandle {
-                        local_addr,
+                        listen_addrs,
+                        socket_file,
                         workers,
                         shutting_down,
                     };
@@ -217,7 +320,8 @@ impl Server {
             });
         }
         let started = ServerHandle {
-            local_addr,
+            listen_addrs,
+            socket_file,
             workers,
             shutting_down,
         };
@@ -245,15 +349,31 @@ struct WorkerHandle {
 /// thread's `JoinHandle`); call [`shutdown`](ServerHandle::shutdown) then
 /// [`join`](ServerHandle::join) to stop it.
 pub struct ServerHandle {
-    local_addr: SocketAddr,
+    listen_addrs: Vec<ListenAddr>,
+    /// The Unix socket [`Server::bind_unix`] made, removed by `join`.
+    socket_file: Mutex<Option<SocketFile>>,
     workers: Vec<WorkerHandle>,
     shutting_down: Arc<AtomicBool>,
 }
 
 impl ServerHandle {
-    /// The address every worker listens on (with the real port when bound to port 0).
+    /// The TCP address every worker listens on (with the real port when
+    /// bound to port 0): the first of [`listen_addrs`](ServerHandle::listen_addrs)
+    /// that is TCP; `0.0.0.0:0` for a server on Unix sockets alone.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listen_addrs
+            .iter()
+            .find_map(|addr| match addr {
+                ListenAddr::Tcp(addr) => Some(*addr),
+                ListenAddr::Unix(_) => None,
+            })
+            .unwrap_or(crate::Request::UNIX_PEER_ADDR)
+    }
+
+    /// Every address the server listens on, TCP and Unix, in the order its
+    /// listeners were given.
+    pub fn listen_addrs(&self) -> &[ListenAddr] {
+        &self.listen_addrs
     }
 
     /// Starts a graceful shutdown and returns at once: workers stop
@@ -269,12 +389,16 @@ impl ServerHandle {
         }
     }
 
-    /// Waits until every worker has stopped.
+    /// Waits until every worker has stopped, then removes the socket file
+    /// [`Server::bind_unix`] made.
     pub fn join(&self) {
         for worker in &self.workers {
             if let Some(thread) = worker.thread.lock().take() {
                 let _ = thread.join();
             }
+        }
+        if let Some(file) = self.socket_file.lock().take() {
+            file.remove();
         }
     }
 
@@ -295,7 +419,7 @@ impl ServerHandle {
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.local_addr)
+            .field("listen_addrs", &self.listen_addrs)
             .field("workers", &self.workers.len())
             .finish()
     }

@@ -1,11 +1,12 @@
 //! Everything that talks to the OS beyond mio: listener sockets, reads into
 //! uninitialised buffer space, CPU pinning. All of keel's `unsafe` lives here.
 
+use crate::peer::PeerCredentials;
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// How the listeners are made; accepted sockets inherit the TCP options.
@@ -42,10 +43,17 @@ pub(crate) fn reuseport_listener(
         set_tcp_option(&socket, libc::TCP_DEFER_ACCEPT, seconds)?;
     }
     if let Some(bytes) = options.max_unsent {
-        set_tcp_option(&socket, libc::TCP_NOTSENT_LOWAT, bytes as u64)?;
+        set_unsent_limit(&socket, bytes)?;
     }
     socket.listen(options.backlog)?;
     Ok(socket.into())
+}
+
+/// Sets `TCP_NOTSENT_LOWAT` on a TCP socket: see
+/// [`crate::Config::max_unsent_per_socket`]. Set on a listener, its
+/// accepted sockets inherit it.
+pub(crate) fn set_unsent_limit(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    set_tcp_option(socket, libc::TCP_NOTSENT_LOWAT, bytes as u64)
 }
 
 /// Lifts the listener's `TCP_NOTSENT_LOWAT` from one accepted socket: back
@@ -53,6 +61,86 @@ pub(crate) fn reuseport_listener(
 /// sets one), for a peer that reads fast enough to use large send buffers.
 pub(crate) fn lift_unsent_limit(socket: &impl AsRawFd) -> io::Result<()> {
     set_tcp_option(socket, libc::TCP_NOTSENT_LOWAT, 0)
+}
+
+/// Whether a TCP listener holds new connections until their first bytes
+/// arrive (`TCP_DEFER_ACCEPT` set, as [`reuseport_listener`] or a systemd
+/// `.socket` unit's `DeferAcceptSec=` does). `false` when it cannot say.
+pub(crate) fn defers_accept(listener: &impl AsRawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a live c_int and `len` holds its size, which the
+    // kernel checks before writing at most that many bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && value > 0
+}
+
+/// The credentials of the process at the other end of a Unix socket, as
+/// the kernel recorded them at `connect` (`SO_PEERCRED`).
+pub(crate) fn peer_credentials(socket: &impl AsRawFd) -> io::Result<PeerCredentials> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a live ucred and `len` holds its size, which the
+    // kernel checks before writing at most that many bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCredentials {
+        // Negative never happens; 0 is what the kernel says for a process
+        // outside our PID namespace.
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the process that
+/// started this one (systemd's `LISTEN_FDS`), and marks it close-on-exec
+/// so that children do not inherit it in turn.
+///
+/// The caller must know that nothing else in this process owns `fd`: for
+/// `LISTEN_FDS`, the descriptors from 3 were open at `exec` and are this
+/// process's to take once (the variables are removed after reading).
+///
+/// # Errors
+///
+/// `EBADF` when `fd` is not open (a wrong `LISTEN_FDS`).
+pub(crate) fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD reads the descriptor's flags; it touches no memory
+    // and fails with EBADF on a descriptor that is not open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, on the descriptor just found open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked just above) and, by this function's
+    // contract (LISTEN_FDS hands it over, once), owned by nothing else in
+    // this process: the OwnedFd becomes its one owner and closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sets an `IPPROTO_TCP` option that takes a C `int` (`value`, saturated).
@@ -121,7 +209,6 @@ const MAX_PATH: usize = 4096;
 /// symlink pointing out), race-free and without allocating (the C string
 /// is built on the stack). `ENOSYS` before Linux 5.6.
 pub(crate) fn open_beneath(dir: &impl AsRawFd, relative: &[u8]) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
     if relative.len() >= MAX_PATH || relative.contains(&0) {
         return Err(io::ErrorKind::InvalidInput.into());
     }

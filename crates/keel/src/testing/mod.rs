@@ -9,6 +9,7 @@ pub use counting::{allocations, CountingAllocator};
 use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::http1::output::Front;
+use crate::peer::{Peer, PeerCredentials};
 use crate::server::stats::WorkerCounters;
 use crate::{Config, Handler, Server, ServerHandle, Stats};
 use bytes::{Bytes, BytesMut};
@@ -68,13 +69,36 @@ impl<H: Handler> MemoryConn<H> {
             false,
         );
         MemoryConn {
-            conn: Conn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000))),
+            conn: Conn::new(Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 40000)))),
             services,
             received: Vec::new(),
             unread: Vec::new(),
             completions,
             upgraded: None,
         }
+    }
+
+    /// The same connection, as if its peer were a process on a Unix socket
+    /// with these credentials ([`Request::peer_credentials`](crate::Request::peer_credentials));
+    /// the default peer is `127.0.0.1:40000` over TCP. Call it before
+    /// sending anything.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{PeerCredentials, Request, Response};
+    ///
+    /// let local = PeerCredentials { pid: 7, uid: 1000, gid: 1000 };
+    /// let mut conn = MemoryConn::new(|req: &Request<'_>, res: &mut Response<'_>| {
+    ///     let uid = req.peer_credentials().map_or(u32::MAX, |c| c.uid);
+    ///     res.body(format!("{} {uid}", req.peer_addr()).as_bytes());
+    /// })
+    /// .with_peer_credentials(local);
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\n0.0.0.0:0 1000"));
+    /// ```
+    pub fn with_peer_credentials(mut self, credentials: PeerCredentials) -> Self {
+        self.conn = Conn::new(Peer::Unix(credentials));
+        self
     }
 
     /// Delivers `bytes` as the peer would send them; the connection reads as

@@ -19,11 +19,11 @@ use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
 use crate::http1::stream_in::StreamIn;
 use crate::http1::stream_out::StreamOut;
+use crate::peer::Peer;
 use crate::server::pool::BufferPool;
 use crate::upgrade::OnUpgrade;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ pub(crate) struct Conn {
     awaiting: Option<AwaitingBody>,
     pub(crate) output: Output,
     phase: Phase,
-    peer: SocketAddr,
+    peer: Peer,
     /// Requests answered on this connection.
     served: u64,
     /// The connection is closing because of a request the server refused.
@@ -117,7 +117,7 @@ struct Pending {
 }
 
 impl Conn {
-    pub(crate) fn new(peer: SocketAddr) -> Self {
+    pub(crate) fn new(peer: Peer) -> Self {
         Conn {
             input: None,
             parked: false,
@@ -166,6 +166,11 @@ impl Conn {
 
     pub(crate) fn served(&self) -> u64 {
         self.served
+    }
+
+    /// Who is at the other end, as known from the accept.
+    pub(crate) fn peer(&self) -> Peer {
+        self.peer
     }
 
     /// Whether the connection is closing after an error response.

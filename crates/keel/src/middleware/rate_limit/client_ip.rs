@@ -202,6 +202,7 @@ pub(super) fn limit_group(ip: IpAddr) -> IpAddr {
 pub struct ForwardedClient {
     header: Box<str>,
     proxies: Box<[Cidr]>,
+    unix_peers: bool,
 }
 
 impl ForwardedClient {
@@ -211,7 +212,44 @@ impl ForwardedClient {
         ForwardedClient {
             header: header.into(),
             proxies: proxies.into_iter().collect(),
+            unix_peers: false,
         }
+    }
+
+    /// Whether a peer on a Unix socket (a proxy on this machine, such as
+    /// nginx with `proxy_pass http://unix:...`) is trusted to name the
+    /// client. Default `false`: its header is ignored, and the peer is the
+    /// client, whose address is [`Request::UNIX_PEER_ADDR`] (so all Unix
+    /// peers share one rate-limit bucket). Trust it only when every
+    /// process that may connect to the socket is such a proxy: the
+    /// socket's permissions say who may.
+    ///
+    /// Whether the peer is trusted is decided by this alone, never by the
+    /// CIDR blocks: `0.0.0.0/0` does not trust Unix peers.
+    ///
+    /// ```
+    /// use keel::middleware::ForwardedClient;
+    /// use keel::testing::MemoryConn;
+    /// use keel::{PeerCredentials, Request, Response};
+    ///
+    /// let nginx = PeerCredentials { pid: 100, uid: 33, gid: 33 };
+    /// let proxies = ForwardedClient::new("X-Forwarded-For", []).trust_unix_peers(true);
+    /// let mut conn = MemoryConn::new(move |req: &Request<'_>, res: &mut Response<'_>| {
+    ///     res.body(proxies.client_ip(req).to_string().as_bytes());
+    /// })
+    /// .with_peer_credentials(nginx);
+    /// conn.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n");
+    /// assert!(conn.recv().ends_with(b"\r\n\r\n203.0.113.7"));
+    /// ```
+    pub fn trust_unix_peers(mut self, trust: bool) -> ForwardedClient {
+        self.unix_peers = trust;
+        self
+    }
+
+    /// Whether peers on a Unix socket are trusted (see
+    /// [`trust_unix_peers`](ForwardedClient::trust_unix_peers)).
+    pub fn trusts_unix_peers(&self) -> bool {
+        self.unix_peers
     }
 
     /// The header read.
@@ -231,16 +269,21 @@ impl ForwardedClient {
 
     /// The client's address (see the [type docs](ForwardedClient)).
     pub fn client_ip(&self, req: &Request<'_>) -> IpAddr {
-        self.resolve(req.peer_addr().ip(), req.headers())
+        let peer = canonical(req.peer_addr().ip());
+        let trusted = match req.peer_credentials() {
+            Some(_) => self.unix_peers,
+            None => self.is_trusted(peer),
+        };
+        self.resolve(peer, trusted, req.headers())
     }
 
     fn resolve<'h>(
         &self,
         peer: IpAddr,
+        peer_trusted: bool,
         headers: impl Iterator<Item = (&'h str, &'h [u8])>,
     ) -> IpAddr {
-        let peer = canonical(peer);
-        if !self.is_trusted(peer) {
+        if !peer_trusted {
             return peer;
         }
         let last_line = headers
@@ -345,8 +388,10 @@ mod tests {
     /// The client for a request from `peer` with these header lines.
     fn client(proxies: &[&str], peer: &str, lines: &[(&str, &str)]) -> IpAddr {
         let trusted = ForwardedClient::new("X-Forwarded-For", proxies.iter().map(|p| cidr(p)));
+        let peer = canonical(ip(peer));
         trusted.resolve(
-            ip(peer),
+            peer,
+            trusted.is_trusted(peer),
             lines.iter().map(|(name, value)| (*name, value.as_bytes())),
         )
     }
@@ -408,5 +453,37 @@ mod tests {
         for (peer, lines, want) in cases {
             assert_eq!(client(&proxies, peer, lines), ip(want), "{peer} {lines:?}");
         }
+    }
+
+    /// The client of a request over a Unix socket, with `trust` for Unix peers.
+    fn unix_client(trust: bool, proxies: &[&str], wire: &[u8]) -> String {
+        use crate::testing::MemoryConn;
+        use crate::{PeerCredentials, Request, Response};
+        let forwarded = ForwardedClient::new("X-Forwarded-For", proxies.iter().map(|p| cidr(p)))
+            .trust_unix_peers(trust);
+        let nginx = PeerCredentials {
+            pid: 1,
+            uid: 33,
+            gid: 33,
+        };
+        let mut conn = MemoryConn::new(move |req: &Request<'_>, res: &mut Response<'_>| {
+            res.body(forwarded.client_ip(req).to_string().as_bytes());
+        })
+        .with_peer_credentials(nginx);
+        conn.send(wire);
+        conn.responses().unwrap()[0].text()
+    }
+
+    #[test]
+    fn a_unix_peer_names_the_client_only_when_unix_peers_are_trusted() {
+        let spoof = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 198.51.100.1\r\n\r\n";
+        assert_eq!(unix_client(true, &[], spoof), "198.51.100.1");
+        // Not trusted: the header is the attacker's word; the peer (one
+        // address for every Unix peer) is the client.
+        assert_eq!(unix_client(false, &[], spoof), "0.0.0.0");
+        // Trusting every IP block trusts no Unix peer.
+        assert_eq!(unix_client(false, &["0.0.0.0/0", "::/0"], spoof), "0.0.0.0");
+        let none = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(unix_client(true, &[], none), "0.0.0.0");
     }
 }

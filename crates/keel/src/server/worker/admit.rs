@@ -4,7 +4,9 @@
 use super::deadline::Deadline;
 use super::{Slot, Wake, Worker};
 use crate::http1::conn::Conn;
+use crate::peer::Peer;
 use crate::server::sys;
+use crate::transport::Stream;
 use crate::Handler;
 use mio::{Interest, Token};
 use std::io;
@@ -30,7 +32,10 @@ impl<H: Handler> Worker<H> {
         self.victims.clear();
     }
 
+    /// Empties each listener's queue in turn (the poller reports a
+    /// listener once per arrival burst: what is left would wait).
     fn accept_loop(&mut self) {
+        let mut index = 0;
         loop {
             let at_cap = self.conns.len() >= self.services.config.max_connections_per_worker;
             // Room is known to exist before a connection is taken: one that
@@ -38,17 +43,18 @@ impl<H: Handler> Worker<H> {
             if at_cap && !self.has_victim() {
                 return self.back_off();
             }
-            let Some(listener) = self.listener.as_ref() else {
+            let Some(listening) = self.listeners.get(index) else {
                 return;
             };
-            match listener.accept() {
+            let serve_now = listening.serve_on_accept;
+            match listening.acceptor.accept() {
                 Ok((stream, peer)) => {
                     if at_cap {
                         self.evict_one();
                     }
-                    self.admit(stream, peer);
+                    self.admit(stream, peer, serve_now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => index += 1,
                 // A peer that reset before its turn: the next one may be fine.
                 Err(e)
                     if matches!(
@@ -70,8 +76,13 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Takes a new connection into the slab and serves what it sent.
-    fn admit(&mut self, stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    /// Takes a new connection into the slab and, when `serve_now`, serves
+    /// what it sent.
+    fn admit(&mut self, stream: Stream, peer: Peer, serve_now: bool) {
+        // TCP_NOTSENT_LOWAT is a TCP option: a Unix socket's send buffer
+        // is its own bound (net.core.wmem_default).
+        let unsent_limited =
+            stream.is_tcp() && self.services.config.max_unsent_per_socket.is_some();
         let key = self.conns.insert(Slot {
             stream,
             conn: Conn::new(peer),
@@ -84,7 +95,7 @@ impl<H: Handler> Worker<H> {
             bytes_at_since: 0,
             bytes_in: 0,
             bytes_out: 0,
-            unsent_limited: self.services.config.max_unsent_per_socket.is_some(),
+            unsent_limited,
             fast_check: (self.now, 0),
         });
         self.services.counters.connections_accepted.add(1);
@@ -94,7 +105,7 @@ impl<H: Handler> Worker<H> {
         // `Connection: close` exchange costs no epoll_ctl and no wake-up of
         // its own. Adding it later loses nothing: epoll reports the
         // readiness a socket already has when it is added.
-        if self.serve_on_accept {
+        if serve_now {
             self.drive(key, Wake::ANY);
         }
         if let Some(slot) = self.conns.get_mut(key) {

@@ -7,12 +7,13 @@ mod deadline;
 mod socket_io;
 
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
+use crate::server::listener::{Acceptor, WorkerListener};
 use crate::server::stats::WorkerCounters;
 use crate::server::{date, handover, sys};
+use crate::transport::Stream;
 use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
 use deadline::{set_deadline, unsent_limit, Deadline};
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use socket_io::{flush, linger_read, peer_left, read_ahead, Flushed, Wake};
@@ -22,8 +23,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+/// Listener `i`'s token is `FIRST_LISTENER + i`: far above any slab key
+/// (each is a connection), below the waker's.
+const FIRST_LISTENER: usize = usize::MAX / 2;
 
 /// Reads one connection may do per wake-up before others get a turn.
 const READS_PER_TURN: usize = 16;
@@ -37,7 +40,7 @@ pub(crate) enum Control {
 }
 
 struct Slot {
-    stream: TcpStream,
+    stream: Stream,
     conn: Conn,
     deadline: Instant,
     kind: Deadline,
@@ -66,7 +69,7 @@ struct Slot {
 /// Everything a worker thread starts with.
 pub(crate) struct WorkerSetup<H> {
     pub(crate) poll: Poll,
-    pub(crate) listener: std::net::TcpListener,
+    pub(crate) listeners: Vec<WorkerListener>,
     pub(crate) handler: Arc<H>,
     pub(crate) config: Arc<Config>,
     pub(crate) counters: Arc<WorkerCounters>,
@@ -76,14 +79,20 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) pin_to: Option<usize>,
     /// Whether a [`crate::Metrics`] is wired: request latencies are recorded.
     pub(crate) timed: bool,
-    /// The listener defers accepts until data arrives: read a new
+}
+
+/// A listener in the worker's poller.
+struct Listening {
+    acceptor: Acceptor,
+    /// The socket defers accepts until data arrives: read a new
     /// connection at once instead of waiting for the poller to report it.
-    pub(crate) serve_on_accept: bool,
+    serve_on_accept: bool,
 }
 
 struct Worker<H> {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// Empty once shutting down.
+    listeners: Vec<Listening>,
     conns: Slab<Slot>,
     services: Services<Arc<H>>,
     control: Receiver<Control>,
@@ -95,7 +104,6 @@ struct Worker<H> {
     accept_retry_at: Instant,
     /// Eviction candidates, (wait began, key), kept to reuse the allocation.
     victims: Vec<(Instant, usize)>,
-    serve_on_accept: bool,
     draining: Option<Instant>,
     /// Connections whose read budget ran out with bytes left: driven again
     /// before the next poll blocks.
@@ -112,15 +120,23 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         let _ = sys::pin_current_thread(core);
     }
     date::driven_by_loop();
-    let mut listener = TcpListener::from_std(setup.listener);
-    setup
-        .poll
-        .registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut listeners = Vec::with_capacity(setup.listeners.len());
+    for (i, given) in setup.listeners.into_iter().enumerate() {
+        let mut acceptor = Acceptor::new(given.listener);
+        let token = Token(FIRST_LISTENER + i);
+        setup
+            .poll
+            .registry()
+            .register(&mut acceptor, token, Interest::READABLE)?;
+        listeners.push(Listening {
+            acceptor,
+            serve_on_accept: given.serve_on_accept,
+        });
+    }
     let (completions_tx, completions_rx) = crossbeam_channel::unbounded();
     let mut worker = Worker {
         poll: setup.poll,
-        listener: Some(listener),
+        listeners,
         conns: Slab::with_capacity(1024),
         services: Services::new(
             setup.handler,
@@ -137,7 +153,6 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         accept_paused: false,
         accept_retry_at: Instant::now(),
         victims: Vec::new(),
-        serve_on_accept: setup.serve_on_accept,
         draining: None,
         again: Vec::with_capacity(256),
         again_spare: Vec::with_capacity(256),
@@ -174,11 +189,14 @@ impl<H: Handler> Worker<H> {
             date::refresh();
             for event in events.iter() {
                 match event.token() {
+                    WAKER => self.read_control(),
                     // A paused listener waits for its retry: a new arrival
                     // changes nothing about the lack of room.
-                    LISTENER if !self.accept_paused || self.accept_due() => self.accept(),
-                    LISTENER => {}
-                    WAKER => self.read_control(),
+                    Token(t) if t >= FIRST_LISTENER => {
+                        if !self.accept_paused || self.accept_due() {
+                            self.accept();
+                        }
+                    }
                     Token(key) => self.drive(key, Wake::from_event(event)),
                 }
             }
@@ -231,8 +249,8 @@ impl<H: Handler> Worker<H> {
 
     fn begin_shutdown(&mut self, deadline: Instant) {
         self.draining = Some(deadline);
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for mut listening in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listening.acceptor);
         }
         let idle: Vec<usize> = self
             .conns
@@ -404,7 +422,8 @@ impl<H: Handler> Worker<H> {
         self.services.counters.connections_open.sub(1);
         self.accept_retry_at = self.now;
         let counters = &self.services.counters;
-        handover::hand_over(self.poll.registry(), slot.stream, upgrade, counters);
+        let peer = slot.conn.peer();
+        handover::hand_over(self.poll.registry(), slot.stream, peer, upgrade, counters);
     }
 
     fn close(&mut self, key: usize) {

@@ -7,8 +7,8 @@ use crate::http1::conn::{Conn, Env};
 use crate::http1::output::{Front, Output};
 use crate::server::stats::WorkerCounters;
 use crate::server::sys;
+use crate::transport::Stream;
 use crate::Handler;
-use mio::net::TcpStream;
 use std::io::{self, IoSlice, Read, Write};
 
 /// Most slices handed to one `writev`.
@@ -67,7 +67,7 @@ pub(super) enum Flushed {
 /// `ask_page_cache`, a file chunk not in the page cache is returned as
 /// [`Flushed::Cold`] instead of sent.
 pub(super) fn flush(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     conn: &mut Conn,
     counters: &WorkerCounters,
     written: &mut u64,
@@ -185,8 +185,8 @@ fn cut_short() -> io::Error {
 
 /// Whether a peer that shut its sending side sent nothing after: no
 /// pipelined request waits behind the deferred one.
-pub(super) fn peer_left(stream: &TcpStream) -> bool {
-    match stream.peek(&mut [0u8; 1]) {
+pub(super) fn peer_left(stream: &Stream) -> bool {
+    match stream.peek() {
         Ok(n) => n == 0,
         Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
     }
@@ -194,7 +194,7 @@ pub(super) fn peer_left(stream: &TcpStream) -> bool {
 
 /// Reads and drops what a closing peer still sends. Returns whether the
 /// connection is finished (end of stream or an error).
-pub(super) fn linger_read(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
+pub(super) fn linger_read(stream: &mut Stream, scratch: &mut [u8]) -> bool {
     loop {
         match stream.read(scratch) {
             Ok(0) => return true,
