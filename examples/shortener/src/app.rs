@@ -51,6 +51,9 @@ pub struct AppConfig {
     pub listen_addr: Option<std::net::SocketAddr>,
     /// Proxies whose client-IP header is believed (see [`client_key`]).
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether peers on a Unix socket are trusted proxies too
+    /// (`--trusted-proxy unix`).
+    pub trust_unix_peers: bool,
     /// Wrong password guesses a link takes before every further guess
     /// waits (see [`crate::password::per_link`]).
     pub link_guesses: u32,
@@ -74,6 +77,7 @@ impl Default for AppConfig {
             client_ip_header: None,
             listen_addr: None,
             trusted_proxies: Vec::new(),
+            trust_unix_peers: false,
             link_guesses: 20,
             assets: None,
         }
@@ -348,19 +352,23 @@ where
 /// proxies, the rightmost address in their client-IP header that is not a
 /// proxy (a client cannot choose its key by writing the header). A header
 /// named without trusted proxies is believed from loopback peers only (a
-/// proxy on the same host); any other peer is its own client.
+/// proxy on the same host); any other peer is its own client. Peers on a
+/// Unix socket are trusted only with `trust_unix_peers`; otherwise they are
+/// all one client (keel gives them the address `0.0.0.0`).
 pub fn client_key(config: &AppConfig) -> RateLimitKey {
-    let header = match (&config.client_ip_header, config.trusted_proxies.is_empty()) {
+    let none_trusted = config.trusted_proxies.is_empty() && !config.trust_unix_peers;
+    let header = match (&config.client_ip_header, none_trusted) {
         (None, true) => return RateLimitKey::PeerIp,
         (Some(header), _) => header.as_str(),
         (None, false) => "X-Forwarded-For",
     };
-    let proxies = if config.trusted_proxies.is_empty() {
+    let proxies = if none_trusted {
         Cidr::LOOPBACK.to_vec()
     } else {
         config.trusted_proxies.clone()
     };
-    RateLimitKey::Forwarded(ForwardedClient::new(header, proxies))
+    let forwarded = ForwardedClient::new(header, proxies).trust_unix_peers(config.trust_unix_peers);
+    RateLimitKey::Forwarded(forwarded)
 }
 
 /// `/metrics`: keel's counters and the app's, Prometheus text.

@@ -95,6 +95,20 @@ pub struct ServeArgs {
     #[arg(long, env = "SHORTENER_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
 
+    /// Listen on a Unix socket at this path instead of --addr, for a proxy
+    /// on this machine (nginx: `proxy_pass http://unix:PATH;`). A socket
+    /// file left there by a server that is gone is replaced; a live server
+    /// or any other file there is an error. Removed at shutdown. Started by
+    /// systemd with sockets (LISTEN_FDS), the server uses those instead of
+    /// --addr and --unix.
+    #[arg(long, env = "SHORTENER_UNIX", value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+
+    /// Permissions of the --unix socket, in octal: 600 lets this user
+    /// alone connect, 660 its group too (the proxy's user in that group).
+    #[arg(long, env = "SHORTENER_UNIX_MODE", default_value = "600", value_parser = octal_mode)]
+    pub unix_mode: u32,
+
     /// Worker threads (default: one per core).
     #[arg(long, env = "SHORTENER_WORKERS")]
     pub workers: Option<usize>,
@@ -190,14 +204,17 @@ pub struct ServeArgs {
 
     /// A proxy (address or CIDR block, e.g. 10.0.0.0/8) whose client-IP
     /// header is believed; repeat the flag, or comma-separate in the
-    /// environment. Requests from other peers are their own client.
+    /// environment. `unix` trusts every peer on the --unix socket (a proxy
+    /// on this machine; its permissions say who may connect). Requests
+    /// from other peers are their own client; all peers on a Unix socket
+    /// that is not trusted count as one client.
     #[arg(
         long = "trusted-proxy",
         env = "SHORTENER_TRUSTED_PROXIES",
-        value_name = "CIDR",
+        value_name = "CIDR|unix",
         value_delimiter = ','
     )]
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: Vec<TrustedProxy>,
 
     /// Directory whose files are served under /static/ (any size, with
     /// sendfile; NAME.br and NAME.gz beside NAME sent compressed); its
@@ -320,8 +337,12 @@ impl Cli {
         }
     }
 
-    /// `--addr` as a socket address (a name resolved as `bind` does).
+    /// `--addr` as a socket address (a name resolved as `bind` does);
+    /// `None` with `--unix`, which replaces it.
     pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        if self.serve.unix.is_some() {
+            return None;
+        }
         std::net::ToSocketAddrs::to_socket_addrs(self.serve.addr.as_str())
             .ok()?
             .next()
@@ -410,7 +431,15 @@ impl Cli {
             auth_failures_per_minute: s.auth_failures_per_minute.max(1),
             client_ip_header: s.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
             listen_addr: self.listen_addr(),
-            trusted_proxies: s.trusted_proxies.clone(),
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| match p {
+                    TrustedProxy::Block(cidr) => Some(*cidr),
+                    TrustedProxy::Unix => None,
+                })
+                .collect(),
+            trust_unix_peers: s.trusted_proxies.contains(&TrustedProxy::Unix),
             link_guesses: s.link_guesses.max(1),
             assets,
             ..AppConfig::default()
@@ -423,6 +452,45 @@ pub const DEFAULT_KEY_FILE: &str = "api-keys";
 
 fn scope(text: &str) -> Result<Scope, String> {
     Scope::parse(text).ok_or_else(|| String::from("one of read, write, admin"))
+}
+
+/// Who may name the client in the client-IP header (`--trusted-proxy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustedProxy {
+    /// TCP peers in this block.
+    Block(Cidr),
+    /// Every peer on the Unix socket.
+    Unix,
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.eq_ignore_ascii_case("unix") {
+            return Ok(TrustedProxy::Unix);
+        }
+        text.parse()
+            .map(TrustedProxy::Block)
+            .map_err(|e| format!("{e} (or `unix`)"))
+    }
+}
+
+impl std::fmt::Display for TrustedProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrustedProxy::Block(cidr) => cidr.fmt(f),
+            TrustedProxy::Unix => f.write_str("unix"),
+        }
+    }
+}
+
+/// A file mode in octal (`600`, `0660`), permission bits only.
+fn octal_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(String::from("an octal mode from 000 to 777, e.g. 660")),
+    }
 }
 
 fn redirect_status(text: &str) -> Result<u16, String> {
@@ -455,5 +523,33 @@ mod tests {
             .collect();
         assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.1/32", "fd00::/8"]);
         assert!(Cli::try_parse_from(["shortener", "--trusted-proxy", "proxy.internal"]).is_err());
+    }
+
+    #[test]
+    fn unix_is_a_trusted_proxy_of_its_own_kind() {
+        let cli = Cli::try_parse_from(["shortener", "--trusted-proxy", "10.0.0.0/8,unix"]).unwrap();
+        let config = cli.app_config().unwrap();
+        assert_eq!(config.trusted_proxies.len(), 1);
+        assert!(config.trust_unix_peers);
+        let cli = Cli::try_parse_from(["shortener", "--trusted-proxy", "10.0.0.0/8"]).unwrap();
+        assert!(!cli.app_config().unwrap().trust_unix_peers);
+    }
+
+    #[test]
+    fn the_unix_mode_is_octal_permission_bits() {
+        let mode = |m: &str| {
+            Cli::try_parse_from(["shortener", "--unix", "/run/s.sock", "--unix-mode", m])
+                .map(|c| c.serve.unix_mode)
+        };
+        assert_eq!(mode("660").unwrap(), 0o660);
+        assert_eq!(mode("0600").unwrap(), 0o600);
+        for bad in ["800", "1777", "rw-rw----", "", "-1"] {
+            assert!(mode(bad).is_err(), "{bad}");
+        }
+        let default = Cli::try_parse_from(["shortener"]).unwrap();
+        assert_eq!(default.serve.unix_mode, 0o600);
+        assert!(default.listen_addr().is_some());
+        let unix = Cli::try_parse_from(["shortener", "--unix", "/run/s.sock"]).unwrap();
+        assert_eq!(unix.listen_addr(), None, "--unix replaces --addr");
     }
 }

@@ -30,11 +30,17 @@ fn run(cli: &Cli) -> Result<(), String> {
     if let Some(Command::Keys(KeysCommand::New { scope })) = &cli.command {
         return new_key(cli, *scope);
     }
+    // Taken before any thread starts (the store's, the pools'): reading
+    // them removes the activation variables from the environment.
+    let inherited = match &cli.command {
+        None | Some(Command::Serve) => inherited_sockets()?,
+        _ => None,
+    };
     let spec = cli.store_spec();
     let store = store::open_with(&spec, &cli.pg.options())
         .map_err(|e| format!("cannot open the store {}: {e}", store::redacted(&spec)))?;
     match &cli.command {
-        None | Some(Command::Serve) => serve(cli, store),
+        None | Some(Command::Serve) => serve(cli, store, inherited),
         Some(Command::Import { file }) => {
             let own = cli.own_address();
             let report = if file.as_os_str() == "-" {
@@ -71,7 +77,20 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
 }
 
-fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
+/// The listening sockets systemd passed (socket activation), if it did.
+fn inherited_sockets() -> Result<Option<Vec<keel::InheritedListener>>, String> {
+    match keel::systemd_listeners() {
+        Ok(sockets) => Ok(Some(sockets)),
+        Err(keel::ActivationError::NotActivated) => Ok(None),
+        Err(e) => Err(format!("socket activation: {e}")),
+    }
+}
+
+fn serve(
+    cli: &Cli,
+    store: store::SharedStore,
+    inherited: Option<Vec<keel::InheritedListener>>,
+) -> Result<(), String> {
     let config = cli.app_config()?;
     let args = &cli.serve;
     keel::blocking::init(args.blocking_threads.max(1), 4096);
@@ -118,18 +137,35 @@ fn serve(cli: &Cli, store: store::SharedStore) -> Result<(), String> {
         ),
         None => None,
     };
-    let mut server = Server::bind(args.addr.as_str())
-        .config(server_config)
-        .metrics(&metrics);
+    let (server, listen) = match (inherited, &args.unix) {
+        (Some(sockets), _) => (
+            Server::from_listeners(sockets.into_iter().map(|s| s.listener)),
+            String::from("the sockets systemd passed"),
+        ),
+        (None, Some(path)) => (
+            Server::bind_unix(path).unix_mode(args.unix_mode),
+            format!("unix:{}", path.display()),
+        ),
+        (None, None) => (Server::bind(args.addr.as_str()), args.addr.clone()),
+    };
+    let mut server = server.config(server_config).metrics(&metrics);
     if let Some(n) = args.workers {
         server = server.workers(n);
     }
     let server = server
         .serve(handler)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addrs: Vec<String> = server
+        .listen_addrs()
+        .iter()
+        .map(|addr| match addr {
+            keel::ListenAddr::Tcp(addr) => format!("http://{addr}"),
+            unix => unix.to_string(),
+        })
+        .collect();
     println!(
-        "shortener: listening on http://{} with {} workers, store {}, short links {base_url}/...",
-        server.local_addr(),
+        "shortener: listening on {} with {} workers, store {}, short links {base_url}/...",
+        addrs.join(", "),
         server.worker_count(),
         store::redacted(&cli.store_spec()),
     );

@@ -144,6 +144,7 @@ pub struct Options {
     key: Option<String>,
     ip: Option<Ipv4Addr>,
     admin_addr: bool,
+    unix: bool,
 }
 
 impl Options {
@@ -204,6 +205,14 @@ impl Options {
         self
     }
 
+    /// Listens on a Unix socket in its data directory (`--unix`) instead
+    /// of TCP: the helpers ([`Shortener::send`] and all built on it) go
+    /// over it.
+    pub fn unix(mut self) -> Options {
+        self.unix = true;
+        self
+    }
+
     /// Listens on `ip` (default 127.0.0.1).
     pub fn ip(mut self, ip: Ipv4Addr) -> Options {
         self.ip = Some(ip);
@@ -224,6 +233,8 @@ pub struct Shortener {
     store: String,
     key: Option<String>,
     admin: Option<PortReservation>,
+    /// Its `--unix` socket ([`Options::unix`]).
+    unix: Option<PathBuf>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<thread::JoinHandle<()>>,
@@ -294,6 +305,10 @@ impl Shortener {
         if let Some(admin) = &admin {
             command.args(["--admin-addr", &admin.addr.to_string()]);
         }
+        let unix = options.unix.then(|| data.join("shortener.sock"));
+        if let Some(path) = &unix {
+            command.arg("--unix").arg(path);
+        }
         command
             .args(&options.args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
@@ -323,6 +338,7 @@ impl Shortener {
             store,
             key: options.key,
             admin,
+            unix,
             stdout: Arc::clone(&stdout),
             stderr,
             readers: vec![stderr_reader],
@@ -343,7 +359,10 @@ impl Shortener {
                 server.stderr()
             );
         }
-        let expected = format!("shortener: listening on http://{} with ", server.addr);
+        let expected = match &server.unix {
+            Some(path) => format!("shortener: listening on unix:{} with ", path.display()),
+            None => format!("shortener: listening on http://{} with ", server.addr),
+        };
         assert!(
             line.starts_with(&expected),
             "unexpected first line {line:?}, wanted {expected:?}..."
@@ -465,9 +484,21 @@ impl Shortener {
         stream
     }
 
-    /// Sends the raw request `raw` on a new connection and reads one
-    /// response. `is_head`: the request is a `HEAD` (no body follows).
+    /// Its `--unix` socket ([`Options::unix`]).
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix.as_deref()
+    }
+
+    /// Sends the raw request `raw` on a new connection (over its Unix
+    /// socket with [`Options::unix`]) and reads one response. `is_head`:
+    /// the request is a `HEAD` (no body follows).
     pub fn send(&self, raw: &[u8], is_head: bool) -> Response {
+        if let Some(path) = &self.unix {
+            let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+            stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            stream.write_all(raw).expect("send the request");
+            return read_response(&mut stream, is_head);
+        }
         let mut stream = self.connect();
         stream.write_all(raw).expect("send the request");
         read_response(&mut stream, is_head)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Reads one response from `stream`; a response without a length runs to
 /// the close.
-pub fn read_response(stream: &mut TcpStream, is_head: bool) -> Response {
+pub fn read_response(stream: &mut impl Read, is_head: bool) -> Response {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
