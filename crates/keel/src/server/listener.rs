@@ -309,3 +309,59 @@ impl Source for Acceptor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: ListenerOptions = ListenerOptions {
+        backlog: 16,
+        defer_accept: None,
+        max_unsent: Some(4096),
+    };
+
+    #[test]
+    fn only_listening_stream_sockets_are_adopted_and_made_ready() {
+        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        unbound
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let error = adopt(Listener::Tcp(unbound.into()), OPTIONS).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            error.to_string().contains("not a listening socket"),
+            "{error}"
+        );
+        let datagram = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let error = adopt(Listener::Tcp(datagram.into()), OPTIONS).unwrap_err();
+        assert!(error.to_string().contains("not a stream socket"), "{error}");
+        // A listening one comes out non-blocking with keel's TCP options,
+        // serving at accept only when the socket defers accepts.
+        let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+        let adopted = adopt(Listener::Tcp(listening), OPTIONS).unwrap();
+        assert!(!adopted.serve_on_accept);
+        let socket = adopted.listener.socket();
+        assert!(socket.nodelay().unwrap());
+        let Listener::Tcp(listener) = &adopted.listener else {
+            unreachable!()
+        };
+        assert_eq!(
+            listener.accept().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "non-blocking"
+        );
+        let deferring = sys::reuseport_listener(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenerOptions {
+                defer_accept: Some(std::time::Duration::from_secs(1)),
+                ..OPTIONS
+            },
+        )
+        .unwrap();
+        assert!(
+            adopt(Listener::Tcp(deferring), OPTIONS)
+                .unwrap()
+                .serve_on_accept
+        );
+    }
+}
