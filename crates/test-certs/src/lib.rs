@@ -173,8 +173,12 @@ impl Pki {
 /// A leaf certificate for `names`, for servers only, signed by `issuer`.
 fn server_pem(names: &[&str], issuer: &Issuer<'_, KeyPair>) -> Result<ServerPem, Error> {
     let key = KeyPair::generate()?;
-    let mut params =
-        CertificateParams::new(names.iter().map(|&name| name.to_owned()).collect::<Vec<_>>())?;
+    let mut params = CertificateParams::new(
+        names
+            .iter()
+            .map(|&name| name.to_owned())
+            .collect::<Vec<_>>(),
+    )?;
     params.distinguished_name.push(DnType::CommonName, names[0]);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -48,7 +48,11 @@ fn each_certificate_verifies_for_its_own_names_only() {
 fn another_sets_ca_does_not_vouch_for_these_certificates() {
     let ours = Pki::generate().expect("certificates");
     let theirs = Pki::generate().expect("certificates");
-    assert!(!verifies(&verifier(&theirs.ca_pem), &ours.server.cert, "localhost"));
+    assert!(!verifies(
+        &verifier(&theirs.ca_pem),
+        &ours.server.cert,
+        "localhost"
+    ));
 }
 
 #[test]
@@ -60,7 +64,11 @@ fn the_files_hold_the_pem_and_go_away_with_the_dir() {
     assert_eq!(read(&certs.files.server_key), certs.pki.server.key);
     assert_eq!(read(&certs.files.other_cert), certs.pki.other.cert);
     assert_eq!(read(&certs.files.other_key), certs.pki.other.key);
-    assert!(certs.pki.server.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(certs
+        .pki
+        .server
+        .key
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
     let dir = certs.path().to_owned();
     drop(certs);
     assert!(!dir.exists());
