@@ -6,7 +6,7 @@
 //! HTTP request to the TLS port is closed with no HTTP answer (a TLS alert
 //! at most) while the server goes on serving TLS.
 
-use keel_benches::tls_idle::{self, TlsStream};
+use keel_benches::tls_client::{self, TlsStream};
 use rustls::pki_types::ServerName;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -49,12 +49,12 @@ impl Server {
     }
 
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        tls_idle::client_config(&self.certs.files.ca).expect("a client config")
+        tls_client::client_config(&self.certs.files.ca).expect("a client config")
     }
 
     fn connect(&self, name: &str) -> std::io::Result<TlsStream> {
         let name = ServerName::try_from(name.to_owned()).expect("a server name");
-        tls_idle::connect(self.addr, &name, &self.client_config())
+        tls_client::connect(self.addr, &name, &self.client_config())
     }
 }
 
@@ -77,8 +77,8 @@ fn a_get_over_tls_verifies_against_the_generated_ca_with_alpn_http1() {
         );
         let mut buf = Vec::new();
         // Twice on one connection: keep-alive over TLS.
-        tls_idle::get_plaintext(&mut stream, &mut buf).expect("the hello answer");
-        tls_idle::get_plaintext(&mut stream, &mut buf).expect("a second answer");
+        tls_client::get_plaintext(&mut stream, &mut buf).expect("the hello answer");
+        tls_client::get_plaintext(&mut stream, &mut buf).expect("a second answer");
     }
 }
 
@@ -101,7 +101,7 @@ fn a_client_offering_only_another_protocol_is_refused() {
     let mut config = (*server.client_config()).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let name = ServerName::try_from("localhost").expect("a server name");
-    let refused = tls_idle::connect(server.addr, &name, &Arc::new(config))
+    let refused = tls_client::connect(server.addr, &name, &Arc::new(config))
         .err()
         .expect("the handshake fails");
     assert!(
@@ -146,5 +146,5 @@ fn a_plaintext_request_to_the_tls_port_is_closed_without_an_http_answer() {
     let mut stream = server
         .connect("localhost")
         .expect("the server still serves TLS");
-    tls_idle::get_plaintext(&mut stream, &mut Vec::new()).expect("the hello answer");
+    tls_client::get_plaintext(&mut stream, &mut Vec::new()).expect("the hello answer");
 }

@@ -1,14 +1,22 @@
 //! A blocking rustls client (aws-lc-rs, the server's provider) for the TLS
 //! benches and tests: connect and finish the handshake, verifying the
 //! server against a CA file; send the hello contract's `GET /plaintext` on
-//! the connection; and, for `load/tls.sh`'s memory test, hold many such
-//! connections idle ([`hold_idle`], the `tls_idle` binary) while the
-//! script reads the server's resident memory.
+//! the connection; for `load/tls.sh` (the `tls_client` binary), time
+//! handshakes on several threads ([`handshakes`]: full or resumed, each
+//! counted by what rustls says the handshake was) and hold many
+//! connections idle ([`hold_idle`]) while the script reads the server's
+//! resident memory.
+//!
+//! Why not `openssl s_time` for the handshake rates: OpenSSL 3.0's client
+//! spent about four times the server's CPU per handshake here, so on the
+//! other core it, not the server, set the rate. This client does the same
+//! work (verifying the chain too) for less.
 
 use crate::wire;
+use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -24,13 +32,26 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client configuration that trusts the CA certificates in `ca` (PEM)
 /// alone, offers ALPN `http/1.1` and uses rustls's safe defaults on
-/// aws-lc-rs.
+/// aws-lc-rs (X25519MLKEM768 first among the key exchange groups, a
+/// 256-entry session cache for resumption).
 ///
 /// # Errors
 ///
 /// A message naming the file when it cannot be read or holds no usable
 /// certificate.
 pub fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
+    client_config_with(ca, rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// [`client_config`] with `provider` (say, one offering fewer key exchange groups).
+///
+/// # Errors
+///
+/// As [`client_config`].
+pub fn client_config_with(
+    ca: &Path,
+    provider: rustls::crypto::CryptoProvider,
+) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
         let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -41,8 +62,7 @@ pub fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
     if roots.is_empty() {
         return Err(format!("{}: no CA certificate in it", ca.display()));
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("rustls: {e}"))?
         .with_root_certificates(roots)
@@ -142,4 +162,74 @@ pub fn hold_idle(options: &IdleOptions, config: &Arc<ClientConfig>) -> io::Resul
         let _ = stream.conn.complete_io(&mut stream.sock);
     }
     Ok(())
+}
+
+/// How [`handshakes`] ran.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HandshakeCount {
+    /// Connections made, each with its one request answered.
+    pub connections: u64,
+    /// Of those, the ones rustls reports as resumed.
+    pub resumed: u64,
+}
+
+/// For `duration`, on each of `threads` threads, connects to `addr` again
+/// and again: a TLS handshake for `name`, one `GET /plaintext` answered,
+/// and the client closes. With `resume`, each thread keeps its own client
+/// session cache (rustls's default, 256 entries), so every connection
+/// after its first offers the ticket the previous one got; without it, no
+/// session is kept and every handshake is full.
+///
+/// # Errors
+///
+/// The first connection, handshake or request that fails.
+pub fn handshakes(
+    addr: SocketAddr,
+    name: &ServerName<'static>,
+    config: &ClientConfig,
+    resume: bool,
+    threads: usize,
+    duration: Duration,
+) -> io::Result<HandshakeCount> {
+    let deadline = Instant::now() + duration;
+    let counts = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let mut config = config.clone();
+                config.resumption = if resume {
+                    Resumption::default()
+                } else {
+                    Resumption::disabled()
+                };
+                let config = Arc::new(config);
+                scope.spawn(move || -> io::Result<HandshakeCount> {
+                    let mut count = HandshakeCount::default();
+                    let mut buf = Vec::new();
+                    while Instant::now() < deadline {
+                        let mut stream = connect(addr, name, &config)?;
+                        get_plaintext(&mut stream, &mut buf)?;
+                        count.connections += 1;
+                        if stream.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+                            count.resumed += 1;
+                        }
+                    }
+                    Ok(count)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a client thread panicked")))
+            })
+            .collect::<io::Result<Vec<_>>>()
+    })?;
+    Ok(counts
+        .into_iter()
+        .fold(HandshakeCount::default(), |total, count| HandshakeCount {
+            connections: total.connections + count.connections,
+            resumed: total.resumed + count.resumed,
+        }))
 }
