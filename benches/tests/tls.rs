@@ -87,8 +87,7 @@ fn a_client_refuses_the_certificate_for_a_name_it_does_not_hold() {
     let server = Server::start();
     let refused = server
         .connect(test_certs::OTHER_NAME)
-        .err()
-        .expect("the handshake fails");
+        .expect_err("the handshake fails");
     assert!(
         refused.to_string().contains("certificate"),
         "a certificate error, got {refused}"
@@ -102,8 +101,7 @@ fn a_client_offering_only_another_protocol_is_refused() {
     config.alpn_protocols = vec![b"h2".to_vec()];
     let name = ServerName::try_from("localhost").expect("a server name");
     let refused = tls_client::connect(server.addr, &name, &Arc::new(config))
-        .err()
-        .expect("the handshake fails");
+        .expect_err("the handshake fails");
     assert!(
         refused.to_string().contains("NoApplicationProtocol"),
         "no_application_protocol, got {refused}"
