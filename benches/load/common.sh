@@ -77,7 +77,7 @@ stop_server() {
 }
 
 # start_server NAME COMMAND...: starts it pinned to $SERVER_CPU and waits
-# for its "listening on http://" line; sets $server_pid.
+# for its "listening on http://" (or https://) line; sets $server_pid.
 start_server() {
     local name=$1
     shift
@@ -86,7 +86,7 @@ start_server() {
     server_pid=$!
     [ -z "$quota_group" ] || echo "$server_pid" >"$quota_group/cgroup.procs"
     for _ in $(seq 100); do
-        grep -q 'listening on http://' "$logs/$name.out" && return 0
+        grep -q 'listening on https\?://' "$logs/$name.out" && return 0
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.1
     done

@@ -27,6 +27,10 @@
 //! with `keel::files::ServeDir` (the `keel_files` binary).
 //! [`gzip`] is the compression benches' contract: a 16 KiB JSON body
 //! through keel's `Compression` and tower-http's, for `insn-count`.
+//! The TLS benches (`load/tls.sh`): [`hyper_tls`] serves the hello
+//! contract over tokio-rustls (the `hyper_tls` binary); [`tls_client`] is
+//! the rustls client that times handshakes and holds idle TLS connections
+//! open (the `tls_client` binary).
 //! [`server_cli`] is the command line the hyper binaries share. [`attack`]
 //! is the attack harness (`attack/run.sh`) and the soak (`attack/soak.sh`).
 #![forbid(unsafe_code)]
@@ -37,10 +41,12 @@ pub mod gzip;
 pub mod hyper_app;
 pub mod hyper_files;
 pub mod hyper_streams;
+pub mod hyper_tls;
 pub mod keel_app;
 pub mod keel_files;
 pub mod keel_streams;
 pub mod mem;
 pub mod server_cli;
 pub mod streams;
+pub mod tls_client;
 pub mod wire;

@@ -2,7 +2,8 @@
 //! `hyper_streams`, `hyper_files`): `[--addr HOST:PORT] [--workers N]` and
 //! a binary's own flags (`hyper_files --root DIR`), a tokio runtime of
 //! that many workers, a `listening on http://ADDR` line once the listener is
-//! up (the load scripts wait for it), and a clean stop on `SIGINT`/`SIGTERM`.
+//! up (`https://` for `hyper_tls`; the load scripts wait for it), and a
+//! clean stop on `SIGINT`/`SIGTERM`.
 
 use crate::hyper_app;
 use std::future::Future;
@@ -72,7 +73,12 @@ fn parse_options(default_addr: &str, own_flags: &[&'static str]) -> Result<Optio
     })
 }
 
-async fn serve<F, Fut>(name: &'static str, addr: SocketAddr, accept: F) -> std::io::Result<()>
+async fn serve<F, Fut>(
+    name: &'static str,
+    scheme: &'static str,
+    addr: SocketAddr,
+    accept: F,
+) -> std::io::Result<()>
 where
     F: FnOnce(TcpListener) -> Fut,
     Fut: Future<Output = ()>,
@@ -80,7 +86,7 @@ where
     let listener = hyper_app::listen(addr)?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    println!("listening on http://{}", listener.local_addr()?);
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     tokio::select! {
         () = accept(listener) => {}
         _ = terminate.recv() => eprintln!("{name}: SIGTERM, stopping"),
@@ -107,6 +113,24 @@ where
 /// the usage text; exit status 2).
 pub fn run_with<S, F, Fut>(
     name: &'static str,
+    usage: &str,
+    default_addr: &str,
+    own_flags: &[&'static str],
+    setup: S,
+) -> ExitCode
+where
+    S: FnOnce(&Flags) -> Result<F, String>,
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_with_scheme(name, "http", usage, default_addr, own_flags, setup)
+}
+
+/// [`run_with`] for a server that speaks `scheme` (`https` for a TLS
+/// server), as its `listening on SCHEME://ADDR` line says.
+pub fn run_with_scheme<S, F, Fut>(
+    name: &'static str,
+    scheme: &'static str,
     usage: &str,
     default_addr: &str,
     own_flags: &[&'static str],
@@ -149,7 +173,7 @@ where
     };
     // On a multi-thread runtime the accept loop runs on a worker, not here.
     let served = runtime.block_on(async {
-        match tokio::spawn(serve(name, options.addr, accept)).await {
+        match tokio::spawn(serve(name, scheme, options.addr, accept)).await {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
         }
