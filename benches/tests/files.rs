@@ -4,11 +4,14 @@
 //! same headers, one range, a HEAD without a body, and neither lets a path
 //! climb out of its root to a file next to it.
 
+mod util;
+
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use util::Spawned;
 
 /// A directory with `root/` (what is served) and `secret.txt` beside it,
 /// removed on drop.
@@ -48,36 +51,22 @@ fn pattern(len: usize) -> Vec<u8> {
 
 /// A server binary on a free port, killed on drop.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
+    spawned: Spawned,
 }
 
 impl Server {
     fn start(binary: &str, root: &Path) -> Server {
-        let mut child = Command::new(binary)
-            .arg("--root")
-            .arg(root)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("its stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("a listening line, got {line:?}"));
-        Server { child, addr }
+        let mut command = Command::new(binary);
+        command.arg("--root").arg(root);
+        Server {
+            spawned: Spawned::start(command, "http"),
+        }
     }
 
     /// One request on a fresh connection (`Connection: close`): the status,
     /// the head's lines and the body.
     fn get(&self, method: &str, target: &str, headers: &str) -> (u16, String, Vec<u8>) {
-        let mut stream = TcpStream::connect(self.addr).expect("connects");
+        let mut stream = TcpStream::connect(self.spawned.addr).expect("connects");
         write!(
             stream,
             "{method} {target} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
@@ -96,13 +85,6 @@ impl Server {
             head.to_ascii_lowercase(),
             answer[end + 4..].to_vec(),
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,43 +2,17 @@
 //! against fake servers that break the contract, to show that each of the
 //! client's checks fails when it should.
 
+mod util;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
+use util::Spawned;
 
 /// A `hyper_streams` process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hyper_streams"))
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("hyper_streams starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("its stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("a listening line, got {line:?}"));
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start() -> Spawned {
+    Spawned::start(Command::new(env!("CARGO_BIN_EXE_hyper_streams")), "http")
 }
 
 fn client(addr: SocketAddr, args: &[&str]) -> Output {
@@ -73,7 +47,7 @@ fn assert_fails(output: &Output, why: &str) {
 
 #[test]
 fn hyper_streams_passes_every_check() {
-    let server = Server::start();
+    let server = start();
     // Not a multiple of the client's block nor of the server's chunk.
     let line = result_line(&client(server.addr, &["upload", "--bytes", "1000003"]));
     assert!(line.contains("framing=length bytes=1000003"), "{line}");
@@ -90,7 +64,7 @@ fn hyper_streams_passes_every_check() {
 
 #[test]
 fn hyper_streams_refuses_bad_requests() {
-    let server = Server::start();
+    let server = start();
     for (request, status) in [
         ("GET /download?bytes=x HTTP/1.1\r\n", "400"),
         ("GET /download HTTP/1.1\r\n", "400"),

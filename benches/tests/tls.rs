@@ -6,46 +6,38 @@
 //! HTTP request to the TLS port is closed with no HTTP answer (a TLS alert
 //! at most) while the server goes on serving TLS.
 
+mod util;
+
 use keel_benches::tls_client::{self, TlsStream};
 use rustls::pki_types::ServerName;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use test_certs::CertDir;
+use util::Spawned;
 
 /// `hyper_tls` serving the generated server certificate on a free port,
 /// killed on drop.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
+    spawned: Spawned,
     certs: CertDir,
 }
 
 impl Server {
     fn start() -> Server {
         let certs = CertDir::generate().expect("test certificates");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hyper_tls"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hyper_tls"));
+        command
             .arg("--cert")
             .arg(&certs.files.server_cert)
             .arg("--key")
-            .arg(&certs.files.server_key)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("its stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on https://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("a listening line, got {line:?}"));
-        Server { child, addr, certs }
+            .arg(&certs.files.server_key);
+        Server {
+            spawned: Spawned::start(command, "https"),
+            certs,
+        }
     }
 
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
@@ -54,14 +46,7 @@ impl Server {
 
     fn connect(&self, name: &str) -> std::io::Result<TlsStream> {
         let name = ServerName::try_from(name.to_owned()).expect("a server name");
-        tls_client::connect(self.addr, &name, &self.client_config())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tls_client::connect(self.spawned.addr, &name, &self.client_config())
     }
 }
 
@@ -100,7 +85,7 @@ fn a_client_offering_only_another_protocol_is_refused() {
     let mut config = (*server.client_config()).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let name = ServerName::try_from("localhost").expect("a server name");
-    let refused = tls_client::connect(server.addr, &name, &Arc::new(config))
+    let refused = tls_client::connect(server.spawned.addr, &name, &Arc::new(config))
         .expect_err("the handshake fails");
     assert!(
         refused.to_string().contains("NoApplicationProtocol"),
@@ -111,7 +96,7 @@ fn a_client_offering_only_another_protocol_is_refused() {
 #[test]
 fn a_plaintext_request_to_the_tls_port_is_closed_without_an_http_answer() {
     let server = Server::start();
-    let mut plain = TcpStream::connect(server.addr).expect("connects");
+    let mut plain = TcpStream::connect(server.spawned.addr).expect("connects");
     plain
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("a timeout");

@@ -97,13 +97,7 @@ impl ServeDir {
     /// When `value` could not be a header value (a control character).
     #[must_use]
     pub fn cache_control(mut self, value: &str) -> ServeDir {
-        assert!(
-            value
-                .bytes()
-                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)),
-            "Cache-Control value {value:?}"
-        );
-        self.cache_control = Some(value.into());
+        self.cache_control = Some(header_value(value));
         self
     }
 
@@ -299,13 +293,7 @@ impl ServeFile {
     /// When `value` could not be a header value (a control character).
     #[must_use]
     pub fn cache_control(mut self, value: &str) -> ServeFile {
-        assert!(
-            value
-                .bytes()
-                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)),
-            "Cache-Control value {value:?}"
-        );
-        self.cache_control = Some(value.into());
+        self.cache_control = Some(header_value(value));
         self
     }
 
@@ -398,6 +386,22 @@ fn open_regular(path: &Path) -> Option<(File, Metadata)> {
         .ok()?;
     let metadata = file.metadata().ok()?;
     metadata.is_file().then_some((file, metadata))
+}
+
+/// `value` as a `Cache-Control` value: printable ASCII and tabs.
+///
+/// # Panics
+///
+/// When `value` holds another byte (a control character could split the
+/// answer's head).
+fn header_value(value: &str) -> Box<str> {
+    assert!(
+        value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)),
+        "Cache-Control value {value:?}"
+    );
+    value.into()
 }
 
 /// Whether the method is one a file answers; else answers `405`.
