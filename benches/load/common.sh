@@ -127,6 +127,8 @@ wrk_mode() {
 clk_tck=$(getconf CLK_TCK)
 # proc_cpu_ticks PID: user + system CPU time of a process, in clock ticks.
 proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# seconds_of TICKS: clock ticks as seconds, two decimals.
+seconds_of() { awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'; }
 # proc_cpu_split PID: "user system" CPU time of a process, in clock ticks.
 proc_cpu_split() { awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 0; }
 # core_ticks N: "busy total steal" jiffies of core N, or of all cores with
@@ -159,3 +161,22 @@ median_of() {
         }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+# fail MESSAGE: prints a FAILED line and marks the run as failed ($failed).
+failed=0
+fail() {
+    echo "FAILED: $*"
+    failed=1
+}
+
+# set_round_order ROUND: $order becomes the servers in $present, reversed
+# on even rounds: alternating who goes first, drift over the run hits
+# both alike.
+set_round_order() {
+    order=("${present[@]}")
+    if [ $(($1 % 2)) = 0 ]; then
+        order=()
+        local i
+        for ((i = ${#present[@]} - 1; i >= 0; i--)); do order+=("${present[i]}"); done
+    fi
+}

@@ -116,13 +116,7 @@ url() { echo "http://127.0.0.1:$PORT/$1"; }
 start_files_server() {
     start_server "$1" "$target/${1}_files" --root "$data" --addr "127.0.0.1:$PORT" --workers "$WORKERS"
 }
-seconds_of() { awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'; }
 
-failed=0
-fail() {
-    echo "FAILED: $*"
-    failed=1
-}
 
 # small NAME ROUND: appends "small name round rps cpu_pct cpu_us_per_request p99_us".
 small() {
@@ -280,12 +274,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$logs/check"
 {
     for round in $(seq "$ROUNDS"); do
-        # Alternate who goes first, so drift over the run hits both alike.
-        order=("${present[@]}")
-        if [ $((round % 2)) = 0 ]; then
-            order=()
-            for ((i = ${#present[@]} - 1; i >= 0; i--)); do order+=("${present[i]}"); done
-        fi
+        set_round_order "$round"
         for test in small large; do
             for name in "${order[@]}"; do
                 echo "== round $round, $test, $name" >&2

@@ -95,7 +95,6 @@ done
 # Prints one result field (key=value) of the client's RESULT line.
 field() { grep '^RESULT ' "$logs/client.out" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 
-failed=0
 # run_test NAME TEST ROUND: one server started fresh, one client run; appends
 # "test server round rate cpu_s_per_gb cpu_pct rss_kb" to $logs/rows.
 run_test() {
@@ -121,7 +120,7 @@ run_test() {
     ticks=$(($(proc_cpu_ticks "$server_pid") - before))
     rss=$(peak_rss_kb "$server_pid")
     stop_server
-    echo "### round $round, $test, $name (server CPU $(awk -v t="$ticks" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }') s, peak RSS $rss kB)"
+    echo "### round $round, $test, $name (server CPU $(seconds_of "$ticks") s, peak RSS $rss kB)"
     sed 's/^/    /' "$logs/client.out"
     local rate per_gb seconds pct
     if [ "$test" = sse ]; then
@@ -149,12 +148,7 @@ echo
 
 : >"$logs/rows"
 for round in $(seq "$ROUNDS"); do
-    # Alternate who goes first, so drift over the run hits both alike.
-    order=("${present[@]}")
-    if [ $((round % 2)) = 0 ]; then
-        order=()
-        for ((i = ${#present[@]} - 1; i >= 0; i--)); do order+=("${present[i]}"); done
-    fi
+    set_round_order "$round"
     for test in upload download sse; do
         for name in "${order[@]}"; do
             run_test "$name" "$test" "$round"

@@ -132,13 +132,7 @@ start_tls_server() {
     start_server "$1" "$target/${1}_tls" --cert "$certs/server.pem" --key "$certs/server.key" \
         --addr "127.0.0.1:$PORT" --workers "$WORKERS" "${resumption_args[@]}"
 }
-seconds_of() { awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'; }
 
-failed=0
-fail() {
-    echo "FAILED: $*"
-    failed=1
-}
 
 # handshakes NAME ROUND TEST: TEST is full or resumed; appends
 # "TEST name round conns_per_s cpu_pct cpu_us_per_conn resumed_pct".
@@ -372,12 +366,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$logs/scan"
 {
     for round in $(seq "$ROUNDS"); do
-        # Alternate who goes first, so drift over the run hits both alike.
-        order=("${present[@]}")
-        if [ $((round % 2)) = 0 ]; then
-            order=()
-            for ((i = ${#present[@]} - 1; i >= 0; i--)); do order+=("${present[i]}"); done
-        fi
+        set_round_order "$round"
         for test in full resumed keepalive; do
             for name in "${order[@]}"; do
                 echo "== round $round, $test, $name" >&2
