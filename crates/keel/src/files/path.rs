@@ -400,7 +400,7 @@ pub fn open_under(
 }
 
 /// Opens `path` non-blocking (see [`open_under`]).
-fn open_path(path: &Path) -> io::Result<File> {
+pub(super) fn open_path(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)

@@ -2,6 +2,7 @@
 //! with files, conditional requests, ranges and precompressed variants.
 
 use super::answer::{answer, Body, Representation};
+use super::path::open_path;
 use super::{
     negotiate_encoding, open_under, ContentType, Encoding, Opened, PathOptions, RelativePath, Root,
     Validators, Variants,
@@ -139,42 +140,35 @@ impl ServeDir {
         self
     }
 
-    /// Opens what `rel` names: a file, or a directory's index file.
+    /// Opens what `rel` names: a file, or a directory's index file; else
+    /// answers (`301` to add a directory's slash, or the error's status).
     fn open(&self, req: &Request<'_>, res: &mut Response<'_>, rel: RelativePath) -> Option<Found> {
-        match open_under(&self.root, &rel, &self.options) {
+        let (rel, opened) = match open_under(&self.root, &rel, &self.options) {
+            Ok(Opened::Directory) => {
+                if self.index.is_some() && !rel.is_root() && !rel.had_trailing_slash() {
+                    add_slash(req, res);
+                    return None;
+                }
+                let index = self.index.as_deref();
+                let Some(rel) = index.and_then(|name| rel.join(name, &self.options).ok()) else {
+                    refuse(res, StatusCode::NOT_FOUND);
+                    return None;
+                };
+                let opened = open_under(&self.root, &rel, &self.options);
+                (rel, opened)
+            }
+            opened => (rel, opened),
+        };
+        match opened {
             Ok(Opened::File { file, metadata }) => Some(Found {
                 rel,
                 file,
                 metadata,
             }),
+            // An index that is a directory itself.
             Ok(Opened::Directory) => {
-                let Some(index) = self.index.as_deref() else {
-                    refuse(res, StatusCode::NOT_FOUND);
-                    return None;
-                };
-                if !rel.is_root() && !rel.had_trailing_slash() {
-                    add_slash(req, res);
-                    return None;
-                }
-                let Ok(rel) = rel.join(index, &self.options) else {
-                    refuse(res, StatusCode::NOT_FOUND);
-                    return None;
-                };
-                match open_under(&self.root, &rel, &self.options) {
-                    Ok(Opened::File { file, metadata }) => Some(Found {
-                        rel,
-                        file,
-                        metadata,
-                    }),
-                    Ok(Opened::Directory) => {
-                        refuse(res, StatusCode::NOT_FOUND);
-                        None
-                    }
-                    Err(error) => {
-                        refuse(res, error.status());
-                        None
-                    }
-                }
+                refuse(res, StatusCode::NOT_FOUND);
+                None
             }
             Err(error) => {
                 refuse(res, error.status());
@@ -186,30 +180,24 @@ impl ServeDir {
     /// The best precompressed variant of `found` the client takes and that
     /// exists, else `found` itself.
     fn variant(&self, req: &Request<'_>, found: Found) -> (Found, Encoding) {
-        let mut offer = self.variants;
-        loop {
-            let choice = negotiate_encoding(req, offer).unwrap_or(Encoding::Identity);
-            if choice == Encoding::Identity {
-                return (found, Encoding::Identity);
-            }
-            let opened = found
-                .rel
-                .with_suffix(choice.file_suffix())
-                .map(|rel| open_under(&self.root, &rel, &self.options));
-            if let Some(Ok(Opened::File { file, metadata })) = opened {
+        let open = |coding: Encoding| match found
+            .rel
+            .with_suffix(coding.file_suffix())
+            .map(|rel| open_under(&self.root, &rel, &self.options))
+        {
+            Some(Ok(Opened::File { file, metadata })) => Some((file, metadata)),
+            _ => None,
+        };
+        match best_variant(req, self.variants, open) {
+            Some(((file, metadata), coding)) => {
                 let variant = Found {
                     rel: found.rel,
                     file,
                     metadata,
                 };
-                return (variant, choice);
+                (variant, coding)
             }
-            // Not there (or not a file): offer the others.
-            match choice {
-                Encoding::Brotli => offer.brotli = false,
-                Encoding::Gzip => offer.gzip = false,
-                Encoding::Identity => {}
-            }
+            None => (found, Encoding::Identity),
         }
     }
 }
@@ -317,20 +305,17 @@ impl Handler for ServeFile {
         if !allowed(req, res) {
             return;
         }
-        let mut offer = self.variants;
-        let (file, metadata, encoding) = loop {
-            let choice = negotiate_encoding(req, offer).unwrap_or(Encoding::Identity);
-            let path = match choice {
-                Encoding::Brotli => &self.br,
-                Encoding::Gzip => &self.gz,
-                Encoding::Identity => &self.path,
-            };
-            match open_regular(path) {
-                Some((file, metadata)) => break (file, metadata, choice),
-                None if choice == Encoding::Identity => return refuse(res, StatusCode::NOT_FOUND),
-                None if choice == Encoding::Brotli => offer.brotli = false,
-                None => offer.gzip = false,
-            }
+        let variant = |coding: Encoding| match coding {
+            Encoding::Brotli => open_regular(&self.br),
+            Encoding::Gzip => open_regular(&self.gz),
+            Encoding::Identity => None,
+        };
+        let ((file, metadata), encoding) = match best_variant(req, self.variants, variant) {
+            Some(found) => found,
+            None => match open_regular(&self.path) {
+                Some(file) => (file, Encoding::Identity),
+                None => return refuse(res, StatusCode::NOT_FOUND),
+            },
         };
         let settings = Settings {
             content_type: self.content_type.as_str(),
@@ -375,15 +360,32 @@ fn send(
     answer(req, res, &representation, Body::File(file));
 }
 
-/// Opens `path` if it is a regular file (non-blocking: a FIFO must not
-/// wait for a writer).
+/// The coded variant `req`'s `Accept-Encoding` prefers among those in
+/// `offer` that `open` finds (a coding it does not find is taken out of
+/// the offer and the client asked again); `None` when identity is the
+/// best left.
+fn best_variant<T>(
+    req: &Request<'_>,
+    mut offer: Variants,
+    mut open: impl FnMut(Encoding) -> Option<T>,
+) -> Option<(T, Encoding)> {
+    loop {
+        let choice = negotiate_encoding(req, offer).unwrap_or(Encoding::Identity);
+        match choice {
+            Encoding::Identity => return None,
+            Encoding::Brotli => offer.brotli = false,
+            Encoding::Gzip => offer.gzip = false,
+        }
+        if let Some(found) = open(choice) {
+            return Some((found, choice));
+        }
+    }
+}
+
+/// Opens `path` if it is a regular file (non-blocking, as [`open_under`]
+/// opens: a FIFO must not wait for a writer).
 fn open_regular(path: &Path) -> Option<(File, Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .ok()?;
+    let file = open_path(path).ok()?;
     let metadata = file.metadata().ok()?;
     metadata.is_file().then_some((file, metadata))
 }
