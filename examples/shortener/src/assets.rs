@@ -13,7 +13,7 @@
 //! `Content-Security-Policy: sandbox`, which makes the browser treat the
 //! document as coming from a unique, opaque origin with scripts off.
 
-use keel::files::{open_under, ContentType, Opened, PathOptions, RelativePath, Root, ServeDir};
+use keel::files::{open_under, ContentType, Opened, PathOptions, RelativePath, ServeDir};
 use keel::{Handler, Request, Response};
 use std::io;
 use std::path::Path;
@@ -26,8 +26,6 @@ pub const SANDBOX_CSP: &str = "sandbox";
 #[derive(Debug)]
 pub struct AssetDir {
     files: ServeDir,
-    /// The same directory, for [`AssetDir::has_file`].
-    root: Root,
 }
 
 impl AssetDir {
@@ -44,10 +42,7 @@ impl AssetDir {
             .precompressed_br()
             .precompressed_gzip()
             .index_file(None);
-        Ok(AssetDir {
-            files,
-            root: Root::new(dir)?,
-        })
+        Ok(AssetDir { files })
     }
 
     /// Whether DIR holds a regular file named `name` (a plain name, as the
@@ -56,7 +51,7 @@ impl AssetDir {
         let options = PathOptions::default();
         RelativePath::parse(name, &options).is_ok_and(|rel| {
             matches!(
-                open_under(&self.root, &rel, &options),
+                open_under(self.files.root(), &rel, &options),
                 Ok(Opened::File { .. })
             )
         })

@@ -132,6 +132,12 @@ impl ServeDir {
         self
     }
 
+    /// The directory served, resolved and open: to ask about a file under
+    /// it with [`open_under`] as this handler would.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
     /// The route parameter holding the file's path (`path` by default, as
     /// in `/static/*path`).
     #[must_use]
