@@ -81,18 +81,10 @@ fn serving_allocates_nothing_after_warm_up() {
             round_trip(stream, &pipelined_json, 16 * json_len, &mut buf);
         }
     };
-    run(&mut stream); // warm-up: pools, slab, caches
-    std::thread::sleep(Duration::from_millis(50));
-    let before = keel::testing::allocations();
-    run(&mut stream);
-    let after = keel::testing::allocations();
+    // The first run warms up pools, slab, caches.
+    let spent = keel::testing::allocations_after_warm_up(|| run(&mut stream));
     assert_eq!(server.stats().requests, 2 + 2 * 200 * 34);
-    assert_eq!(
-        after - before,
-        0,
-        "allocations while serving {} requests",
-        200 * 34
-    );
+    assert_eq!(spent, 0, "allocations while serving {} requests", 200 * 34);
     server.shutdown(Duration::ZERO);
     server.join();
 }

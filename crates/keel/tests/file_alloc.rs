@@ -98,18 +98,10 @@ fn serving_files_allocates_nothing_after_warm_up() {
             );
         }
     };
-    run(&mut stream); // warm-up: pools, slab, the output's list of pieces
-    std::thread::sleep(Duration::from_millis(50));
-    let before = keel::testing::allocations();
-    run(&mut stream);
-    let after = keel::testing::allocations();
+    // The first run warms up pools, slab, the output's list of pieces.
+    let spent = keel::testing::allocations_after_warm_up(|| run(&mut stream));
     assert_eq!(server.stats().requests, 2 + 2 * 50 * 22);
-    assert_eq!(
-        after - before,
-        0,
-        "allocations while serving {} files",
-        50 * 22
-    );
+    assert_eq!(spent, 0, "allocations while serving {} files", 50 * 22);
     server.shutdown(Duration::ZERO);
     server.join();
     std::fs::remove_dir_all(dir).unwrap();

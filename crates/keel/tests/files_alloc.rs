@@ -135,13 +135,9 @@ fn file_rules_allocate_nothing_after_warm_up() {
             }
         }
     };
-    run(&mut stream);
-    std::thread::sleep(Duration::from_millis(50));
-    let before = keel::testing::allocations();
-    run(&mut stream);
-    let after = keel::testing::allocations();
+    let spent = keel::testing::allocations_after_warm_up(|| run(&mut stream));
     assert_eq!(
-        after - before,
+        spent,
         0,
         "allocations while answering {} file requests",
         100 * requests.len()

@@ -61,16 +61,8 @@ fn a_served_file_costs_one_allocation_after_warm_up() {
             assert!(buf.starts_with(b"HTTP/1.1 304 Not Modified\r\n"));
         }
     };
-    run(&mut stream);
-    std::thread::sleep(Duration::from_millis(50));
-    let before = keel::testing::allocations();
-    run(&mut stream);
-    let after = keel::testing::allocations();
-    assert_eq!(
-        after - before,
-        200,
-        "one allocation per answer, 200 answers"
-    );
+    let spent = keel::testing::allocations_after_warm_up(|| run(&mut stream));
+    assert_eq!(spent, 200, "one allocation per answer, 200 answers");
     server.shutdown(Duration::ZERO);
     server.join();
 }

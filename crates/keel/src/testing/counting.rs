@@ -39,6 +39,18 @@ pub fn allocations() -> u64 {
     ALLOCATIONS.load(SeqCst)
 }
 
+/// Runs `run` twice and returns the [`allocations`] of the second run:
+/// the first warms up what a server keeps (pools, the slab, caches), then
+/// 50 ms pass so that a worker finishing the first run's last writes is
+/// not counted in the second.
+pub fn allocations_after_warm_up(mut run: impl FnMut()) -> u64 {
+    run();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = allocations();
+    run();
+    allocations() - before
+}
+
 // SAFETY: every method forwards to the system allocator unchanged; counting
 // has no effect on the memory handed out.
 unsafe impl GlobalAlloc for CountingAllocator {

@@ -4,7 +4,7 @@
 
 mod counting;
 
-pub use counting::{allocations, CountingAllocator};
+pub use counting::{allocations, allocations_after_warm_up, CountingAllocator};
 
 use crate::deferred::Message;
 use crate::http1::conn::{Conn, Phase, Services, Waiting};
