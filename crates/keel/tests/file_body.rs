@@ -130,15 +130,21 @@ fn head_sends_the_length_and_no_body_and_the_connection_goes_on() {
     }
 }
 
+/// Asks for `file` and reads its first 64 KiB (head included), so that
+/// the server has sent part of it and waits for the reader.
+fn halfway(server: &TestServer, file: &TempFile) -> (std::net::TcpStream, Vec<u8>) {
+    let mut stream = server.connect();
+    stream.write_all(&get(&file.0, "")).unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut first).unwrap();
+    (stream, first)
+}
+
 #[test]
 fn a_file_cut_short_while_it_is_sent_ends_in_a_close() {
     let server = TestServer::start(serve);
     let file = TempFile::new(16 * 1024 * 1024);
-    let mut stream = server.connect();
-    stream.write_all(&get(&file.0, "")).unwrap();
-    // Read a little, so that the server has sent part of it and waits.
-    let mut first = vec![0u8; 64 * 1024];
-    stream.read_exact(&mut first).unwrap();
+    let (mut stream, mut first) = halfway(&server, &file);
     std::thread::sleep(Duration::from_millis(100));
     std::fs::OpenOptions::new()
         .write(true)
@@ -173,10 +179,7 @@ fn open_on(path: &Path) -> usize {
 fn a_client_that_leaves_mid_file_frees_the_file() {
     let server = TestServer::start(serve);
     let file = TempFile::new(16 * 1024 * 1024);
-    let mut stream = server.connect();
-    stream.write_all(&get(&file.0, "")).unwrap();
-    let mut first = vec![0u8; 64 * 1024];
-    stream.read_exact(&mut first).unwrap();
+    let (stream, _) = halfway(&server, &file);
     assert_eq!(open_on(&file.0), 1, "the file is open while it is sent");
     drop(stream);
     let started = Instant::now();
