@@ -46,6 +46,7 @@ pub mod sse;
 mod status;
 mod stream;
 pub mod testing;
+pub mod tls;
 mod transport;
 mod upgrade;
 

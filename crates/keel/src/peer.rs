@@ -28,6 +28,14 @@ pub(crate) enum Peer {
     Unix(PeerCredentials),
 }
 
+/// Who a request comes from, as its handler sees it: the peer, and what
+/// the connection's TLS handshake agreed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Client<'a> {
+    pub(crate) peer: Peer,
+    pub(crate) tls: Option<&'a crate::tls::TlsInfo>,
+}
+
 /// What [`Request::peer_addr`](crate::Request::peer_addr) gives for a Unix
 /// socket peer: `0.0.0.0:0`, an address no TCP peer can have (a connection
 /// to `0.0.0.0` comes from a real local address), that is not loopback,

@@ -30,6 +30,8 @@ pub struct Request<'a> {
     pub(crate) headers: &'a [httparse::Header<'a>],
     pub(crate) body: &'a [u8],
     pub(crate) peer: Peer,
+    /// What the connection's TLS handshake agreed; `None` on plain HTTP.
+    pub(crate) tls: Option<&'a crate::tls::TlsInfo>,
     /// Path parameters captured by a router, as (name, raw value).
     pub(crate) params: &'a [(&'a str, &'a str)],
 }
@@ -209,6 +211,13 @@ impl<'a> Request<'a> {
         self.peer.addr()
     }
 
+    /// What the connection's TLS handshake agreed (the name the client
+    /// asked for, the version, the cipher suite, whether it resumed);
+    /// `None` for a request over plain HTTP. See [`crate::tls`].
+    pub fn tls(&self) -> Option<&'a crate::tls::TlsInfo> {
+        self.tls
+    }
+
     /// What [`Request::peer_addr`] returns for a peer on a Unix socket.
     pub const UNIX_PEER_ADDR: SocketAddr = UNIX_PEER_ADDR;
 
@@ -263,6 +272,7 @@ impl<'a> Request<'a> {
             headers: self.headers,
             body: self.body,
             peer: self.peer,
+            tls: self.tls,
             params,
         }
     }
@@ -390,6 +400,7 @@ mod tests {
                 headers: &[],
                 body: b"",
                 peer: Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
+                tls: None,
                 params: &[],
             };
             assert_eq!(req.path(), path, "{target}");
@@ -419,6 +430,7 @@ mod tests {
                 headers: &headers,
                 body: b"",
                 peer: Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
+                tls: None,
                 params: &[],
             };
             assert_eq!(req.last_event_id(), expected, "{value:?}");

@@ -426,6 +426,8 @@ fn a_scrape_counts_what_was_served() {
         ("keel_accept_errors_total", 0.0),
         ("keel_evictions_total", 0.0),
         ("keel_file_readaheads_total", 0.0),
+        ("keel_tls_handshakes_total", 0.0),
+        ("keel_tls_handshake_failures_total", 0.0),
         // The 400 never reached the handler: no latency for it.
         ("keel_request_duration_seconds_count", 6.0),
     ];
@@ -472,7 +474,7 @@ fn unwired_metrics_render_help_and_type_only() {
     let text = Metrics::new().render();
     let (types, samples) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(samples.is_empty());
-    assert_eq!(types.len(), 15);
+    assert_eq!(types.len(), 17);
     assert!(text.lines().all(|l| l.starts_with("# ")));
 }
 

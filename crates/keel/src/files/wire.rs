@@ -18,6 +18,7 @@ pub(crate) fn with_request<R>(wire: &str, check: impl FnOnce(&Request<'_>) -> R)
         headers: parsed.headers,
         body: b"",
         peer: crate::peer::Peer::Ip(SocketAddr::from((Ipv4Addr::LOCALHOST, 1))),
+        tls: None,
         params: &[],
     };
     check(&request)

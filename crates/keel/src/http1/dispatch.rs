@@ -8,7 +8,7 @@ use crate::http1::output::Output;
 use crate::http1::output::Segment;
 use crate::http1::parse::{BodyLength, Framing};
 use crate::middleware::Flow;
-use crate::peer::Peer;
+use crate::peer::Client;
 use crate::stream::StreamShared;
 use crate::upgrade::OnUpgrade;
 use crate::{Handler, Request, Response, StatusCode, Version};
@@ -58,7 +58,7 @@ fn view<'a>(
     req: &'a httparse::Request<'_, '_>,
     framing: &Framing,
     body: &'a [u8],
-    peer: Peer,
+    client: Client<'a>,
 ) -> Request<'a> {
     Request {
         method: req.method.unwrap_or_default(),
@@ -70,7 +70,8 @@ fn view<'a>(
         },
         headers: req.headers,
         body,
-        peer,
+        peer: client.peer,
+        tls: client.tls,
         params: &[],
     }
 }
@@ -86,12 +87,12 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     env: &mut Env<'_, H>,
     req: &httparse::Request<'_, '_>,
     framing: &Framing,
-    peer: Peer,
+    client: Client<'_>,
 ) -> Admission {
     let started = *env.clock;
     // A route resolved for an earlier request is never used for this one.
     crate::router::forget_resolved();
-    let request = view(req, framing, &[], peer);
+    let request = view(req, framing, &[], client);
     let has_body = framing.body != BodyLength::Empty;
     // Draining is checked only if the hook answers (below).
     let (out, large) = output.buf_and_large(env.pool);
@@ -150,12 +151,12 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
     req: &httparse::Request<'_, '_>,
     framing: &Framing,
     body: &[u8],
-    peer: Peer,
+    client: Client<'_>,
     sink: Option<&mut Option<Box<dyn BodySink>>>,
 ) -> Answer {
     // The latency histogram's start: see `Env::answered`.
     let started = *env.clock;
-    let request = view(req, framing, body, peer);
+    let request = view(req, framing, body, client);
     let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
     let (out, large) = output.buf_and_large(env.pool);
     let mut res = Response::new(

@@ -109,7 +109,7 @@ struct Family {
     read: fn(&Stats) -> u64,
 }
 
-const FAMILIES: [Family; 14] = [
+const FAMILIES: [Family; 16] = [
     Family {
         name: "keel_connections_accepted_total",
         kind: "counter",
@@ -193,6 +193,18 @@ const FAMILIES: [Family; 14] = [
         kind: "counter",
         help: "Chunks of files not in the page cache, read in on the blocking pool before being sent.",
         read: |s| s.file_readaheads,
+    },
+    Family {
+        name: "keel_tls_handshakes_total",
+        kind: "counter",
+        help: "TLS handshakes completed.",
+        read: |s| s.tls_handshakes,
+    },
+    Family {
+        name: "keel_tls_handshake_failures_total",
+        kind: "counter",
+        help: "TLS connections closed before their handshake completed: refused, timed out, or at the cap.",
+        read: |s| s.tls_handshake_failures,
     },
 ];
 

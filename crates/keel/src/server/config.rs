@@ -87,6 +87,19 @@ pub struct Config {
     /// Time allowed from a connection's first byte (or its accept) to a complete
     /// request head; past it the worker answers `408` and closes. Default 10 s.
     pub header_timeout: Duration,
+    /// Time allowed for a TLS connection's handshake, from its accept;
+    /// past it the connection is closed (and counted in
+    /// [`Stats::tls_handshake_failures`](crate::Stats::tls_handshake_failures)).
+    /// The request's own [`Config::header_timeout`] starts once it is done.
+    /// Default 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// Most TLS handshakes in progress per worker (each holds rustls's
+    /// handshake state, and up to 64 KiB of a handshake message). At the
+    /// cap, a new connection takes the place of the handshake that has
+    /// taken longest: stalled handshakes make room for each other while
+    /// a client that completes one in a round trip or two gets through.
+    /// Default 512.
+    pub max_tls_handshakes_per_worker: usize,
     /// The window a request body is judged over once its head is in: each
     /// window must bring [`Config::min_body_rate`] times its length in bytes
     /// (and at least one byte), or the request gets `408` and a close. A
@@ -142,6 +155,7 @@ impl Config {
     pub(crate) fn timer_tick(&self) -> Duration {
         let shortest = [
             self.header_timeout,
+            self.tls_handshake_timeout,
             self.body_timeout,
             self.idle_timeout,
             self.write_timeout,
@@ -170,6 +184,8 @@ impl Default for Config {
             cold_file_readahead: true,
             max_unsent_per_socket: Some(128 * 1024),
             header_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_tls_handshakes_per_worker: 512,
             body_timeout: Duration::from_secs(30),
             min_body_rate: 1024,
             idle_timeout: Duration::from_secs(60),

@@ -53,6 +53,7 @@ pub struct Server {
     backlog: i32,
     defer_accept: Option<Duration>,
     metrics: Option<Metrics>,
+    transport: crate::transport::Transport,
 }
 
 impl Server {
@@ -161,6 +162,7 @@ impl Server {
             backlog: 4096,
             defer_accept: Some(Duration::from_secs(1)),
             metrics: None,
+            transport: crate::transport::Transport::Plain,
         }
     }
 
@@ -171,6 +173,41 @@ impl Server {
     /// in that group). Bits past `0o777` are ignored.
     pub fn unix_mode(mut self, mode: u32) -> Server {
         self.unix_mode = mode & 0o777;
+        self
+    }
+
+    /// Speaks TLS on every listener of this server, with `config`'s
+    /// certificates (and those of each [`reload`](crate::tls::TlsConfig::reload)
+    /// after). The handshake and the records run in the workers (rustls);
+    /// handlers see plaintext and [`Request::tls`](crate::Request::tls). A
+    /// service that answers plain HTTP too (a redirect on port 80) runs a
+    /// second `Server` for it.
+    ///
+    /// File bodies ([`Response::file`](crate::Response::file)) are read and
+    /// encrypted by the worker, 64 KiB at a time, as `sendfile` cannot
+    /// encrypt. A `101` upgrade is not handed over on a TLS connection yet:
+    /// the connection closes after its `101`.
+    ///
+    /// ```
+    /// use keel::tls::{Certificates, TlsConfig};
+    ///
+    /// let pki = test_certs::Pki::generate()?;
+    /// let certificates = Certificates::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes())?;
+    /// let tls = TlsConfig::new(certificates)?;
+    /// let server = keel::Server::bind("127.0.0.1:0")
+    ///     .tls(&tls)
+    ///     .workers(1)
+    ///     .serve(|req: &keel::Request<'_>, res: &mut keel::Response<'_>| {
+    ///         let name = req.tls().and_then(|tls| tls.server_name()).unwrap_or("none");
+    ///         res.body(name.as_bytes());
+    ///     })?;
+    /// server.shutdown(std::time::Duration::ZERO);
+    /// server.join();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: &crate::tls::TlsConfig) -> Server {
+        self.transport = crate::transport::Transport::Tls(config.clone());
         self
     }
 
@@ -290,6 +327,7 @@ impl Server {
                 shutting_down: Arc::clone(&shutting_down),
                 pin_to: self.pin_workers.then_some(index % cores),
                 timed: self.metrics.is_some(),
+                transport: self.transport.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("keel-worker-{index}"))

@@ -41,6 +41,8 @@ pub(crate) struct WorkerCounters {
     pub(crate) accept_errors: Counter,
     pub(crate) evictions: Counter,
     pub(crate) file_readaheads: Counter,
+    pub(crate) tls_handshakes: Counter,
+    pub(crate) tls_handshake_failures: Counter,
     /// How long requests took from dispatch to a queued response.
     pub(crate) latency: Histogram,
 }
@@ -72,6 +74,8 @@ impl WorkerCounters {
             accept_errors: self.accept_errors.get(),
             evictions: self.evictions.get(),
             file_readaheads: self.file_readaheads.get(),
+            tls_handshakes: self.tls_handshakes.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
         }
     }
 }
@@ -119,6 +123,14 @@ pub struct Stats {
     /// the page cache, read in by a thread of the blocking pool before
     /// being sent, so that the worker never waited for the disk.
     pub file_readaheads: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS connections that ended before their handshake completed: a
+    /// failed handshake (garbage, a plaintext request, no shared version or
+    /// cipher, an unknown name without a default certificate), a
+    /// handshake past [`Config::tls_handshake_timeout`](crate::Config::tls_handshake_timeout),
+    /// or one closed at [`Config::max_tls_handshakes_per_worker`](crate::Config::max_tls_handshakes_per_worker).
+    pub tls_handshake_failures: u64,
 }
 
 impl std::ops::Add for Stats {
@@ -140,6 +152,8 @@ impl std::ops::Add for Stats {
             accept_errors: self.accept_errors + o.accept_errors,
             evictions: self.evictions + o.evictions,
             file_readaheads: self.file_readaheads + o.file_readaheads,
+            tls_handshakes: self.tls_handshakes + o.tls_handshakes,
+            tls_handshake_failures: self.tls_handshake_failures + o.tls_handshake_failures,
         }
     }
 }

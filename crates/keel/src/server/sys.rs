@@ -239,6 +239,28 @@ pub(crate) fn open_beneath(dir: &impl AsRawFd, relative: &[u8]) -> io::Result<st
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
+/// Looks at the next byte of a socket without taking it (`MSG_PEEK`):
+/// `None` at the end of the stream.
+pub(crate) fn peek_byte(socket: &impl AsRawFd) -> io::Result<Option<u8>> {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a live, exclusively borrowed u8; recv(2) writes at
+    // most the one byte asked for, and the descriptor is open for the
+    // borrow of `socket`.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK,
+        )
+    };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        _ => Ok(Some(byte)),
+    }
+}
+
 /// Reads once from `source` into the spare capacity of `buf`, growing its
 /// length by the bytes read. The caller reserves the room first; with none
 /// this returns `Ok(0)` without reading, so check for room before calling.

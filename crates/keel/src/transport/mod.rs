@@ -1,8 +1,12 @@
 //! The byte stream under a connection, as the worker drives it: a TCP
-//! socket or a Unix socket, one small enum whose every call is a match (no
-//! dynamic dispatch, nothing allocated). A TLS stream, when it comes, is a
-//! third kind: it reads ciphertext from one of these and hands plaintext to
-//! the same calls.
+//! socket, a Unix socket, or (with the `tls` feature) a TLS session over
+//! one of these: one small enum whose every call is a match (no dynamic
+//! dispatch, nothing allocated). The TLS kind reads ciphertext from its
+//! socket and hands plaintext to the same calls ([`tls::stream`]).
+//!
+//! Data goes through [`Stream::read_into`], `Write`, [`Stream::send_file`]
+//! and `Read` alone: those know a TLS stream. `AsRawFd` gives the socket
+//! under it, for socket options and `SIOCOUTQ` only.
 //!
 //! What is TCP-only stays TCP-only: `TCP_NODELAY`, `TCP_DEFER_ACCEPT` and
 //! `TCP_NOTSENT_LOWAT` are options of a TCP socket alone ([`Stream::is_tcp`]
@@ -12,12 +16,16 @@
 //! progress is under-counted by up to one partly read kernel buffer (it
 //! errs towards calling a reader slow; a proxy reads at memory speed).
 
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
+
+use crate::server::sys;
 use crate::upgrade::UpgradedSocket;
+use bytes::BytesMut;
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, IoSlice, Read, Write};
-use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -28,29 +36,150 @@ pub(crate) enum Stream {
     Tcp(TcpStream),
     /// A Unix stream socket connection.
     Unix(UnixStream),
+    /// A TLS session over a TCP (or Unix) connection.
+    #[cfg(feature = "tls")]
+    Tls(Box<tls::stream::TlsStream>),
+}
+
+/// What a server's connections speak over their sockets.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Transport {
+    /// HTTP straight on the socket.
+    #[default]
+    Plain,
+    /// TLS, with the configuration's current certificates.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsConfig),
+}
+
+impl Transport {
+    /// A newly accepted socket as this transport's stream: a TLS session
+    /// starts (its handshake runs as the connection is read).
+    pub(crate) fn wrap(&self, stream: Stream) -> io::Result<Stream> {
+        match self {
+            Transport::Plain => Ok(stream),
+            #[cfg(feature = "tls")]
+            Transport::Tls(config) => {
+                let session = rustls::ServerConnection::new(config.current())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Ok(Stream::Tls(Box::new(tls::stream::TlsStream::new(
+                    stream, session,
+                ))))
+            }
+        }
+    }
 }
 
 impl Stream {
-    /// Whether TCP's options (`TCP_NOTSENT_LOWAT`...) apply.
+    /// Whether TCP's options (`TCP_NOTSENT_LOWAT`...) apply: the socket
+    /// (under TLS too) is TCP.
     pub(crate) fn is_tcp(&self) -> bool {
-        matches!(self, Stream::Tcp(_))
-    }
-
-    /// Looks at the next byte without taking it: `Ok(0)` at the end of the
-    /// stream.
-    pub(crate) fn peek(&self) -> io::Result<usize> {
-        let mut byte = [MaybeUninit::uninit(); 1];
         match self {
-            Stream::Tcp(s) => socket2::SockRef::from(s).peek(&mut byte),
-            Stream::Unix(s) => socket2::SockRef::from(s).peek(&mut byte),
+            Stream::Tcp(_) => true,
+            Stream::Unix(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket().is_tcp(),
         }
     }
 
-    /// Shuts down one or both halves of the connection.
-    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+    /// Looks at the socket's next byte without taking it (a TLS stream's
+    /// ciphertext): `None` at the end of the stream.
+    pub(crate) fn peek_byte(&self) -> io::Result<Option<u8>> {
+        sys::peek_byte(self)
+    }
+
+    /// Shuts down one or both halves of the connection; a TLS stream sends
+    /// its `close_notify` first.
+    pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            if how != Shutdown::Read {
+                t.close_notify();
+            }
+        }
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket_mut().shutdown(how),
+        }
+    }
+
+    /// Before a close: an established TLS stream's `close_notify` (a
+    /// handshake that did not finish has nothing to close; a plain socket
+    /// needs nothing).
+    pub(crate) fn closing(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            if !t.is_handshaking() {
+                t.close_notify();
+            }
+        }
+    }
+
+    /// Reads into `buf`'s spare room (plaintext, for a TLS stream):
+    /// `Ok(0)` at the end of the stream.
+    pub(crate) fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => sys::read_into(s, buf),
+            Stream::Unix(s) => sys::read_into(s, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.read_into(buf),
+        }
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset`: `sendfile` on a
+    /// plain socket, read and encrypted on a TLS one. `Ok(0)` when the
+    /// file ends first.
+    pub(crate) fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => sys::send_file(s, file, offset, len),
+            Stream::Unix(s) => sys::send_file(s, file, offset, len),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.send_file(file, offset, len),
+        }
+    }
+
+    /// Written bytes still wait in the stream for the socket (a TLS
+    /// stream's ciphertext): the answer is not out yet.
+    pub(crate) fn has_unsent(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.has_unsent(),
+            _ => false,
+        }
+    }
+
+    /// Sends what [`has_unsent`](Stream::has_unsent) holds: `WouldBlock`
+    /// when the socket fills first.
+    pub(crate) fn push_unsent(&mut self) -> io::Result<()> {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.send_queued(),
+            _ => Ok(()),
+        }
+    }
+
+    /// A TLS handshake is still in progress.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.is_handshaking(),
+            _ => false,
+        }
+    }
+
+    /// Once, when a TLS handshake has finished: what it agreed.
+    pub(crate) fn established(&mut self) -> Option<crate::tls::TlsInfo> {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.established(),
+            _ => None,
         }
     }
 
@@ -68,6 +197,10 @@ impl Stream {
                 s.set_nonblocking(false)?;
                 UpgradedSocket::Unix(s)
             }
+            // An upgrade over TLS would hand the session over too: not
+            // offered yet; the connection closes after its `101`.
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => return Err(io::ErrorKind::Unsupported.into()),
         })
     }
 }
@@ -77,6 +210,8 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.read_plain(buf),
         }
     }
 }
@@ -86,6 +221,8 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.write_plaintext(&[IoSlice::new(buf)]),
         }
     }
 
@@ -93,6 +230,8 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.write_plaintext(bufs),
         }
     }
 
@@ -106,6 +245,8 @@ impl AsRawFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket().as_raw_fd(),
         }
     }
 }
@@ -120,6 +261,8 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interest),
             Stream::Unix(s) => s.register(registry, token, interest),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket_mut().register(registry, token, interest),
         }
     }
 
@@ -132,6 +275,8 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interest),
             Stream::Unix(s) => s.reregister(registry, token, interest),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket_mut().reregister(registry, token, interest),
         }
     }
 
@@ -139,6 +284,8 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.socket_mut().deregister(registry),
         }
     }
 }
@@ -156,17 +303,17 @@ mod tests {
             .write_vectored(&[IoSlice::new(b"he"), IoSlice::new(b"llo")])
             .unwrap();
         assert_eq!(written, 5);
-        assert_eq!(b.peek().unwrap(), 1, "a byte waits");
+        assert_eq!(b.peek_byte().unwrap(), Some(b'h'), "a byte waits");
         let mut buf = [0u8; 8];
         assert_eq!(b.read(&mut buf).unwrap(), 5, "peeking took nothing");
         assert_eq!(&buf[..5], b"hello");
         assert_eq!(
-            b.peek().unwrap_err().kind(),
+            b.peek_byte().unwrap_err().kind(),
             io::ErrorKind::WouldBlock,
             "nothing more, and not the end"
         );
         a.shutdown(Shutdown::Write).unwrap();
-        assert_eq!(b.peek().unwrap(), 0, "the end of the stream");
+        assert_eq!(b.peek_byte().unwrap(), None, "the end of the stream");
         let blocking = b.into_blocking().unwrap();
         assert!(matches!(blocking, UpgradedSocket::Unix(_)));
     }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod memory;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod upload;
 
 use keel::{Config, Handler, Request, Response, ServerHandle, StatusCode};
@@ -101,7 +103,7 @@ pub fn parse_all(bytes: &[u8]) -> Vec<Resp> {
 }
 
 /// Reads exactly `count` responses from a keep-alive connection.
-pub fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<Resp> {
+pub fn read_responses(stream: &mut impl Read, count: usize) -> Vec<Resp> {
     let mut got = Vec::new();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];

@@ -19,13 +19,24 @@ use crate::http1::output::Output;
 use crate::http1::parse::{self, header_slots, BodyLength, Framing};
 use crate::http1::stream_in::StreamIn;
 use crate::http1::stream_out::StreamOut;
-use crate::peer::Peer;
+use crate::peer::{Client, Peer};
 use crate::server::pool::BufferPool;
 use crate::upgrade::OnUpgrade;
 use crate::{Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
+
+/// The [`Client`] of a request, from the connection's `peer` and `tls`
+/// fields (borrowed apart from its buffers).
+macro_rules! client {
+    ($peer:expr, $tls:expr) => {
+        Client {
+            peer: *$peer,
+            tls: $tls.as_deref(),
+        }
+    };
+}
 
 /// Whether requests are still being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +91,8 @@ pub(crate) struct Conn {
     pub(crate) output: Output,
     phase: Phase,
     peer: Peer,
+    /// What the connection's TLS handshake agreed, once it has.
+    tls: Option<Box<crate::tls::TlsInfo>>,
     /// Requests answered on this connection.
     served: u64,
     /// The connection is closing because of a request the server refused.
@@ -126,6 +139,7 @@ impl Conn {
             output: Output::default(),
             phase: Phase::Open,
             peer,
+            tls: None,
             served: 0,
             errored: false,
             held_back: false,
@@ -171,6 +185,12 @@ impl Conn {
     /// Who is at the other end, as known from the accept.
     pub(crate) fn peer(&self) -> Peer {
         self.peer
+    }
+
+    /// Records what the connection's TLS handshake agreed, for its
+    /// requests' [`crate::Request::tls`].
+    pub(crate) fn set_tls(&mut self, info: crate::tls::TlsInfo) {
+        self.tls = Some(Box::new(info));
     }
 
     /// Whether the connection is closing after an error response.
@@ -301,6 +321,7 @@ impl Conn {
             awaiting,
             output,
             peer,
+            tls,
             ..
         } = self;
         let Some(input) = input.as_mut() else {
@@ -332,7 +353,13 @@ impl Conn {
                     Ok(Some((req, framing))) => {
                         // Head-first dispatch: the handler's head-time
                         // checks run before one byte of body is read.
-                        let body_limit = match admit(output, env, &req, &framing, *peer) {
+                        let body_limit = match admit(
+                            output,
+                            env,
+                            &req,
+                            &framing,
+                            client!(peer, tls),
+                        ) {
                             Admission::Accepted {
                                 body_limit,
                                 streams: true,
@@ -354,7 +381,7 @@ impl Conn {
                                     &req,
                                     &framing,
                                     &[],
-                                    *peer,
+                                    client!(peer, tls),
                                     Some(&mut sink),
                                 );
                                 let answered_now = matches!(answer, Answer::Written { .. });
@@ -412,7 +439,15 @@ impl Conn {
                             // Fast path: the whole request is here; answer it
                             // from this parse.
                             let body = &buf[framing.head_len..framing.head_len + len];
-                            let answer = dispatch(output, env, &req, &framing, body, *peer, None);
+                            let answer = dispatch(
+                                output,
+                                env,
+                                &req,
+                                &framing,
+                                body,
+                                client!(peer, tls),
+                                None,
+                            );
                             self.complete(framing.head_len + len, answer, env);
                             return true;
                         }
@@ -483,9 +518,15 @@ impl Conn {
         let (head, rest) = input[start..].split_at_mut(head_len);
         let mut slots = header_slots();
         let answer = match parse::parse_head(head, &mut slots, env.config) {
-            Ok(Some((req, framing))) => {
-                dispatch(output, env, &req, &framing, &rest[..body_len], *peer, None)
-            }
+            Ok(Some((req, framing))) => dispatch(
+                output,
+                env,
+                &req,
+                &framing,
+                &rest[..body_len],
+                client!(peer, tls),
+                None,
+            ),
             // The head bytes did not change since they parsed, so this cannot
             // happen; if it ever did, refuse rather than panic the worker.
             _ => {

@@ -79,15 +79,28 @@ impl<H: Handler> Worker<H> {
     /// Takes a new connection into the slab and, when `serve_now`, serves
     /// what it sent.
     fn admit(&mut self, stream: Stream, peer: Peer, serve_now: bool) {
+        let Ok(stream) = self.transport.wrap(stream) else {
+            return; // dropping the socket closes it
+        };
+        let handshaking = stream.is_handshaking();
+        if handshaking {
+            self.make_room_for_handshake();
+            self.handshakes += 1;
+        }
         // TCP_NOTSENT_LOWAT is a TCP option: a Unix socket's send buffer
         // is its own bound (net.core.wmem_default).
         let unsent_limited =
             stream.is_tcp() && self.services.config.max_unsent_per_socket.is_some();
+        let config = &self.services.config;
+        let (kind, first_wait) = match handshaking {
+            true => (Deadline::Handshake, config.tls_handshake_timeout),
+            false => (Deadline::Header, config.header_timeout),
+        };
         let key = self.conns.insert(Slot {
             stream,
             conn: Conn::new(peer),
-            deadline: self.now + self.services.config.header_timeout,
-            kind: Deadline::Header,
+            deadline: self.now + first_wait,
+            kind,
             lingering: false,
             served_at_deadline: 0,
             progress_at_deadline: 0,
@@ -97,6 +110,7 @@ impl<H: Handler> Worker<H> {
             bytes_out: 0,
             unsent_limited,
             fast_check: (self.now, 0),
+            handshaking,
         });
         self.services.counters.connections_accepted.add(1);
         self.services.counters.connections_open.add(1);
@@ -118,6 +132,29 @@ impl<H: Handler> Worker<H> {
             {
                 self.close(key);
             }
+        }
+    }
+
+    /// At the cap on TLS handshakes in progress
+    /// ([`crate::Config::max_tls_handshakes_per_worker`]), closes the one
+    /// that has taken longest: handshakes that stall (an attacker's) make
+    /// room for each other, at the rate new ones arrive, while a client
+    /// that completes its handshake in a round trip or two gets through.
+    /// One scan of the slab, only at the cap.
+    fn make_room_for_handshake(&mut self) {
+        if self.handshakes < self.services.config.max_tls_handshakes_per_worker {
+            return;
+        }
+        let oldest = self
+            .conns
+            .iter()
+            .filter(|(_, s)| s.handshaking)
+            .min_by_key(|(_, s)| s.since)
+            .map(|(k, _)| k);
+        if let Some(key) = oldest {
+            self.services.counters.tls_handshake_failures.add(1);
+            self.services.counters.evictions.add(1);
+            self.close(key);
         }
     }
 
@@ -206,7 +243,7 @@ fn evictable(slot: &Slot, now: Instant) -> bool {
 }
 
 fn waits_for_head(slot: &Slot) -> bool {
-    !slot.lingering && slot.kind == Deadline::Header
+    !slot.lingering && matches!(slot.kind, Deadline::Header | Deadline::Handshake)
 }
 
 fn evictable_idle(slot: &Slot, now: Instant) -> bool {

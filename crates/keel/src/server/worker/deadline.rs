@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// What the deadline of a connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Deadline {
+    /// A TLS handshake (see [`Config::tls_handshake_timeout`]).
+    Handshake,
     Deferred,
     Header,
     /// A buffered request body: a rate window (see [`Config::min_body_rate`]).
@@ -88,6 +90,11 @@ impl<H: Handler> Worker<H> {
                     self.conns[key].conn.on_deferred_timeout(&mut env);
                     self.drive(key, Wake::ANY);
                 }
+                Deadline::Handshake => {
+                    self.services.counters.timeouts.add(1);
+                    self.services.counters.tls_handshake_failures.add(1);
+                    self.close(key);
+                }
                 Deadline::Write | Deadline::Stream => {
                     self.services.counters.timeouts.add(1);
                     self.close(key);
@@ -162,7 +169,9 @@ pub(super) fn unsent_limit(slot: &mut Slot, now: Instant) {
 /// a slow peer cannot extend it by trickling bytes: a wait held to a minimum
 /// rate moves on only by [`next_window`].
 pub(super) fn set_deadline(slot: &mut Slot, config: &Config, now: Instant) {
-    let (kind, timeout) = if slot.conn.output.pending() > 0 {
+    let (kind, timeout) = if slot.handshaking {
+        (Deadline::Handshake, config.tls_handshake_timeout)
+    } else if slot.has_output() {
         (Deadline::Write, config.write_timeout)
     } else {
         match slot.conn.waiting() {

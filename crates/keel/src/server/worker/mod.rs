@@ -10,7 +10,7 @@ use crate::http1::conn::{Conn, Phase, Services, Waiting};
 use crate::server::listener::{Acceptor, WorkerListener};
 use crate::server::stats::WorkerCounters;
 use crate::server::{date, handover, sys};
-use crate::transport::Stream;
+use crate::transport::{Stream, Transport};
 use crate::{Config, Handler};
 use crossbeam_channel::Receiver;
 use deadline::{set_deadline, unsent_limit, Deadline};
@@ -64,6 +64,16 @@ struct Slot {
     unsent_limited: bool,
     /// When and at which `bytes_out` the current fast-reader check began.
     fast_check: (Instant, u64),
+    /// Its TLS handshake is in progress (counted in `Worker::handshakes`).
+    handshaking: bool,
+}
+
+impl Slot {
+    /// Output waits for the socket: the connection's queue, or a TLS
+    /// stream's ciphertext.
+    fn has_output(&self) -> bool {
+        self.conn.output.pending() > 0 || self.stream.has_unsent()
+    }
 }
 
 /// Everything a worker thread starts with.
@@ -79,6 +89,8 @@ pub(crate) struct WorkerSetup<H> {
     pub(crate) pin_to: Option<usize>,
     /// Whether a [`crate::Metrics`] is wired: request latencies are recorded.
     pub(crate) timed: bool,
+    /// What the connections speak: plain HTTP, or TLS.
+    pub(crate) transport: Transport,
 }
 
 /// A listener in the worker's poller.
@@ -111,6 +123,9 @@ struct Worker<H> {
     again_spare: Vec<usize>,
     expired: Vec<usize>,
     scratch: Box<[u8]>,
+    transport: Transport,
+    /// Connections whose TLS handshake is in progress.
+    handshakes: usize,
 }
 
 /// Runs a worker until it has shut down.
@@ -158,6 +173,8 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         again_spare: Vec::with_capacity(256),
         expired: Vec::with_capacity(256),
         scratch: vec![0; 16 * 1024].into_boxed_slice(),
+        transport: setup.transport,
+        handshakes: 0,
     };
     worker.run()
 }
@@ -255,9 +272,7 @@ impl<H: Handler> Worker<H> {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, s)| {
-                s.conn.waiting() == Waiting::NextRequest && s.conn.output.pending() == 0
-            })
+            .filter(|(_, s)| s.conn.waiting() == Waiting::NextRequest && !s.has_output())
             .map(|(k, _)| k)
             .collect();
         idle.into_iter().for_each(|k| self.close(k));
@@ -312,7 +327,16 @@ impl<H: Handler> Worker<H> {
                 } else {
                     let buf = slot.conn.read_buffer(env.pool);
                     let room = buf.capacity() - buf.len();
-                    match sys::read_into(&slot.stream, buf) {
+                    let read = slot.stream.read_into(buf);
+                    if slot.handshaking {
+                        if let Some(info) = slot.stream.established() {
+                            slot.handshaking = false;
+                            self.handshakes -= 1;
+                            env.counters.tls_handshakes.add(1);
+                            slot.conn.set_tls(info);
+                        }
+                    }
+                    match read {
                         Ok(0) => peer_eof = true,
                         Ok(n) => {
                             env.counters.bytes_in.add(n as u64);
@@ -324,7 +348,12 @@ impl<H: Handler> Worker<H> {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return self.close(key),
+                        Err(_) => {
+                            if slot.handshaking {
+                                env.counters.tls_handshake_failures.add(1);
+                            }
+                            return self.close(key);
+                        }
                     }
                 }
                 // Also when nothing new came: requests held back by
@@ -353,7 +382,7 @@ impl<H: Handler> Worker<H> {
                     }
                     Err(_) => return self.close(key),
                 }
-                if slot.conn.output.pending() > 0 {
+                if slot.has_output() {
                     break; // the socket is full: WRITABLE brings us back
                 }
                 if pulls == PULLS_PER_TURN {
@@ -370,7 +399,7 @@ impl<H: Handler> Worker<H> {
                 slot.conn.on_peer_eof();
             }
             if slot.conn.phase() == Phase::Closing {
-                if slot.conn.output.pending() > 0 {
+                if slot.has_output() {
                     break; // finish writing first; WRITABLE brings us back
                 }
                 if let Some(upgrade) = slot.conn.take_upgrade(env.pool) {
@@ -428,6 +457,10 @@ impl<H: Handler> Worker<H> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut slot) = self.conns.try_remove(key) {
+            if slot.handshaking {
+                self.handshakes -= 1;
+            }
+            slot.stream.closing();
             let pool = &mut self.services.pool;
             slot.conn.discard_input(pool);
             slot.conn.output.advance(slot.conn.output.pending());

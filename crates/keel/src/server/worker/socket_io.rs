@@ -74,6 +74,12 @@ pub(super) fn flush(
     ask_page_cache: bool,
 ) -> io::Result<Flushed> {
     let mut file_bytes = 0;
+    // A TLS stream's ciphertext from before goes first.
+    match stream.push_unsent() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Stopped),
+        Err(e) => return Err(e),
+    }
     while conn.output.pending() > 0 {
         // A chunk found cached is not asked about again while it is sent
         // in pieces (one per flush, as the socket takes them).
@@ -110,7 +116,7 @@ pub(super) fn flush(
                         }
                         found_cached = Some(len);
                     }
-                    let sent = sys::send_file(stream, file, offset, len);
+                    let sent = stream.send_file(file, offset, len);
                     if let Ok(n) = sent {
                         file_bytes += n;
                     }
@@ -186,8 +192,8 @@ fn cut_short() -> io::Error {
 /// Whether a peer that shut its sending side sent nothing after: no
 /// pipelined request waits behind the deferred one.
 pub(super) fn peer_left(stream: &Stream) -> bool {
-    match stream.peek() {
-        Ok(n) => n == 0,
+    match stream.peek_byte() {
+        Ok(next) => next.is_none(),
         Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
     }
 }
