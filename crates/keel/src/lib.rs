@@ -23,6 +23,10 @@
 //! Limits and deadlines live in [`Config`]; malformed, oversized, ambiguous or
 //! slow requests are answered by the server itself ([`ProtocolError`]) and the
 //! connection is closed.
+//!
+//! Cargo features: `json` (default: `Request::json`, `Response::json`),
+//! `compression` (default: the gzip layer), `tls` (TLS in the worker loop
+//! with rustls: `Server::tls`, [`tls`]).
 
 #![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 

@@ -1,7 +1,7 @@
 //! TLS: what a handler learns about a TLS connection ([`TlsInfo`], from
 //! [`Request::tls`](crate::Request::tls)), and, with the `tls` feature,
 //! the configuration a server's listeners speak TLS with
-//! ([`Server::tls`](crate::Server::tls)).
+//! (`Server::tls`, with the feature).
 //!
 //! The handshake and the record layer run in the worker's event loop
 //! (rustls, sans-IO): ciphertext read from the socket is decrypted into the
