@@ -10,6 +10,8 @@
 
 #[cfg(feature = "tls")]
 pub use crate::transport::tls::config::{Certificates, TlsConfig, TlsError, ALPN_HTTP1};
+#[cfg(feature = "tls")]
+pub use crate::transport::tls::stream::TlsSocket;
 
 /// The TLS protocol version a connection agreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -20,8 +20,8 @@ use std::time::Duration;
 pub(crate) type OnUpgrade = Box<dyn FnOnce(Upgraded) + Send + 'static>;
 
 /// A connection after `101 Switching Protocols`: a blocking socket (TCP,
-/// or Unix when the server listens on one) that speaks the new protocol,
-/// no longer keel's.
+/// or Unix when the server listens on one; with its TLS session on a TLS
+/// server) that speaks the new protocol, no longer keel's.
 ///
 /// Reading yields first the bytes the client sent right after its upgrade
 /// request (they were already in keel's read buffer: a client may send its
@@ -116,14 +116,32 @@ pub enum UpgradedSocket {
     Tcp(TcpStream),
     /// A Unix stream socket connection.
     Unix(UnixStream),
+    /// A TLS session over one of the others: reads and writes are its
+    /// plaintext; the options and `shutdown` are the socket's.
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::TlsSocket>),
 }
 
-/// One call on whichever socket it is.
+/// One call on whichever plain socket it is (a TLS session's own for the
+/// options; `$tls` for the TLS session's data calls).
 macro_rules! on_socket {
     ($socket:expr, $s:ident => $call:expr) => {
+        on_socket!($socket, $s => $call, tls t => on_socket!(@plain t.socket_ref(), $s => $call))
+    };
+    (@plain $socket:expr, $s:ident => $call:expr) => {
         match $socket {
             UpgradedSocket::Tcp($s) => $call,
             UpgradedSocket::Unix($s) => $call,
+            #[cfg(feature = "tls")]
+            UpgradedSocket::Tls(_) => unreachable!("TLS over TLS is never made"),
+        }
+    };
+    ($socket:expr, $s:ident => $call:expr, tls $t:ident => $tls:expr) => {
+        match $socket {
+            UpgradedSocket::Tcp($s) => $call,
+            UpgradedSocket::Unix($s) => $call,
+            #[cfg(feature = "tls")]
+            UpgradedSocket::Tls($t) => $tls,
         }
     };
 }
@@ -159,21 +177,21 @@ impl UpgradedSocket {
 
 impl Read for UpgradedSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.read(buf))
+        on_socket!(self, s => s.read(buf), tls t => t.read(buf))
     }
 }
 
 impl Write for UpgradedSocket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.write(buf))
+        on_socket!(self, s => s.write(buf), tls t => t.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        on_socket!(self, s => s.write_vectored(bufs))
+        on_socket!(self, s => s.write_vectored(bufs), tls t => t.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        on_socket!(self, s => s.flush())
+        on_socket!(self, s => s.flush(), tls t => t.flush())
     }
 }
 

@@ -29,6 +29,18 @@ fn tls_app(req: &Request<'_>, res: &mut Response<'_>) {
             });
             res.file(file, range).unwrap();
         }
+        "/echo" => res
+            .upgrade("echo", |mut stream: keel::Upgraded| {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            })
+            .unwrap(),
         "/big" => {
             res.body(&vec![b'x'; 4 << 20]);
         }
@@ -412,4 +424,33 @@ fn a_connection_closed_by_the_server_ends_with_close_notify() {
     // (UnexpectedEof): reading to the end cleanly is the check.
     client.read_to_end(&mut all).expect("a clean TLS close");
     assert!(all.starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn an_upgraded_tls_connection_keeps_its_session() {
+    let server = server();
+    let mut client = server.connect("localhost");
+    // The first bytes of the new protocol in the same record as the request.
+    client
+        .write_all(
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly ",
+        )
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !got.ends_with(b"early ") {
+        let n = client.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    client.write_all(b"later").unwrap();
+    let mut later = [0u8; 5];
+    client.read_exact(&mut later).unwrap();
+    assert_eq!(&later, b"later");
+    assert_eq!(server.handle.stats().upgrades, 1);
 }

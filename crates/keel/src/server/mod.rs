@@ -185,8 +185,8 @@ impl Server {
     ///
     /// File bodies ([`Response::file`](crate::Response::file)) are read and
     /// encrypted by the worker, 64 KiB at a time, as `sendfile` cannot
-    /// encrypt. A `101` upgrade is not handed over on a TLS connection yet:
-    /// the connection closes after its `101`.
+    /// encrypt. A connection upgraded after `101` keeps its session
+    /// ([`UpgradedSocket::Tls`](crate::UpgradedSocket)).
     ///
     /// ```
     /// use keel::tls::{Certificates, TlsConfig};

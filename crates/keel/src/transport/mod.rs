@@ -197,10 +197,14 @@ impl Stream {
                 s.set_nonblocking(false)?;
                 UpgradedSocket::Unix(s)
             }
-            // An upgrade over TLS would hand the session over too: not
-            // offered yet; the connection closes after its `101`.
+            // The session goes with its socket: what it decrypted and
+            // has not handed over yet is read first.
             #[cfg(feature = "tls")]
-            Stream::Tls(_) => return Err(io::ErrorKind::Unsupported.into()),
+            Stream::Tls(t) => {
+                let (socket, session) = t.into_parts();
+                let socket = socket.into_blocking()?;
+                UpgradedSocket::Tls(Box::new(crate::tls::TlsSocket::new(session, socket)))
+            }
         })
     }
 }

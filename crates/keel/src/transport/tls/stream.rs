@@ -312,3 +312,64 @@ impl TlsStream {
         }
     }
 }
+
+impl TlsStream {
+    /// The session and its socket, for a blocking owner (an upgraded
+    /// connection): the plaintext the session holds and its queued
+    /// ciphertext go with it.
+    pub(crate) fn into_parts(self) -> (Stream, ServerConnection) {
+        (self.socket, self.session)
+    }
+}
+
+/// An upgraded TLS connection, blocking: rustls's session over the plain
+/// socket ([`UpgradedSocket::Tls`](crate::UpgradedSocket::Tls)). Reads and
+/// writes are plaintext; each write is sent before it returns.
+pub struct TlsSocket {
+    stream: rustls::StreamOwned<ServerConnection, crate::UpgradedSocket>,
+}
+
+impl std::fmt::Debug for TlsSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSocket")
+            .field("socket", &self.stream.sock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSocket {
+    pub(crate) fn new(session: ServerConnection, socket: crate::UpgradedSocket) -> TlsSocket {
+        TlsSocket {
+            stream: rustls::StreamOwned::new(session, socket),
+        }
+    }
+
+    /// The plain socket under the session, for its options. Reading or
+    /// writing it directly would break the session.
+    pub fn socket_ref(&self) -> &crate::UpgradedSocket {
+        &self.stream.sock
+    }
+}
+
+impl Read for TlsSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.stream.read(buf) {
+            // A peer that closes without close_notify has ended the
+            // stream as far as an upgraded protocol's framing can tell.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
+        }
+    }
+}
+
+impl Write for TlsSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.stream.write(buf)?;
+        self.stream.flush()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
