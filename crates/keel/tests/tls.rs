@@ -355,6 +355,35 @@ fn a_plaintext_request_on_the_tls_port_gets_a_clear_400() {
 }
 
 #[test]
+fn a_plaintext_request_after_a_silent_connect_gets_the_400_too() {
+    // Accepted at once (no TCP_DEFER_ACCEPT, as from a Unix or an
+    // inherited socket): the check waits for the first bytes.
+    let certs = test_certs::CertDir::generate().unwrap();
+    let tls = keel::tls::TlsConfig::new(util::tls::certificates(&certs.pki)).unwrap();
+    let server = keel::Server::bind("127.0.0.1:0")
+        .defer_accept(None)
+        .tls(&tls)
+        .workers(1)
+        .serve(tls_app)
+        .unwrap();
+    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = String::from_utf8(read_to_close(&mut plain)).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    server.shutdown(Duration::ZERO);
+    server.join();
+}
+
+#[test]
 fn stalled_handshakes_at_the_cap_make_room_for_a_real_client() {
     let server = TlsServer::start(tls_app, short_handshakes());
     // Four times the cap of handshakes that never finish.

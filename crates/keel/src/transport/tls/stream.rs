@@ -133,7 +133,6 @@ impl TlsStream {
                 return Ok(n);
             }
             if self.first_read {
-                self.first_read = false;
                 self.refuse_plaintext()?;
             }
             match self.session.read_tls(&mut self.socket) {
@@ -207,8 +206,14 @@ impl TlsStream {
     /// destroy the answer), and refused.
     fn refuse_plaintext(&mut self) -> io::Result<()> {
         match self.socket.peek_byte() {
-            Ok(Some(first)) if first.is_ascii_uppercase() => {}
-            _ => return Ok(()),
+            Ok(Some(first)) if first.is_ascii_uppercase() => self.first_read = false,
+            // Nothing yet (a connection accepted before it spoke): ask
+            // again when its first bytes come.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            _ => {
+                self.first_read = false;
+                return Ok(());
+            }
         }
         let mut scratch = [0u8; 4096];
         for _ in 0..16 {
