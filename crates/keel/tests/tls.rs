@@ -483,3 +483,28 @@ fn an_upgraded_tls_connection_keeps_its_session() {
     assert_eq!(&later, b"later");
     assert_eq!(server.handle.stats().upgrades, 1);
 }
+
+#[test]
+fn tls_over_a_unix_socket() {
+    let certs = test_certs::CertDir::generate().unwrap();
+    let tls = keel::tls::TlsConfig::new(util::tls::certificates(&certs.pki)).unwrap();
+    let path = certs.path().join("tls.sock");
+    let server = keel::Server::bind_unix(&path)
+        .tls(&tls)
+        .workers(1)
+        .serve(tls_app)
+        .unwrap();
+    let config = client_config(&certs.pki.ca_pem, &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let session = rustls::ClientConnection::new(config, name).unwrap();
+    let socket = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut client = rustls::StreamOwned::new(session, socket);
+    client.write_all(GET).unwrap();
+    let answer = read_responses(&mut client, 1).remove(0);
+    assert!(answer.body.starts_with(b"localhost Tls13"));
+    server.shutdown(Duration::ZERO);
+    server.join();
+}
