@@ -71,6 +71,7 @@ pub use server::config::Config;
 pub use server::listener::{ListenAddr, Listener};
 pub use server::stats::Stats;
 pub use server::systemd::{systemd_listeners, ActivationError, InheritedListener, MAX_INHERITED};
+pub use server::successor::{notify_predecessor, spawn_successor, Successor};
 pub use server::{Server, ServerHandle};
 pub use status::StatusCode;
 pub use stream::{BodyStream, StreamError};
