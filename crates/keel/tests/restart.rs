@@ -62,7 +62,9 @@ fn successor() {
     if role == "fail" {
         std::process::exit(3);
     }
-    let server = serve(Server::from_listeners(inherited.into_iter().map(|l| l.listener)));
+    let server = serve(Server::from_listeners(
+        inherited.into_iter().map(|l| l.listener),
+    ));
     if role != "hang" {
         assert!(keel::notify_predecessor().unwrap(), "a predecessor waits");
     }
@@ -113,7 +115,10 @@ impl Tally {
 
     fn answered_by(&self, pid: u32) -> u64 {
         let by_pid = self.by_pid.lock().unwrap();
-        by_pid.iter().find(|(p, _)| *p == pid).map_or(0, |(_, n)| *n)
+        by_pid
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -246,7 +251,10 @@ fn a_successor_takes_over_the_sockets_and_no_request_fails() {
 
     let mut child = successor.into_child();
     let reasons = tally.reasons.lock().unwrap().clone();
-    let (ok, failed) = (tally.ok.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     eprintln!(
         "{ok} answers ({} old, {} new), {failed} failed, {} resets, slowest {} us",
         tally.answered_by(me),
@@ -266,7 +274,10 @@ fn a_successor_takes_over_the_sockets_and_no_request_fails() {
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
-        fresh.record(read_response(&mut stream, &mut Vec::new()).map(|(p, _)| p), Duration::ZERO);
+        fresh.record(
+            read_response(&mut stream, &mut Vec::new()).map(|(p, _)| p),
+            Duration::ZERO,
+        );
     }
     assert_eq!(fresh.answered_by(new), 50);
     drop(child.stdin.take());
@@ -279,7 +290,11 @@ fn a_successor_that_fails_to_start_leaves_the_old_server_serving() {
     let addr = old.local_addr();
     let me = std::process::id();
     for (role, timeout, kind) in [
-        ("fail", Duration::from_secs(20), io::ErrorKind::UnexpectedEof),
+        (
+            "fail",
+            Duration::from_secs(20),
+            io::ErrorKind::UnexpectedEof,
+        ),
         ("hang", Duration::from_millis(500), io::ErrorKind::TimedOut),
     ] {
         let mut successor = spawn_successor(successor_command(role), &handed(&old)).unwrap();
@@ -333,14 +348,18 @@ fn an_answer_that_promised_keep_alive_keeps_it_when_the_drain_begins_meanwhile()
         .unwrap();
     let mut stream = connect(server.local_addr()).unwrap();
     let mut buf = Vec::new();
-    stream.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     wait_for("the handler runs", || entered.load(Ordering::SeqCst));
     server.shutdown(Duration::from_secs(5));
     release.store(true, Ordering::SeqCst);
     let (head, body) = read_200(&mut stream, &mut buf).unwrap();
     assert_eq!(body, "/slow");
     assert!(!says_close(&head), "written before the drain: {head}");
-    stream.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (head, body) = read_200(&mut stream, &mut buf).expect("the next request is answered");
     assert_eq!(body, "/next");
     assert!(says_close(&head), "answered while draining: {head}");

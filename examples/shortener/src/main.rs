@@ -205,7 +205,9 @@ fn serve(
     match keel::notify_predecessor() {
         Ok(true) => restart::log("serving; the previous process drains"),
         Ok(false) => {}
-        Err(e) => restart::log(&format!("cannot tell the previous process it may stop: {e}")),
+        Err(e) => restart::log(&format!(
+            "cannot tell the previous process it may stop: {e}"
+        )),
     }
     let mut handed_over = false;
     for signal in signals.forever() {

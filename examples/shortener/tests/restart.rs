@@ -61,7 +61,9 @@ impl Successors {
     fn terminate_last(&self) {
         let last = *self.0.lock().unwrap().last().expect("a successor");
         signal(last, "TERM");
-        wait_until("the last successor exits", Duration::from_secs(15), || gone(last));
+        wait_until("the last successor exits", Duration::from_secs(15), || {
+            gone(last)
+        });
     }
 }
 
@@ -69,7 +71,10 @@ impl Drop for Successors {
     fn drop(&mut self) {
         for &pid in self.0.lock().unwrap().iter() {
             if !gone(pid) {
-                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
             }
         }
     }
@@ -91,7 +96,9 @@ fn restart(server: &Shortener, pid: u32, nth: usize, successors: &Successors) ->
     }
     let successor = successor.unwrap_or_else(|| panic!("no successor pid in {stderr}"));
     successors.add(successor);
-    wait_until("the old process exits", Duration::from_secs(15), || gone(pid));
+    wait_until("the old process exits", Duration::from_secs(15), || {
+        gone(pid)
+    });
     successor
 }
 
@@ -184,8 +191,14 @@ fn client_loop(addr: SocketAddr, keep_alive: bool, stop: Arc<AtomicBool>, tally:
 
 /// wrk's count on a line such as `  12345 requests in 8.00s, ...`.
 fn wrk_requests(report: &str) -> u64 {
-    let line = report.lines().find(|l| l.contains(" requests in ")).unwrap_or("");
-    line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    let line = report
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .unwrap_or("");
+    line.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -237,7 +250,10 @@ fn three_restarts_under_load_fail_no_request() {
     assert!(health.unwrap().starts_with("HTTP/1.1 200 "));
     successors.terminate_last();
 
-    let (ok, failed) = (tally.ok.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     let resets = tally.resets.load(Ordering::Relaxed);
     eprintln!(
         "wrk:\n{report}\nclient loops: {ok} answers, {failed} failed, {resets} resets, slowest {} ms",
@@ -245,8 +261,14 @@ fn three_restarts_under_load_fail_no_request() {
     );
     assert_eq!(failed, 0, "{:?}", tally.reasons.lock().unwrap());
     assert!(ok > 100, "the close loop ran throughout: {ok}");
-    assert!(!report.contains("Socket errors"), "wrk saw errors:\n{report}");
-    assert!(!report.contains("Non-2xx or 3xx"), "wrk saw failures:\n{report}");
+    assert!(
+        !report.contains("Socket errors"),
+        "wrk saw errors:\n{report}"
+    );
+    assert!(
+        !report.contains("Non-2xx or 3xx"),
+        "wrk saw failures:\n{report}"
+    );
     assert!(wrk_requests(&report) > 1000, "wrk ran:\n{report}");
     let stderr = server.stderr();
     assert_eq!(stderr.matches("shortener: handed over to pid ").count(), 3);
@@ -282,9 +304,15 @@ fn a_successor_that_cannot_start_leaves_the_old_process_serving() {
     let key_file = server.data().join("api-keys");
     std::fs::write(&key_file, "admin short\n").unwrap();
     signal(server.pid(), "USR2");
-    wait_until("the failed restart is logged", Duration::from_secs(30), || {
-        server.stderr().contains("SIGUSR2: no restart, still serving")
-    });
+    wait_until(
+        "the failed restart is logged",
+        Duration::from_secs(30),
+        || {
+            server
+                .stderr()
+                .contains("SIGUSR2: no restart, still serving")
+        },
+    );
     assert!(!gone(server.pid()), "the old process serves on");
     for _ in 0..20 {
         close_request(server.addr()).expect("answered by the old process");

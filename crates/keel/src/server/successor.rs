@@ -95,20 +95,28 @@ impl Successor {
                 Ok(0) => {
                     let pid = self.id();
                     let status = self.exit_status(Duration::from_secs(1));
-                    let status = status.map_or_else(|| "still running".to_owned(), |s| s.to_string());
+                    let status =
+                        status.map_or_else(|| "still running".to_owned(), |s| s.to_string());
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("the successor (pid {pid}) stopped before it was ready ({status})"),
                     ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     let pid = self.id();
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("the successor (pid {pid}) was not ready within {timeout:?}: killed"),
+                        format!(
+                            "the successor (pid {pid}) was not ready within {timeout:?}: killed"
+                        ),
                     ));
                 }
                 Err(e) => return Err(e),
@@ -219,7 +227,9 @@ fn fd_names(listeners: &[InheritedListener]) -> Result<Option<String>, String> {
             && name.len() <= 255
             && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
         if !valid {
-            return Err(format!("{name:?} cannot be a socket's name (LISTEN_FDNAMES)"));
+            return Err(format!(
+                "{name:?} cannot be a socket's name (LISTEN_FDNAMES)"
+            ));
         }
         names.push(name);
     }
@@ -277,7 +287,9 @@ mod tests {
         command.env("LISTEN_PID", "1").env("KEEP", "yes");
         let env = environment(&command);
         assert!(env.iter().any(|e| e == "KEEP=yes"));
-        assert!(!env.iter().any(|e| e.as_encoded_bytes().starts_with(b"LISTEN_PID=")));
+        assert!(!env
+            .iter()
+            .any(|e| e.as_encoded_bytes().starts_with(b"LISTEN_PID=")));
     }
 
     #[test]
@@ -287,6 +299,10 @@ mod tests {
         let error = spawn_successor(Command::new("true"), &[named(None)]).unwrap_err();
         assert!(error.to_string().contains("not a path"), "{error}");
         let error = spawn_successor(Command::new("/nonexistent/keel"), &[named(None)]).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::NotFound, "execve's error: {error}");
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::NotFound,
+            "execve's error: {error}"
+        );
     }
 }

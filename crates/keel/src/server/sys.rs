@@ -5,9 +5,9 @@
 use crate::peer::PeerCredentials;
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::net::SocketAddr;
-use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -391,7 +391,10 @@ pub(crate) fn exec_with_listeners(
 ) -> io::Result<()> {
     let cstring = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument or variable")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a NUL byte in an argument or variable",
+            )
         })
     };
     let program = cstring(program)?;
@@ -399,7 +402,10 @@ pub(crate) fn exec_with_listeners(
     for arg in args {
         all_args.push(cstring(arg)?);
     }
-    let env = env.iter().map(|e| cstring(e)).collect::<io::Result<Vec<_>>>()?;
+    let env = env
+        .iter()
+        .map(|e| cstring(e))
+        .collect::<io::Result<Vec<_>>>()?;
     let mut pid_slot = b"LISTEN_PID=".to_vec();
     pid_slot.resize(PID_SLOT, 0);
     let slot = pid_slot.as_mut_ptr();
@@ -410,7 +416,10 @@ pub(crate) fn exec_with_listeners(
         .iter()
         .map(|fd| fd.try_clone_to_owned_above(first_free))
         .collect::<io::Result<Vec<_>>>()?;
-    let argv = all_args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]);
+    let argv = all_args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()]);
     let envp = env.iter().map(|e| e.as_ptr());
     let envp = envp.chain([slot.cast_const().cast(), std::ptr::null()]);
     let mut prepared = Prepared {

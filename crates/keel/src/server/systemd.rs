@@ -7,9 +7,9 @@ use super::listener::Listener;
 use super::sys;
 use socket2::{Domain, SockRef, Type};
 use std::ffi::OsStr;
-use std::os::unix::net::UnixStream;
 use std::fmt;
 use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The first inherited descriptor (`SD_LISTEN_FDS_START`).

@@ -14,8 +14,7 @@ fn open_beneath_stays_in_its_directory() {
     std::os::unix::fs::symlink("sub/in.txt", root.join("in")).unwrap();
     std::os::unix::fs::symlink(base.join("secret"), root.join("abs")).unwrap();
     let dir = std::fs::File::open(&root).unwrap();
-    let read =
-        |rel: &[u8]| open_beneath(&dir, rel).map(|f| std::io::read_to_string(f).unwrap());
+    let read = |rel: &[u8]| open_beneath(&dir, rel).map(|f| std::io::read_to_string(f).unwrap());
     assert_eq!(read(b"sub/in.txt").unwrap(), "inside");
     assert_eq!(read(b"in").unwrap(), "inside", "a link inside is followed");
     for escape in [
