@@ -75,6 +75,7 @@ pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};
 pub use server::config::Config;
 pub use server::listener::{ListenAddr, Listener};
 pub use server::stats::Stats;
+pub use server::successor::{notify_predecessor, spawn_successor, Successor};
 pub use server::systemd::{systemd_listeners, ActivationError, InheritedListener, MAX_INHERITED};
 pub use server::{Server, ServerHandle};
 pub use status::StatusCode;

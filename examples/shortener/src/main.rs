@@ -14,6 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod restart;
+
+/// The name a hand-over gives the `--admin-addr` socket (`LISTEN_FDNAMES`).
+const ADMIN_SOCKET: &str = "admin";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -118,6 +123,7 @@ fn serve(
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGUSR2,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server_config = Config {
@@ -127,7 +133,25 @@ fn serve(
         deferred_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         ..Config::default()
     };
+    // A predecessor's (`SIGUSR2`) or systemd's sockets: those named
+    // `admin` serve /metrics and /health, the others the app.
+    let (admin_sockets, inherited) = match inherited {
+        Some(sockets) => {
+            let (admin, app) = sockets
+                .into_iter()
+                .partition(|s| s.name.as_deref() == Some(ADMIN_SOCKET));
+            (admin, Some(app))
+        }
+        None => (Vec::new(), None),
+    };
     let admin = match &args.admin_addr {
+        Some(_) if !admin_sockets.is_empty() => Some(
+            Server::from_listeners(admin_sockets.into_iter().map(|s| s.listener))
+                .config(server_config.clone())
+                .workers(1)
+                .serve(app.admin_handler(metrics.clone()))
+                .map_err(|e| format!("cannot serve the inherited admin socket: {e}"))?,
+        ),
         Some(addr) => Some(
             Server::bind(addr.as_str())
                 .config(server_config.clone())
@@ -155,7 +179,7 @@ fn serve(
     let server = server
         .serve(handler)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addrs: Vec<String> = server
+    let mut addrs: Vec<String> = server
         .listen_addrs()
         .iter()
         .map(|addr| match addr {
@@ -163,6 +187,8 @@ fn serve(
             unix => unix.to_string(),
         })
         .collect();
+    // One address for all of `bind`'s per-worker sockets, inherited too.
+    addrs.dedup();
     println!(
         "shortener: listening on {} with {} workers, store {}, short links {base_url}/...",
         addrs.join(", "),
@@ -176,13 +202,38 @@ fn serve(
             admin.local_addr()
         );
     }
-    if let Some(signal) = signals.forever().next() {
-        eprintln!("shortener: signal {signal}, shutting down");
+    match keel::notify_predecessor() {
+        Ok(true) => restart::log("serving; the previous process drains"),
+        Ok(false) => {}
+        Err(e) => restart::log(&format!(
+            "cannot tell the previous process it may stop: {e}"
+        )),
     }
-    server.shutdown(Duration::from_secs(10));
+    let mut handed_over = false;
+    for signal in signals.forever() {
+        if signal != signal_hook::consts::SIGUSR2 {
+            eprintln!("shortener: signal {signal}, shutting down");
+            break;
+        }
+        match restart::hand_over(&server, admin.as_ref()) {
+            Ok(pid) => {
+                restart::log(&format!("handed over to pid {pid}; draining"));
+                handed_over = true;
+                break;
+            }
+            Err(e) => restart::log(&format!("SIGUSR2: no restart, still serving: {e}")),
+        }
+    }
+    let stop = |server: &keel::ServerHandle, grace: Duration| match handed_over {
+        true => server.retire(grace),
+        false => server.shutdown(grace),
+    };
+    stop(&server, Duration::from_secs(10));
+    if let Some(admin) = &admin {
+        stop(admin, Duration::from_secs(1));
+    }
     server.join();
     if let Some(admin) = admin {
-        admin.shutdown(Duration::from_secs(1));
         admin.join();
     }
     match app.shutdown() {

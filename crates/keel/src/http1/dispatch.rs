@@ -227,9 +227,12 @@ fn written<H: Handler + ?Sized>(
     env: &mut Env<'_, H>,
     started: Instant,
 ) -> Answer {
-    if env.draining.load(Relaxed) {
-        // Shutdown began while the handler ran: close after this
-        // response (it says so too if its head is not written yet).
+    if env.draining.load(Relaxed) && !res.head_written() {
+        // Shutdown began while the handler ran: close after this response,
+        // which says so. One whose head already went out saying keep-alive
+        // keeps its word: its client may send its next request at once,
+        // and would read a closed connection instead of an answer; that
+        // request is answered with `Connection: close`.
         res.close();
     }
     res.finish();

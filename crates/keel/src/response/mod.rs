@@ -342,6 +342,13 @@ impl<'a> Response<'a> {
         self.keep_alive
     }
 
+    /// Whether the head is written, and with it the `Connection` header:
+    /// too late then to [`close`](Response::close) without the client
+    /// being told.
+    pub(crate) fn head_written(&self) -> bool {
+        matches!(self.stage, Stage::Streaming | Stage::Done)
+    }
+
     /// Completes the response: called by the connection after the handler returns.
     pub(crate) fn finish(&mut self) {
         match self.stage {

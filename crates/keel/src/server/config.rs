@@ -133,6 +133,14 @@ pub struct Config {
     /// reading (and discarding) what the peer still sends, so that the peer
     /// sees the response instead of a reset. Default 2 s.
     pub linger_timeout: Duration,
+    /// Once a graceful shutdown begins ([`crate::ServerHandle::shutdown`]),
+    /// how long an idle keep-alive connection stays open: a request it
+    /// brings meanwhile is answered with `Connection: close`, then it
+    /// closes; one still idle after it is closed. Closing it at once would
+    /// fail a client whose next request is already on its way (it reads
+    /// the end of the connection instead of an answer). Zero closes idle
+    /// connections at once. Default 500 ms.
+    pub drain_idle_grace: Duration,
     /// Initial capacity of each pooled read and write buffer. Default 8 KiB.
     pub buffer_size: usize,
     /// Largest buffer the pool keeps when a connection gives it back; larger
@@ -193,6 +201,7 @@ impl Default for Config {
             min_send_rate: 1024,
             deferred_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
+            drain_idle_grace: Duration::from_millis(500),
             buffer_size: 8 * 1024,
             max_pooled_buffer: 64 * 1024,
             max_pooled_buffers: 1024,

@@ -51,7 +51,12 @@ impl Listener {
         }
     }
 
-    fn try_clone(&self) -> io::Result<Listener> {
+    /// A duplicate: the same socket (and queue) under another descriptor.
+    ///
+    /// # Errors
+    ///
+    /// As `dup(2)`.
+    pub fn try_clone(&self) -> io::Result<Listener> {
         Ok(match self {
             Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
             Listener::Unix(l) => Listener::Unix(l.try_clone()?),

@@ -7,6 +7,7 @@ pub(crate) mod listener;
 mod open;
 pub(crate) mod pool;
 pub(crate) mod stats;
+pub(crate) mod successor;
 pub(crate) mod sys;
 pub(crate) mod systemd;
 pub(crate) mod worker;
@@ -303,6 +304,15 @@ impl Server {
             max_unsent: self.config.max_unsent_per_socket,
         };
         let opened = open::open(self.listen, self.unix_mode, self.workers, options)?;
+        let handed_over = match distinct_sockets(&opened) {
+            Ok(sockets) => sockets,
+            Err(e) => {
+                if let Some(file) = &opened.socket_file {
+                    file.remove();
+                }
+                return Err(e);
+            }
+        };
         let listen_addrs = opened.addrs;
         let socket_file = Mutex::new(opened.socket_file);
         let listeners = opened.per_worker;
@@ -342,6 +352,7 @@ impl Server {
                     let started = ServerHandle {
                         listen_addrs,
                         socket_file,
+                        handed_over: Mutex::new(handed_over),
                         workers,
                         shutting_down,
                     };
@@ -360,6 +371,7 @@ impl Server {
         let started = ServerHandle {
             listen_addrs,
             socket_file,
+            handed_over: Mutex::new(handed_over),
             workers,
             shutting_down,
         };
@@ -376,6 +388,21 @@ impl Server {
     }
 }
 
+/// A duplicate of every distinct listening socket: each worker's own
+/// `SO_REUSEPORT` socket, or once each socket all workers share.
+fn distinct_sockets(opened: &open::Opened) -> io::Result<Vec<Listener>> {
+    let lists = if opened.shared {
+        &opened.per_worker[..1]
+    } else {
+        &opened.per_worker[..]
+    };
+    lists
+        .iter()
+        .flatten()
+        .map(|l| l.listener.try_clone())
+        .collect()
+}
+
 struct WorkerHandle {
     control: Sender<Control>,
     waker: Arc<Waker>,
@@ -390,6 +417,10 @@ pub struct ServerHandle {
     listen_addrs: Vec<ListenAddr>,
     /// The Unix socket [`Server::bind_unix`] made, removed by `join`.
     socket_file: Mutex<Option<SocketFile>>,
+    /// Duplicates of the listening sockets, for [`ServerHandle::listeners`];
+    /// closed at shutdown, so that a stopped server refuses connections
+    /// instead of queueing them for nobody.
+    handed_over: Mutex<Vec<Listener>>,
     workers: Vec<WorkerHandle>,
     shutting_down: Arc<AtomicBool>,
 }
@@ -417,7 +448,13 @@ impl ServerHandle {
     /// Starts a graceful shutdown and returns at once: workers stop
     /// accepting, close idle connections, answer the requests in flight with
     /// `Connection: close`, and force-close whatever is left after `grace`.
+    ///
+    /// An idle keep-alive connection is not closed at once: a request it
+    /// brings within [`Config::drain_idle_grace`] is answered (with
+    /// `Connection: close`), so that a client sending its next request as
+    /// the shutdown begins gets an answer, not a closed connection.
     pub fn shutdown(&self, grace: Duration) {
+        self.handed_over.lock().clear();
         let deadline = Instant::now() + grace;
         self.shutting_down.store(true, Ordering::Relaxed);
         for worker in &self.workers {
@@ -425,6 +462,40 @@ impl ServerHandle {
             let _ = worker.control.send(Control::Shutdown { deadline });
             let _ = worker.waker.wake();
         }
+    }
+
+    /// Duplicates of every listening socket the server accepts from, for
+    /// [`spawn_successor`](crate::spawn_successor): each worker's own
+    /// `SO_REUSEPORT` socket after [`Server::bind`] (all of them: each has
+    /// its own queue), the one shared socket otherwise. The duplicates
+    /// share the originals' queues; closing them changes nothing for this
+    /// server.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` once [`shutdown`](ServerHandle::shutdown) began (the
+    /// handle's own copies are closed then); as `dup(2)` otherwise.
+    pub fn listeners(&self) -> io::Result<Vec<Listener>> {
+        let kept = self.handed_over.lock();
+        if kept.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the server is shutting down: its sockets are closed",
+            ));
+        }
+        kept.iter().map(Listener::try_clone).collect()
+    }
+
+    /// Shuts down as [`shutdown`](ServerHandle::shutdown) does, for a
+    /// server whose sockets a successor serves now (its
+    /// [`Successor::wait_ready`](crate::Successor::wait_ready) succeeded):
+    /// [`join`](ServerHandle::join) leaves the Unix socket file
+    /// [`Server::bind_unix`] made in place, since the successor listens on
+    /// that very socket.
+    pub fn retire(&self, grace: Duration) {
+        // Forgotten, not removed.
+        drop(self.socket_file.lock().take());
+        self.shutdown(grace);
     }
 
     /// Waits until every worker has stopped, then removes the socket file

@@ -24,6 +24,9 @@ pub(super) struct Opened {
     pub(super) per_worker: Vec<Vec<WorkerListener>>,
     pub(super) addrs: Vec<ListenAddr>,
     pub(super) socket_file: Option<SocketFile>,
+    /// Every worker's list holds duplicates of the same sockets (else
+    /// each worker has sockets of its own).
+    pub(super) shared: bool,
 }
 
 /// Opens (or adopts) the listeners of `workers` workers.
@@ -72,6 +75,7 @@ pub(super) fn open(
                 per_worker,
                 addrs,
                 socket_file,
+                shared: true,
             })
         }
         Err(e) => {
@@ -105,5 +109,6 @@ fn reuseport(addr: SocketAddr, workers: usize, options: ListenerOptions) -> io::
         per_worker,
         addrs: vec![ListenAddr::Tcp(local_addr)],
         socket_file: None,
+        shared: false,
     })
 }

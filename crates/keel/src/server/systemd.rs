@@ -9,6 +9,7 @@ use socket2::{Domain, SockRef, Type};
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The first inherited descriptor (`SD_LISTEN_FDS_START`).
@@ -116,6 +117,13 @@ pub struct InheritedListener {
 /// own. [`Server::from_systemd`](crate::Server::from_systemd) serves on all
 /// of them; this is for a program that routes them by name.
 ///
+/// A process started by [`crate::spawn_successor`] also finds
+/// `KEEL_READY_FD` here: the channel [`crate::notify_predecessor`] writes
+/// to once this process serves, taken (close-on-exec) and removed from the
+/// environment too. A value that is not a descriptor numbered after the
+/// sockets is [`ActivationError::Malformed`]; one that is not a connected
+/// Unix stream socket is [`ActivationError::NotAListener`].
+///
 /// Call it at the start of `main`, before other threads run: changing the
 /// environment races with C code reading it on another thread (Rust's own
 /// `std::env` calls hold a lock). Descriptors are taken once per process:
@@ -129,7 +137,8 @@ pub struct InheritedListener {
 pub fn systemd_listeners() -> Result<Vec<InheritedListener>, ActivationError> {
     let var = |name| std::env::var_os(name);
     let (pid, fds, names) = (var(VARIABLES[0]), var(VARIABLES[1]), var(VARIABLES[2]));
-    for name in VARIABLES {
+    let ready = std::env::var_os(super::successor::READY_FD);
+    for name in VARIABLES.into_iter().chain([super::successor::READY_FD]) {
         std::env::remove_var(name);
     }
     let activation = parse(
@@ -149,7 +158,41 @@ pub fn systemd_listeners() -> Result<Vec<InheritedListener>, ActivationError> {
         let listener = listener_of(owned).map_err(not_a_listener)?;
         taken.push(InheritedListener { listener, name });
     }
+    if let Some(value) = ready {
+        let channel = ready_channel(&value, activation.count)?;
+        super::successor::set_predecessor(channel);
+    }
     Ok(taken)
+}
+
+/// The readiness channel a predecessor passed (`KEEL_READY_FD`, see
+/// [`crate::spawn_successor`]): a connected Unix stream socket numbered
+/// after the `count` sockets.
+fn ready_channel(value: &OsStr, count: usize) -> Result<UnixStream, ActivationError> {
+    let variable = super::successor::READY_FD;
+    let fd = number(variable, value)?;
+    let first_free = FIRST_FD as u32 + count as u32;
+    let fd = match RawFd::try_from(fd) {
+        Ok(fd) if fd as u32 >= first_free => fd,
+        _ => {
+            return Err(ActivationError::Malformed {
+                variable,
+                value: value.to_string_lossy().into_owned(),
+            })
+        }
+    };
+    let not_a_channel = |reason: &str| ActivationError::NotAListener {
+        fd,
+        reason: format!("{variable}: {reason}"),
+    };
+    let owned = sys::take_inherited_fd(fd).map_err(|e| not_a_channel(&e.to_string()))?;
+    let socket = SockRef::from(&owned);
+    let is_stream = socket.r#type().is_ok_and(|t| t == Type::STREAM);
+    let is_unix = socket.domain().is_ok_and(|d| d == Domain::UNIX);
+    if !is_stream || !is_unix || socket.is_listener().unwrap_or(true) {
+        return Err(not_a_channel("not a connected Unix stream socket"));
+    }
+    Ok(UnixStream::from(owned))
 }
 
 /// The listener an inherited descriptor holds, by its family.

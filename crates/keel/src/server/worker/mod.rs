@@ -117,6 +117,9 @@ struct Worker<H> {
     /// Eviction candidates, (wait began, key), kept to reuse the allocation.
     victims: Vec<(Instant, usize)>,
     draining: Option<Instant>,
+    /// While draining: when the idle keep-alive connections are closed
+    /// (`Config::drain_idle_grace` after the shutdown began).
+    idle_grace_until: Option<Instant>,
     /// Connections whose read budget ran out with bytes left: driven again
     /// before the next poll blocks.
     again: Vec<usize>,
@@ -169,6 +172,7 @@ pub(crate) fn run<H: Handler>(setup: WorkerSetup<H>) -> io::Result<()> {
         accept_retry_at: Instant::now(),
         victims: Vec::new(),
         draining: None,
+        idle_grace_until: None,
         again: Vec::with_capacity(256),
         again_spare: Vec::with_capacity(256),
         expired: Vec::with_capacity(256),
@@ -185,11 +189,14 @@ impl<H: Handler> Worker<H> {
         let tick = self.services.config.timer_tick();
         let mut next_tick = Instant::now() + tick;
         loop {
-            let wake_at = if self.accept_paused {
+            let mut wake_at = if self.accept_paused {
                 next_tick.min(self.accept_retry_at)
             } else {
                 next_tick
             };
+            if let Some(until) = self.idle_grace_until {
+                wake_at = wake_at.min(until);
+            }
             let timeout = if self.again.is_empty() {
                 wake_at.saturating_duration_since(self.now)
             } else {
@@ -229,6 +236,10 @@ impl<H: Handler> Worker<H> {
             if self.accept_due() {
                 self.accept();
             }
+            if self.idle_grace_until.is_some_and(|until| self.now >= until) {
+                self.idle_grace_until = None;
+                self.close_idle();
+            }
             if let Some(deadline) = self.draining {
                 if self.conns.is_empty() || self.now >= deadline {
                     let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -264,11 +275,26 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// Stops accepting (the listeners close here; a successor holding the
+    /// same sockets goes on accepting from their queues) and starts
+    /// draining: idle connections get `Config::drain_idle_grace`, every
+    /// answer from now on says `Connection: close`.
     fn begin_shutdown(&mut self, deadline: Instant) {
         self.draining = Some(deadline);
         for mut listening in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut listening.acceptor);
         }
+        let grace = self.services.config.drain_idle_grace;
+        if grace.is_zero() {
+            self.close_idle();
+        } else {
+            self.idle_grace_until = Some(self.now + grace);
+        }
+    }
+
+    /// Closes the keep-alive connections waiting for a request with
+    /// nothing left to write.
+    fn close_idle(&mut self) {
         let idle: Vec<usize> = self
             .conns
             .iter()
