@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A TLS scan of a running server and its verdict (sourced, not run), shared
 # by benches/load/tls.sh (keel and hyper) and
 # examples/shortener/tests/tls-scan.sh (the shortener, in CI):

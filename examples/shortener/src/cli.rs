@@ -228,11 +228,21 @@ pub struct ServeArgs {
     /// listener speaks TLS: --addr, --unix, sockets systemd passed (not
     /// --admin-addr). SIGHUP reads the files again; a reload that fails
     /// keeps the certificates in use.
-    #[arg(long, env = "SHORTENER_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "SHORTENER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// The private key of --tls-cert, PEM (certbot's privkey.pem).
-    #[arg(long, env = "SHORTENER_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "SHORTENER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Another certificate, for clients that ask for NAME (SNI); others
@@ -250,7 +260,12 @@ pub struct ServeArgs {
     /// Send `Strict-Transport-Security: max-age=SECONDS` over TLS: browsers
     /// then refuse plain HTTP to this host for that long (default: not
     /// sent; start small, e.g. 300, and raise it once HTTPS works).
-    #[arg(long, env = "SHORTENER_HSTS_MAX_AGE", value_name = "SECONDS", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "SHORTENER_HSTS_MAX_AGE",
+        value_name = "SECONDS",
+        requires = "tls_cert"
+    )]
     pub hsts_max_age: Option<u64>,
 }
 

@@ -100,7 +100,9 @@ fn serve(
     // Read before anything listens: a bad file stops the start.
     let tls = cli.tls_files().map(shortener::tls::Tls::open).transpose()?;
     if tls.is_some() && base_url.starts_with("http://") {
-        eprintln!("shortener: WARNING: --base-url {base_url} is plain http:// but this server speaks TLS");
+        eprintln!(
+            "shortener: WARNING: --base-url {base_url} is plain http:// but this server speaks TLS"
+        );
     }
     let app = App::new(store, config);
     let metrics = keel::Metrics::new();

@@ -23,7 +23,9 @@ impl std::str::FromStr for SniCert {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let shape = || format!("{text:?} is not NAME=CERT,KEY (e.g. sho.rt=/etc/sho.rt.pem,/etc/sho.rt.key)");
+        let shape = || {
+            format!("{text:?} is not NAME=CERT,KEY (e.g. sho.rt=/etc/sho.rt.pem,/etc/sho.rt.key)")
+        };
         let (name, files) = text.split_once('=').ok_or_else(shape)?;
         let (cert, key) = files.split_once(',').ok_or_else(shape)?;
         let name = name.trim();
@@ -40,7 +42,13 @@ impl std::str::FromStr for SniCert {
 
 impl std::fmt::Display for SniCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={},{}", self.name, self.cert.display(), self.key.display())
+        write!(
+            f,
+            "{}={},{}",
+            self.name,
+            self.cert.display(),
+            self.key.display()
+        )
     }
 }
 
@@ -124,9 +132,7 @@ impl Tls {
     /// As [`CertFiles::load`]; the certificates in use then stay.
     pub fn reload(&self) -> Result<(), String> {
         let certificates = self.files.load()?;
-        self.config
-            .reload(certificates)
-            .map_err(|e| e.to_string())
+        self.config.reload(certificates).map_err(|e| e.to_string())
     }
 }
 
@@ -172,7 +178,13 @@ mod tests {
         assert_eq!(sni.cert.to_str(), Some("/etc/a.pem"));
         assert_eq!(sni.key.to_str(), Some("/etc/a.key"));
         assert_eq!(sni.to_string(), "sho.rt=/etc/a.pem,/etc/a.key");
-        for bad in ["sho.rt", "sho.rt=/a.pem", "=/a.pem,/a.key", "x=,/a.key", "x=/a.pem,"] {
+        for bad in [
+            "sho.rt",
+            "sho.rt=/a.pem",
+            "=/a.pem,/a.key",
+            "x=,/a.key",
+            "x=/a.pem,",
+        ] {
             let err = bad.parse::<SniCert>().unwrap_err();
             assert!(err.contains("NAME=CERT,KEY"), "{bad}: {err}");
         }
@@ -200,7 +212,9 @@ mod tests {
         let answer = String::from_utf8(conn.recv()).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(
-            !answer.to_ascii_lowercase().contains("strict-transport-security"),
+            !answer
+                .to_ascii_lowercase()
+                .contains("strict-transport-security"),
             "{answer}"
         );
     }

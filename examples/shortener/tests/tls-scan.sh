@@ -46,7 +46,9 @@ command -v sslscan >/dev/null || missing+=(sslscan)
 command -v openssl >/dev/null || missing+=(openssl)
 [ "$TESTSSL" = 0 ] || command -v testssl >/dev/null || missing+=(testssl.sh)
 if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "missing: ${missing[*]} (apt-get install ${missing[*]})"
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        die "missing: ${missing[*]} (apt-get install ${missing[*]})"
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq "${missing[@]}" >/dev/null ||
         { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
@@ -84,6 +86,7 @@ openssl s_server -accept 127.0.0.1:0 -cert "$certs/server.pem" -key "$certs/serv
     -cipher 'ALL:@SECLEVEL=0' -min_protocol TLSv1 -www >"$work/control/s_server.out" 2>&1 &
 pids+=($!)
 line=$(wait_for "$work/control/s_server.out" '^ACCEPT ') || die "openssl s_server did not start: $(cat "$work/control/s_server.out")"
+# shellcheck disable=SC2034 # tls_scan reads it
 control=$(TESTSSL_CHECKS="-p -s -U" && tls_scan "${line#ACCEPT }" "$work/control" "$certs/ca.pem" &&
     tls_scan_problems "$work/control")
 echo "$control" | sed 's/^/    caught: /' | cut -c1-160

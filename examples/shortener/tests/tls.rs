@@ -115,7 +115,8 @@ fn curl_shortens_a_link_over_https_and_its_short_url_redirects() {
         text(&followed.stderr)
     );
     assert!(
-        !out.to_ascii_lowercase().contains("strict-transport-security"),
+        !out.to_ascii_lowercase()
+            .contains("strict-transport-security"),
         "HSTS only when asked: {out}"
     );
     // Plain HTTP to the same port: keel's 400, in the clear, then closed.
@@ -224,7 +225,10 @@ fn sighup_reloads_the_certificates_and_open_connections_keep_theirs() {
     sighup(&server);
     wait_stderr(&server, "SIGHUP: TLS certificates reloaded");
     let err = connect(&server, &old.pki.ca_pem).err();
-    assert!(err.is_some(), "a new handshake still got the old certificate");
+    assert!(
+        err.is_some(),
+        "a new handshake still got the old certificate"
+    );
     let mut fresh = connect(&server, &new.ca_pem).expect("a handshake on the new certificate");
     assert_eq!(health(&mut fresh), 200);
     // The connection opened before the reload goes on, on its own keys.
@@ -233,13 +237,28 @@ fn sighup_reloads_the_certificates_and_open_connections_keep_theirs() {
 
     // A broken renewal (a truncated file) changes nothing: the log names
     // the file, and handshakes still get the certificate in use.
-    std::fs::write(&old.files.server_cert, "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+    std::fs::write(
+        &old.files.server_cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n",
+    )
+    .unwrap();
     sighup(&server);
-    let log = wait_stderr(&server, "reload failed, the previous certificates stay in use");
+    let log = wait_stderr(
+        &server,
+        "reload failed, the previous certificates stay in use",
+    );
     assert!(log.contains(path(&old.files.server_cert)), "{log}");
     let mut after = connect(&server, &new.ca_pem).expect("still the new certificate");
     assert_eq!(health(&mut after), 200);
     assert_eq!(health(&mut kept), 200);
+}
+
+#[test]
+fn sighup_without_tls_is_logged_and_the_server_keeps_serving() {
+    let server = Shortener::start();
+    sighup(&server);
+    wait_stderr(&server, "SIGHUP: no TLS certificates to reload");
+    assert_eq!(server.get("/health").status, 200);
 }
 
 #[test]
@@ -324,14 +343,35 @@ fn bad_tls_flags_are_refused_at_start_with_the_reason() {
     assert!(err.contains(path(&missing)), "{err}");
     // A key that is not the certificate's: both files named.
     let err = refused(&["--tls-cert", cert, "--tls-key", path(&f.other_key)]);
-    assert!(err.contains(cert) && err.contains(path(&f.other_key)), "{err}");
+    assert!(
+        err.contains(cert) && err.contains(path(&f.other_key)),
+        "{err}"
+    );
     // A file of the wrong kind (the key given as the certificate).
     let err = refused(&["--tls-cert", key, "--tls-key", key]);
     assert!(err.contains(key), "{err}");
 
-    let wrong_name = format!("wrong.localhost={},{}", path(&f.other_cert), path(&f.other_key));
-    let err = refused(&["--tls-cert", cert, "--tls-key", key, "--tls-sni", &wrong_name]);
+    let wrong_name = format!(
+        "wrong.localhost={},{}",
+        path(&f.other_cert),
+        path(&f.other_key)
+    );
+    let err = refused(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--tls-sni",
+        &wrong_name,
+    ]);
     assert!(err.contains("wrong.localhost"), "{err}");
-    let err = refused(&["--tls-cert", cert, "--tls-key", key, "--tls-sni", "other.localhost"]);
+    let err = refused(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--tls-sni",
+        "other.localhost",
+    ]);
     assert!(err.contains("NAME=CERT,KEY"), "{err}");
 }
