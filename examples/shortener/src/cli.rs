@@ -610,35 +610,4 @@ mod tests {
         let unix = Cli::try_parse_from(["shortener", "--unix", "/run/s.sock"]).unwrap();
         assert_eq!(unix.listen_addr(), None, "--unix replaces --addr");
     }
-
-    #[test]
-    fn tls_flags_come_as_a_cert_and_key_pair() {
-        let parse = |args: &[&str]| Cli::try_parse_from([&["shortener"], args].concat());
-        for lone in [
-            &["--tls-cert", "c.pem"][..],
-            &["--tls-key", "k.pem"],
-            &["--tls-sni", "a.example=a.pem,a.key"],
-            &["--hsts-max-age", "300"],
-        ] {
-            assert!(parse(lone).is_err(), "{lone:?} without a cert and key");
-        }
-        let cli = parse(&[
-            "--addr",
-            "127.0.0.1:8443",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--tls-sni",
-            "a.example=a.pem,a.key",
-            "--tls-sni",
-            "b.example=b.pem,b.key",
-        ])
-        .unwrap();
-        let files = cli.tls_files().unwrap();
-        assert_eq!(files.sni.len(), 2);
-        assert_eq!(cli.base_url(), "https://127.0.0.1:8443");
-        assert!(parse(&[]).unwrap().tls_files().is_none());
-        assert!(parse(&["--tls-sni", "bad", "--tls-cert", "c", "--tls-key", "k"]).is_err());
-    }
 }
