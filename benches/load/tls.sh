@@ -48,11 +48,12 @@
 #   scan       (once per server) sslscan: the protocols and cipher suites
 #              offered, summarised; a protocol below TLS 1.2, a cipher under
 #              128 bits or of a weak kind (RC4, DES, 3DES, NULL, EXPORT,
-#              anonymous, MD5, CBC) is FAILED. TESTSSL=1 adds a testssl.sh
-#              run (protocols, ciphers, vulnerabilities; about a minute),
-#              its findings of severity LOW or worse listed: with the test
-#              certificate expect cert_chain_of_trust (a private CA),
-#              cert_validityPeriod (rcgen's default, to 4096) and
+#              anonymous, MD5, CBC) is FAILED (tls_scan.sh, shared with the
+#              shortener's CI scan). TESTSSL=1 adds a testssl.sh run
+#              (protocols, ciphers, vulnerabilities; about a minute and a
+#              half; the test CA added with --add-ca), anything VULNERABLE
+#              FAILED, its findings of severity LOW or worse listed: with
+#              the test certificate expect cert_validityPeriod (rcgen's default, to 4096) and
 #              cert_revocation (no CRL or OCSP), HTTP's HSTS and security
 #              headers and DNS CAA; and cipher_order where the server
 #              follows the client's order (rustls's default; every suite
@@ -91,6 +92,8 @@ servers=("$@")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
 source "$here/common.sh"
+# shellcheck source=tls_scan.sh
+source "$here/tls_scan.sh"
 need openssl
 need sslscan
 [ "$TESTSSL" = 0 ] || need testssl testssl.sh
@@ -248,51 +251,22 @@ resumption() {
     [[ $second == Reused,* ]] || fail "resumption, $name: -sess_in was not resumed: ${second:-nothing}"
 }
 
-# scan NAME: sslscan's protocols and ciphers (and testssl.sh's findings).
+# scan NAME: sslscan's protocols and ciphers (and testssl.sh's findings),
+# judged by tls_scan.sh's criteria.
 scan() {
-    local name=$1 weak
+    local name=$1 problem
     start_tls_server "$name"
-    sslscan --no-colour "127.0.0.1:$PORT" >"$logs/sslscan.out" 2>&1 || true
-    if [ "$TESTSSL" != 0 ]; then
-        testssl --quiet --color 0 --warnings off --severity LOW --jsonfile "$logs/testssl.json" \
-            "127.0.0.1:$PORT" >"$logs/testssl.out" 2>&1 || true
-    fi
+    tls_scan "127.0.0.1:$PORT" "$logs" "$certs/ca.pem"
     stop_server
     {
         echo "### $name"
         echo
-        echo "protocols: $(awk '/^(SSLv[23]|TLSv1\.[0-3]) +(enabled|disabled)$/ { printf "%s %s; ", $1, $2 }' "$logs/sslscan.out")"
-        echo "ciphers (accepted or preferred):"
-        grep -E '^(Preferred|Accepted) ' "$logs/sslscan.out" | sed 's/^/    /'
-        echo "key exchange groups: $(awk '/Server Key Exchange Group/ { on = 1; next } on && NF == 0 { on = 0 } on { printf "%s %s; ", $1, $4 }' "$logs/sslscan.out")"
-        echo "$(grep -A1 'TLS renegotiation:' "$logs/sslscan.out" | tail -1); $(grep -A2 'Heartbleed:' "$logs/sslscan.out" | tail -2 | tr '\n' ';')"
+        tls_scan_summary "$logs"
+        echo
     } >>"$logs/scan"
-    grep -q '^TLSv1.3 *enabled' "$logs/sslscan.out" || fail "scan, $name: sslscan did not find TLS 1.3 (see its output below)"
-    if grep -Eq '^(SSLv[23]|TLSv1\.[01]) +enabled' "$logs/sslscan.out"; then
-        fail "scan, $name: a protocol below TLS 1.2 is enabled"
-    fi
-    weak=$(grep -E '^(Preferred|Accepted) ' "$logs/sslscan.out" |
-        awk '$3 < 128 || $5 ~ /RC4|DES|NULL|EXP|ADH|AECDH|anon|MD5|CBC|-SHA$/' || true)
-    [ -z "$weak" ] || fail "scan, $name: weak ciphers accepted: $weak"
-    if ! grep -q '^TLSv1' "$logs/sslscan.out"; then
-        sed 's/^/    /' "$logs/sslscan.out" >>"$logs/scan"
-    fi
-    if [ "$TESTSSL" != 0 ]; then
-        {
-            echo "testssl.sh: $(grep -cE '^ (SSLv[23]|TLS 1(\.[123])?) +not offered' "$logs/testssl.out") protocols not offered, offered: $(grep -E '^ TLS 1\.[23] +offered' "$logs/testssl.out" | awk '{ printf "%s %s; ", $1, $2 }')$(grep -c 'VULNERABLE' "$logs/testssl.out") vulnerabilities flagged VULNERABLE"
-            echo "testssl.sh findings of severity LOW or worse (id (severity): finding):"
-            if [ -s "$logs/testssl.json" ]; then
-                awk -F'"' '/"id"/ { id = $4 } /"severity"/ { sev = $4 } /"finding"/ { print "    " id " (" sev "): " $4 }' "$logs/testssl.json"
-            else
-                echo "    no result: $(tail -3 "$logs/testssl.out")"
-            fi
-        } >>"$logs/scan"
-        if grep -q 'VULNERABLE' "$logs/testssl.out"; then fail "scan, $name: testssl.sh flagged a vulnerability"; fi
-        if grep -Eq '^ (SSLv[23]|TLS 1(\.1)?) +offered' "$logs/testssl.out"; then
-            fail "scan, $name: testssl.sh found a protocol below TLS 1.2"
-        fi
-    fi
-    echo >>"$logs/scan"
+    while IFS= read -r problem; do
+        fail "scan, $name: $problem"
+    done < <(tls_scan_problems "$logs")
 }
 
 report() {

@@ -222,6 +222,51 @@ pub struct ServeArgs {
     /// out of it are refused; HTML, SVG and XML files are sandboxed (CSP).
     #[arg(long, env = "SHORTENER_ASSETS", value_name = "DIR")]
     pub assets: Option<PathBuf>,
+
+    /// Serve HTTPS (TLS 1.2 and 1.3) with this certificate chain, PEM,
+    /// leaf first (certbot's fullchain.pem); needs --tls-key. Every
+    /// listener speaks TLS: --addr, --unix, sockets systemd passed (not
+    /// --admin-addr). SIGHUP reads the files again; a reload that fails
+    /// keeps the certificates in use.
+    #[arg(
+        long,
+        env = "SHORTENER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, PEM (certbot's privkey.pem).
+    #[arg(
+        long,
+        env = "SHORTENER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Another certificate, for clients that ask for NAME (SNI); others
+    /// get --tls-cert. Repeat the flag, or separate with `;` in the
+    /// environment. A certificate not valid for NAME is refused at start.
+    #[arg(
+        long = "tls-sni",
+        env = "SHORTENER_TLS_SNI",
+        value_name = "NAME=CERT,KEY",
+        value_delimiter = ';',
+        requires = "tls_cert"
+    )]
+    pub tls_sni: Vec<crate::tls::SniCert>,
+
+    /// Send `Strict-Transport-Security: max-age=SECONDS` over TLS: browsers
+    /// then refuse plain HTTP to this host for that long (default: not
+    /// sent; start small, e.g. 300, and raise it once HTTPS works).
+    #[arg(
+        long,
+        env = "SHORTENER_HSTS_MAX_AGE",
+        value_name = "SECONDS",
+        requires = "tls_cert"
+    )]
+    pub hsts_max_age: Option<u64>,
 }
 
 /// Connection pool and timeouts of the PostgreSQL store (`--store
@@ -329,12 +374,25 @@ impl Cli {
         }
     }
 
-    /// The base URL: `--base-url` without a trailing slash, or `http://ADDR`.
+    /// The base URL: `--base-url` without a trailing slash, or `http://ADDR`
+    /// (`https://ADDR` with `--tls-cert`).
     pub fn base_url(&self) -> String {
         match &self.base_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.serve.tls_cert.is_some() => format!("https://{}", self.serve.addr),
             None => format!("http://{}", self.serve.addr),
         }
+    }
+
+    /// The certificate files of `--tls-cert`, `--tls-key` and `--tls-sni`;
+    /// `None` without TLS (clap makes sure the cert and key come together).
+    pub fn tls_files(&self) -> Option<crate::tls::CertFiles> {
+        let s = &self.serve;
+        Some(crate::tls::CertFiles {
+            cert: s.tls_cert.clone()?,
+            key: s.tls_key.clone()?,
+            sni: s.tls_sni.clone(),
+        })
     }
 
     /// `--addr` as a socket address (a name resolved as `bind` does);

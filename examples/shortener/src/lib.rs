@@ -20,6 +20,7 @@ pub mod redirect;
 pub mod slug;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod transfer;
 pub mod validate;
 pub mod web;

@@ -102,9 +102,18 @@ fn serve(
     shortener::password::init(args.password_threads.max(1));
     let keys = config.api_keys.clone();
     let base_url = config.base_url.clone();
+    // Read before anything listens: a bad file stops the start.
+    let tls = cli.tls_files().map(shortener::tls::Tls::open).transpose()?;
+    if tls.is_some() && base_url.starts_with("http://") {
+        eprintln!(
+            "shortener: WARNING: --base-url {base_url} is plain http:// but this server speaks TLS"
+        );
+    }
     let app = App::new(store, config);
     let metrics = keel::Metrics::new();
-    let routes = app.handler(metrics.clone());
+    let routes = app
+        .handler(metrics.clone())
+        .with(shortener::tls::Hsts::new(args.hsts_max_age));
     // With or without the log layer: one type, one indirect call.
     let handler: Arc<dyn Handler> = match args.access_log {
         AccessLogFormat::Off => Arc::new(routes),
@@ -124,6 +133,7 @@ fn serve(
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGUSR2,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server_config = Config {
@@ -173,6 +183,9 @@ fn serve(
         (None, None) => (Server::bind(args.addr.as_str()), args.addr.clone()),
     };
     let mut server = server.config(server_config).metrics(&metrics);
+    if let Some(tls) = &tls {
+        server = server.tls(tls.config());
+    }
     if let Some(n) = args.workers {
         server = server.workers(n);
     }
@@ -183,6 +196,7 @@ fn serve(
         .listen_addrs()
         .iter()
         .map(|addr| match addr {
+            keel::ListenAddr::Tcp(addr) if tls.is_some() => format!("https://{addr}"),
             keel::ListenAddr::Tcp(addr) => format!("http://{addr}"),
             unix => unix.to_string(),
         })
@@ -202,6 +216,14 @@ fn serve(
             admin.local_addr()
         );
     }
+    if let Some(tls) = &tls {
+        let files = tls.files();
+        println!(
+            "shortener: TLS with {} ({} more names by SNI); SIGHUP reads the files again",
+            files.cert.display(),
+            files.sni.len()
+        );
+    }
     match keel::notify_predecessor() {
         Ok(true) => restart::log("serving; the previous process drains"),
         Ok(false) => {}
@@ -211,6 +233,10 @@ fn serve(
     }
     let mut handed_over = false;
     for signal in signals.forever() {
+        if signal == signal_hook::consts::SIGHUP {
+            reload_certificates(tls.as_ref());
+            continue;
+        }
         if signal != signal_hook::consts::SIGUSR2 {
             eprintln!("shortener: signal {signal}, shutting down");
             break;
@@ -241,6 +267,18 @@ fn serve(
         Err(e) => return Err(format!("the last click flush failed: {e}")),
     }
     Ok(())
+}
+
+/// `SIGHUP`: the certificate files read again; on failure the ones in use
+/// stay, and the log says why.
+fn reload_certificates(tls: Option<&shortener::tls::Tls>) {
+    match tls.map(shortener::tls::Tls::reload) {
+        None => eprintln!("shortener: SIGHUP: no TLS certificates to reload"),
+        Some(Ok(())) => eprintln!("shortener: SIGHUP: TLS certificates reloaded"),
+        Some(Err(e)) => eprintln!(
+            "shortener: SIGHUP: TLS certificate reload failed, the previous certificates stay in use: {e}"
+        ),
+    }
 }
 
 /// `shortener keys new --scope S`: a fresh key on stdout, appended to the

@@ -292,6 +292,8 @@ impl Shortener {
             None => store_spec(&data),
         };
         let given = |flag: &str| options.args.iter().any(|a| a == flag);
+        // With --tls-cert it says `https://` (tests/tls.rs).
+        let scheme = if given("--tls-cert") { "https" } else { "http" };
         // Small and fixed, whatever the machine: many servers run at once.
         if !given("--workers") {
             command.args(["--workers", "2"]);
@@ -361,7 +363,7 @@ impl Shortener {
         }
         let expected = match &server.unix {
             Some(path) => format!("shortener: listening on unix:{} with ", path.display()),
-            None => format!("shortener: listening on http://{} with ", server.addr),
+            None => format!("shortener: listening on {scheme}://{} with ", server.addr),
         };
         assert!(
             line.starts_with(&expected),
