@@ -39,6 +39,21 @@ Connection: close\r\n\
 \r\n\
 This port speaks HTTPS: use an https:// URL instead.\n";
 
+/// The socket as rustls reads it, noting whether a read returned less
+/// than it asked for: the kernel's queue is then empty.
+struct ShortReads<'a> {
+    socket: &'a mut Stream,
+    short: bool,
+}
+
+impl Read for ShortReads<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.socket.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// A TLS session over a plain (TCP or Unix) socket.
 pub(crate) struct TlsStream {
     socket: Stream,
@@ -135,11 +150,36 @@ impl TlsStream {
             if self.first_read {
                 self.refuse_plaintext()?;
             }
-            match self.session.read_tls(&mut self.socket) {
+            let mut socket = ShortReads {
+                socket: &mut self.socket,
+                short: false,
+            };
+            match self.session.read_tls(&mut socket) {
                 // The end of the stream: what was decrypted is handed over
                 // first, then the end.
                 Ok(0) => return Ok(n),
-                Ok(_) => self.process()?,
+                Ok(_) => {
+                    let emptied = socket.short;
+                    self.process()?;
+                    if emptied {
+                        // The read took less than it asked for: the socket
+                        // held no more (as a plain read's short count tells
+                        // the worker). What was decrypted is handed over
+                        // without the system call that would say so.
+                        match self.take_plaintext(buf, room - n) {
+                            Ok(taken) => n += taken,
+                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+                            Err(e) => return Err(e),
+                        }
+                        if n < room {
+                            return if n > 0 {
+                                Ok(n)
+                            } else {
+                                Err(io::ErrorKind::WouldBlock.into())
+                            };
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return if n > 0 { Ok(n) } else { Err(e) };
                 }
