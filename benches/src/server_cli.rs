@@ -1,9 +1,11 @@
-//! The command line and runtime of the hyper baseline binaries (`hyper-hello`,
-//! `hyper_streams`, `hyper_files`): `[--addr HOST:PORT] [--workers N]` and
-//! a binary's own flags (`hyper_files --root DIR`), a tokio runtime of
-//! that many workers, a `listening on http://ADDR` line once the listener is
-//! up (`https://` for `hyper_tls`; the load scripts wait for it), and a
-//! clean stop on `SIGINT`/`SIGTERM`.
+//! The command line of the benchmark servers, keel's and hyper's alike:
+//! `[--addr HOST:PORT] [--workers N]` and a binary's own flags
+//! (`--root DIR`, `--cert PEM`...), and a `listening on http://ADDR` line
+//! once the listener is up (`https://` for the TLS ones; the load scripts
+//! wait for it). The hyper baselines ([`run`], [`run_with`],
+//! [`run_with_scheme`]) get a tokio runtime of that many workers and a
+//! clean stop on `SIGINT`/`SIGTERM`; keel's ([`run_keel`]) that many
+//! workers, stopped by those signals' default action.
 
 use crate::hyper_app;
 use std::future::Future;
@@ -145,14 +147,7 @@ where
         .and_then(|options| Ok((setup(&options.flags)?, options)));
     let (accept, options) = match parsed {
         Ok(parsed) => parsed,
-        Err(message) if message.is_empty() => {
-            println!("{usage}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("{name}: {message}\n{usage}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return usage_exit(name, usage, &message),
     };
     let runtime = if options.workers == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -185,4 +180,52 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit for a command line that asked for help (`message` empty: the
+/// usage text, success) or was wrong (the message and the usage, status 2).
+fn usage_exit(name: &str, usage: &str, message: &str) -> ExitCode {
+    if message.is_empty() {
+        println!("{usage}");
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{name}: {message}\n{usage}");
+    ExitCode::from(2)
+}
+
+/// The whole `main` of a keel benchmark server: the command line as the
+/// hyper baselines take it, then `setup` turns the binary's own flags into
+/// the builder's other settings (TLS, a [`keel::Config`]) and the handler,
+/// or into an error message (printed with the usage text; exit status 2).
+/// Serves on `--workers` workers until killed.
+pub fn run_keel<S, H>(
+    name: &'static str,
+    scheme: &'static str,
+    usage: &str,
+    default_addr: &str,
+    own_flags: &[&'static str],
+    setup: S,
+) -> ExitCode
+where
+    S: FnOnce(&Flags, keel::Server) -> Result<(keel::Server, H), String>,
+    H: keel::Handler,
+{
+    let parsed = parse_options(default_addr, own_flags).and_then(|options| {
+        let builder = keel::Server::bind(options.addr).workers(options.workers);
+        Ok((setup(&options.flags, builder)?, options.addr))
+    });
+    let ((builder, handler), addr) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => return usage_exit(name, usage, &message),
+    };
+    let server = match builder.serve(handler) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("{name}: cannot serve on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {scheme}://{}", server.local_addr());
+    server.join();
+    ExitCode::SUCCESS
 }

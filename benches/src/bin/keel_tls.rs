@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use keel::tls::{Certificates, TlsConfig};
-use keel::Server;
+use keel_benches::server_cli;
 use std::process::ExitCode;
 
 const USAGE: &str =
@@ -24,56 +24,22 @@ const USAGE: &str =
 routes: the hello contract (GET /plaintext, /json, /large, POST /echo)";
 
 fn main() -> ExitCode {
-    let mut addr = "127.0.0.1:8443".to_owned();
-    let mut workers = 1;
-    let (mut cert, mut key) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = match arg.as_str() {
-            "--addr" | "--workers" | "--cert" | "--key" | "--resumption" => args.next(),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
+    server_cli::run_keel(
+        "keel_tls",
+        "https",
+        USAGE,
+        "127.0.0.1:8443",
+        &["--cert", "--key", "--resumption"],
+        |flags, server| {
+            let cert = flags.get("--cert").ok_or("--cert PEM is required")?;
+            let key = flags.get("--key").ok_or("--key PEM is required")?;
+            if flags.get("--resumption").is_some_and(|r| r != "cache") {
+                return Err("--resumption: cache is the only choice".into());
             }
-            _ => None,
-        };
-        match (arg.as_str(), value) {
-            ("--addr", Some(v)) => addr = v,
-            ("--cert", Some(v)) => cert = Some(v),
-            ("--key", Some(v)) => key = Some(v),
-            ("--resumption", Some(v)) if v == "cache" => {}
-            ("--workers", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
-                workers = v.parse().unwrap_or(1)
-            }
-            _ => {
-                eprintln!("keel_tls: bad argument {arg:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let (Some(cert), Some(key)) = (cert, key) else {
-        eprintln!("keel_tls: --cert and --key are required\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let tls = match Certificates::from_pem_files(&cert, &key).and_then(TlsConfig::new) {
-        Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("keel_tls: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let server = match Server::bind(addr.as_str())
-        .tls(&tls)
-        .workers(workers)
-        .serve(keel_benches::keel_app::hello)
-    {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("keel_tls: {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("listening on https://{}", server.local_addr());
-    server.join();
-    ExitCode::SUCCESS
+            let tls = Certificates::from_pem_files(cert, key)
+                .and_then(TlsConfig::new)
+                .map_err(|e| e.to_string())?;
+            Ok((server.tls(&tls), keel_benches::keel_app::hello))
+        },
+    )
 }
