@@ -64,6 +64,25 @@ impl<H: Handler> KeelMem<H> {
         len
     }
 
+    /// Sends `batch` (requests pipelined in one write) and returns the
+    /// length of all `count` responses it got.
+    ///
+    /// # Panics
+    ///
+    /// When the answer is not exactly `count` complete responses.
+    #[inline]
+    pub fn pipelined(&mut self, batch: &[u8], count: usize) -> usize {
+        self.conn.send(batch);
+        self.buf.clear();
+        self.conn.recv_into(&mut self.buf);
+        let mut at = 0;
+        for _ in 0..count {
+            at += wire::response_len(&self.buf[at..]).expect("a complete response");
+        }
+        assert_eq!(at, self.buf.len(), "exactly {count} responses");
+        at
+    }
+
     /// The last response.
     pub fn last_response(&self) -> &[u8] {
         &self.buf

@@ -4,6 +4,8 @@
 //! ([`wire::response_len`]), alone. Setup and a warm-up of
 //! [`WARM_UP`] requests run whatever `N` is, so `N` minus a run with `N = 0`
 //! is the steady-state cost of `N` requests (see `load/instructions.sh`).
+//! `keel-pipelined16` sends the same requests 16 to a write (issue 16's
+//! pipelined mode); `N` should then be a multiple of 16.
 //!
 //! The compression targets answer [`wire::JSON_GZIP`] with the 16 KiB JSON
 //! of [`gzip`]: `keel-gzip` and `hyper-gzip` through keel's `Compression`
@@ -79,7 +81,7 @@ fn report(checked: Result<gzip::Checked, String>) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(which), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
-        eprintln!("usage: insn-count keel|hyper|httparse|framing|keel-gzip|hyper-gzip|keel-gzip6|hyper-gzip6|keel-json16k|hyper-json16k N");
+        eprintln!("usage: insn-count keel|keel-pipelined16|hyper|httparse|framing|keel-gzip|hyper-gzip|keel-gzip6|hyper-gzip6|keel-json16k|hyper-json16k N");
         return ExitCode::from(2);
     };
     let mut total = 0usize;
@@ -88,6 +90,14 @@ fn main() -> ExitCode {
             let mut conn = mem::keel();
             for _ in 0..WARM_UP + n {
                 total += conn.request(black_box(wire::PLAINTEXT));
+            }
+        }
+        "keel-pipelined16" => {
+            // N requests, in batches of 16 per write.
+            let batch = wire::PLAINTEXT.repeat(16);
+            let mut conn = mem::keel();
+            for _ in 0..(WARM_UP + n) / 16 {
+                total += conn.pipelined(black_box(&batch), 16);
             }
         }
         "hyper" => {
