@@ -23,11 +23,13 @@
 use keel_benches::server_cli;
 use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
 use serde::Serialize;
+use socket2::{Domain, Socket, Type};
 use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: may_hello [--addr HOST:PORT] [--workers N]
-  --addr     listen address, with a port other than 0 (default 127.0.0.1:8083)
+  --addr     listen address (default 127.0.0.1:8083; port 0: a free one)
   --workers  may scheduler threads (default 1)";
 
 /// may_minihttp's TechEmpower example's settings.
@@ -71,6 +73,25 @@ impl HttpService for Hello {
 
 struct HelloFactory;
 
+/// may_minihttp binds by address and does not say which port it got. For
+/// port 0 this takes a free port first, on a bound socket that does not
+/// listen (so it receives no connections) with `SO_REUSEPORT`, as may sets
+/// it on its listener, so that may can bind the same port while the caller
+/// holds this socket. Any other address is returned as it is.
+fn reserve_port(addr: SocketAddr) -> io::Result<(SocketAddr, Option<Socket>)> {
+    if addr.port() != 0 {
+        return Ok((addr, None));
+    }
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let bound = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP address"))?;
+    Ok((bound, Some(socket)))
+}
+
 impl HttpServiceFactory for HelloFactory {
     type Service = Hello;
 
@@ -81,18 +102,13 @@ impl HttpServiceFactory for HelloFactory {
 
 fn main() -> ExitCode {
     server_cli::run_peer("may_hello", USAGE, "127.0.0.1:8083", |addr, workers| {
-        // may_minihttp does not say which port it bound: port 0 cannot be announced.
-        if addr.port() == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "may_hello needs a port other than 0",
-            ));
-        }
+        let (addr, reserved) = reserve_port(addr)?;
         may::config()
             .set_workers(workers)
             .set_pool_capacity(POOL_CAPACITY)
             .set_stack_size(STACK_SIZE);
         let server = HelloFactory.start(addr)?;
+        drop(reserved);
         server_cli::print_listening(addr);
         server
             .join()
