@@ -95,21 +95,43 @@ start_server() {
     exit 1
 }
 
-# build_pair: release binaries of hello (keel) and hyper-hello, unless SKIP_BUILD=1.
+# PEERS: the servers of the hello contract run against keel (run.sh,
+# syscalls.sh), comma-separated: hyper (the default), actix, may. $peers
+# holds them as an array.
+PEERS=${PEERS:-hyper}
+IFS=, read -r -a peers <<<"$PEERS"
+
+# peer_bin NAME: the benches binary serving the hello contract for a peer.
+peer_bin() {
+    case $1 in
+        hyper) echo hyper-hello ;;
+        actix) echo actix_hello ;;
+        may) echo may_hello ;;
+        *) return 1 ;;
+    esac
+}
+for peer in "${peers[@]}"; do
+    peer_bin "$peer" >/dev/null || { echo "PEERS: unknown server \"$peer\" (hyper, actix, may)" >&2; exit 2; }
+done
+
+# build_pair: release binaries of hello (keel) and of each of $PEERS,
+# unless SKIP_BUILD=1.
 build_pair() {
     [ "${SKIP_BUILD:-0}" = 1 ] && return
     cargo build --release -p hello >&2
-    cargo build --release -p keel-benches --bin hyper-hello >&2
+    local bins=() peer
+    for peer in "${peers[@]}"; do bins+=(--bin "$(peer_bin "$peer")"); done
+    cargo build --release -p keel-benches "${bins[@]}" >&2
 }
 
-# start_pair_server NAME PORT: keel (hello, with $KEEL_ARGS) or hyper
-# (hyper-hello), one worker, on 127.0.0.1:PORT.
+# start_pair_server NAME PORT: keel (hello, with $KEEL_ARGS) or a peer
+# (hyper, actix, may: peer_bin), one worker, on 127.0.0.1:PORT.
 start_pair_server() {
     if [ "$1" = keel ]; then
         # shellcheck disable=SC2086 # KEEL_ARGS is a list of flags
         start_server keel "$target/hello" --addr "127.0.0.1:$2" --workers 1 ${KEEL_ARGS:-}
     else
-        start_server hyper "$target/hyper-hello" --addr "127.0.0.1:$2" --workers 1
+        start_server "$1" "$target/$(peer_bin "$1")" --addr "127.0.0.1:$2" --workers 1
     fi
 }
 

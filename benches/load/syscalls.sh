@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# System calls per request of keel and hyper under the same wrk load, counted
+# System calls per request of keel and its peers (PEERS, default hyper; e.g.
+# PEERS=hyper,actix,may) under the same wrk load, counted
 # by the kernel's syscall tracepoints (perf stat): what each server asks of
 # the kernel per request, in each of run.sh's three modes.
 #
 #   benches/load/syscalls.sh                # DURATION=4
+#   PEERS=hyper,actix,may benches/load/syscalls.sh
 #
 # Same servers, pinning and wrk settings as run.sh (one run per server and
 # mode, no rounds: the counts per request hardly move between runs). Needs
 # root (tracepoints), perf (linux-perf) and wrk; both are installed with
 # apt-get when missing. Environment: DURATION (s, default 4), CONNECTIONS
 # (64), DEPTH (16), SERVER_CPU (0), CLIENT_CPU (1), PORT (18085), SKIP_BUILD=1,
-# KEEL_ARGS (extra flags for hello).
+# KEEL_ARGS (extra flags for hello), PEERS (hyper; see run.sh).
 set -euo pipefail
 
 DURATION=${DURATION:-4}
@@ -39,7 +41,7 @@ for call in "${calls[@]}"; do header+=" | $call"; rule+=" | ---:"; done
 echo "$header |"
 echo "$rule |"
 for mode in keep-alive pipelined close; do
-    for name in keel hyper; do
+    for name in keel "${peers[@]}"; do
         start_pair_server "$name" "$PORT"
         wrk_mode "$mode" "$DEPTH"
         perf stat -x, -e "$events" -p "$server_pid" -o "$logs/perf.csv" &

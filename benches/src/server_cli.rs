@@ -5,10 +5,13 @@
 //! wait for it). The hyper baselines ([`run`], [`run_with`],
 //! [`run_with_scheme`]) get a tokio runtime of that many workers and a
 //! clean stop on `SIGINT`/`SIGTERM`; keel's ([`run_keel`]) that many
-//! workers, stopped by those signals' default action.
+//! workers, stopped by those signals' default action; the peers with a
+//! runtime of their own, actix-web's and may's ([`run_peer`]), that many
+//! workers as their runtime counts them, stopped as their runtime stops.
 
 use crate::hyper_app;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -228,4 +231,31 @@ where
     println!("listening on {scheme}://{}", server.local_addr());
     server.join();
     ExitCode::SUCCESS
+}
+
+/// Prints the line the load scripts wait for: `listening on http://ADDR`.
+pub fn print_listening(addr: SocketAddr) {
+    println!("listening on http://{addr}");
+}
+
+/// The whole `main` of a peer server that brings its own runtime
+/// (actix-web, may_minihttp): the command line as the others take it, no
+/// flags of its own, then `serve(addr, workers)` binds `addr`, calls
+/// [`print_listening`] once it accepts, and serves on `workers` workers until
+/// the server stops. An error from it is printed (exit status 1).
+pub fn run_peer<S>(name: &'static str, usage: &str, default_addr: &str, serve: S) -> ExitCode
+where
+    S: FnOnce(SocketAddr, usize) -> io::Result<()>,
+{
+    let options = match parse_options(default_addr, &[]) {
+        Ok(options) => options,
+        Err(message) => return usage_exit(name, usage, &message),
+    };
+    match serve(options.addr, options.workers) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: cannot serve on {}: {e}", options.addr);
+            ExitCode::FAILURE
+        }
+    }
 }
