@@ -13,14 +13,14 @@
 //! The response carries the same header fields as keel's: `Content-Type`,
 //! `Content-Length`, `Date` and `Server`.
 
+use crate::contract::{self, Route, BACKLOG, MAX_BODY};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -28,17 +28,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-
-/// The largest request body `/echo` takes: keel's default `Config::max_body`.
-pub const MAX_BODY: usize = 1024 * 1024;
-
-/// The listen backlog: keel's default.
-const BACKLOG: u32 = 4096;
-
-#[derive(Serialize)]
-struct Message {
-    message: &'static str,
-}
 
 pub(crate) fn response(
     status: StatusCode,
@@ -61,16 +50,13 @@ pub(crate) fn response(
 ///
 /// Never: every failure is a response.
 pub async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
-    let res = match (is_get, req.uri().path()) {
-        (true, "/plaintext") => response(
+    let res = match contract::route(req.method().as_str(), req.uri().path()) {
+        Route::Plaintext => response(
             StatusCode::OK,
             Some(HeaderValue::from_static("text/plain")),
-            Bytes::from_static(b"Hello, World!"),
+            Bytes::from_static(contract::PLAINTEXT),
         ),
-        (true, "/json") => match serde_json::to_vec(&Message {
-            message: "Hello, World!",
-        }) {
+        Route::Json => match contract::json() {
             Ok(json) => response(
                 StatusCode::OK,
                 Some(HeaderValue::from_static("application/json")),
@@ -78,12 +64,12 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
             ),
             Err(_) => response(StatusCode::INTERNAL_SERVER_ERROR, None, Bytes::new()),
         },
-        (true, "/large") => response(
+        Route::Large => response(
             StatusCode::OK,
             Some(HeaderValue::from_static("application/octet-stream")),
             hello::large_body(),
         ),
-        (false, "/echo") if req.method() == Method::POST => {
+        Route::Echo => {
             let content_type = req
                 .headers()
                 .get(CONTENT_TYPE)
@@ -94,17 +80,16 @@ pub async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
                 Err(_) => response(StatusCode::PAYLOAD_TOO_LARGE, None, Bytes::new()),
             }
         }
-        (_, path @ ("/plaintext" | "/json" | "/echo" | "/large")) => {
-            let allow = if path == "/echo" { "POST" } else { "GET, HEAD" };
+        Route::MethodNotAllowed { allow } => {
             let mut res = response(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
             res.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
             res
         }
-        _ => response(
+        Route::NotFound => response(
             StatusCode::NOT_FOUND,
             Some(HeaderValue::from_static("text/plain")),
-            Bytes::from_static(b"Not Found\n"),
+            Bytes::from_static(contract::NOT_FOUND),
         ),
     };
     Ok(res)

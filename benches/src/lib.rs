@@ -37,6 +37,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod attack;
+pub mod contract;
 pub mod gzip;
 pub mod hyper_app;
 pub mod hyper_files;

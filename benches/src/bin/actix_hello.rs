@@ -17,25 +17,16 @@
 #![forbid(unsafe_code)]
 
 use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use keel_benches::hyper_app::MAX_BODY;
+use keel_benches::contract::{self, Route, BACKLOG, MAX_BODY};
 use keel_benches::server_cli;
-use serde::Serialize;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: actix_hello [--addr HOST:PORT] [--workers N]
   --addr     listen address (default 127.0.0.1:8082)
   --workers  actix workers, each a single-threaded runtime (default 1)";
-
-/// The listen backlog: keel's default.
-const BACKLOG: u32 = 4096;
-
-#[derive(Serialize)]
-struct Message {
-    message: &'static str,
-}
 
 fn response(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> HttpResponse {
     let mut res = HttpResponse::build(status);
@@ -48,16 +39,13 @@ fn response(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) 
 
 /// The `hello` contract, as `hyper_app::hello` answers it.
 async fn hello(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
-    match (is_get, req.path()) {
-        (true, "/plaintext") => response(
+    match contract::route(req.method().as_str(), req.path()) {
+        Route::Plaintext => response(
             StatusCode::OK,
             Some(HeaderValue::from_static("text/plain")),
-            Bytes::from_static(b"Hello, World!"),
+            Bytes::from_static(contract::PLAINTEXT),
         ),
-        (true, "/json") => match serde_json::to_vec(&Message {
-            message: "Hello, World!",
-        }) {
+        Route::Json => match contract::json() {
             Ok(json) => response(
                 StatusCode::OK,
                 Some(HeaderValue::from_static("application/json")),
@@ -65,12 +53,12 @@ async fn hello(req: HttpRequest, payload: web::Payload) -> HttpResponse {
             ),
             Err(_) => response(StatusCode::INTERNAL_SERVER_ERROR, None, Bytes::new()),
         },
-        (true, "/large") => response(
+        Route::Large => response(
             StatusCode::OK,
             Some(HeaderValue::from_static("application/octet-stream")),
             hello::large_body(),
         ),
-        (false, "/echo") if req.method() == Method::POST => {
+        Route::Echo => {
             let content_type = req
                 .headers()
                 .get(CONTENT_TYPE)
@@ -82,17 +70,16 @@ async fn hello(req: HttpRequest, payload: web::Payload) -> HttpResponse {
                 Err(_) => response(StatusCode::PAYLOAD_TOO_LARGE, None, Bytes::new()),
             }
         }
-        (_, path @ ("/plaintext" | "/json" | "/echo" | "/large")) => {
-            let allow = if path == "/echo" { "POST" } else { "GET, HEAD" };
+        Route::MethodNotAllowed { allow } => {
             let mut res = response(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
             res.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
             res
         }
-        _ => response(
+        Route::NotFound => response(
             StatusCode::NOT_FOUND,
             Some(HeaderValue::from_static("text/plain")),
-            Bytes::from_static(b"Not Found\n"),
+            Bytes::from_static(contract::NOT_FOUND),
         ),
     }
 }

@@ -22,7 +22,6 @@
 
 use keel_benches::server_cli;
 use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
-use serde::Serialize;
 use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -36,11 +35,6 @@ const USAGE: &str = "usage: may_hello [--addr HOST:PORT] [--workers N]
 const POOL_CAPACITY: usize = 500;
 const STACK_SIZE: usize = 0x1000;
 
-#[derive(Serialize)]
-struct Message {
-    message: &'static str,
-}
-
 /// One per connection, as may_minihttp's factory makes them.
 struct Hello;
 
@@ -52,9 +46,7 @@ impl HttpService for Hello {
                 rsp.header("Content-Type: text/plain").body("Hello, World!");
             }
             (true, "/json") => {
-                let json = serde_json::to_vec(&Message {
-                    message: "Hello, World!",
-                })?;
+                let json = keel_benches::contract::json()?;
                 rsp.header("Content-Type: application/json").body_vec(json);
             }
             (false, "/plaintext" | "/json") => {
