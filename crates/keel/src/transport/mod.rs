@@ -88,14 +88,11 @@ impl Stream {
         sys::peek_byte(self)
     }
 
-    /// Shuts down one or both halves of the connection; a TLS stream sends
-    /// its `close_notify` first.
+    /// Shuts down one or both halves of the connection; the write half
+    /// after [`closing`](Stream::closing).
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if let Stream::Tls(t) = self {
-            if how != Shutdown::Read {
-                t.close_notify();
-            }
+        if how != Shutdown::Read {
+            self.closing();
         }
         match self {
             Stream::Tcp(s) => s.shutdown(how),

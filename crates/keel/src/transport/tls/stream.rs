@@ -137,6 +137,16 @@ impl TlsStream {
     pub(crate) fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         let room = buf.capacity() - buf.len();
         let mut n = 0;
+        // The last read took less than it asked for: the socket held no
+        // more (as a plain read's short count tells the worker), so what
+        // was decrypted is handed over without the read that would say so.
+        let mut emptied = false;
+        // The socket has nothing more for now: the plaintext taken, or
+        // `WouldBlock` when there is none.
+        let so_far = |n: usize| match n {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        };
         loop {
             match self.take_plaintext(buf, room - n) {
                 Ok(taken) => n += taken,
@@ -146,6 +156,9 @@ impl TlsStream {
             }
             if n == room {
                 return Ok(n);
+            }
+            if emptied {
+                return so_far(n);
             }
             if self.first_read {
                 self.refuse_plaintext()?;
@@ -159,30 +172,10 @@ impl TlsStream {
                 // first, then the end.
                 Ok(0) => return Ok(n),
                 Ok(_) => {
-                    let emptied = socket.short;
+                    emptied = socket.short;
                     self.process()?;
-                    if emptied {
-                        // The read took less than it asked for: the socket
-                        // held no more (as a plain read's short count tells
-                        // the worker). What was decrypted is handed over
-                        // without the system call that would say so.
-                        match self.take_plaintext(buf, room - n) {
-                            Ok(taken) => n += taken,
-                            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
-                            Err(e) => return Err(e),
-                        }
-                        if n < room {
-                            return if n > 0 {
-                                Ok(n)
-                            } else {
-                                Err(io::ErrorKind::WouldBlock.into())
-                            };
-                        }
-                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return if n > 0 { Ok(n) } else { Err(e) };
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return so_far(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
