@@ -285,10 +285,7 @@ fn wait_for(done: impl Fn() -> bool) {
 #[test]
 fn a_stalled_handshake_is_closed_at_its_deadline_and_counted() {
     let server = TlsServer::start(tls_app, short_handshakes());
-    let mut stalled = TcpStream::connect(server.addr()).unwrap();
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stalled = server.raw();
     stalled.write_all(STALLED_HELLO).unwrap();
     let started = Instant::now();
     let rest = read_to_close(&mut stalled);
@@ -314,10 +311,7 @@ fn garbage_instead_of_a_client_hello_is_closed_and_counted() {
         vec![0x19, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00],
     ];
     for (i, bytes) in cases.iter().enumerate() {
-        let mut garbage = TcpStream::connect(server.addr()).unwrap();
-        garbage
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let mut garbage = server.raw();
         garbage.write_all(bytes).unwrap();
         // Closed at once (read_to_close fails after 5 s), with at most
         // rustls's alert (a record of type 21) before the close.
@@ -334,10 +328,7 @@ fn garbage_instead_of_a_client_hello_is_closed_and_counted() {
 #[test]
 fn a_plaintext_request_on_the_tls_port_gets_a_clear_400() {
     let server = server();
-    let mut plain = TcpStream::connect(server.addr()).unwrap();
-    plain
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut plain = server.raw();
     plain
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
@@ -358,18 +349,9 @@ fn a_plaintext_request_on_the_tls_port_gets_a_clear_400() {
 fn a_plaintext_request_after_a_silent_connect_gets_the_400_too() {
     // Accepted at once (no TCP_DEFER_ACCEPT, as from a Unix or an
     // inherited socket): the check waits for the first bytes.
-    let certs = test_certs::CertDir::generate().unwrap();
-    let tls = keel::tls::TlsConfig::new(util::tls::certificates(&certs.pki)).unwrap();
-    let server = keel::Server::bind("127.0.0.1:0")
-        .defer_accept(None)
-        .tls(&tls)
-        .workers(1)
-        .serve(tls_app)
-        .unwrap();
-    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
-    plain
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let listen = keel::Server::bind("127.0.0.1:0").defer_accept(None);
+    let server = TlsServer::start_on(listen, tls_app, Config::default());
+    let mut plain = server.raw();
     std::thread::sleep(Duration::from_millis(100));
     plain
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -379,8 +361,6 @@ fn a_plaintext_request_after_a_silent_connect_gets_the_400_too() {
         answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
         "{answer}"
     );
-    server.shutdown(Duration::ZERO);
-    server.join();
 }
 
 #[test]
@@ -486,15 +466,11 @@ fn an_upgraded_tls_connection_keeps_its_session() {
 
 #[test]
 fn tls_over_a_unix_socket() {
-    let certs = test_certs::CertDir::generate().unwrap();
-    let tls = keel::tls::TlsConfig::new(util::tls::certificates(&certs.pki)).unwrap();
-    let path = certs.path().join("tls.sock");
-    let server = keel::Server::bind_unix(&path)
-        .tls(&tls)
-        .workers(1)
-        .serve(tls_app)
-        .unwrap();
-    let config = client_config(&certs.pki.ca_pem, &[b"http/1.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tls.sock");
+    let listen = keel::Server::bind_unix(&path);
+    let server = TlsServer::start_on(listen, tls_app, Config::default());
+    let config = server.client_config();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let session = rustls::ClientConnection::new(config, name).unwrap();
     let socket = std::os::unix::net::UnixStream::connect(&path).unwrap();
@@ -505,6 +481,4 @@ fn tls_over_a_unix_socket() {
     client.write_all(GET).unwrap();
     let answer = read_responses(&mut client, 1).remove(0);
     assert!(answer.body.starts_with(b"localhost Tls13"));
-    server.shutdown(Duration::ZERO);
-    server.join();
 }

@@ -24,9 +24,15 @@ impl TlsServer {
     /// Serves `handler` over TLS: the main certificate by default, the
     /// other one for `other.localhost`.
     pub fn start(handler: impl Handler, config: Config) -> TlsServer {
+        TlsServer::start_on(Server::bind("127.0.0.1:0"), handler, config)
+    }
+
+    /// [`start`](TlsServer::start) on `listen` (a Unix socket, a listener
+    /// without deferred accepts...).
+    pub fn start_on(listen: Server, handler: impl Handler, config: Config) -> TlsServer {
         let certs = test_certs::CertDir::generate().expect("test certificates");
         let tls = TlsConfig::new(certificates(&certs.pki)).expect("TLS config");
-        let handle = Server::bind("127.0.0.1:0")
+        let handle = listen
             .tls(&tls)
             .workers(1)
             .config(config)
@@ -37,6 +43,16 @@ impl TlsServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// A plain TCP connection to the TLS port (no handshake), reads
+    /// timing out after 5 s.
+    pub fn raw(&self) -> TcpStream {
+        let socket = TcpStream::connect(self.addr()).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        socket
     }
 
     /// A client config trusting this server's CA, offering `http/1.1`.
