@@ -172,6 +172,32 @@ wrk_result() {
     }'
 }
 
+# wrk_row TEST LABEL NAME ROUND CONNECTIONS SECONDS URL: wrk -t1 against
+# the server just started for it ($server_pid, stopped here), with
+# report.lua; prints its line, and appends "TEST name round rps cpu_pct
+# cpu_us_per_request p99_us" to $logs/rows, or FAILs on a wrk error, a
+# non-2xx answer or no request at all.
+wrk_row() {
+    local test=$1 label=$2 name=$3 round=$4 connections=$5 seconds=$6 url=$7
+    local before ticks result rps p99 errors non2xx requests
+    before=$(proc_cpu_ticks "$server_pid")
+    WRK_CONNECTIONS=$connections "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" \
+        -s "$here/report.lua" "$url" >"$logs/wrk.out" 2>&1 || true
+    ticks=$(($(proc_cpu_ticks "$server_pid") - before))
+    stop_server
+    result=$(wrk_result "$logs/wrk.out")
+    echo "### round $round, $label, $name: server CPU $(seconds_of "$ticks") s; rps p50_us p99_us errors non2xx requests: ${result:-none}"
+    read -r rps _ p99 errors non2xx requests <<<"${result:-0 0 0 0 0 0}"
+    if [ -z "$result" ] || [ "$requests" = 0 ] || [ "$non2xx" != 0 ] || [ "$errors" != 0 ]; then
+        fail "$label, $name: wrk reported ${result:-nothing}"
+        sed 's/^/    /' "$logs/wrk.out"
+        return
+    fi
+    awk -v t0="$test" -v n="$name" -v r="$round" -v rps="$rps" -v req="$requests" -v t="$ticks" \
+        -v hz="$clk_tck" -v s="$seconds" -v p99="$p99" \
+        'BEGIN { printf "%s %s %s %s %.0f %.2f %s\n", t0, n, r, rps, 100 * t / hz / s, 1e6 * t / hz / req, p99 }' >>"$logs/rows"
+}
+
 # median_of COLUMN FILTER_AWK ROWS_FILE: the median of a column over the
 # rows the awk condition selects.
 median_of() {

@@ -120,24 +120,8 @@ start_files_server() {
 
 # small NAME ROUND: appends "small name round rps cpu_pct cpu_us_per_request p99_us".
 small() {
-    local name=$1 round=$2 before ticks result rps p99 errors non2xx requests
-    start_files_server "$name"
-    before=$(proc_cpu_ticks "$server_pid")
-    WRK_CONNECTIONS=$SMALL_CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$SMALL_CONNECTIONS" -d"${SMALL_SECONDS}s" \
-        -s "$here/report.lua" "$(url small.bin)" >"$logs/wrk.out" 2>&1 || true
-    ticks=$(($(proc_cpu_ticks "$server_pid") - before))
-    stop_server
-    result=$(wrk_result "$logs/wrk.out")
-    echo "### round $round, small, $name: server CPU $(seconds_of "$ticks") s; rps p50_us p99_us errors non2xx requests: ${result:-none}"
-    read -r rps _ p99 errors non2xx requests <<<"${result:-0 0 0 0 0 0}"
-    if [ -z "$result" ] || [ "$requests" = 0 ] || [ "$non2xx" != 0 ] || [ "$errors" != 0 ]; then
-        fail "small, $name: wrk reported ${result:-nothing}"
-        sed 's/^/    /' "$logs/wrk.out"
-        return
-    fi
-    awk -v n="$name" -v r="$round" -v rps="$rps" -v req="$requests" -v t="$ticks" -v hz="$clk_tck" \
-        -v s="$SMALL_SECONDS" -v p99="$p99" \
-        'BEGIN { printf "small %s %s %s %.0f %.2f %s\n", n, r, rps, 100 * t / hz / s, 1e6 * t / hz / req, p99 }' >>"$logs/rows"
+    start_files_server "$1"
+    wrk_row small small "$1" "$2" "$SMALL_CONNECTIONS" "$SMALL_SECONDS" "$(url small.bin)"
 }
 
 # large NAME ROUND: appends "large name round mb_per_s cpu_s_per_gb cpu_pct".

@@ -171,24 +171,9 @@ handshakes() {
 
 # keepalive NAME ROUND: appends "keepalive name round rps cpu_pct cpu_us_per_request p99_us".
 keepalive() {
-    local name=$1 round=$2 before ticks result rps p99 errors non2xx requests
-    start_tls_server "$name"
-    before=$(proc_cpu_ticks "$server_pid")
-    WRK_CONNECTIONS=$KEEPALIVE_CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$KEEPALIVE_CONNECTIONS" \
-        -d"${KEEPALIVE_SECONDS}s" -s "$here/report.lua" "https://127.0.0.1:$PORT/plaintext" >"$logs/wrk.out" 2>&1 || true
-    ticks=$(($(proc_cpu_ticks "$server_pid") - before))
-    stop_server
-    result=$(wrk_result "$logs/wrk.out")
-    echo "### round $round, keep-alive, $name: server CPU $(seconds_of "$ticks") s; rps p50_us p99_us errors non2xx requests: ${result:-none}"
-    read -r rps _ p99 errors non2xx requests <<<"${result:-0 0 0 0 0 0}"
-    if [ -z "$result" ] || [ "$requests" = 0 ] || [ "$non2xx" != 0 ] || [ "$errors" != 0 ]; then
-        fail "keep-alive, $name: wrk reported ${result:-nothing}"
-        sed 's/^/    /' "$logs/wrk.out"
-        return
-    fi
-    awk -v n="$name" -v r="$round" -v rps="$rps" -v req="$requests" -v t="$ticks" -v hz="$clk_tck" \
-        -v s="$KEEPALIVE_SECONDS" -v p99="$p99" \
-        'BEGIN { printf "keepalive %s %s %s %.0f %.2f %s\n", n, r, rps, 100 * t / hz / s, 1e6 * t / hz / req, p99 }' >>"$logs/rows"
+    start_tls_server "$1"
+    wrk_row keepalive keep-alive "$1" "$2" "$KEEPALIVE_CONNECTIONS" "$KEEPALIVE_SECONDS" \
+        "https://127.0.0.1:$PORT/plaintext"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
