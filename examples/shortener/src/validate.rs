@@ -27,6 +27,8 @@ pub enum Invalid {
     Scheme,
     #[error("url must name a host")]
     Host,
+    #[error("url host is longer than {MAX_HOST_LEN} bytes")]
+    HostTooLong,
     #[error("url must not contain user credentials")]
     Credentials,
     #[error("url must not contain spaces or control characters")]
@@ -64,7 +66,7 @@ pub fn url(url: &str, own: &OwnAddress) -> Result<String, Invalid> {
     if authority.contains('@') {
         return Err(Invalid::Credentials);
     }
-    let host = host_of(authority).ok_or(Invalid::Host)?;
+    let host = host_of(authority)?;
     let port = authority[host.len()..]
         .strip_prefix(':')
         .and_then(|p| p.parse().ok());
@@ -99,26 +101,37 @@ pub fn url(url: &str, own: &OwnAddress) -> Result<String, Invalid> {
     Ok(normalized)
 }
 
+/// The longest DNS name (RFC 1035 §2.3.4: 255 octets on the wire, 253
+/// characters written out).
+const MAX_HOST_LEN: usize = 253;
+
 /// The host of an authority (`host`, `host:port`, `[v6]:port`), checked
 /// for the characters a DNS name or IP literal may have.
-fn host_of(authority: &str) -> Option<&str> {
+fn host_of(authority: &str) -> Result<&str, Invalid> {
     let host = if let Some(v6) = authority.strip_prefix('[') {
-        let (inside, after) = v6.split_once(']')?;
-        inside.parse::<std::net::Ipv6Addr>().ok()?;
-        port_ok(after)?;
-        return Some(&authority[..inside.len() + 2]);
+        let (inside, after) = v6.split_once(']').ok_or(Invalid::Host)?;
+        inside
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| Invalid::Host)?;
+        port_ok(after).ok_or(Invalid::Host)?;
+        return Ok(&authority[..inside.len() + 2]);
     } else {
         let host_end = authority.find(':').unwrap_or(authority.len());
-        port_ok(&authority[host_end..])?;
+        port_ok(&authority[host_end..]).ok_or(Invalid::Host)?;
         &authority[..host_end]
     };
     let ok = !host.is_empty()
-        && host.len() <= 253
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !host.starts_with(['.', '-']);
-    ok.then_some(host)
+    if !ok {
+        return Err(Invalid::Host);
+    }
+    if host.len() > MAX_HOST_LEN {
+        return Err(Invalid::HostTooLong);
+    }
+    Ok(host)
 }
 
 /// `""` or `:port`, a port being 0 to 65535 in plain digits (0 is no
@@ -223,6 +236,12 @@ mod tests {
         assert_eq!(url("https://", &sho()), Err(Invalid::Host));
         assert_eq!(url("https:///path", &sho()), Err(Invalid::Host));
         assert_eq!(url("https://exa_mple.com/", &sho()), Err(Invalid::Host));
+        let longest = format!("{}.com", "a".repeat(MAX_HOST_LEN - 4));
+        assert!(url(&format!("https://{longest}/"), &sho()).is_ok());
+        assert_eq!(
+            url(&format!("https://a{longest}/"), &sho()),
+            Err(Invalid::HostTooLong)
+        );
         for bad_port in ["65536", "+80", ""] {
             let text = format!("https://example.com:{bad_port}/");
             assert_eq!(url(&text, &sho()), Err(Invalid::Host), "{text}");
