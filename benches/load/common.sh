@@ -76,16 +76,20 @@ stop_server() {
     fi
 }
 
+# server_wrap: a command the server runs under (server_instructions.sh
+# sets callgrind); empty by default.
+server_wrap=()
+
 # start_server NAME COMMAND...: starts it pinned to $SERVER_CPU and waits
 # for its "listening on http://" (or https://) line; sets $server_pid.
 start_server() {
     local name=$1
     shift
     : >"$logs/$name.out"
-    "${pin_server[@]}" "$@" >"$logs/$name.out" 2>"$logs/$name.err" &
+    "${pin_server[@]}" "${server_wrap[@]}" "$@" >"$logs/$name.out" 2>"$logs/$name.err" &
     server_pid=$!
     [ -z "$quota_group" ] || echo "$server_pid" >"$quota_group/cgroup.procs"
-    for _ in $(seq 100); do
+    for _ in $(seq "${START_TENTHS:-100}"); do
         grep -q 'listening on https\?://' "$logs/$name.out" && return 0
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.1
