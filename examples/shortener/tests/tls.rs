@@ -52,10 +52,13 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Waits up to 5 s for the server's stderr to contain `wanted`.
+/// Waits until stderr holds a whole line containing `wanted`: the process
+/// writes a formatted line in pieces, and the test must not read half of it.
 fn wait_stderr(server: &Shortener, wanted: &str) -> String {
     poll(Duration::from_secs(5), || {
         let err = server.stderr();
-        err.contains(wanted).then_some(err)
+        let at = err.find(wanted)?;
+        err[at..].contains('\n').then_some(err)
     })
     .unwrap_or_else(|| panic!("no {wanted:?} on stderr: {}", server.stderr()))
 }
