@@ -76,12 +76,13 @@ fn view<'a>(
     }
 }
 
-/// Runs the handler's head-time checks on a parsed head, before its body is
-/// read: [`Handler::on_head`], then (for a request with a body)
+/// Runs the handler's head-time checks on the parsed head of a request with
+/// a body, before the body is read: [`Handler::on_head`], then
 /// [`Handler::body_limit`], or [`crate::Config::max_body`] when it sets none.
+/// (A request without a body goes to [`admit_and_dispatch`].)
 ///
-/// A refusal of a request with a body says `Connection: close`: its body
-/// is never read, so nothing after it can be taken for a next request.
+/// A refusal says `Connection: close`: the body is never read, so nothing
+/// after it can be taken for a next request.
 pub(crate) fn admit<H: Handler + ?Sized>(
     output: &mut Output,
     env: &mut Env<'_, H>,
@@ -93,13 +94,14 @@ pub(crate) fn admit<H: Handler + ?Sized>(
     // A route resolved for an earlier request is never used for this one.
     crate::router::forget_resolved();
     let request = view(req, framing, &[], client);
-    let has_body = framing.body != BodyLength::Empty;
-    // Draining is checked only if the hook answers (below).
+    debug_assert_ne!(framing.body, BodyLength::Empty, "see admit_and_dispatch");
+    // A refusal closes: the body is never read. Draining is checked only if
+    // the hook answers (below).
     let (out, large) = output.buf_and_large(env.pool);
     let mut res = Response::new(
         out,
         large,
-        framing.keep_alive && !has_body,
+        false,
         framing.is_head,
         framing.minor == 0,
         env.server_line,
@@ -110,12 +112,6 @@ pub(crate) fn admit<H: Handler + ?Sized>(
             // A continuing hook writes nothing; drop whatever it did write.
             if !res.is_untouched() {
                 res.discard();
-            }
-            if !has_body {
-                return Admission::Accepted {
-                    body_limit: 0,
-                    streams: false,
-                };
             }
             let limit = catch_unwind(AssertUnwindSafe(|| {
                 (handler.body_limit(&request), handler.streams_body(&request))
@@ -130,14 +126,11 @@ pub(crate) fn admit<H: Handler + ?Sized>(
                     body_limit: limit.unwrap_or(env.config.max_body),
                     streams: false,
                 },
-                Err(_) => Admission::Refused(panicked(out, large, env, framing.is_head, started)),
+                Err(_) => Admission::Refused(panicked(&mut res, env, started)),
             }
         }
-        Ok(Flow::Stop) => Admission::Refused(written(res, env, started)),
-        Err(_) => {
-            res.discard();
-            Admission::Refused(panicked(out, large, env, framing.is_head, started))
-        }
+        Ok(Flow::Stop) => Admission::Refused(written(&mut res, env, started)),
+        Err(_) => Admission::Refused(panicked(&mut res, env, started)),
     }
 }
 
@@ -157,18 +150,80 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
     // The latency histogram's start: see `Env::answered`.
     let started = *env.clock;
     let request = view(req, framing, body, client);
-    let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
     let (out, large) = output.buf_and_large(env.pool);
-    let mut res = Response::new(
+    let mut res = handler_response(out, large, env, framing);
+    handle(&mut res, &request, env, framing, started, sink)
+}
+
+/// [`admit`] and [`dispatch`] in one, for a request without a body (most
+/// of them): the head-time hook and the handler share one [`Response`]
+/// when the hook continues without touching it, so a request pays for one
+/// response writer, not two.
+pub(crate) fn admit_and_dispatch<H: Handler + ?Sized>(
+    output: &mut Output,
+    env: &mut Env<'_, H>,
+    req: &httparse::Request<'_, '_>,
+    framing: &Framing,
+    client: Client<'_>,
+) -> Answer {
+    debug_assert_eq!(framing.body, BodyLength::Empty);
+    let started = *env.clock;
+    // A route resolved for an earlier request is never used for this one.
+    crate::router::forget_resolved();
+    let request = view(req, framing, &[], client);
+    let (out, large) = output.buf_and_large(env.pool);
+    let mut res = handler_response(out, large, env, framing);
+    let keep_alive = res.keeps_alive();
+    let handler = env.handler;
+    match catch_unwind(AssertUnwindSafe(|| handler.on_head(&request, &mut res))) {
+        Ok(Flow::Continue) if res.is_fresh(keep_alive) => {
+            handle(&mut res, &request, env, framing, started, None)
+        }
+        Ok(Flow::Continue) => {
+            // What a continuing hook wrote or set is dropped, as [`admit`]
+            // drops it: the handler starts from a fresh response.
+            res.discard();
+            let (out, large) = res.into_buffers();
+            let mut res = handler_response(out, large, env, framing);
+            handle(&mut res, &request, env, framing, started, None)
+        }
+        Ok(Flow::Stop) => written(&mut res, env, started),
+        Err(_) => panicked(&mut res, env, started),
+    }
+}
+
+/// The response writer a handler gets for `framing`'s request.
+#[inline(always)]
+fn handler_response<'a, 'e: 'a, H: Handler + ?Sized>(
+    out: &'a mut BytesMut,
+    large: &'a mut Vec<(usize, Segment)>,
+    env: &Env<'e, H>,
+    framing: &Framing,
+) -> Response<'a> {
+    let keep_alive = framing.keep_alive && !env.draining.load(Relaxed);
+    Response::new(
         out,
         large,
         keep_alive,
         framing.is_head,
         framing.minor == 0,
         env.server_line,
-    );
+    )
+}
+
+/// Runs the handler on `request` with `res`, containing a panic as a `500`.
+/// Inlined into its two callers.
+#[inline(always)]
+fn handle<'a, 'e: 'a, H: Handler + ?Sized>(
+    res: &mut Response<'a>,
+    request: &'a Request<'a>,
+    env: &mut Env<'e, H>,
+    framing: &Framing,
+    started: Instant,
+    sink: Option<&mut Option<Box<dyn BodySink>>>,
+) -> Answer {
     res.allow_defer(env.deferral, env.key);
-    res.allow_upgrade(&request);
+    res.allow_upgrade(request);
     // A request without a body may be read as a stream too (a route that
     // streams is asked only about requests that have one): it ends at once.
     let empty_body = framing.body == BodyLength::Empty;
@@ -176,7 +231,7 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
         res.allow_body_stream();
     }
     let handler = env.handler;
-    match catch_unwind(AssertUnwindSafe(|| handler.handle(&request, &mut res))) {
+    match catch_unwind(AssertUnwindSafe(|| handler.handle(request, res))) {
         Ok(()) => {
             match sink {
                 Some(sink) => *sink = res.take_body_sink(),
@@ -211,19 +266,17 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
             }
             written(res, env, started)
         }
-        Err(_) => {
-            // A responder taken before the panic was dropped while
-            // unwinding; its 500 finds no deferral waiting and is ignored.
-            res.discard();
-            panicked(out, large, env, framing.is_head, started)
-        }
+        // A responder taken before the panic was dropped while
+        // unwinding; its 500 finds no deferral waiting and is ignored.
+        Err(_) => panicked(res, env, started),
     }
 }
 
 /// Finishes a response the handler (or its head-time hook) wrote here and
 /// now, and counts it.
+#[inline(always)]
 fn written<H: Handler + ?Sized>(
-    mut res: Response<'_>,
+    res: &mut Response<'_>,
     env: &mut Env<'_, H>,
     started: Instant,
 ) -> Answer {
@@ -243,18 +296,16 @@ fn written<H: Handler + ?Sized>(
     }
 }
 
-/// Answers a request whose handler panicked (what it wrote is discarded
-/// already) with a `500` that closes.
+/// Answers a request whose handler panicked with a `500` that closes,
+/// written over what `res` held (dropped).
 fn panicked<H: Handler + ?Sized>(
-    out: &mut BytesMut,
-    large: &mut Vec<(usize, Segment)>,
+    res: &mut Response<'_>,
     env: &mut Env<'_, H>,
-    is_head: bool,
     started: Instant,
 ) -> Answer {
     env.counters.handler_panics.add(1);
     env.counters.count_status(500);
-    let mut res = Response::new(out, large, false, is_head, false, env.server_line);
+    res.restart_closing();
     res.status(StatusCode::INTERNAL_SERVER_ERROR)
         .header("Content-Type", "text/plain; charset=utf-8")
         .body(b"Internal Server Error\n");

@@ -84,6 +84,7 @@ impl Response<'_> {
     /// header section, then puts the server's head in front (as a
     /// buffered body does).
     fn read_in(&mut self, file: &File, offset: u64, len: usize) -> io::Result<()> {
+        self.open_head();
         let section_end = self.out.len();
         self.out.extend_from_slice(b"\r\n");
         let body_start = self.out.len();
@@ -94,7 +95,7 @@ impl Response<'_> {
         }
         self.body_len = len;
         self.stage = Stage::Done;
-        self.insert_server_head(Framing::Length(len), false);
+        self.insert_server_fields(Framing::Length(len), section_end);
         Ok(())
     }
 }

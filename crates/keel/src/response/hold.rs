@@ -7,9 +7,9 @@
 //! headers are put in front when the connection finishes the response, as
 //! for a body written with [`Response::write`].
 
-use super::headers::FIELD_VALUE;
+use super::headers::is_field_value;
 use super::{InvalidHeader, Response, Stage};
-use crate::http1::parse::{all_in, all_token};
+use crate::http1::parse::all_token;
 use crate::StatusCode;
 
 impl<'a> Response<'a> {
@@ -44,6 +44,7 @@ impl<'a> Response<'a> {
         let body_start = match self.stage {
             Stage::Headers => {
                 // No body given (yet): an empty one, as `finish` would send.
+                self.open_head();
                 self.out.extend_from_slice(b"\r\n");
                 let body_start = self.out.len();
                 self.stage = Stage::Buffered { body_start };
@@ -164,7 +165,7 @@ impl Held<'_, '_> {
         let n = name.as_bytes();
         if n.is_empty()
             || !all_token(n)
-            || !all_in(&FIELD_VALUE, value)
+            || !is_field_value(value)
             || ["content-length", "transfer-encoding", "connection"]
                 .iter()
                 .any(|owned| n.eq_ignore_ascii_case(owned.as_bytes()))
@@ -189,7 +190,7 @@ impl Held<'_, '_> {
     /// Moves the body by the bytes removed.
     pub fn remove_header(&mut self, name: &str) -> usize {
         let mut removed = 0;
-        let mut at = self.res.start;
+        let mut at = self.res.headers_start();
         while at < self.body_start - 2 {
             let line_len = line_at(&self.res.out[at..self.body_start]).len() + 2;
             if value_of(&self.res.out[at..at + line_len - 2], name).is_some() {
@@ -221,7 +222,7 @@ impl Held<'_, '_> {
 
     /// The header lines, each without its CRLF.
     fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = &self.res.out[self.res.start..self.body_start - 2];
+        let mut rest = &self.res.out[self.res.headers_start()..self.body_start - 2];
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;

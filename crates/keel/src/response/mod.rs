@@ -4,14 +4,18 @@
 //! Layout while a response is being written, all inside the output buffer:
 //!
 //! ```text
-//! [earlier responses][user header lines][CRLF][body so far]
-//!                    ^ start            ^ body_start
+//! [earlier responses][status line][user header lines][CRLF][body so far]
+//!                    ^ start      ^ headers_start()        ^ body_start
 //! ```
 //!
-//! The status line and the server's own headers (`Content-Length`, `Date`,
-//! `Server`, `Connection`) depend on what the handler does, so they are
-//! appended once known and rotated in front of the user's header lines: a
-//! `memmove` of the bytes written so far, never an allocation.
+//! The status line is written with the first header line (or the body),
+//! from the status set so far; a later [`Response::status`] rewrites it in
+//! place, a `memmove` of what follows. The server's own fields
+//! (`Content-Length`, `Date`, `Server`, `Connection`) come after the user's
+//! lines: appended with the body when its length is known then, else put
+//! in front of the header section's CRLF once the body is complete. The
+//! common answer (`header`, then `body`) is written front to back, with
+//! nothing moved.
 
 mod defer;
 mod file;
@@ -99,6 +103,8 @@ pub struct Response<'a> {
     out: &'a mut BytesMut,
     large: &'a mut Vec<(usize, Segment)>,
     start: usize,
+    /// Length of the status line at `start`; 0 until it is written.
+    status_line_len: usize,
     stage: Stage,
     status: StatusCode,
     keep_alive: bool,
@@ -146,6 +152,7 @@ impl<'a> Response<'a> {
     ) -> Self {
         Response {
             start: out.len(),
+            status_line_len: 0,
             out,
             large,
             stage: Stage::Headers,
@@ -212,6 +219,9 @@ impl<'a> Response<'a> {
             matches!(self.stage, Stage::Headers | Stage::Buffered { .. }),
             "status set after the response head was written"
         );
+        if self.status_line_len != 0 && status != self.status {
+            self.rewrite_status_line(status);
+        }
         self.status = status;
         self
     }
@@ -233,6 +243,7 @@ impl<'a> Response<'a> {
         self.body_len += bytes.len();
         match self.stage {
             Stage::Headers => {
+                self.open_head();
                 self.out.extend_from_slice(b"\r\n");
                 self.stage = Stage::Buffered {
                     body_start: self.out.len(),
@@ -365,9 +376,10 @@ impl<'a> Response<'a> {
                 } else {
                     Framing::Length(len)
                 };
-                // The user's header lines and CRLF are already there; only prepend.
+                // The user's header lines and CRLF are already there: the
+                // server's fields go in front of that CRLF.
                 self.stage = Stage::Done;
-                self.insert_server_head(framing, false);
+                self.insert_server_fields(framing, body_start - 2);
             }
             Stage::Streaming => {
                 if !self.http10 && !self.is_head && !self.status.forbids_body() {
@@ -382,9 +394,46 @@ impl<'a> Response<'a> {
     /// Drops everything this response wrote (a panicking handler's half-written response).
     pub(crate) fn discard(&mut self) {
         self.out.truncate(self.start);
+        self.status_line_len = 0;
         let start = self.start;
         self.large.retain(|&(at, _)| at <= start);
         self.stage = Stage::Done;
+    }
+
+    /// Whether nothing about this response changed since it was made with
+    /// `keep_alive`: nothing written, and its status, connection, hold and
+    /// deferred deadline as they were. A head-time hook that continued
+    /// leaves it so, and the handler may then write the same response.
+    pub(crate) fn is_fresh(&self, keep_alive: bool) -> bool {
+        self.is_untouched()
+            && self.stage == Stage::Headers
+            && self.status == StatusCode::OK
+            && self.keep_alive == keep_alive
+            && !self.held
+            && self.deferred_timeout.is_none()
+    }
+
+    /// The buffers this response writes into, given back (a panicking
+    /// handler's response is replaced by a `500`).
+    pub(crate) fn into_buffers(self) -> (&'a mut BytesMut, &'a mut Vec<(usize, Segment)>) {
+        let Response { out, large, .. } = self;
+        (out, large)
+    }
+
+    /// Starts this response over, to close the connection after it: what
+    /// was written is dropped (a panicking handler's half-written answer,
+    /// replaced by a `500`).
+    pub(crate) fn restart_closing(&mut self) {
+        self.discard();
+        self.stage = Stage::Headers;
+        self.status = StatusCode::OK;
+        self.keep_alive = false;
+        self.http10 = false;
+        self.has_date = false;
+        self.has_server = false;
+        self.held = false;
+        self.omit_length = false;
+        self.body_len = 0;
     }
 
     /// Whether nothing was written yet: no header, no body.
@@ -413,28 +462,62 @@ impl<'a> Response<'a> {
         self.out.extend_from_slice(b"\r\n");
     }
 
-    /// Ends the user's header lines and puts the server's head in front of them.
-    fn write_head(&mut self, framing: Framing) {
-        self.insert_server_head(framing, true);
+    /// Where the user's header lines begin: after the status line.
+    pub(super) fn headers_start(&self) -> usize {
+        self.start + self.status_line_len
     }
 
-    /// Appends the status line and the server's headers, then rotates them in
-    /// front of the user's header lines starting at `self.start`.
-    fn insert_server_head(&mut self, framing: Framing, end_header_section: bool) {
-        if end_header_section {
-            self.out.extend_from_slice(b"\r\n");
+    /// Writes the status line, if it is not there yet: before the first
+    /// header line or body byte.
+    fn open_head(&mut self) {
+        if self.status_line_len == 0 {
+            self.status_line_len = write_status_line(self.out, self.status);
         }
+    }
+
+    /// Replaces the status line (already written) by `status`'s, moving
+    /// what follows by the difference in length.
+    fn rewrite_status_line(&mut self, status: StatusCode) {
+        let old = self.status_line_len;
+        let new = write_status_line(self.out, status);
+        // [old line][rest][new line] -> [new line][old line][rest] -> [new line][rest]
+        self.out[self.start..].rotate_right(new);
+        self.out
+            .copy_within(self.start + new + old.., self.start + new);
+        self.out.truncate(self.out.len() - old);
+        self.status_line_len = new;
+        let moved = |at: usize| at + new - old;
+        self.stage = match self.stage {
+            Stage::Buffered { body_start } => Stage::Buffered {
+                body_start: moved(body_start),
+            },
+            Stage::Held { body_start } => Stage::Held {
+                body_start: moved(body_start),
+            },
+            other => other,
+        };
+    }
+
+    /// Ends the head: the status line if not yet written, the server's
+    /// fields after the user's lines, and the CRLF that ends the section.
+    fn write_head(&mut self, framing: Framing) {
+        self.open_head();
+        self.push_server_fields(framing);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Puts the server's fields in front of `section_end`, the CRLF that
+    /// ends the header section, and the body after it.
+    fn insert_server_fields(&mut self, framing: Framing, section_end: usize) {
+        let fields_len = self.push_server_fields(framing);
+        self.out[section_end..].rotate_right(fields_len);
+    }
+
+    /// Appends the server's fields (framing, `Date`, `Server`,
+    /// `Connection`); returns their length.
+    fn push_server_fields(&mut self, framing: Framing) -> usize {
         let mark = self.out.len();
         let out = &mut *self.out;
-        if let Some(line) = self.status.status_line() {
-            out.extend_from_slice(line.as_bytes());
-        } else {
-            out.extend_from_slice(b"HTTP/1.1 ");
-            out.extend_from_slice(&self.status.digits());
-            out.put_u8(b' ');
-            out.extend_from_slice(self.status.reason().as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
         match framing {
             _ if self.status.framing_implies_no_body() => {}
             // A 205 carries no content, and says so (RFC 9110 §15.3.6).
@@ -443,19 +526,12 @@ impl<'a> Response<'a> {
             {
                 out.extend_from_slice(b"Content-Length: 0\r\n");
             }
-            Framing::Length(len) => {
-                let mut digits = [0u8; 20];
-                out.extend_from_slice(b"Content-Length: ");
-                out.extend_from_slice(decimal(len, &mut digits));
-                out.extend_from_slice(b"\r\n");
-            }
+            Framing::Length(len) => content_length_line(out, len),
             Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             Framing::UntilClose => {}
         }
         if !self.has_date {
-            out.extend_from_slice(b"Date: ");
-            out.extend_from_slice(&date::current());
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&date::current_line());
         }
         if !self.has_server {
             out.extend_from_slice(self.server_line);
@@ -465,9 +541,44 @@ impl<'a> Response<'a> {
         } else if self.http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        let head_len = out.len() - mark;
-        out[self.start..].rotate_right(head_len);
+        out.len() - mark
     }
+}
+
+/// Appends `status`'s line (`HTTP/1.1 200 OK\r\n`); returns its length.
+fn write_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
+    let mark = out.len();
+    if let Some(line) = status.status_line() {
+        out.extend_from_slice(line.as_bytes());
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(&status.digits());
+        out.put_u8(b' ');
+        out.extend_from_slice(status.reason().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.len() - mark
+}
+
+/// Appends `Content-Length: len\r\n`, with one copy: the digits are
+/// written from the right, before the CRLF, and the name in front of them.
+fn content_length_line(out: &mut BytesMut, mut len: usize) {
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    let mut line = [0u8; NAME.len() + 20 + 2];
+    let crlf_at = line.len() - 2;
+    line[crlf_at..].copy_from_slice(b"\r\n");
+    let mut at = crlf_at;
+    loop {
+        at -= 1;
+        line[at] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            break;
+        }
+    }
+    at -= NAME.len();
+    line[at..at + NAME.len()].copy_from_slice(NAME);
+    out.extend_from_slice(&line[at..]);
 }
 
 impl std::io::Write for Response<'_> {
@@ -485,19 +596,6 @@ impl fmt::Write for Response<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         Response::write(self, s.as_bytes());
         Ok(())
-    }
-}
-
-/// `n` in decimal, into `buf`; returns the digits.
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Response writing: heads, framing, bodies, header checks.
 
-use super::headers::FIELD_VALUE;
+use super::headers::{is_field_value, FIELD_VALUE};
 use super::*;
 
 fn render(
@@ -37,7 +37,7 @@ fn body_in_one_call() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\nContent-Type: text/plain\r\n\r\nHello"
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\r\nHello"
     );
 }
 
@@ -47,7 +47,7 @@ fn status_can_change_while_buffering_and_length_is_computed() {
         r.header("X", "1").write(b"ab").write(b"cd");
         r.status(StatusCode::CREATED);
     });
-    assert_eq!(text, "PREVIOUSHTTP/1.1 201 Created\r\nContent-Length: 4\r\nDate: D\r\nServer: t\r\nX: 1\r\n\r\nabcd");
+    assert_eq!(text, "PREVIOUSHTTP/1.1 201 Created\r\nX: 1\r\nContent-Length: 4\r\nDate: D\r\nServer: t\r\n\r\nabcd");
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn connection_and_framing_headers_are_the_servers() {
             .header("Connection", "close")
             .header("Date", "x");
     });
-    assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: t\r\nConnection: close\r\nDate: x\r\n\r\n");
+    assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 0\r\nServer: t\r\nConnection: close\r\n\r\n");
     let (text, _) = render(false, true, |_| {});
     assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
 }
@@ -189,6 +189,47 @@ fn field_value_table_is_the_rfc_set() {
 }
 
 #[test]
+fn the_word_at_a_time_value_check_agrees_with_the_table() {
+    // Every byte, alone and at each position of two words plus a tail.
+    for b in 0..=255u8 {
+        for at in 0..19 {
+            let mut value = vec![b'a'; 19];
+            value[at] = b;
+            let table = value.iter().all(|&b| FIELD_VALUE[b as usize]);
+            assert_eq!(is_field_value(&value), table, "{b:#x} at {at}");
+            assert_eq!(
+                is_field_value(&value[..=at]),
+                table,
+                "{b:#x} ending at {at}"
+            );
+        }
+    }
+    // Random values of the bytes near the edges (xorshift: reproducible).
+    let edges = [
+        0x00, 0x08, 0x09, 0x0a, 0x1f, 0x20, 0x21, 0x7e, 0x7f, 0x80, 0xa0, 0xff,
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 40) as usize;
+        let value: Vec<u8> = (0..len)
+            .map(|i| {
+                let pick = (state >> (i % 56)) as usize;
+                if pick % 5 == 0 {
+                    edges[pick / 5 % edges.len()]
+                } else {
+                    b'a' + (pick % 26) as u8
+                }
+            })
+            .collect();
+        let table = value.iter().all(|&b| FIELD_VALUE[b as usize]);
+        assert_eq!(is_field_value(&value), table, "{value:?}");
+    }
+}
+
+#[test]
 fn discard_forgets_the_half_written_response() {
     let mut out = BytesMut::from(&b"PREVIOUS"[..]);
     let mut large = vec![(8, Segment::Shared(Bytes::from_static(b"earlier")))];
@@ -234,8 +275,8 @@ fn a_held_body_waits_for_finish_and_can_be_rewritten() {
     );
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\
-         ETag: \"x\"\r\nX-New: v\r\n\r\nshort"
+        "PREVIOUSHTTP/1.1 200 OK\r\nETag: \"x\"\r\nX-New: v\r\n\
+         Content-Length: 5\r\nDate: D\r\nServer: t\r\n\r\nshort"
     );
 }
 
@@ -256,7 +297,7 @@ fn a_held_response_written_in_pieces_and_one_with_no_body() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: t\r\nDate: then\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nDate: then\r\nContent-Length: 0\r\nServer: t\r\n\r\n"
     );
 }
 
@@ -303,12 +344,12 @@ fn a_held_head_answer_may_leave_its_length_out() {
     };
     assert_eq!(
         head(false),
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\
-         Content-Type: text/plain\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+         Content-Length: 5\r\nDate: D\r\nServer: t\r\n\r\n"
     );
     assert_eq!(
         head(true),
-        "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nContent-Type: text/plain\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: D\r\nServer: t\r\n\r\n"
     );
     // omit_length is for HEAD only: a GET keeps its exact length.
     let (text, _) = render(false, false, |r| {
@@ -316,4 +357,30 @@ fn a_held_head_answer_may_leave_its_length_out() {
         r.held().unwrap().omit_length();
     });
     assert!(text.contains("\r\nContent-Length: 5\r\n"), "{text}");
+}
+
+#[test]
+fn a_status_set_after_header_lines_rewrites_the_status_line() {
+    let (text, _) = render(false, false, |r| {
+        r.header("A", "1").status(StatusCode::NOT_FOUND);
+        r.header("B", "2").status(StatusCode::OK);
+        r.write(b"ab");
+        r.status(StatusCode::from_u16(299).unwrap());
+        r.write(b"cd");
+        r.status(StatusCode::UNPROCESSABLE_ENTITY);
+    });
+    assert_eq!(
+        text,
+        "PREVIOUSHTTP/1.1 422 Unprocessable Content\r\nA: 1\r\nB: 2\r\n\
+         Content-Length: 4\r\nDate: D\r\nServer: t\r\n\r\nabcd"
+    );
+    // Shorter than the line it replaces, with the body given at once.
+    let (text, _) = render(false, false, |r| {
+        r.status(StatusCode::SERVICE_UNAVAILABLE).header("A", "1");
+        r.status(StatusCode::GONE).body(b"x");
+    });
+    assert_eq!(
+        text,
+        "PREVIOUSHTTP/1.1 410 Gone\r\nA: 1\r\nContent-Length: 1\r\nDate: D\r\nServer: t\r\n\r\nx"
+    );
 }

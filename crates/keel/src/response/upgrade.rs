@@ -110,7 +110,12 @@ impl<'a> Response<'a> {
         if !self.keep_alive {
             return Err(UpgradeError::Unavailable);
         }
+        // Not through `status`, which refuses a 1xx from a handler.
+        if self.status_line_len != 0 {
+            self.rewrite_status_line(StatusCode::SWITCHING_PROTOCOLS);
+        }
         self.status = StatusCode::SWITCHING_PROTOCOLS;
+        self.open_head();
         // The server's own lines, among the handler's: `header` keeps
         // `Connection` to the server. `protocol` equals an element of a
         // parsed field value, so it holds no CR, LF or comma.

@@ -6,9 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) const DATE_LEN: usize = 29;
 
+/// Length of the header line `Date: <IMF-fixdate>\r\n`.
+pub(crate) const DATE_LINE_LEN: usize = "Date: ".len() + DATE_LEN + 2;
+
 thread_local! {
-    /// (unix second it was formatted for, the formatted value)
-    static CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+    /// (unix second it was formatted for, the whole `Date` line): a
+    /// response copies the line in one piece.
+    static CACHE: Cell<(u64, [u8; DATE_LINE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LINE_LEN])) };
     /// Whether an event loop on this thread calls [`refresh`] every turn;
     /// other threads (a deferred responder's) re-read the clock on each use.
     static LOOP_DRIVEN: Cell<bool> = const { Cell::new(false) };
@@ -28,13 +32,16 @@ pub(crate) fn refresh() {
         .map_or(0, |d| d.as_secs());
     CACHE.with(|cache| {
         if cache.get().0 != now {
-            cache.set((now, format_imf_fixdate(now)));
+            let mut line = *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+            line[6..6 + DATE_LEN].copy_from_slice(&format_imf_fixdate(now));
+            cache.set((now, line));
         }
     });
 }
 
-/// The cached value. On a thread without an event loop, re-reads the clock first.
-pub(crate) fn current() -> [u8; DATE_LEN] {
+/// The cached `Date: ...\r\n` line. On a thread without an event loop,
+/// re-reads the clock first.
+pub(crate) fn current_line() -> [u8; DATE_LINE_LEN] {
     if !LOOP_DRIVEN.with(Cell::get) {
         refresh();
     }
@@ -105,7 +112,8 @@ mod tests {
 
     #[test]
     fn current_is_formatted_on_first_use() {
-        let value = current();
-        assert_eq!(&value[25..], b" GMT");
+        let line = current_line();
+        assert_eq!(&line[..6], b"Date: ");
+        assert_eq!(&line[6 + 25..], b" GMT\r\n");
     }
 }

@@ -9,7 +9,7 @@ use crate::body::{BodyError, SinkWaker};
 use crate::deferred::Watch;
 use crate::http1::body::{ChunkLimits, ChunkedDecoder};
 use crate::http1::budget::Reservation;
-use crate::http1::dispatch::{admit, dispatch, Admission, Answer};
+use crate::http1::dispatch::{admit, admit_and_dispatch, dispatch, Admission, Answer};
 pub(crate) use crate::http1::env::{Env, Services};
 
 mod buffers;
@@ -350,6 +350,14 @@ impl Conn {
                         return false;
                     }
                     Ok(None) => return false,
+                    Ok(Some((req, framing))) if framing.body == BodyLength::Empty => {
+                        // No body to decide about: the head-time checks and
+                        // the handler run at once, on one response writer.
+                        let answer =
+                            admit_and_dispatch(output, env, &req, &framing, client!(peer, tls));
+                        self.complete(framing.head_len, answer, env);
+                        return true;
+                    }
                     Ok(Some((req, framing))) => {
                         // Head-first dispatch: the handler's head-time
                         // checks run before one byte of body is read.

@@ -269,7 +269,7 @@ fn frame(
 /// httparse's names, which are tokens; with the length a constant, the
 /// compiler compares whole words.
 #[inline]
-fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+pub(crate) fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
     let Ok(name) = <&[u8; N]>::try_from(name) else {
         return false;
     };
