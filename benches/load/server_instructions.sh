@@ -51,7 +51,11 @@ count() {
     awk '/^(summary|totals):/ { print $2; exit }' "$file"
 }
 
-echo "server instructions per pipelined request (depth $DEPTH, $BATCHES batches after $WARM; callgrind, user space)"
+echo "# server instructions per pipelined request"
+echo
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(valgrind --version)"
+echo "depth $DEPTH, $BATCHES batches after $WARM; callgrind, user space; one connection, wrk's request"
+echo
 printf '%-8s %12s\n' server Ir/request
 for name in keel "${peers[@]}"; do
     short=$(count "$name" "$WARM")
