@@ -76,6 +76,16 @@ impl Output {
         buffered + self.large.iter().map(|(_, s)| s.len()).sum::<usize>() - self.sent
     }
 
+    /// The unwritten bytes when all of them are in the buffer (no shared
+    /// body or file queued): most answers, written without an iovec array.
+    #[inline]
+    pub(crate) fn only_memory(&self) -> Option<&[u8]> {
+        if !self.large.is_empty() {
+            return None;
+        }
+        self.buf.as_deref().map(|buf| &buf[self.sent..])
+    }
+
     /// What comes next: the unwritten bytes in memory, in order, up to the
     /// next file (filling `iov`), or the unsent part of the file that is
     /// next.

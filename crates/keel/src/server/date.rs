@@ -1,7 +1,7 @@
 //! The `Date` header value, formatted at most once a second per thread.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) const DATE_LEN: usize = 29;
@@ -13,37 +13,49 @@ thread_local! {
     /// (unix second it was formatted for, the whole `Date` line): a
     /// response copies the line in one piece.
     static CACHE: Cell<(u64, [u8; DATE_LINE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LINE_LEN])) };
+    /// When the wall clock's next second begins, on the monotonic clock:
+    /// until then the cached line is current and the wall clock is not read.
+    static NEXT_SECOND: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Whether an event loop on this thread calls [`refresh`] every turn;
-    /// other threads (a deferred responder's) re-read the clock on each use.
+    /// other threads (a deferred responder's) refresh on each use.
     static LOOP_DRIVEN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks this thread as an event loop that refreshes the cache every turn.
 pub(crate) fn driven_by_loop() {
     LOOP_DRIVEN.with(|driven| driven.set(true));
-    refresh();
+    refresh(Instant::now());
 }
 
-/// Re-read the clock and reformat the cached value if the second has changed.
-/// Workers call this once per event-loop turn.
-pub(crate) fn refresh() {
-    let now = SystemTime::now()
+/// Brings the cached line up to date at `now` (the loop's clock, read once
+/// a turn): a comparison of two instants, and once a second a read of the
+/// wall clock and, if its second changed, a new line. A wall clock set
+/// back or forward shows at the next second.
+pub(crate) fn refresh(now: Instant) {
+    if NEXT_SECOND.with(Cell::get).is_some_and(|next| now < next) {
+        return;
+    }
+    let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    let secs = since_epoch.as_secs();
     CACHE.with(|cache| {
-        if cache.get().0 != now {
+        if cache.get().0 != secs {
             let mut line = *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
-            line[6..6 + DATE_LEN].copy_from_slice(&format_imf_fixdate(now));
-            cache.set((now, line));
+            line[6..6 + DATE_LEN].copy_from_slice(&format_imf_fixdate(secs));
+            cache.set((secs, line));
         }
     });
+    let to_next_second =
+        Duration::from_nanos(u64::from(1_000_000_000 - since_epoch.subsec_nanos()));
+    NEXT_SECOND.with(|next| next.set(Some(now + to_next_second)));
 }
 
 /// The cached `Date: ...\r\n` line. On a thread without an event loop,
-/// re-reads the clock first.
+/// refreshes it first.
 pub(crate) fn current_line() -> [u8; DATE_LINE_LEN] {
     if !LOOP_DRIVEN.with(Cell::get) {
-        refresh();
+        refresh(Instant::now());
     }
     CACHE.with(Cell::get).1
 }
@@ -108,6 +120,21 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(&format_imf_fixdate(secs)[..], want, "{secs}");
         }
+    }
+
+    #[test]
+    fn the_wall_clock_is_read_once_a_second() {
+        let now = Instant::now();
+        refresh(now);
+        let fake = (1, *b"Date: Mon, 01 Jan 2001 00:00:00 GMT\r\n");
+        CACHE.with(|cache| cache.set(fake));
+        NEXT_SECOND.with(|next| next.set(Some(now + Duration::from_secs(10))));
+        refresh(now + Duration::from_secs(9));
+        assert_eq!(current_line(), fake.1, "within the second: not read");
+        refresh(now + Duration::from_secs(10));
+        let line = current_line();
+        assert_ne!(line, fake.1, "the next second: read and formatted");
+        assert_eq!(&line[6 + 25..], b" GMT\r\n");
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl<H: Handler> Worker<H> {
             self.now = Instant::now();
             // Where the latency of the next request dispatched starts.
             self.services.clock = self.now;
-            date::refresh();
+            date::refresh(self.now);
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.read_control(),

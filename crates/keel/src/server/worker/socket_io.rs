@@ -81,55 +81,14 @@ pub(super) fn flush(
         Err(e) => return Err(e),
     }
     while conn.output.pending() > 0 {
-        // A chunk found cached is not asked about again while it is sent
-        // in pieces (one per flush, as the socket takes them).
-        let mut found_cached = None;
-        let result = {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            match conn.output.front(&mut iov) {
-                Front::Memory(1) => stream.write(&iov[0]),
-                Front::Memory(n) => stream.write_vectored(&iov[..n]),
-                Front::File { .. } if conn.output.waits_for_disk() => {
-                    return Ok(Flushed::Stopped);
-                }
-                Front::File { .. } if file_bytes >= FILE_BYTES_PER_TURN => {
-                    return Ok(Flushed::TurnSpent);
-                }
-                Front::File { file, offset, len } => {
-                    let mut len = len.min(FILE_BYTES_PER_TURN - file_bytes);
-                    let known = conn.output.known_cached();
-                    if known > 0 {
-                        // Only what was asked about (or read in) goes
-                        // without asking.
-                        len = len.min(known);
-                    } else if ask_page_cache && len >= PROBE_FROM {
-                        // Warm files are asked about at the chunk's ends
-                        // only; once one was cold, every PROBE_STEP.
-                        let step = if conn.output.found_cold() {
-                            PROBE_STEP
-                        } else {
-                            len
-                        };
-                        if !chunk_cached(file, offset, len, step) {
-                            let file = file.try_clone()?;
-                            return Ok(Flushed::Cold(ColdChunk { file, offset, len }));
-                        }
-                        found_cached = Some(len);
-                    }
-                    let sent = stream.send_file(file, offset, len);
-                    if let Ok(n) = sent {
-                        file_bytes += n;
-                    }
-                    // Zero bytes of a file: it was cut short after its
-                    // length went out in the head; the answer cannot be
-                    // completed.
-                    sent.and_then(|n| if n == 0 { Err(cut_short()) } else { Ok(n) })
-                }
-            }
+        let result = match conn.output.only_memory() {
+            // Most answers: one buffer, one write, no iovec array to fill.
+            Some(bytes) => stream.write(bytes),
+            None => match write_front(stream, &mut conn.output, &mut file_bytes, ask_page_cache) {
+                Ok(written) => written,
+                Err(stop) => return stop,
+            },
         };
-        if let Some(len) = found_cached {
-            conn.output.trust_disk(len);
-        }
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
@@ -143,6 +102,66 @@ pub(super) fn flush(
         }
     }
     Ok(Flushed::Stopped)
+}
+
+/// Writes the front of `output` when it holds shared bodies or files: the
+/// memory up to the next file with `writev`, or the file with `sendfile`
+/// (see [`flush`]). `Err` is what `flush` returns at once. Out of line: its
+/// iovec array would make every flush's stack frame larger.
+#[inline(never)]
+fn write_front(
+    stream: &mut Stream,
+    output: &mut Output,
+    file_bytes: &mut usize,
+    ask_page_cache: bool,
+) -> Result<io::Result<usize>, io::Result<Flushed>> {
+    // A chunk found cached is not asked about again while it is sent
+    // in pieces (one per flush, as the socket takes them).
+    let mut found_cached = None;
+    let result = {
+        let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+        match output.front(&mut iov) {
+            Front::Memory(1) => stream.write(&iov[0]),
+            Front::Memory(n) => stream.write_vectored(&iov[..n]),
+            Front::File { .. } if output.waits_for_disk() => {
+                return Err(Ok(Flushed::Stopped));
+            }
+            Front::File { .. } if *file_bytes >= FILE_BYTES_PER_TURN => {
+                return Err(Ok(Flushed::TurnSpent));
+            }
+            Front::File { file, offset, len } => {
+                let mut len = len.min(FILE_BYTES_PER_TURN - *file_bytes);
+                let known = output.known_cached();
+                if known > 0 {
+                    // Only what was asked about (or read in) goes
+                    // without asking.
+                    len = len.min(known);
+                } else if ask_page_cache && len >= PROBE_FROM {
+                    // Warm files are asked about at the chunk's ends
+                    // only; once one was cold, every PROBE_STEP.
+                    let step = if output.found_cold() { PROBE_STEP } else { len };
+                    if !chunk_cached(file, offset, len, step) {
+                        return Err(file
+                            .try_clone()
+                            .map(|file| Flushed::Cold(ColdChunk { file, offset, len })));
+                    }
+                    found_cached = Some(len);
+                }
+                let sent = stream.send_file(file, offset, len);
+                if let Ok(n) = sent {
+                    *file_bytes += n;
+                }
+                // Zero bytes of a file: it was cut short after its
+                // length went out in the head; the answer cannot be
+                // completed.
+                sent.and_then(|n| if n == 0 { Err(cut_short()) } else { Ok(n) })
+            }
+        }
+    };
+    if let Some(len) = found_cached {
+        output.trust_disk(len);
+    }
+    Ok(result)
 }
 
 /// Whether the pages of a file chunk are in the page cache, asked every
