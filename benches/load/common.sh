@@ -232,3 +232,19 @@ set_round_order() {
         for ((i = ${#present[@]} - 1; i >= 0; i--)); do order+=("${present[i]}"); done
     fi
 }
+
+# perf_wrk EVENTS: counts EVENTS on the running server with perf stat while
+# wrk drives it in the mode wrk_mode set ($CONNECTIONS, $DURATION, $PORT),
+# then stops the server. The counts are left in $logs/perf.csv (perf's -x,
+# format), wrk's output in $logs/wrk.out; sets $requests to wrk's count.
+perf_wrk() {
+    perf stat -x, -e "$1" -p "$server_pid" -o "$logs/perf.csv" &
+    local perf_pid=$!
+    sleep 0.2
+    WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_script[@]}" \
+        "http://127.0.0.1:$PORT/plaintext" "${wrk_tail[@]}" >"$logs/wrk.out" 2>&1 || true
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    stop_server
+    requests=$(wrk_result "$logs/wrk.out" | awk '{ print $6 }')
+}

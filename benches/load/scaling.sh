@@ -216,15 +216,7 @@ if [ "$PERF" != 0 ]; then
         for config in "${configs[@]}"; do
             wrk_mode "$mode" "$DEPTH"
             start_config "$config"
-            perf stat -x, -e "$events" -p "$server_pid" -o "$logs/perf.csv" &
-            perf_pid=$!
-            sleep 0.2
-            WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_script[@]}" \
-                "http://127.0.0.1:$PORT/plaintext" "${wrk_tail[@]}" >"$logs/wrk.out" 2>&1 || true
-            kill -INT "$perf_pid"
-            wait "$perf_pid" || true
-            stop_server
-            requests=$(wrk_result "$logs/wrk.out" | awk '{ print $6 }')
+            perf_wrk "$events"
             awk -F, -v m="$mode" -v c="$config" -v r="${requests:-0}" '
                 { v[$3] = $1 }
                 function per(e, scale) {

@@ -44,15 +44,7 @@ for mode in keep-alive pipelined close; do
     for name in keel "${peers[@]}"; do
         start_pair_server "$name" "$PORT"
         wrk_mode "$mode" "$DEPTH"
-        perf stat -x, -e "$events" -p "$server_pid" -o "$logs/perf.csv" &
-        perf_pid=$!
-        sleep 0.2
-        WRK_CONNECTIONS=$CONNECTIONS "${pin_client[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${wrk_script[@]}" \
-            "http://127.0.0.1:$PORT/plaintext" "${wrk_tail[@]}" >"$logs/wrk.out" 2>&1 || true
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
-        stop_server
-        requests=$(wrk_result "$logs/wrk.out" | awk '{ print $6 }')
+        perf_wrk "$events"
         awk -F, -v m="$mode" -v n="$name" -v r="${requests:-0}" '
             $3 ~ /sys_enter/ { name = $3; sub(/.*sys_enter_?/, "", name); count[name] = $1 + 0; order[++k] = name }
             END {
