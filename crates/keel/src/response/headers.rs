@@ -71,6 +71,12 @@ pub(crate) fn is_field_value(value: &[u8]) -> bool {
     ok
 }
 
+/// Whether `name` (a token) is a framing field, which only the server
+/// writes. `is_name` compares a token as `eq_ignore_ascii_case` would.
+pub(super) fn is_framing_field(name: &[u8]) -> bool {
+    is_name(name, b"content-length") || is_name(name, b"transfer-encoding")
+}
+
 impl Response<'_> {
     /// Adds a header line.
     ///
@@ -170,22 +176,26 @@ impl Response<'_> {
             self.out.truncate(line_start);
             return Err(InvalidHeader);
         }
-        // The name is a token: `is_name` compares it as `eq_ignore_ascii_case` would.
         let n = name.as_bytes();
-        let framing = is_name(n, b"content-length") || is_name(n, b"transfer-encoding");
         if is_name(n, b"connection") {
             if list_elements(value).any(|o| o.eq_ignore_ascii_case(b"close")) {
                 self.keep_alive = false;
             }
             self.out.truncate(line_start);
-        } else if framing {
+        } else if is_framing_field(n) {
             self.out.truncate(line_start);
         } else {
-            self.has_date |= is_name(n, b"date");
-            self.has_server |= is_name(n, b"server");
+            self.note_date_or_server(n);
             self.out.extend_from_slice(b"\r\n");
         }
         Ok(self)
+    }
+
+    /// A header line named `name` (a token) was added: if it is `Date` or
+    /// `Server`, the server does not write its own.
+    pub(super) fn note_date_or_server(&mut self, name: &[u8]) {
+        self.has_date |= is_name(name, b"date");
+        self.has_server |= is_name(name, b"server");
     }
 
     /// Completes the response as a redirect: `status` (301, 302, 303, 307 or

@@ -7,9 +7,9 @@
 //! headers are put in front when the connection finishes the response, as
 //! for a body written with [`Response::write`].
 
-use super::headers::is_field_value;
+use super::headers::{is_field_value, is_framing_field};
 use super::{InvalidHeader, Response, Stage};
-use crate::http1::parse::all_token;
+use crate::http1::parse::{all_token, is_name};
 use crate::StatusCode;
 
 impl<'a> Response<'a> {
@@ -166,14 +166,12 @@ impl Held<'_, '_> {
         if n.is_empty()
             || !all_token(n)
             || !is_field_value(value)
-            || ["content-length", "transfer-encoding", "connection"]
-                .iter()
-                .any(|owned| n.eq_ignore_ascii_case(owned.as_bytes()))
+            || is_framing_field(n)
+            || is_name(n, b"connection")
         {
             return Err(InvalidHeader);
         }
-        self.res.has_date |= n.eq_ignore_ascii_case(b"date");
-        self.res.has_server |= n.eq_ignore_ascii_case(b"server");
+        self.res.note_date_or_server(n);
         let out = &mut *self.res.out;
         let line_len = n.len() + 2 + value.len() + 2;
         out.extend_from_slice(n);
