@@ -19,6 +19,7 @@
 
 mod defer;
 mod file;
+mod head;
 mod headers;
 mod hold;
 mod stream;
@@ -29,9 +30,8 @@ pub use hold::Held;
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::output::Segment;
-use crate::server::date;
 use crate::StatusCode;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::time::Duration;
 
@@ -461,131 +461,6 @@ impl<'a> Response<'a> {
         self.out.extend_from_slice(bytes);
         self.out.extend_from_slice(b"\r\n");
     }
-
-    /// Where the user's header lines begin: after the status line.
-    pub(super) fn headers_start(&self) -> usize {
-        self.start + self.status_line_len
-    }
-
-    /// Writes the status line, if it is not there yet: before the first
-    /// header line or body byte.
-    fn open_head(&mut self) {
-        if self.status_line_len == 0 {
-            self.status_line_len = write_status_line(self.out, self.status);
-        }
-    }
-
-    /// Replaces the status line (already written) by `status`'s, moving
-    /// what follows by the difference in length.
-    fn rewrite_status_line(&mut self, status: StatusCode) {
-        let old = self.status_line_len;
-        let new = write_status_line(self.out, status);
-        // [old line][rest][new line] -> [new line][old line][rest] -> [new line][rest]
-        self.out[self.start..].rotate_right(new);
-        self.out
-            .copy_within(self.start + new + old.., self.start + new);
-        self.out.truncate(self.out.len() - old);
-        self.status_line_len = new;
-        let moved = |at: usize| at + new - old;
-        self.stage = match self.stage {
-            Stage::Buffered { body_start } => Stage::Buffered {
-                body_start: moved(body_start),
-            },
-            Stage::Held { body_start } => Stage::Held {
-                body_start: moved(body_start),
-            },
-            other => other,
-        };
-    }
-
-    /// Ends the head: the status line if not yet written, the server's
-    /// fields after the user's lines, and the CRLF that ends the section.
-    fn write_head(&mut self, framing: Framing) {
-        self.open_head();
-        self.push_server_fields(framing);
-        self.out.extend_from_slice(b"\r\n");
-    }
-
-    /// Puts the server's fields in front of `section_end`, the CRLF that
-    /// ends the header section, and the body after it.
-    fn insert_server_fields(&mut self, framing: Framing, section_end: usize) {
-        let fields_len = self.push_server_fields(framing);
-        self.out[section_end..].rotate_right(fields_len);
-    }
-
-    /// Appends the server's fields (framing, `Date`, `Server`,
-    /// `Connection`); returns their length.
-    fn push_server_fields(&mut self, framing: Framing) -> usize {
-        let mark = self.out.len();
-        let out = &mut *self.out;
-        match framing {
-            _ if self.status.framing_implies_no_body() => {}
-            // A 205 carries no content, and says so (RFC 9110 §15.3.6).
-            Framing::Length(_) | Framing::Chunked | Framing::UntilClose
-                if self.status.forbids_body() =>
-            {
-                out.extend_from_slice(b"Content-Length: 0\r\n");
-            }
-            Framing::Length(len) => content_length_line(out, len),
-            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-            Framing::UntilClose => {}
-        }
-        if !self.has_date {
-            out.extend_from_slice(&date::current_line());
-        }
-        if !self.has_server {
-            out.extend_from_slice(self.server_line);
-        }
-        if !self.keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if self.http10 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        out.len() - mark
-    }
-}
-
-/// Appends `status`'s line (`HTTP/1.1 200 OK\r\n`); returns its length.
-#[inline]
-fn write_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
-    const OK_LINE: &[u8; 17] = b"HTTP/1.1 200 OK\r\n";
-    if status == StatusCode::OK {
-        // Most answers: a copy of constant length, which the compiler inlines.
-        out.extend_from_slice(OK_LINE);
-        return OK_LINE.len();
-    }
-    let mark = out.len();
-    if let Some(line) = status.status_line() {
-        out.extend_from_slice(line.as_bytes());
-    } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(&status.digits());
-        out.put_u8(b' ');
-        out.extend_from_slice(status.reason().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.len() - mark
-}
-
-/// Appends `Content-Length: len\r\n`, with one copy: the digits are
-/// written from the right, before the CRLF, and the name in front of them.
-fn content_length_line(out: &mut BytesMut, mut len: usize) {
-    const NAME: &[u8; 16] = b"Content-Length: ";
-    let mut line = [0u8; NAME.len() + 20 + 2];
-    let crlf_at = line.len() - 2;
-    line[crlf_at..].copy_from_slice(b"\r\n");
-    let mut at = crlf_at;
-    loop {
-        at -= 1;
-        line[at] = b'0' + (len % 10) as u8;
-        len /= 10;
-        if len == 0 {
-            break;
-        }
-    }
-    at -= NAME.len();
-    line[at..at + NAME.len()].copy_from_slice(NAME);
-    out.extend_from_slice(&line[at..]);
 }
 
 impl std::io::Write for Response<'_> {
