@@ -198,13 +198,19 @@ pub fn spawn_successor(
     let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| fd_of(&l.listener)).collect();
     fds.push(theirs.as_fd());
     let args: Vec<OsString> = command.get_args().map(OsStr::to_owned).collect();
-    sys::exec_with_listeners(&mut command, &program, &args, &env, &fds)?;
-    let child = command.spawn()?;
+    let report = sys::exec_with_listeners(&mut command, &program, &args, &env, &fds)?;
+    let mut child = command.spawn()?;
     // The prepared duplicates live in `command`: close this process's
-    // copies, and its copy of the successor's end of the channel, so that
-    // the channel ends when the successor does.
+    // copies (the error pipe's write end among them, or the report waits
+    // for ever), and its copy of the successor's end of the channel, so
+    // that the channel ends when the successor does.
     drop(command);
     drop(theirs);
+    if let Err(e) = report.outcome() {
+        // The child exits without running anything: reap it.
+        let _ = child.wait();
+        return Err(e);
+    }
     Ok(Successor { child, ready: ours })
 }
 
@@ -304,5 +310,22 @@ mod tests {
             io::ErrorKind::NotFound,
             "execve's error: {error}"
         );
+    }
+
+    /// The child moves the sockets onto descriptors 3, 4...: when those
+    /// numbers are free in this process, `Command`'s own error pipe can
+    /// land there and be overwritten, and a failed `execve` then looked
+    /// like a started successor (seen once in CI). Free the low numbers
+    /// on purpose and hand over enough sockets to cover them.
+    #[test]
+    fn a_failed_exec_is_reported_whatever_descriptors_are_free() {
+        let placeholders: Vec<_> = (0..24).map(|_| named(None)).collect();
+        let listeners: Vec<_> = (0..24).map(|_| named(None)).collect();
+        drop(placeholders);
+        for _ in 0..20 {
+            let error = spawn_successor(Command::new("/nonexistent/keel"), &listeners)
+                .expect_err("a program that does not exist cannot start");
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+        }
     }
 }
