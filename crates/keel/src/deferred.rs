@@ -5,7 +5,7 @@
 use crate::http1::output::Segment;
 use crate::response::ResponseShape;
 use crate::stream::{BodyStream, StreamShared};
-use crate::{Response, StatusCode};
+use crate::{field, Response, StatusCode};
 use bytes::BytesMut;
 use crossbeam_channel::Sender;
 use mio::Waker;
@@ -499,7 +499,7 @@ impl Drop for Responder {
         };
         let mut res = Response::with_shape(&mut bytes, &mut large, shape, &self.server_line);
         res.status(StatusCode::INTERNAL_SERVER_ERROR)
-            .header("Content-Type", "text/plain; charset=utf-8")
+            .field(field!("Content-Type", "text/plain; charset=utf-8"))
             .body(b"Internal Server Error\n");
         let body_len = res.body_len();
         self.send(bytes, large, false, 500, body_len, None);

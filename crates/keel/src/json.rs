@@ -1,6 +1,6 @@
 //! JSON in and out, with serde (feature `json`, on by default).
 
-use crate::{Request, Response, StatusCode};
+use crate::{field, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 /// A request body that is not the JSON the handler expects.
@@ -84,7 +84,7 @@ impl Response<'_> {
     ///
     /// When the body has begun.
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) {
-        self.header("Content-Type", "application/json");
+        self.field(field!("Content-Type", "application/json"));
         if serde_json::to_writer(&mut *self, value).is_err() {
             self.status(StatusCode::INTERNAL_SERVER_ERROR);
         }

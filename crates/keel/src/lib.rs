@@ -70,7 +70,7 @@ pub use metrics::histogram::LATENCY_BUCKETS;
 pub use metrics::{AlreadyWired, Metrics};
 pub use peer::PeerCredentials;
 pub use request::{percent_decode, Request, Version};
-pub use response::{Held, InvalidHeader, Response};
+pub use response::{Field, Held, InvalidHeader, Response};
 pub use router::{PathMatch, RouteError, Router, Routes, MAX_PARAMS};
 pub use server::config::Config;
 pub use server::listener::{ListenAddr, Listener};

@@ -1,5 +1,7 @@
 //! After warm-up, serving keep-alive and pipelined `GET /plaintext` and
-//! `GET /json` performs no heap allocation at all, in any thread.
+//! `GET /json` performs no heap allocation at all, in any thread: with a
+//! header added as a checked-once [`keel::Field`] (plaintext) and as a
+//! name and value checked per call (json).
 
 use keel::{Request, Response};
 use std::io::{Read, Write};
@@ -18,7 +20,7 @@ struct Message {
 fn hello(req: &Request<'_>, res: &mut Response<'_>) {
     match req.path() {
         "/plaintext" => res
-            .header("Content-Type", "text/plain")
+            .field(keel::field!("Content-Type", "text/plain"))
             .body(b"Hello, World!"),
         _ => {
             res.header("Content-Type", "application/json");

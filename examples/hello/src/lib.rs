@@ -9,7 +9,7 @@
 //!   (`benches/attack`)
 #![forbid(unsafe_code)]
 
-use keel::{Bytes, Request, Response, StatusCode};
+use keel::{field, Bytes, Request, Response, StatusCode};
 use serde::Serialize;
 use std::sync::OnceLock;
 
@@ -40,11 +40,11 @@ struct Message {
 pub fn hello(req: &Request<'_>, res: &mut Response<'_>) {
     match (req.method(), req.path()) {
         ("GET" | "HEAD", "/plaintext") => {
-            res.header("Content-Type", "text/plain")
+            res.field(field!("Content-Type", "text/plain"))
                 .body(b"Hello, World!");
         }
         ("GET" | "HEAD", "/json") => {
-            res.header("Content-Type", "application/json");
+            res.field(field!("Content-Type", "application/json"));
             // Serialising into the response writes straight into the output buffer.
             let written = serde_json::to_writer(
                 &mut *res,
@@ -58,7 +58,7 @@ pub fn hello(req: &Request<'_>, res: &mut Response<'_>) {
         }
         ("GET" | "HEAD", "/large") => {
             // Written from the shared buffer with writev: no per-request copy.
-            res.header("Content-Type", "application/octet-stream")
+            res.field(field!("Content-Type", "application/octet-stream"))
                 .body_bytes(large_body());
         }
         ("POST", "/echo") => {
@@ -79,7 +79,7 @@ pub fn hello(req: &Request<'_>, res: &mut Response<'_>) {
         }
         _ => {
             res.status(StatusCode::NOT_FOUND)
-                .header("Content-Type", "text/plain")
+                .field(field!("Content-Type", "text/plain"))
                 .body(b"Not Found\n");
         }
     }

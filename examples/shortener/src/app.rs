@@ -9,7 +9,7 @@ use crate::redirect;
 use crate::store::{Change, SharedStore, StoreError};
 use crate::telemetry::{StoreOp, Telemetry};
 use keel::middleware::{AtHead, Cidr, ForwardedClient, HandlerExt, RateLimit, RateLimitKey};
-use keel::{Handler, Request, Response, Router, Routes, StatusCode};
+use keel::{field, Handler, Request, Response, Router, Routes, StatusCode};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -381,10 +381,13 @@ fn metrics_page(state: &Arc<State>, metrics: keel::Metrics) -> impl Handler {
         state
             .telemetry
             .render_into(&mut text, &state.cache, &state.clicks);
-        res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Cache-Control", "no-store")
-            .body(text.as_bytes());
+        res.field(field!(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8"
+        ))
+        .field(field!("X-Content-Type-Options", "nosniff"))
+        .field(field!("Cache-Control", "no-store"))
+        .body(text.as_bytes());
     }
 }
 
@@ -397,8 +400,8 @@ fn metrics_page(state: &Arc<State>, metrics: keel::Metrics) -> impl Handler {
 fn health(state: &Arc<State>, res: &mut Response<'_>, details: bool) {
     let state = Arc::clone(state);
     res.offload(move |res| {
-        res.header("Cache-Control", "no-store")
-            .header("X-Content-Type-Options", "nosniff");
+        res.field(field!("Cache-Control", "no-store"))
+            .field(field!("X-Content-Type-Options", "nosniff"));
         let store = state.store_call(StoreOp::Ping, |s| s.ping());
         let feed = match state.feed() {
             Feed::None => "none",
@@ -421,7 +424,7 @@ fn health(state: &Arc<State>, res: &mut Response<'_>, details: bool) {
         };
         if store.is_err() {
             res.status(StatusCode::SERVICE_UNAVAILABLE)
-                .header("Retry-After", "1");
+                .field(field!("Retry-After", "1"));
         }
         if details {
             res.json(&serde_json::json!({

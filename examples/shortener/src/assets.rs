@@ -14,7 +14,7 @@
 //! document as coming from a unique, opaque origin with scripts off.
 
 use keel::files::{open_under, ContentType, Opened, PathOptions, RelativePath, ServeDir};
-use keel::{Handler, Request, Response};
+use keel::{field, Handler, Request, Response};
 use std::io;
 use std::path::Path;
 
@@ -60,7 +60,7 @@ impl AssetDir {
     /// Answers `GET`/`HEAD /static/*path` from DIR (see the module's
     /// rules). Allocates the checked path.
     pub fn serve(&self, req: &Request<'_>, res: &mut Response<'_>) {
-        res.header("X-Content-Type-Options", "nosniff");
+        res.field(field!("X-Content-Type-Options", "nosniff"));
         if req.param("path").is_some_and(renders_as_document) {
             res.header("Content-Security-Policy", SANDBOX_CSP);
         }

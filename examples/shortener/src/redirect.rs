@@ -16,7 +16,7 @@ use crate::store::StoreError;
 use crate::telemetry::StoreOp;
 use crate::{validate, web};
 use keel::middleware::{HandlerExt, RateLimit};
-use keel::{Request, Response, Router, StatusCode};
+use keel::{field, Request, Response, Router, StatusCode};
 use std::sync::Arc;
 
 /// Adds `GET`/`HEAD /:slug` and the password form's `POST /:slug`, whose
@@ -235,7 +235,7 @@ fn redirect(
         let _ = res.header_fmt("Cache-Control", format_args!("public, max-age={max_age}"));
     } else {
         // Every click of a temporary redirect should reach us to be counted.
-        res.header("Cache-Control", "no-store");
+        res.field(field!("Cache-Control", "no-store"));
     }
     if res.redirect(status, &link.url).is_err() {
         // Stored URLs are validated; one that is not a valid header value
@@ -282,8 +282,8 @@ fn unavailable(res: &mut Response<'_>, json: bool, error: ApiError) {
         error.write(res);
     } else {
         res.status(error.status)
-            .header("Retry-After", "1")
-            .header("Content-Type", "text/plain; charset=utf-8")
+            .field(field!("Retry-After", "1"))
+            .field(field!("Content-Type", "text/plain; charset=utf-8"))
             .body(error.message.as_bytes());
     }
 }

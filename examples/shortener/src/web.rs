@@ -13,7 +13,7 @@
 
 use crate::assets::AssetDir;
 use keel::files::{answer, Body, Encoding, Representation, Validators};
-use keel::{Request, Response, Router, StatusCode};
+use keel::{field, Request, Response, Router, StatusCode};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -128,9 +128,9 @@ fn static_file(dir: Option<&AssetDir>, req: &Request<'_>, res: &mut Response<'_>
         (None, Some(asset)) => serve(req, res, asset),
         (None, None) => {
             res.status(StatusCode::NOT_FOUND)
-                .header("Content-Type", "text/plain; charset=utf-8")
-                .header("X-Content-Type-Options", "nosniff")
-                .header("Cache-Control", "no-store")
+                .field(field!("Content-Type", "text/plain; charset=utf-8"))
+                .field(field!("X-Content-Type-Options", "nosniff"))
+                .field(field!("Cache-Control", "no-store"))
                 .body(b"no such file\n");
         }
     }
@@ -139,10 +139,10 @@ fn static_file(dir: Option<&AssetDir>, req: &Request<'_>, res: &mut Response<'_>
 /// Answers with an embedded asset through keel's file rules. Allocates
 /// nothing: the validators and every header value live on the stack.
 fn serve(req: &Request<'_>, res: &mut Response<'_>, asset: &'static Asset) {
-    res.header("X-Content-Type-Options", "nosniff");
+    res.field(field!("X-Content-Type-Options", "nosniff"));
     if asset.page {
         res.header("Content-Security-Policy", CSP)
-            .header("Referrer-Policy", "no-referrer");
+            .field(field!("Referrer-Policy", "no-referrer"));
     }
     let len = asset.body.len() as u64;
     // No modification time: the bytes are the binary's, and the hash
@@ -165,9 +165,9 @@ fn serve(req: &Request<'_>, res: &mut Response<'_>, asset: &'static Asset) {
 fn dynamic_page_headers(res: &mut Response<'_>, csp: &str) {
     res.header("Content-Type", HTML)
         .header("Content-Security-Policy", csp)
-        .header("X-Content-Type-Options", "nosniff")
-        .header("Referrer-Policy", "no-referrer")
-        .header("Cache-Control", "no-store");
+        .field(field!("X-Content-Type-Options", "nosniff"))
+        .field(field!("Referrer-Policy", "no-referrer"))
+        .field(field!("Cache-Control", "no-store"));
 }
 
 /// Answers `404 Not Found` with the "link not found" page. Allocates nothing.

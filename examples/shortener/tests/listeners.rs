@@ -114,11 +114,19 @@ fn keyless_mode_does_not_take_a_unix_peer_for_this_machine() {
     assert!(message.contains("this machine only"), "{message}");
 }
 
-/// Waits for the socket file a launcher binds.
-fn wait_for(path: &Path) {
+/// Connects to the socket a launcher binds, once it listens: the file
+/// appears at `bind`, and a connection before `listen` is refused (seen
+/// under a loaded machine).
+fn connect_when_listening(path: &Path) -> UnixStream {
     let started = Instant::now();
-    while !path.exists() {
-        assert!(started.elapsed() < Duration::from_secs(10), "no {path:?}");
+    loop {
+        match UnixStream::connect(path) {
+            Ok(stream) => return stream,
+            Err(e) => assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{path:?} does not listen: {e}"
+            ),
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -142,9 +150,8 @@ fn systemd_socket_activation_starts_the_shortener_on_its_socket() {
         .stderr(Stdio::null())
         .spawn()
         .expect("systemd-socket-activate is installed (package systemd)");
-    wait_for(&path);
     // The first connection starts it.
-    let mut stream = UnixStream::connect(&path).unwrap();
+    let mut stream = connect_when_listening(&path);
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();

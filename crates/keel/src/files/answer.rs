@@ -7,7 +7,7 @@ use super::{
     check_preconditions, select_range, ContentRange, Encoding, Precondition, RangeDecision,
     Validators,
 };
-use crate::{Bytes, Request, Response, StatusCode};
+use crate::{field, Bytes, Request, Response, StatusCode};
 use std::fs::File;
 use std::ops::Range;
 
@@ -87,7 +87,7 @@ pub fn answer(req: &Request<'_>, res: &mut Response<'_>, rep: &Representation<'_
         res.header("Cache-Control", value);
     }
     if rep.varies_by_encoding {
-        res.header("Vary", "Accept-Encoding");
+        res.field(field!("Vary", "Accept-Encoding"));
     }
     match check_preconditions(req, rep.validators) {
         Precondition::Proceed => {}
@@ -96,7 +96,7 @@ pub fn answer(req: &Request<'_>, res: &mut Response<'_>, rep: &Representation<'_
             return res.status(StatusCode::PRECONDITION_FAILED).body(b"")
         }
     }
-    res.header("Accept-Ranges", "bytes");
+    res.field(field!("Accept-Ranges", "bytes"));
     let range = match select_range(req, rep.validators, rep.len) {
         RangeDecision::Full => 0..rep.len,
         RangeDecision::Partial(range) => {

@@ -7,7 +7,7 @@ use super::{
     negotiate_encoding, open_under, ContentType, Encoding, Opened, PathOptions, RelativePath, Root,
     Validators, Variants,
 };
-use crate::{Handler, Request, Response, StatusCode};
+use crate::{field, Handler, Request, Response, StatusCode};
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -417,7 +417,7 @@ fn allowed(req: &Request<'_>, res: &mut Response<'_>) -> bool {
     if matches!(req.method(), "GET" | "HEAD") {
         return true;
     }
-    res.header("Allow", "GET, HEAD");
+    res.field(field!("Allow", "GET, HEAD"));
     refuse(res, StatusCode::METHOD_NOT_ALLOWED);
     false
 }
@@ -425,7 +425,7 @@ fn allowed(req: &Request<'_>, res: &mut Response<'_>) -> bool {
 /// A short plain-text error answer.
 fn refuse(res: &mut Response<'_>, status: StatusCode) {
     res.status(status)
-        .header("Content-Type", "text/plain; charset=utf-8")
+        .field(field!("Content-Type", "text/plain; charset=utf-8"))
         .body(status.reason().as_bytes());
 }
 

@@ -11,7 +11,7 @@ use crate::middleware::Flow;
 use crate::peer::Client;
 use crate::stream::StreamShared;
 use crate::upgrade::OnUpgrade;
-use crate::{Handler, Request, Response, StatusCode, Version};
+use crate::{field, Handler, Request, Response, StatusCode, Version};
 use bytes::BytesMut;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -307,7 +307,7 @@ fn panicked<H: Handler + ?Sized>(
     env.counters.count_status(500);
     res.restart_closing();
     res.status(StatusCode::INTERNAL_SERVER_ERROR)
-        .header("Content-Type", "text/plain; charset=utf-8")
+        .field(field!("Content-Type", "text/plain; charset=utf-8"))
         .body(b"Internal Server Error\n");
     env.answered(started);
     Answer::Written { keep_alive: false }

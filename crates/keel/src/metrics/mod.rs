@@ -6,7 +6,7 @@ pub(crate) mod histogram;
 
 use crate::metrics::histogram::{LatencySnapshot, LATENCY_BUCKETS};
 use crate::server::stats::{Stats, WorkerCounters};
-use crate::{Handler, Request, Response};
+use crate::{field, Handler, Request, Response};
 use std::fmt::{self, Write};
 use std::sync::{Arc, OnceLock};
 
@@ -308,9 +308,12 @@ impl Metrics {
 impl Handler for Metrics {
     fn handle(&self, _req: &Request<'_>, res: &mut Response<'_>) {
         let text = self.render();
-        res.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .header("Cache-Control", "no-store")
-            .body(text.as_bytes());
+        res.field(field!(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8"
+        ))
+        .field(field!("Cache-Control", "no-store"))
+        .body(text.as_bytes());
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{Flow, Middleware};
 use crate::http1::parse::is_token_byte;
-use crate::{Request, Response, StatusCode};
+use crate::{field, Request, Response, StatusCode};
 use std::time::Duration;
 
 /// Answers CORS preflights and marks responses readable by other origins.
@@ -179,10 +179,10 @@ impl Cors {
             // An origin sent by the client: refused if it could split the head.
             let _ = res.try_header("Access-Control-Allow-Origin", origin);
         } else {
-            res.header("Access-Control-Allow-Origin", "*");
+            res.field(field!("Access-Control-Allow-Origin", "*"));
         }
         if self.credentials {
-            res.header("Access-Control-Allow-Credentials", "true");
+            res.field(field!("Access-Control-Allow-Credentials", "true"));
         }
     }
 
@@ -217,7 +217,7 @@ impl Middleware for Cors {
     fn before(&self, req: &Request<'_>, res: &mut Response<'_>) -> Flow {
         let Some(origin) = req.header("origin") else {
             if self.varies() {
-                res.header("Vary", "Origin");
+                res.field(field!("Vary", "Origin"));
             }
             return Flow::Continue;
         };
@@ -232,7 +232,7 @@ impl Middleware for Cors {
             }
         }
         if self.varies() {
-            res.header("Vary", "Origin");
+            res.field(field!("Vary", "Origin"));
         }
         Flow::Continue
     }

@@ -4,6 +4,7 @@
 
 use super::{Response, ResponseShape, Stage};
 use crate::deferred::{Deferral, DeferredOutcome, Responder, Watch};
+use crate::field;
 use crate::StatusCode;
 use std::time::Duration;
 
@@ -134,7 +135,7 @@ impl<'a> Response<'a> {
             drop(responder);
             self.stage = Stage::Headers;
             self.status(StatusCode::SERVICE_UNAVAILABLE)
-                .header("Retry-After", "1")
+                .field(field!("Retry-After", "1"))
                 .body(b"busy, try again\n");
         }
     }

@@ -24,8 +24,9 @@ impl std::error::Error for InvalidHeader {}
 
 /// The bytes a response field value may hold (RFC 9110 §5.5): visible
 /// characters, SP, HTAB and obs-text; no other control byte. A table, as
-/// for tokens: one load a byte.
-pub(super) static FIELD_VALUE: [bool; 256] = {
+/// for tokens: one load a byte. This is the form `const` code reads
+/// ([`super::Field`]); [`FIELD_VALUE`] is its one copy in memory.
+pub(super) const FIELD_VALUE_CLASS: [bool; 256] = {
     let mut table = [true; 256];
     let mut b = 0;
     while b < 0x20 {
@@ -35,6 +36,9 @@ pub(super) static FIELD_VALUE: [bool; 256] = {
     table[0x7f] = false;
     table
 };
+
+/// [`FIELD_VALUE_CLASS`] for the writer's checks.
+pub(super) static FIELD_VALUE: [bool; 256] = FIELD_VALUE_CLASS;
 
 /// Whether every byte of `value` is in [`FIELD_VALUE`]. Eight bytes at a
 /// time: a word with no byte below SP and none equal to DEL (nearly every

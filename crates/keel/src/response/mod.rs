@@ -18,6 +18,7 @@
 //! nothing moved.
 
 mod defer;
+mod field;
 mod file;
 mod head;
 mod headers;
@@ -25,6 +26,7 @@ mod hold;
 mod stream;
 mod upgrade;
 
+pub use field::Field;
 pub use headers::InvalidHeader;
 pub use hold::Held;
 

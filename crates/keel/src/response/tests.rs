@@ -384,3 +384,63 @@ fn a_status_set_after_header_lines_rewrites_the_status_line() {
         "PREVIOUSHTTP/1.1 410 Gone\r\nA: 1\r\nContent-Length: 1\r\nDate: D\r\nServer: t\r\n\r\nx"
     );
 }
+
+#[test]
+fn a_field_writes_what_header_writes() {
+    const TEXT: crate::Field = crate::field!("Content-Type", "text/plain");
+    let by_field = render(false, false, |r| {
+        r.field(TEXT).body(b"Hello");
+    });
+    let by_header = render(false, false, |r| {
+        r.header("Content-Type", "text/plain").body(b"Hello");
+    });
+    assert_eq!(by_field.0, by_header.0);
+    assert_eq!(TEXT.name(), "Content-Type");
+    assert_eq!(TEXT.value(), "text/plain");
+}
+
+#[test]
+fn a_date_or_server_field_replaces_the_server_s_own() {
+    let (text, _) = render(false, false, |r| {
+        r.field(crate::field!("date", "Thu, 01 Jan 1970 00:00:00 GMT"))
+            .field(crate::field!("SERVER", "mine"))
+            .body(b"");
+    });
+    assert_eq!(
+        text,
+        "PREVIOUSHTTP/1.1 200 OK\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\nSERVER: mine\r\nContent-Length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_field_after_the_body_began_panics() {
+    let caught = std::panic::catch_unwind(|| {
+        render(false, false, |r| {
+            r.write(b"x");
+            r.field(crate::field!("X-Late", "1"));
+        })
+    });
+    assert!(caught.is_err());
+}
+
+/// `field!` runs these checks in a `const` block (the `compile_fail`
+/// examples on `field!` show the build stopping); here the same function
+/// runs at run time, where a failed check is a panic.
+#[test]
+fn what_a_field_may_not_hold_is_refused() {
+    let refused = |name: &'static str, line: &'static str| {
+        std::panic::catch_unwind(|| crate::Field::__new(name, line)).is_err()
+    };
+    assert!(!refused("X-Ok", "X-Ok: a\tb \u{e9}\r\n"));
+    assert!(!refused("X-Empty", "X-Empty: \r\n"));
+    assert!(refused("", ": x\r\n"));
+    assert!(refused("Bad Name", "Bad Name: x\r\n"));
+    assert!(refused("X-Split", "X-Split: a\r\nSet-Cookie: s=1\r\n"));
+    assert!(refused("X-Nul", "X-Nul: a\0b\r\n"));
+    assert!(refused("X-Del", "X-Del: a\x7fb\r\n"));
+    for framing in ["Content-Length", "transfer-encoding", "CONNECTION"] {
+        let line: &'static str = Box::leak(format!("{framing}: 1\r\n").into_boxed_str());
+        let name: &'static str = &line[..framing.len()];
+        assert!(refused(name, line), "{framing}");
+    }
+}

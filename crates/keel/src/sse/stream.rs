@@ -1,7 +1,7 @@
 //! An event stream: [`Event`]s framed into a streamed response.
 
 use super::{comment, Event, InvalidEvent, CONTENT_TYPE};
-use crate::{BodyStream, Responder, Response, StreamError};
+use crate::{field, BodyStream, Responder, Response, StreamError};
 use bytes::BytesMut;
 use std::fmt;
 
@@ -155,9 +155,9 @@ impl fmt::Debug for EventStream {
 /// The head every event stream has.
 fn event_stream_head(res: &mut Response<'_>) {
     res.header("Content-Type", CONTENT_TYPE)
-        .header("Cache-Control", "no-store")
+        .field(field!("Cache-Control", "no-store"))
         // Tells nginx not to buffer the stream.
-        .header("X-Accel-Buffering", "no");
+        .field(field!("X-Accel-Buffering", "no"));
 }
 
 impl Response<'_> {

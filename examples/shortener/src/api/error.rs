@@ -2,7 +2,7 @@
 //! people, written as `{"error":{"code":"...","message":"..."}}`.
 
 use crate::store::StoreError;
-use keel::{Response, StatusCode};
+use keel::{field, Response, StatusCode};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -76,13 +76,13 @@ impl ApiError {
     /// Writes the error as the whole response.
     pub fn write(&self, res: &mut Response<'_>) {
         res.status(self.status)
-            .header("Cache-Control", "no-store")
-            .header("X-Content-Type-Options", "nosniff");
+            .field(field!("Cache-Control", "no-store"))
+            .field(field!("X-Content-Type-Options", "nosniff"));
         if self.status == StatusCode::UNAUTHORIZED {
-            res.header("WWW-Authenticate", "Bearer");
+            res.field(field!("WWW-Authenticate", "Bearer"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.header("Retry-After", "1");
+            res.field(field!("Retry-After", "1"));
         }
         res.json(&self.body());
     }

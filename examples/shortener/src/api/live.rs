@@ -14,7 +14,7 @@ use crate::app::State;
 use crate::clicks::live::{Live, Subscription, Totals};
 use crate::telemetry::StoreOp;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use keel::{BodyStream, BytesMut, Request, Responder, Response};
+use keel::{field, BodyStream, BytesMut, Request, Responder, Response};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,9 +112,9 @@ pub fn watch(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
             Ok(watcher) => {
                 let stream = responder.stream(|res| {
                     res.header("Content-Type", keel::sse::CONTENT_TYPE)
-                        .header("Cache-Control", "no-store")
-                        .header("X-Content-Type-Options", "nosniff")
-                        .header("X-Accel-Buffering", "no");
+                        .field(field!("Cache-Control", "no-store"))
+                        .field(field!("X-Content-Type-Options", "nosniff"))
+                        .field(field!("X-Accel-Buffering", "no"));
                 });
                 if let Some(stream) = stream {
                     state.live_feed.add(&state.clicks.live, watcher, stream);

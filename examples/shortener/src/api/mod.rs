@@ -11,7 +11,7 @@ use crate::store::{StoreError, MAX_BATCH};
 use crate::telemetry::StoreOp;
 use crate::{password, qr, validate};
 use keel::middleware::{AtHead, BodyLimit, Compression, HandlerExt, RateLimit};
-use keel::{Request, Response, Router, StatusCode};
+use keel::{field, Request, Response, Router, StatusCode};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -154,8 +154,8 @@ fn send_link(state: &State, res: &mut Response<'_>, status: StatusCode, link: &L
 /// The headers of every JSON answer: never cached (each depends on the
 /// key and changes with the link), never sniffed as another type.
 fn json_headers(res: &mut Response<'_>) {
-    res.header("Cache-Control", "no-store")
-        .header("X-Content-Type-Options", "nosniff");
+    res.field(field!("Cache-Control", "no-store"))
+        .field(field!("X-Content-Type-Options", "nosniff"));
 }
 
 /// The slug path parameter, or the `404` it deserves: a slug no link can
@@ -455,9 +455,9 @@ fn qr_code(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
         let svg = qr::svg(&state.short_url(&link.slug))
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
         // `private`: it was asked for with a key, so shared caches keep out.
-        res.header("Content-Type", "image/svg+xml")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("Cache-Control", "private, max-age=3600")
+        res.field(field!("Content-Type", "image/svg+xml"))
+            .field(field!("X-Content-Type-Options", "nosniff"))
+            .field(field!("Cache-Control", "private, max-age=3600"))
             .body(svg.as_bytes());
         Ok(())
     });

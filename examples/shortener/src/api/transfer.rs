@@ -10,7 +10,7 @@ use crate::app::State;
 use crate::transfer::{self, TransferError};
 use flate2::write::GzEncoder;
 use keel::middleware::Compression;
-use keel::{BodyStream, Request, Response, StatusCode};
+use keel::{field, BodyStream, Request, Response, StatusCode};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -124,13 +124,13 @@ pub fn export(state: &Arc<State>, req: &Request<'_>, res: &mut Response<'_>) {
     super::offload_responder(res, move |responder: keel::Responder| {
         let _slot = slot;
         let Some(body) = responder.stream(|res| {
-            res.header("Content-Type", "text/csv; charset=utf-8")
+            res.field(field!("Content-Type", "text/csv; charset=utf-8"))
                 .header("Content-Disposition", "attachment; filename=\"links.csv\"")
-                .header("Cache-Control", "no-store")
-                .header("X-Content-Type-Options", "nosniff")
-                .header("Vary", "Accept-Encoding");
+                .field(field!("Cache-Control", "no-store"))
+                .field(field!("X-Content-Type-Options", "nosniff"))
+                .field(field!("Vary", "Accept-Encoding"));
             if gzip {
-                res.header("Content-Encoding", "gzip");
+                res.field(field!("Content-Encoding", "gzip"));
             }
         }) else {
             return; // the client is gone already

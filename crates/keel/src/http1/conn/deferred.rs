@@ -4,7 +4,7 @@
 use super::{Conn, Env, Pending, Phase};
 use crate::deferred::{Completion, DeferredOutcome};
 use crate::http1::stream_out::StreamOut;
-use crate::{Handler, Response, StatusCode};
+use crate::{field, Handler, Response, StatusCode};
 
 impl Conn {
     /// A deferred response arrived: queue it in order, if this connection
@@ -61,8 +61,8 @@ impl Conn {
         let (out, large) = self.output.buf_and_large(env.pool);
         let mut res = Response::new(out, large, false, is_head, false, env.server_line);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
-            .header("Retry-After", "1")
-            .header("Content-Type", "text/plain; charset=utf-8")
+            .field(field!("Retry-After", "1"))
+            .field(field!("Content-Type", "text/plain; charset=utf-8"))
             .body(b"the response was not ready in time\n");
         watch.finish(DeferredOutcome::TimedOut {
             body_len: res.body_len(),

@@ -22,7 +22,7 @@ use crate::http1::stream_out::StreamOut;
 use crate::peer::{Client, Peer};
 use crate::server::pool::BufferPool;
 use crate::upgrade::OnUpgrade;
-use crate::{Config, Handler, ProtocolError, Response, StatusCode};
+use crate::{field, Config, Handler, ProtocolError, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -595,9 +595,9 @@ impl Conn {
         let mut res = Response::new(out, large, false, false, false, env.server_line);
         res.status(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.header("Retry-After", "1");
+            res.field(field!("Retry-After", "1"));
         }
-        res.header("Content-Type", "text/plain; charset=utf-8")
+        res.field(field!("Content-Type", "text/plain; charset=utf-8"))
             .write(error.to_string().as_bytes())
             .write(b"\n");
         res.finish();

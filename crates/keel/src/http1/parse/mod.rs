@@ -391,8 +391,10 @@ const fn byte_class(members: &[u8], alphanumeric: bool) -> [bool; 256] {
     table
 }
 
-/// `tchar` of RFC 9110 §5.6.2.
-static TOKEN: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
+/// `tchar` of RFC 9110 §5.6.2, for `const` code ([`crate::Field`]).
+pub(crate) const TOKEN_CLASS: [bool; 256] = byte_class(b"!#$%&'*+-.^_`|~", true);
+/// The same table, once in memory for the parser.
+static TOKEN: [bool; 256] = TOKEN_CLASS;
 /// reg-name, IP-literal and port characters, as allowed in `Host`.
 static HOST: [bool; 256] = byte_class(b"-._~!$&'()*+,;=:[]%", true);
 
