@@ -111,6 +111,9 @@ fn write_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
 
 /// Appends `Content-Length: len\r\n`, with one copy: the digits are
 /// written from the right, before the CRLF, and the name in front of them.
+/// (Tried: the line copied whole at its longest length, then cut, to
+/// avoid a `memcpy` call: 10 instructions more a request, the digit count
+/// costing more than the call.)
 fn content_length_line(out: &mut BytesMut, mut len: usize) {
     const NAME: &[u8; 16] = b"Content-Length: ";
     let mut line = [0u8; NAME.len() + 20 + 2];
@@ -128,4 +131,18 @@ fn content_length_line(out: &mut BytesMut, mut len: usize) {
     at -= NAME.len();
     line[at..at + NAME.len()].copy_from_slice(NAME);
     out.extend_from_slice(&line[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_lines_hold_every_digit() {
+        for len in [0, 1, 9, 10, 13, 99, 100, 4096, 1 << 20, usize::MAX] {
+            let mut out = BytesMut::from(&b"x"[..]);
+            content_length_line(&mut out, len);
+            assert_eq!(out, format!("xContent-Length: {len}\r\n").as_bytes());
+        }
+    }
 }
