@@ -14,13 +14,15 @@
 //! This file (with its modules) is also compiled into
 //! `crates/keel/tests/fuzz_regressions.rs` (through `#[path]`), which
 //! replays saved inputs through the same entry points: [`conn_bytes`],
-//! [`differential_split`] and [`pipeline`]. It must therefore depend on
+//! [`differential_split`], [`pipeline`], [`strict_split`] and [`scanners`]
+//! (which checks keel's word-at-a-time scans against byte-at-a-time ones). It must therefore depend on
 //! nothing but `keel`, `httparse` and `std`.
 
 mod check;
 mod generate;
 mod handler;
 mod input;
+mod scanners;
 mod streaming;
 mod strict;
 
@@ -30,6 +32,7 @@ use handler::{answer, install_panic_filter, BodyFraming, Call, FuzzHandler, Log,
 use input::{split_at_lengths, Cursor, Finish, Plan};
 use keel::testing::MemoryConn;
 use keel::{Config, Handler};
+pub use scanners::scanners;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;

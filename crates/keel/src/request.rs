@@ -55,9 +55,9 @@ impl<'a> Request<'a> {
         if !path.starts_with('/') && path != "*" {
             path = absolute_form_path(path);
         }
-        // A byte scan: `split_once('?')` goes through the generic char
-        // searcher, several times the cost on a short path.
-        match path.bytes().position(|b| b == b'?') {
+        // Eight bytes at a time: `split_once('?')` goes through the
+        // generic char searcher, several times the cost on a short path.
+        match crate::http1::parse::find_byte(path.as_bytes(), b'?') {
             Some(query) => &path[..query],
             None => path,
         }

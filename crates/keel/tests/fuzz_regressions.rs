@@ -18,11 +18,12 @@ use std::process::Command;
 /// A fuzz target's entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("conn_bytes", harness::conn_bytes),
     ("differential_split", harness::differential_split),
     ("pipeline", harness::pipeline),
     ("strict_split", harness::strict_split),
+    ("scanners", harness::scanners),
 ];
 
 /// Regular files under `dir`, `depth` folders deep at most, sorted.

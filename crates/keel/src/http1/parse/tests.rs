@@ -485,3 +485,40 @@ fn later_minor_versions_are_served_as_1_1() {
         assert_eq!(wire, refused);
     }
 }
+
+/// Against a byte-at-a-time search, with the needle at every place of
+/// haystacks around a word's length, among bytes whose borrows could fool
+/// the word test (a byte one above the needle, 0x00, 0x80, 0xff), and the
+/// needle appearing twice. `fuzz/src/scanners.rs` fuzzes it through
+/// `Request::path`.
+#[test]
+fn find_byte_finds_the_first_needle_wherever_it_is() {
+    for needle in [b'?', 0x00, 0x01, 0x80, 0xff] {
+        for filler in [b'a', needle.wrapping_add(1), 0x00, 0x80, 0xff] {
+            if filler == needle {
+                continue;
+            }
+            for len in 0..=25 {
+                let mut haystack = vec![filler; len];
+                assert_eq!(
+                    find_byte(&haystack, needle),
+                    None,
+                    "{needle} in {haystack:?}"
+                );
+                for first in 0..len {
+                    haystack.fill(filler);
+                    haystack[first] = needle;
+                    if first + 3 < len {
+                        haystack[first + 3] = needle;
+                    }
+                    let scalar = haystack.iter().position(|&b| b == needle);
+                    assert_eq!(
+                        find_byte(&haystack, needle),
+                        scalar,
+                        "{needle} in {haystack:?}"
+                    );
+                }
+            }
+        }
+    }
+}
