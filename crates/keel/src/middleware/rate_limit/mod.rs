@@ -138,8 +138,11 @@ pub struct RateLimit {
     refusal: (&'static str, &'static [u8]),
 }
 
-/// One part of the table, on its own cache line.
-#[repr(align(64))]
+/// One part of the table, on its own pair of cache lines: 128 bytes, as
+/// for the workers' counters (x86's adjacent-line prefetcher moves lines
+/// in pairs), so that two workers locking neighbouring shards do not pull
+/// one line between their cores.
+#[repr(align(128))]
 struct Shard {
     /// Client to the time its bucket is next free (GCRA's "theoretical
     /// arrival time"), in nanoseconds of the clock's monotonic time. A value
