@@ -50,25 +50,24 @@
 //! or through a local TLS proxy.
 
 mod clicks;
+mod connect;
+mod db;
 mod errors;
 mod feed;
 mod pool;
 mod schema;
 
-use super::{
-    apply, create_in, from_sql_count, to_sql_count, Change, CreateSteps, Store, StoreError,
-    MAX_BATCH,
-};
+use super::{apply, create_in, from_sql_count, to_sql_count, Change, Store, StoreError, MAX_BATCH};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
-use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
+use crate::model::{NamedCount, NewLink, Page, TOP_N};
 use clicks::{record_in, Sums};
+use connect::APPLICATION_NAME;
+use db::{column, Db};
 use errors::db_err;
+use links::{link_by_slug, link_from_row, lock_plain_urls};
 use parking_lot::Mutex;
 use pool::Pool;
-use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, IsolationLevel, Row, Statement, Transaction};
-use schema::migrate;
-use std::collections::HashMap;
+use postgres::{Config, GenericClient};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,28 +83,6 @@ macro_rules! channel {
 /// `<schema>/<slug>`: the channel is the database's, and instances on other
 /// schemas of it (other tenants, parallel tests) must not hear each other.
 const CHANNEL: &str = channel!();
-
-/// First key of the two-key advisory locks on plain URLs ("shUR"); the
-/// second is the URL's [hash](url_lock_key).
-const PLAIN_URL_LOCK: i32 = 0x7368_5552;
-
-/// The server ends a session left idle inside a transaction this long (a
-/// client that vanished mid-transaction would otherwise hold its row locks
-/// until the server's TCP noticed, hours by default). Longer than any pause
-/// of [`Store::for_each`]'s callback should be.
-const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// TCP keepalive settings of every connection: the first probe after this
-/// much silence, then one per interval; `TCP_USER_TIMEOUT` decides when an
-/// unanswered probe ends the connection (`KEEPALIVE_RETRIES` where the
-/// user timeout is not supported).
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_RETRIES: u32 = 5;
-
-/// `application_name` of the pool's connections when the URL names none;
-/// the change feed's is this followed by `/changes`.
-const APPLICATION_NAME: &str = "shortener";
 
 /// The most links one [`Store::list`] page returns, whatever is asked.
 const MAX_PAGE: usize = 1000;
@@ -123,6 +100,9 @@ macro_rules! select_links {
         )
     };
 }
+
+// After the macros above, so it sees them.
+mod links;
 
 /// Connection pool and timeout settings of a [`PostgresStore`]. The
 /// defaults suit one instance among a few sharing a database; see the
@@ -186,308 +166,6 @@ impl Drop for PostgresStore {
         for stop in self.feeds.lock().iter() {
             stop.store(true, Ordering::Relaxed);
         }
-    }
-}
-
-/// A connection (or transaction on one) and its prepared statements.
-struct Db<'a, C> {
-    client: &'a mut C,
-    statements: &'a mut HashMap<&'static str, Statement>,
-}
-
-impl<C: GenericClient> Db<'_, C> {
-    /// `sql` prepared on this connection, once per connection.
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql).map_err(db_err)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    fn query(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
-        let statement = self.statement(sql)?;
-        self.client.query(&statement, params).map_err(db_err)
-    }
-
-    fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        let statement = self.statement(sql)?;
-        self.client.query_opt(&statement, params).map_err(db_err)
-    }
-
-    fn execute(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let statement = self.statement(sql)?;
-        self.client.execute(&statement, params).map_err(db_err)
-    }
-}
-
-impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
-    /// any libpq-style parameter the `postgres` crate knows, such as
-    /// `application_name` or `options`), applies pending migrations in one
-    /// transaction under an advisory lock (instances starting together
-    /// take turns), and keeps the connection in the pool.
-    ///
-    /// `options` override the URL's `connect_timeout` and keepalive
-    /// parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Failed`] for an invalid URL, a rejected login, or a
-    /// schema newer than this build; [`StoreError::Unavailable`] when the
-    /// server cannot be reached.
-    pub fn open(url: &str, options: &PgOptions) -> Result<PostgresStore, StoreError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Failed(format!("invalid PostgreSQL URL: {e}")))?;
-        config
-            .connect_timeout(options.connect_timeout)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES)
-            .tcp_user_timeout(options.tcp_user_timeout);
-        if config.get_application_name().is_none() {
-            config.application_name(APPLICATION_NAME);
-        }
-        // The same limits on the server's side of every connection (pool
-        // and change feed): a session whose client vanished behind a cut
-        // network is dropped in seconds, releasing its locks, instead of
-        // sitting "idle in transaction" until that timeout (a retried click
-        // batch would wait on its own first attempt's row lock).
-        let server_side = format!(
-            "-c tcp_user_timeout={} -c tcp_keepalives_idle={} -c tcp_keepalives_interval={} \
-             -c tcp_keepalives_count={KEEPALIVE_RETRIES}",
-            options.tcp_user_timeout.as_millis().min(i32::MAX as u128),
-            KEEPALIVE_IDLE.as_secs(),
-            KEEPALIVE_INTERVAL.as_secs(),
-        );
-        let startup_options = match config.get_options() {
-            Some(given) if !given.is_empty() => format!("{given} {server_side}"),
-            _ => server_side,
-        };
-        config.options(&startup_options);
-        // PostgreSQL takes at most i32::MAX milliseconds (24.8 days).
-        let statement_ms = options.statement_timeout.as_millis().min(i32::MAX as u128);
-        let setup = format!(
-            "SET statement_timeout = {statement_ms}; SET idle_in_transaction_session_timeout = {}",
-            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
-        );
-        let pool = Pool::new(config.clone(), options.clone(), setup);
-        {
-            let mut lease = pool.get()?;
-            migrate(&mut lease.conn()?.client)?;
-        }
-        Ok(PostgresStore {
-            pool,
-            config,
-            feeds: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Runs `f` in a transaction on a pooled connection, committed when
-    /// `f` returns `Ok` and rolled back otherwise.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, Transaction<'_>>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut lease = self.pool.get()?;
-        let conn = lease.conn()?;
-        let mut tx = conn.client.transaction().map_err(db_err)?;
-        let out = f(&mut Db {
-            client: &mut tx,
-            statements: &mut conn.statements,
-        })?;
-        tx.commit().map_err(db_err)?;
-        Ok(out)
-    }
-
-    /// Runs `f` on a pooled connection, outside a transaction (each
-    /// statement is its own).
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, Client>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut lease = self.pool.get()?;
-        let conn = lease.conn()?;
-        f(&mut Db {
-            client: &mut conn.client,
-            statements: &mut conn.statements,
-        })
-    }
-
-    /// Runs `f` in a read-only snapshot (`REPEATABLE READ`): every
-    /// statement in it sees the same committed state.
-    fn snapshot<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, Transaction<'_>>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut lease = self.pool.get()?;
-        let conn = lease.conn()?;
-        let mut tx = conn
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(db_err)?;
-        let out = f(&mut Db {
-            client: &mut tx,
-            statements: &mut conn.statements,
-        })?;
-        tx.commit().map_err(db_err)?;
-        Ok(out)
-    }
-}
-
-fn column<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
-    row.try_get(i).map_err(db_err)
-}
-
-fn link_from_row(row: &Row) -> Result<Link, StoreError> {
-    Ok(Link {
-        id: column(row, 0)?,
-        slug: column(row, 1)?,
-        url: column(row, 2)?,
-        created_at: column(row, 3)?,
-        expires_at: column(row, 4)?,
-        disabled: column(row, 5)?,
-        max_clicks: column::<Option<i64>>(row, 6)?.map(from_sql_count),
-        clicks: from_sql_count(column(row, 7)?),
-        password_hash: column(row, 8)?,
-    })
-}
-
-fn link_by_slug<C: GenericClient>(
-    db: &mut Db<'_, C>,
-    slug: &str,
-) -> Result<Option<Link>, StoreError> {
-    db.query_opt(select_links!("WHERE slug = $1"), &[&slug])?
-        .as_ref()
-        .map(link_from_row)
-        .transpose()
-}
-
-/// The advisory lock key of a plain URL: FNV-1a, stable across builds and
-/// instances (every instance must compute the same key).
-fn url_lock_key(url: &str) -> i32 {
-    let hash = url.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    hash as i32
-}
-
-/// Takes the advisory locks of the plain links among `new`, in key order
-/// (so two transactions locking several cannot deadlock), held until the
-/// transaction ends: a concurrent plain create of the same URL waits, then
-/// finds this one's link.
-fn lock_plain_urls<C: GenericClient>(
-    db: &mut Db<'_, C>,
-    new: &[NewLink],
-) -> Result<(), StoreError> {
-    let mut keys: Vec<i32> = new
-        .iter()
-        .filter(|one| one.is_plain())
-        .map(|one| url_lock_key(&one.url))
-        .collect();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    // unnest reads the array out in order.
-    db.execute(
-        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::integer[]) AS k",
-        &[&PLAIN_URL_LOCK, &keys],
-    )?;
-    Ok(())
-}
-
-/// The newest plain link to `url` that still redirects (see the SQLite
-/// store's twin); the caller holds the URL's advisory lock.
-fn plain_link<C: GenericClient>(db: &mut Db<'_, C>, url: &str) -> Result<Option<Link>, StoreError> {
-    // The predicate implies the partial index's, so the planner can use it.
-    db.query_opt(
-        select_links!(
-            "WHERE url = $1 AND NOT custom_slug AND expires_at IS NULL ",
-            "AND max_clicks IS NULL AND password_hash IS NULL AND NOT disabled ",
-            "ORDER BY id DESC LIMIT 1"
-        ),
-        &[&url],
-    )?
-    .as_ref()
-    .map(link_from_row)
-    .transpose()
-}
-
-/// Inserts `new` under `slug`; `None` when the slug is taken.
-fn insert<C: GenericClient>(
-    db: &mut Db<'_, C>,
-    new: &NewLink,
-    slug: &str,
-    at: UnixTime,
-) -> Result<Option<Link>, StoreError> {
-    let max_clicks = new.max_clicks.map(to_sql_count);
-    let custom = new.slug.is_some();
-    let row = db.query_opt(
-        "INSERT INTO links (slug, url, created_at, expires_at, max_clicks, password_hash, \
-         custom_slug, disabled, clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (slug) DO NOTHING RETURNING id",
-        &[
-            &slug,
-            &new.url,
-            &at,
-            &new.expires_at,
-            &max_clicks,
-            &new.password_hash,
-            &custom,
-            &new.disabled,
-            &to_sql_count(new.clicks),
-        ],
-    )?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    Ok(Some(Link {
-        id: column(&row, 0)?,
-        slug: slug.to_owned(),
-        url: new.url.clone(),
-        created_at: at,
-        expires_at: new.expires_at,
-        disabled: new.disabled,
-        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
-        clicks: from_sql_count(to_sql_count(new.clicks)),
-        password_hash: new.password_hash.clone(),
-    }))
-}
-
-/// [`create_in`]'s statements, inside a transaction that holds the
-/// advisory lock of the URL of a plain create.
-impl<C: GenericClient> CreateSteps for Db<'_, C> {
-    fn plain_link(&mut self, url: &str) -> Result<Option<Link>, StoreError> {
-        plain_link(self, url)
-    }
-
-    fn insert(
-        &mut self,
-        new: &NewLink,
-        slug: &str,
-        at: UnixTime,
-    ) -> Result<Option<Link>, StoreError> {
-        insert(self, new, slug, at)
     }
 }
 

@@ -5,42 +5,26 @@
 //! serves reads from the last committed state, so a `GET` never queues
 //! behind a write.
 
-use super::{
-    apply, create_in, from_sql_count, to_sql_count, CreateSteps, Store, StoreError, MAX_BATCH,
-};
-use crate::clicks::{fit_stored_referrers, OTHER_HOST};
+mod errors;
+mod pool;
+mod schema;
+
+use super::{apply, create_in, from_sql_count, to_sql_count, Store, StoreError, MAX_BATCH};
 use crate::model::{format_day, Created, DayCount, Link, LinkClicks, LinkPatch, LinkStats};
-use crate::model::{NamedCount, NewLink, Page, UnixTime, TOP_N};
+use crate::model::{NewLink, Page};
+use errors::db_err;
+use links::{link_by_slug, link_from_row, Steps};
 use parking_lot::{Condvar, Mutex};
-use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use pool::{configure, ReaderPool};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use rusqlite::{Transaction, TransactionBehavior};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use schema::migrate;
+use stats::{add_count, fit_referrers, top_names};
+use std::path::PathBuf;
 
 /// Seconds a recorded click batch id is remembered: far longer than any
 /// retry of it.
 const BATCH_ID_RETENTION: i64 = 86_400;
-
-/// Schema migrations in order: entry `i` takes `PRAGMA user_version` from
-/// `i` to `i + 1`. Append new ones; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_click_batches.sql"),
-    include_str!("migrations/0003_referrer_cap.sql"),
-];
-
-/// How long a statement waits for a lock held by another process on the
-/// same file (a second instance, a backup) before answering `Unavailable`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Read-only connections opened at most; a read finding all of them busy
-/// waits up to [`BUSY_TIMEOUT`] for one. Each costs a page cache, and the
-/// blocking pool rarely has more than a few reads in flight.
-const MAX_READERS: usize = 8;
-
-/// Prepared statements kept per connection: more than this store uses.
-const STATEMENT_CACHE: usize = 32;
 
 /// The most links one [`Store::list`] page returns, whatever is asked.
 const MAX_PAGE: usize = 1000;
@@ -73,6 +57,10 @@ macro_rules! upsert_count {
     };
 }
 
+// After the macros above, so they see them.
+mod links;
+mod stats;
+
 /// The embedded SQLite store. See the [module docs](self) for how it
 /// shares the file between threads.
 pub struct SqliteStore {
@@ -80,28 +68,6 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
-}
-
-/// Idle read connections and how many exist in all (idle or lent out).
-struct ReaderPool {
-    idle: Vec<Connection>,
-    open: usize,
-}
-
-/// A read connection lent out; goes back to the pool when dropped, also
-/// when the caller's callback panics.
-struct Lease<'a> {
-    store: &'a SqliteStore,
-    conn: Option<Connection>,
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.store.readers.lock().idle.push(conn);
-            self.store.reader_returned.notify_one();
-        }
-    }
 }
 
 impl SqliteStore {
@@ -176,258 +142,6 @@ impl SqliteStore {
         tx.commit().map_err(db_err)?;
         Ok(out)
     }
-
-    /// Runs `f` on a read-only connection from the pool.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut lease = Lease {
-            store: self,
-            conn: Some(self.checkout()?),
-        };
-        match lease.conn.as_mut() {
-            Some(conn) => f(conn),
-            None => Err(StoreError::Failed(String::from("read connection lost"))),
-        }
-    }
-
-    /// An idle read connection, a new one while under [`MAX_READERS`], or
-    /// the next one returned.
-    fn checkout(&self) -> Result<Connection, StoreError> {
-        let mut pool = self.readers.lock();
-        loop {
-            if let Some(conn) = pool.idle.pop() {
-                return Ok(conn);
-            }
-            if pool.open < MAX_READERS {
-                pool.open += 1;
-                drop(pool);
-                // Opened outside the lock: it touches the file.
-                return open_reader(&self.path).inspect_err(|_| self.readers.lock().open -= 1);
-            }
-            if self
-                .reader_returned
-                .wait_for(&mut pool, BUSY_TIMEOUT)
-                .timed_out()
-                && pool.idle.is_empty()
-            {
-                return Err(StoreError::Unavailable(String::from(
-                    "every read connection is busy",
-                )));
-            }
-        }
-    }
-}
-
-/// Settings every connection needs.
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(())
-}
-
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
-    configure(&conn)?;
-    Ok(conn)
-}
-
-/// Applies the migrations past the file's `user_version`, all in one
-/// transaction with the version bump, so a crash leaves the old schema.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(db_err)?;
-    let applied = usize::try_from(version).unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Failed(format!(
-            "database schema version {version} is newer than this build ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    if applied == MIGRATIONS.len() {
-        return Ok(());
-    }
-    for sql in &MIGRATIONS[applied..] {
-        tx.execute_batch(sql).map_err(db_err)?;
-    }
-    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
-        .map_err(db_err)?;
-    tx.commit().map_err(db_err)
-}
-
-/// Maps a SQLite error to the failure the API answers with.
-fn db_err(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        Some(ErrorCode::ConstraintViolation) if e.to_string().contains("links.slug") => {
-            StoreError::SlugTaken
-        }
-        _ => StoreError::Failed(e.to_string()),
-    }
-}
-
-fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
-    Ok(Link {
-        id: row.get(0)?,
-        slug: row.get(1)?,
-        url: row.get(2)?,
-        created_at: row.get(3)?,
-        expires_at: row.get(4)?,
-        disabled: row.get(5)?,
-        max_clicks: row.get::<_, Option<i64>>(6)?.map(from_sql_count),
-        clicks: from_sql_count(row.get(7)?),
-        password_hash: row.get(8)?,
-    })
-}
-
-fn link_by_slug(conn: &Connection, slug: &str) -> Result<Option<Link>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(select_links!("WHERE slug = ?1"))
-        .map_err(db_err)?;
-    stmt.query_row([slug], link_from_row)
-        .optional()
-        .map_err(db_err)
-}
-
-/// The newest plain link to `url` that still redirects. Plain links have no
-/// expiry or click budget, so only the disabled flag can make one dead; a
-/// disabled one is not handed out again, the caller gets a fresh link.
-fn plain_link(conn: &Connection, url: &str) -> Result<Option<Link>, StoreError> {
-    // The predicate repeats the partial index's so SQLite can use it.
-    let mut stmt = conn
-        .prepare_cached(select_links!(
-            "WHERE url = ?1 AND custom_slug = 0 AND expires_at IS NULL ",
-            "AND max_clicks IS NULL AND password_hash IS NULL AND disabled = 0 ",
-            "ORDER BY id DESC LIMIT 1"
-        ))
-        .map_err(db_err)?;
-    stmt.query_row([url], link_from_row)
-        .optional()
-        .map_err(db_err)
-}
-
-/// Inserts `new` under `slug`; `None` when the slug is taken.
-fn insert(
-    conn: &Connection,
-    new: &NewLink,
-    slug: &str,
-    at: UnixTime,
-) -> Result<Option<Link>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO links (slug, url, created_at, expires_at, max_clicks, password_hash, \
-             custom_slug, disabled, clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (slug) DO NOTHING",
-        )
-        .map_err(db_err)?;
-    let max_clicks = new.max_clicks.map(to_sql_count);
-    let custom = new.slug.is_some();
-    let inserted = stmt
-        .execute(params![
-            slug,
-            new.url,
-            at,
-            new.expires_at,
-            max_clicks,
-            new.password_hash,
-            custom,
-            new.disabled,
-            to_sql_count(new.clicks)
-        ])
-        .map_err(db_err)?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Link {
-        id: conn.last_insert_rowid(),
-        slug: slug.to_owned(),
-        url: new.url.clone(),
-        created_at: at,
-        expires_at: new.expires_at,
-        disabled: new.disabled,
-        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
-        clicks: from_sql_count(to_sql_count(new.clicks)),
-        password_hash: new.password_hash.clone(),
-    }))
-}
-
-/// [`create_in`]'s statements on a connection inside a write transaction.
-struct Steps<'a>(&'a Connection);
-
-impl CreateSteps for Steps<'_> {
-    fn plain_link(&mut self, url: &str) -> Result<Option<Link>, StoreError> {
-        plain_link(self.0, url)
-    }
-
-    fn insert(
-        &mut self,
-        new: &NewLink,
-        slug: &str,
-        at: UnixTime,
-    ) -> Result<Option<Link>, StoreError> {
-        insert(self.0, new, slug, at)
-    }
-}
-
-/// Adds `n` to one stats row (see [`upsert_count`]).
-fn add_count(
-    conn: &Connection,
-    sql: &str,
-    link_id: i64,
-    key: &dyn ToSql,
-    n: u64,
-) -> Result<(), StoreError> {
-    if n == 0 {
-        return Ok(());
-    }
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    stmt.execute(params![link_id, key, to_sql_count(n)])
-        .map_err(db_err)?;
-    Ok(())
-}
-
-/// `referrers` of link `id` as they fit in its stored rows (see
-/// [`fit_stored_referrers`]); inside the write transaction, which SQLite
-/// runs alone.
-fn fit_referrers(
-    conn: &Connection,
-    id: i64,
-    referrers: &[(String, u64)],
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let named_rows: i64 = conn
-        .prepare_cached("SELECT count(*) FROM link_referrers WHERE link_id = ?1 AND host <> ?2")
-        .and_then(|mut stmt| stmt.query_row(params![id, OTHER_HOST], |row| row.get(0)))
-        .map_err(db_err)?;
-    let mut has_row = conn
-        .prepare_cached("SELECT 1 FROM link_referrers WHERE link_id = ?1 AND host = ?2")
-        .map_err(db_err)?;
-    fit_stored_referrers(
-        referrers,
-        usize::try_from(named_rows).unwrap_or(0),
-        |host| has_row.exists(params![id, host]).map_err(db_err),
-    )
-}
-
-/// The top [`TOP_N`] names of one stats table, most clicks first.
-fn top_names(conn: &Connection, sql: &str, link_id: i64) -> Result<Vec<NamedCount>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    let rows = stmt
-        .query_map(params![link_id, TOP_N as i64], |row| {
-            Ok(NamedCount {
-                name: row.get(0)?,
-                clicks: from_sql_count(row.get(1)?),
-            })
-        })
-        .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db_err)
 }
 
 impl Store for SqliteStore {

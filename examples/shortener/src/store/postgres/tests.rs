@@ -4,12 +4,13 @@
 //! so they run in parallel on one database. Without the variable they say
 //! they were skipped and pass.
 
+use super::links::url_lock_key;
 use super::schema::MIGRATIONS;
 use super::*;
 use crate::store::conformance::{all_conformance_tests, custom, plain, Harness};
 use crate::store::conformance::{assert_flood_folded, flood_referrers_sql};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use postgres::NoTls;
+use postgres::{Client, NoTls};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Barrier;

@@ -1,9 +1,12 @@
 //! Tests of what only the SQLite store has (a file, WAL, a writer and a
 //! pool of readers), and the store conformance tests on a fresh file each.
 
+use super::pool::{Lease, MAX_READERS};
+use super::schema::MIGRATIONS;
 use super::*;
 use crate::store::conformance::{self, all_conformance_tests, custom, plain, Harness};
 use crate::store::conformance::{assert_flood_folded, flood_referrers_sql};
+use std::time::Duration;
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
