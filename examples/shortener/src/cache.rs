@@ -18,6 +18,7 @@
 //! insert what it read.
 
 use crate::model::{Link, UnixTime};
+use crate::striped::StripedCounter;
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -128,6 +129,16 @@ impl CachedLink {
             .is_some_and(|max| self.clicks.load(Ordering::Relaxed) >= max)
     }
 
+    /// Marks the link used at `ms` (since the cache's epoch), for eviction.
+    /// A write only when the millisecond changed: a link every worker is
+    /// redirecting to keeps its line shared between their cores instead of
+    /// each hit taking it for writing.
+    fn touch(&self, ms: u32) {
+        if self.last_used.load(Ordering::Relaxed) != ms {
+            self.last_used.store(ms, Ordering::Relaxed);
+        }
+    }
+
     fn bytes(&self, slug: &str) -> usize {
         ENTRY_OVERHEAD
             + slug.len()
@@ -162,14 +173,15 @@ pub enum Lookup<'a> {
 pub struct Generation(u64);
 
 /// Counters the cache keeps, for `/metrics`.
+/// Striped: every redirect adds to one of them, from every worker.
 #[derive(Debug, Default)]
 pub struct CacheCounters {
-    pub hits: AtomicU64,
-    pub negative_hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub evictions: AtomicU64,
+    pub hits: StripedCounter,
+    pub negative_hits: StripedCounter,
+    pub misses: StripedCounter,
+    pub evictions: StripedCounter,
     /// Links served past their time to live because the store failed.
-    pub stale_hits: AtomicU64,
+    pub stale_hits: StripedCounter,
 }
 
 #[derive(Default)]
@@ -248,15 +260,15 @@ impl RedirectCache {
         let shard = self.shard(slug).read();
         let link = shard.links.get(slug);
         if link.is_some() {
-            self.counters.stale_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.stale_hits.add(1);
         }
         answer(link)
     }
 
     fn lookup<R>(&self, slug: &str, count: bool, answer: impl FnOnce(Lookup<'_>) -> R) -> R {
-        let counter = |c: &AtomicU64| {
+        let counter = |c: &StripedCounter| {
             if count {
-                c.fetch_add(1, Ordering::Relaxed);
+                c.add(1);
             }
         };
         let now = Instant::now();
@@ -264,13 +276,13 @@ impl RedirectCache {
         if let Some(link) = shard.links.get(slug) {
             let used = now.duration_since(self.epoch).as_millis() as u32;
             if now.duration_since(link.loaded) < self.ttl_of(link) {
-                link.last_used.store(used, Ordering::Relaxed);
+                link.touch(used);
                 counter(&self.counters.hits);
                 return answer(Lookup::Hit(link));
             }
             if count && link.max_clicks.is_none() {
-                link.last_used.store(used, Ordering::Relaxed);
-                self.counters.stale_hits.fetch_add(1, Ordering::Relaxed);
+                link.touch(used);
+                self.counters.stale_hits.add(1);
                 // Load first: the swap (a write) only while no read is under way.
                 let refresh = !link.refreshing.load(Ordering::Relaxed)
                     && !link.refreshing.swap(true, Ordering::Relaxed);
@@ -445,7 +457,7 @@ impl RedirectCache {
         }
         if let Some((slug, old)) = shard.links.swap_remove_index(victim) {
             shard.bytes -= old.bytes(&slug);
-            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            self.counters.evictions.add(1);
         }
         true
     }

@@ -19,6 +19,7 @@ pub mod qr;
 pub mod redirect;
 pub mod slug;
 pub mod store;
+pub mod striped;
 pub mod telemetry;
 pub mod tls;
 pub mod transfer;

@@ -110,22 +110,27 @@ impl Telemetry {
         counter(
             "shortener_cache_hits_total",
             "Redirects answered from the cache.",
-            load(&c.hits),
+            c.hits.get(),
         );
         counter(
             "shortener_cache_negative_hits_total",
             "Unknown slugs answered from the cache of misses.",
-            load(&c.negative_hits),
+            c.negative_hits.get(),
         );
         counter(
             "shortener_cache_misses_total",
             "Lookups that went to the store.",
-            load(&c.misses),
+            c.misses.get(),
+        );
+        counter(
+            "shortener_cache_stale_hits_total",
+            "Redirects answered from an expired cache entry: while one visit reads the link again, or while the store cannot be read.",
+            c.stale_hits.get(),
         );
         counter(
             "shortener_cache_evictions_total",
             "Links evicted to stay within bounds.",
-            load(&c.evictions),
+            c.evictions.get(),
         );
         counter(
             "shortener_change_feed_changes_total",
@@ -141,12 +146,12 @@ impl Telemetry {
         counter(
             "shortener_clicks_recorded_total",
             "Clicks counted in memory.",
-            load(&k.recorded),
+            k.recorded.get(),
         );
         counter(
             "shortener_clicks_automated_total",
             "Visits of link previews and crawlers, counted apart from clicks.",
-            load(&k.automated),
+            k.automated.get(),
         );
         counter(
             "shortener_click_referrers_folded_total",

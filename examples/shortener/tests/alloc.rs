@@ -71,10 +71,7 @@ fn a_cache_hit_redirect_and_the_embedded_pages_allocate_nothing() {
     assert!(responses.iter().all(|r| r.status == 302));
     assert_eq!(allocated, 0, "allocations over 1000 cache-hit redirects");
     let clicks = &app.state().clicks.counters;
-    assert_eq!(
-        clicks.recorded.load(std::sync::atomic::Ordering::Relaxed),
-        100 + N as u64
-    );
+    assert_eq!(clicks.recorded.get(), 100 + N as u64);
     embedded_pages_allocate_nothing(&mut conn);
     drop(conn);
     let flushed = app.shutdown().unwrap();

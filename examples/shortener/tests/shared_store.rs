@@ -60,6 +60,10 @@ fn links_changed_beside_the_server_are_reread_after_the_cache_ttl() {
     })
     .expect("the change never showed");
     assert!(changed.elapsed() < Duration::from_millis(2500));
+    // The first visit past the time to live was answered from the expired
+    // entry while it started the read (stale-while-revalidate).
+    let stale = util::metric(&server.metrics(), "shortener_cache_stale_hits_total");
+    assert!(stale >= 1.0, "{stale}");
     other.delete("changing").unwrap();
     util::poll(Duration::from_secs(5), || {
         (server.get("/changing").status == 404).then_some(())

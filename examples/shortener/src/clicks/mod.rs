@@ -44,6 +44,7 @@ pub use host::{Host, LONG_HOST, MAX_HOST_LEN, OTHER_HOST};
 
 use crate::model::{day_of, Day, LinkClicks, UnixTime};
 use crate::store::{SharedStore, StoreError};
+use crate::striped::StripedCounter;
 use aggregate::aggregate;
 use foldhash::fast::RandomState;
 use parking_lot::{Condvar, Mutex};
@@ -103,10 +104,11 @@ impl Click {
 /// Flush counters, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClickCounters {
-    /// Clicks recorded, automated visits included.
-    pub recorded: AtomicU64,
+    /// Clicks recorded, automated visits included (striped: every
+    /// redirect adds to it, from every worker).
+    pub recorded: StripedCounter,
     /// Visits of link previews and crawlers, counted apart.
-    pub automated: AtomicU64,
+    pub automated: StripedCounter,
     /// Clicks whose referrer host was past a cap and counted as
     /// [`OTHER_HOST`] (in a shard or a batch).
     pub referrers_folded: AtomicU64,
@@ -259,9 +261,9 @@ impl Clicks {
     /// after a watcher saw it, counts it too). Allocates nothing once this
     /// thread's map holds the interval's keys.
     pub fn record(&self, click: Click) {
-        self.counters.recorded.fetch_add(1, Ordering::Relaxed);
+        self.counters.recorded.add(1);
         if click.agent.is_automated() {
-            self.counters.automated.fetch_add(1, Ordering::Relaxed);
+            self.counters.automated.add(1);
         }
         self.count(click);
         self.live.publish(&click);

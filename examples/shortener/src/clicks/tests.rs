@@ -54,7 +54,7 @@ fn unflushed_clicks_are_counted_until_written() {
     assert_eq!(unflushed(&clicks, 1), 0);
     assert_eq!(unflushed(&clicks, 2), 0);
     assert_eq!(clicks.counters.flushed.load(Ordering::Relaxed), 5);
-    assert_eq!(clicks.counters.automated.load(Ordering::Relaxed), 1);
+    assert_eq!(clicks.counters.automated.get(), 1);
     assert!(
         clicks.pending.lock().is_empty(),
         "committed batches are purged"
