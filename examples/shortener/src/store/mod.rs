@@ -203,6 +203,22 @@ pub(crate) fn from_sql_count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// The link `new` became once a store inserted it as `id` under `slug` at
+/// `at`, as the store now holds it (counts saturated as they are stored).
+pub(crate) fn inserted_link(new: &NewLink, id: i64, slug: &str, at: UnixTime) -> Link {
+    Link {
+        id,
+        slug: slug.to_owned(),
+        url: new.url.clone(),
+        created_at: at,
+        expires_at: new.expires_at,
+        disabled: new.disabled,
+        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
+        clicks: from_sql_count(to_sql_count(new.clicks)),
+        password_hash: new.password_hash.clone(),
+    }
+}
+
 /// `patch` applied to `link` as [`Store::update`] stores it.
 pub(crate) fn apply(patch: &LinkPatch, link: &mut Link) {
     if let Some(url) = &patch.url {

@@ -3,7 +3,7 @@
 
 use super::db::{column, Db};
 use crate::model::{Link, NewLink, UnixTime};
-use crate::store::{from_sql_count, to_sql_count, CreateSteps, StoreError};
+use crate::store::{from_sql_count, inserted_link, to_sql_count, CreateSteps, StoreError};
 use postgres::{GenericClient, Row};
 
 /// First key of the two-key advisory locks on plain URLs ("shUR"); the
@@ -114,17 +114,7 @@ fn insert<C: GenericClient>(
     let Some(row) = row else {
         return Ok(None);
     };
-    Ok(Some(Link {
-        id: column(&row, 0)?,
-        slug: slug.to_owned(),
-        url: new.url.clone(),
-        created_at: at,
-        expires_at: new.expires_at,
-        disabled: new.disabled,
-        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
-        clicks: from_sql_count(to_sql_count(new.clicks)),
-        password_hash: new.password_hash.clone(),
-    }))
+    Ok(Some(inserted_link(new, column(&row, 0)?, slug, at)))
 }
 
 /// [`create_in`]'s statements, inside a transaction that holds the

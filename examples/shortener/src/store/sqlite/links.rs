@@ -4,7 +4,7 @@
 
 use super::errors::db_err;
 use crate::model::{Link, NewLink, UnixTime};
-use crate::store::{from_sql_count, to_sql_count, CreateSteps, StoreError};
+use crate::store::{from_sql_count, inserted_link, to_sql_count, CreateSteps, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub(super) fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
@@ -79,17 +79,7 @@ fn insert(
     if inserted == 0 {
         return Ok(None);
     }
-    Ok(Some(Link {
-        id: conn.last_insert_rowid(),
-        slug: slug.to_owned(),
-        url: new.url.clone(),
-        created_at: at,
-        expires_at: new.expires_at,
-        disabled: new.disabled,
-        max_clicks: new.max_clicks.map(|n| from_sql_count(to_sql_count(n))),
-        clicks: from_sql_count(to_sql_count(new.clicks)),
-        password_hash: new.password_hash.clone(),
-    }))
+    Ok(Some(inserted_link(new, conn.last_insert_rowid(), slug, at)))
 }
 
 /// [`create_in`]'s statements on a connection inside a write transaction.
