@@ -24,7 +24,7 @@
 # shared network). With NETNS too, it runs inside that network namespace
 # (`ip netns exec`, root only), so that every packet between the clients
 # and the server crosses the namespace's link: the fault test
-# (examples/shortener/tests/faults.rs) injects delay and loss there. The
+# (examples/shortener/tests/faults/) injects delay and loss there. The
 # unix socket in DIR still reaches it from outside. A DIR remembers its
 # port and address: `start` again with others fails.
 #
