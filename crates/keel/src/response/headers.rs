@@ -3,7 +3,7 @@
 //! written in place, plus the redirect helper built on them.
 
 use super::{Response, Stage};
-use crate::http1::parse::{all_in, all_token, is_name, list_elements};
+use crate::http1::parse::{all_in, all_token, is_name, list_elements, zero_bytes, HIGH, ONES};
 use crate::StatusCode;
 use bytes::BytesMut;
 use std::fmt;
@@ -50,11 +50,9 @@ pub(super) static FIELD_VALUE: [bool; 256] = FIELD_VALUE_CLASS;
 /// The word test is exact, with no false pass: subtracting 0x20 from each
 /// byte borrows only out of a byte below 0x20, so without one no byte's
 /// high bit is set that was clear; with one, the lowest such byte's is
-/// (the "has less than" test, and for DEL the "has zero" test on `x ^ DEL`).
+/// (the "has less than" test, and for DEL [`zero_bytes`] on `x ^ DEL`).
 #[inline]
 pub(crate) fn is_field_value(value: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let Some(last) = value.len().checked_sub(8) else {
         return all_in(&FIELD_VALUE, value);
     };
@@ -62,8 +60,7 @@ pub(crate) fn is_field_value(value: &[u8]) -> bool {
         let word: [u8; 8] = value[at..at + 8].try_into().expect("8 bytes");
         let x = u64::from_ne_bytes(word);
         let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let del = x ^ (ONES * 0x7f);
-        let has_del = del.wrapping_sub(ONES) & !del & HIGH;
+        let has_del = zero_bytes(x ^ (ONES * 0x7f));
         below_space | has_del == 0 || all_in(&FIELD_VALUE, &word)
     };
     let mut ok = word_ok(last);

@@ -406,23 +406,33 @@ pub(crate) fn all_in(class: &[bool; 256], bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |ok, &b| ok & class[b as usize])
 }
 
+/// `0x01` in every byte of a word, for the word-at-a-time scans.
+pub(crate) const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+/// `0x80` in every byte of a word.
+pub(crate) const HIGH: u64 = ONES * 0x80;
+
+/// The "has zero byte" test on a word: a nonzero result when a byte of
+/// `x` is zero, with the high bit of the lowest zero byte set. Exact:
+/// subtracting 1 from each byte borrows only out of a zero byte, so with
+/// no zero byte nothing is flagged, and a borrow can flag only bytes above
+/// the lowest zero one.
+#[inline]
+pub(crate) fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
 /// Where `needle` first occurs in `haystack`. Eight bytes at a time: a
 /// word XORed with the needle in every byte has a zero byte where the
-/// needle is, and the "has zero" test (`(x - 0x01..) & !x & 0x80..`) flags
-/// the lowest zero byte exactly (a borrow can only flag bytes above it, so
-/// the lowest flag is the answer; the word is read little-endian so that
-/// the lowest byte is the first). The tail of under eight bytes goes one
-/// byte at a time.
+/// needle is, and [`zero_bytes`] flags the lowest one exactly (the word is
+/// read little-endian so that the lowest byte is the first). The tail of
+/// under eight bytes goes one byte at a time.
 #[inline]
 pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = ONES * 0x80;
     let pattern = ONES * u64::from(needle);
     let mut words = haystack.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
-        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        let found = zero_bytes(u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern);
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
