@@ -198,20 +198,14 @@ impl ExecReport {
     /// (it writes its errno): `Ok` or that error. Call it after `spawn`,
     /// with `command` dropped, or it waits for ever on its own write end.
     pub(crate) fn outcome(mut self) -> io::Result<()> {
-        let mut errno = [0u8; 4];
-        let mut got = 0;
-        while got < errno.len() {
-            match self.0.read(&mut errno[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let mut report = Vec::with_capacity(4);
+        self.0.read_to_end(&mut report)?;
+        if report.is_empty() {
+            return Ok(());
         }
-        match got {
-            0 => Ok(()),
-            4 => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
-            _ => Err(io::Error::new(
+        match <[u8; 4]>::try_from(report.as_slice()) {
+            Ok(errno) => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
+            Err(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the successor's exec report was cut short",
             )),
