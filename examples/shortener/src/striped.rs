@@ -1,5 +1,6 @@
 //! A counter every worker adds to on every redirect, without making them
-//! share a cache line: one `AtomicU64` would be written by every core on
+//! share a cache line, and the per-thread index that spreads threads over
+//! striped state: one `AtomicU64` would be written by every core on
 //! every cache hit, its line moving between them (the likeliest limit of
 //! the redirect path at 64 cores; docs/benchmarks.md, "Scaling").
 
@@ -36,21 +37,29 @@ impl std::fmt::Debug for StripedCounter {
     }
 }
 
-/// The next stripe a thread takes, round robin.
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+/// The next index a thread takes, round robin.
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's stripe; `usize::MAX` until its first add.
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// This thread's index; `usize::MAX` until first asked.
+    static THREAD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's index, taken round robin the first time it asks and the
+/// same ever after: what spreads threads over striped state (these
+/// counters' cells, the click recorder's shards) so that each keeps to
+/// its own part.
+pub fn thread_index() -> usize {
+    THREAD_INDEX.with(|index| {
+        if index.get() == usize::MAX {
+            index.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+        }
+        index.get()
+    })
 }
 
 fn my_stripe() -> usize {
-    STRIPE.with(|stripe| {
-        if stripe.get() == usize::MAX {
-            stripe.set(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES);
-        }
-        stripe.get()
-    })
+    thread_index() % STRIPES
 }
 
 impl StripedCounter {

@@ -44,7 +44,7 @@ pub use host::{Host, LONG_HOST, MAX_HOST_LEN, OTHER_HOST};
 
 use crate::model::{day_of, Day, LinkClicks, UnixTime};
 use crate::store::{SharedStore, StoreError};
-use crate::striped::StripedCounter;
+use crate::striped::{thread_index, StripedCounter};
 use aggregate::aggregate;
 use foldhash::fast::RandomState;
 use parking_lot::{Condvar, Mutex};
@@ -168,7 +168,6 @@ struct Sealed {
 /// Per-thread click counts and their flusher. See the [module docs](self).
 pub struct Clicks {
     shards: Box<[Mutex<Shard>]>,
-    next_shard: AtomicUsize,
     /// Batches sealed and not known to every reader to be in the store,
     /// oldest first, each retried as it was sealed (same id, same counts)
     /// so that the store can tell a retry from a new batch. Locked for
@@ -199,12 +198,6 @@ pub struct Clicks {
     stopped: AtomicBool,
 }
 
-thread_local! {
-    /// This thread's shard in each `Clicks` it has counted into, by the
-    /// `Clicks` address (tests run several apps in one process).
-    static MY_SHARD: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, usize::MAX)) };
-}
-
 impl Default for Clicks {
     fn default() -> Self {
         Clicks::new()
@@ -216,7 +209,6 @@ impl Clicks {
     pub fn new() -> Clicks {
         Clicks {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            next_shard: AtomicUsize::new(0),
             pending: Mutex::new(VecDeque::new()),
             pending_after_flush: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
@@ -243,17 +235,7 @@ impl Clicks {
     }
 
     fn my_shard(&self) -> &Mutex<Shard> {
-        let me = self as *const Clicks as usize;
-        let index = MY_SHARD.with(|cell| {
-            let (owner, index) = cell.get();
-            if owner == me && index != usize::MAX {
-                return index;
-            }
-            let index = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            cell.set((me, index));
-            index
-        });
-        &self.shards[index]
+        &self.shards[thread_index() % SHARDS]
     }
 
     /// Counts one click, and publishes it to [`Clicks::live`] once it is
