@@ -1,7 +1,8 @@
 //! After warm-up, serving keep-alive and pipelined `GET /plaintext` and
 //! `GET /json` performs no heap allocation at all, in any thread: with a
 //! header added as a checked-once [`keel::Field`] (plaintext) and as a
-//! name and value checked per call (json).
+//! name and value checked per call (json). In each pipelined batch the 15
+//! heads after the first replay its parse (`http1/parse/memo.rs`).
 
 use keel::{Request, Response};
 use std::io::{Read, Write};

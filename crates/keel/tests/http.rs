@@ -84,6 +84,52 @@ fn sixteen_pipelined_requests_in_one_write_are_answered_in_order() {
     }
 }
 
+/// What the handler saw of a request, as its response body.
+fn echo_head(req: &keel::Request<'_>, res: &mut keel::Response<'_>) {
+    let mut seen = format!("{} {} {:?}", req.method(), req.target(), req.version());
+    for (name, value) in req.headers() {
+        seen.push_str(&format!("|{name}={}", String::from_utf8_lossy(value)));
+    }
+    res.body(seen.as_bytes());
+}
+
+#[test]
+fn pipelined_heads_that_repeat_or_nearly_repeat_are_each_answered_as_sent() {
+    // A head equal to the one before it replays that one's parse: every
+    // near miss (one byte apart, same length) must be parsed afresh.
+    let server = TestServer::start(echo_head);
+    let head = |target: &str, version: &str, id: &str, last: &str| {
+        format!("GET {target} HTTP/{version}\r\nHost: h\r\nX-Id: {id}\r\n{last}\r\n")
+    };
+    let sent = [
+        head("/a?q=1", "1.1", "1", ""),
+        head("/a?q=1", "1.1", "1", ""),
+        head("/a?q=1", "1.1", "2", ""),
+        head("/a?q=1", "1.1", "2", ""),
+        head("/b?q=1", "1.1", "2", ""),
+        head("/b?q=1", "1.0", "2", "Connection: keep-alive\r\n"),
+        head("/b?q=1", "1.0", "2", "Connection: keep-alive\r\n"),
+        head("/b?q=1", "1.1", "2", "Connection: close\r\n"),
+        head("/b?q=1", "1.1", "2", "Connection: close\r\n"),
+    ];
+    let bytes = server.exchange(sent.concat().as_bytes());
+    let responses = parse_all(&bytes);
+    // Each answer describes its own request; none after the first close.
+    let want = [
+        "GET /a?q=1 Http11|Host=h|X-Id=1",
+        "GET /a?q=1 Http11|Host=h|X-Id=1",
+        "GET /a?q=1 Http11|Host=h|X-Id=2",
+        "GET /a?q=1 Http11|Host=h|X-Id=2",
+        "GET /b?q=1 Http11|Host=h|X-Id=2",
+        "GET /b?q=1 Http10|Host=h|X-Id=2|Connection=keep-alive",
+        "GET /b?q=1 Http10|Host=h|X-Id=2|Connection=keep-alive",
+        "GET /b?q=1 Http11|Host=h|X-Id=2|Connection=close",
+    ];
+    let bodies: Vec<String> = responses.iter().map(|r| r.text()).collect();
+    assert_eq!(bodies, want);
+    assert!(responses[..7].iter().all(|r| !r.closes()) && responses[7].closes());
+}
+
 #[test]
 fn a_request_written_byte_by_byte_is_answered() {
     let server = TestServer::start(app);

@@ -158,7 +158,9 @@ pub(crate) fn dispatch<H: Handler + ?Sized>(
 /// [`admit`] and [`dispatch`] in one, for a request without a body (most
 /// of them): the head-time hook and the handler share one [`Response`]
 /// when the hook continues without touching it, so a request pays for one
-/// response writer, not two.
+/// response writer, not two. Inlined into both of its call sites (a
+/// parsed head, a replayed one), which share one otherwise.
+#[inline(always)]
 pub(crate) fn admit_and_dispatch<H: Handler + ?Sized>(
     output: &mut Output,
     env: &mut Env<'_, H>,

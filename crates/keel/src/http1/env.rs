@@ -4,6 +4,7 @@
 
 use crate::deferred::{Deferral, Message};
 use crate::http1::budget::BodyBudget;
+use crate::http1::parse::HeadMemo;
 use crate::server::pool::BufferPool;
 use crate::server::stats::WorkerCounters;
 use crate::Config;
@@ -26,6 +27,10 @@ pub(crate) struct Services<H> {
     deferral: Deferral,
     /// Body bytes in flight on this worker, against `max_body_in_flight`.
     budget: BodyBudget,
+    /// One connection's last head, for the pass over its buffer that
+    /// `Conn::process` makes (which forgets it first): kept here so that
+    /// no connection carries one.
+    memo: HeadMemo,
     /// The worker's latest clock reading: set once per event-loop turn, and
     /// after each answered request. See [`Env::answered`].
     pub(crate) clock: Instant,
@@ -65,6 +70,7 @@ impl<H> Services<H> {
             draining,
             deferral,
             budget,
+            memo: HeadMemo::default(),
             clock: Instant::now(),
             timed,
         }
@@ -81,6 +87,7 @@ impl<H> Services<H> {
             draining: &self.draining,
             deferral: &self.deferral,
             budget: &self.budget,
+            memo: &mut self.memo,
             clock: &mut self.clock,
             timed: self.timed,
             key,
@@ -104,6 +111,8 @@ pub(crate) struct Env<'a, H: ?Sized> {
     pub(crate) deferral: &'a Deferral,
     /// See [`Services::budget`].
     pub(crate) budget: &'a BodyBudget,
+    /// See [`Services::memo`].
+    pub(crate) memo: &'a mut HeadMemo,
     /// See [`Services::clock`].
     pub(crate) clock: &'a mut Instant,
     /// See [`Services::timed`].

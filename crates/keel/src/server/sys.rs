@@ -1,6 +1,7 @@
 //! Everything that talks to the OS beyond mio: listener sockets, reads into
 //! uninitialised buffer space, CPU pinning, starting a successor with our
-//! listening sockets. All of keel's `unsafe` lives here.
+//! listening sockets; and ASCII bytes seen as text ([`AsciiText`]). All of
+//! keel's `unsafe` lives here.
 
 use crate::peer::PeerCredentials;
 use bytes::BytesMut;
@@ -11,7 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 mod exec;
+mod text;
 pub(crate) use exec::exec_with_listeners;
+pub(crate) use text::AsciiText;
 
 /// How the listeners are made; accepted sockets inherit the TCP options.
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,7 @@ use super::{AwaitingBody, Conn, Env, Pending, Phase};
 use crate::body::{BodyError, SinkWaker};
 use crate::http1::body::{ChunkLimits, ChunkedDecoder};
 use crate::http1::dispatch::{admit, admit_and_dispatch, dispatch, Admission, Answer};
-use crate::http1::parse::{self, header_slots, BodyLength};
+use crate::http1::parse::{self, header_slots, memo_slots, BodyLength};
 use crate::http1::stream_in::StreamIn;
 use crate::http1::stream_out::StreamOut;
 use crate::peer::Client;
@@ -26,7 +26,9 @@ macro_rules! client {
 
 impl Conn {
     /// Handles the request at `start`. Returns whether it was complete (and
-    /// answered); `false` means more bytes are needed or the connection is closing.
+    /// answered); `false` means more bytes are needed or the connection is
+    /// closing. A head equal to the one before it in this pass over the
+    /// buffer replays that one's parse (`env.memo`).
     pub(super) fn step<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
         if self.stream_in.is_some() {
             return self.feed(env);
@@ -48,6 +50,17 @@ impl Conn {
         let framing = match awaiting {
             Some(AwaitingBody { framing, .. }) => *framing,
             None => {
+                if env.memo.precedes(start) {
+                    let mut replayed = memo_slots();
+                    if let Some(hit) = env.memo.replay(input, start, &mut replayed) {
+                        parse::check_replay(&input[start..], env.config, &hit);
+                        let (req, framing) = hit;
+                        let answer =
+                            admit_and_dispatch(output, env, &req, &framing, client!(peer, tls));
+                        self.complete(framing.head_len, answer, env);
+                        return true;
+                    }
+                }
                 let buf = &input[start..];
                 // Every read parses the incomplete head again from its start
                 // (bounded by max_header_bytes): skipping reads that bring no
@@ -69,6 +82,11 @@ impl Conn {
                     Ok(Some((req, framing))) if framing.body == BodyLength::Empty => {
                         // No body to decide about: the head-time checks and
                         // the handler run at once, on one response writer.
+                        // Worth remembering only when the next request's
+                        // bytes are already here (pipelined).
+                        if buf.len() > framing.head_len {
+                            env.memo.remember(input, start, &req, &framing);
+                        }
                         let answer =
                             admit_and_dispatch(output, env, &req, &framing, client!(peer, tls));
                         self.complete(framing.head_len, answer, env);

@@ -5,7 +5,10 @@ use crate::{Config, Leniency, ProtocolError};
 use std::mem::MaybeUninit;
 
 pub(crate) mod leniency;
+mod memo;
 mod strict;
+
+pub(crate) use memo::{check_replay, memo_slots, HeadMemo};
 
 pub(crate) use strict::serve_later_minor_as_1_1;
 
@@ -30,7 +33,7 @@ pub(crate) enum BodyLength {
 
 /// What the connection needs to know about a parsed head, with no borrow of
 /// the buffer, so it can be kept while the body arrives.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Framing {
     /// Bytes of the head, final empty line included.
     pub(crate) head_len: usize,
