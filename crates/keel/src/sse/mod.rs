@@ -160,8 +160,8 @@ impl<'a> Event<'a> {
             len += field_len(b"id", id);
         }
         if let Some(retry) = self.retry {
-            let mut digits = [0; MAX_DIGITS];
-            len += field_len(b"retry", "") + 1 + decimal(retry.as_millis(), &mut digits).len();
+            let mut digits = itoa::Buffer::new();
+            len += field_len(b"retry", digits.format(retry.as_millis()));
         }
         for_each_line(self.data, |line| len += field_len(b"data", line));
         len
@@ -186,8 +186,8 @@ impl<'a> Event<'a> {
             put_field(out, b"id", id.as_bytes());
         }
         if let Some(retry) = self.retry {
-            let mut digits = [0; MAX_DIGITS];
-            put_field(out, b"retry", decimal(retry.as_millis(), &mut digits));
+            let mut digits = itoa::Buffer::new();
+            put_field(out, b"retry", digits.format(retry.as_millis()).as_bytes());
         }
         for_each_line(self.data, |line| put_field(out, b"data", line.as_bytes()));
         out.put_u8(b'\n');
@@ -216,22 +216,6 @@ pub fn comment(text: &str, out: &mut BytesMut) {
     out.reserve(len);
     for_each_line(text, |line| put_field(out, b"", line.as_bytes()));
     out.put_u8(b'\n');
-}
-
-/// Decimal digits of the largest `u128`.
-const MAX_DIGITS: usize = 39;
-
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u128, buf: &mut [u8; MAX_DIGITS]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The bytes of `name: value\n` (`name:\n` for an empty value).

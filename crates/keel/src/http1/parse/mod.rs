@@ -427,22 +427,29 @@ pub(crate) fn zero_bytes(x: u64) -> u64 {
 /// Where `needle` first occurs in `haystack`. Eight bytes at a time: a
 /// word XORed with the needle in every byte has a zero byte where the
 /// needle is, and [`zero_bytes`] flags the lowest one exactly (the word is
-/// read little-endian so that the lowest byte is the first). The tail of
-/// under eight bytes goes one byte at a time.
+/// read little-endian so that the lowest byte is the first). A tail of
+/// under eight bytes is searched as the last eight bytes, overlapping
+/// bytes already searched, which hold no match; a haystack under eight
+/// bytes goes a byte at a time.
 #[inline]
 pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
     let pattern = ONES * u64::from(needle);
-    let mut words = haystack.chunks_exact(8);
+    let first_in = |at: usize| {
+        let word = u64::from_le_bytes(haystack[at..at + 8].try_into().expect("8 bytes"));
+        let found = zero_bytes(word ^ pattern);
+        (found != 0).then(|| at + (found.trailing_zeros() / 8) as usize)
+    };
+    let Some(last) = haystack.len().checked_sub(8) else {
+        return haystack.iter().position(|&b| b == needle);
+    };
     let mut at = 0;
-    for word in &mut words {
-        let found = zero_bytes(u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+    while at < last {
+        if let Some(found) = first_in(at) {
+            return Some(found);
         }
         at += 8;
     }
-    let tail = words.remainder().iter().position(|&b| b == needle)?;
-    Some(at + tail)
+    first_in(last)
 }
 
 /// Whether `bytes` is a token (RFC 9110 §5.6.2), or empty.

@@ -10,7 +10,8 @@ impl<'a> AsciiText<'a> {
     /// time; `str::from_utf8` reaches the same answer a byte at a time on
     /// short slices, and `str`'s own cutting checks character boundaries.
     /// (Tried: ORing the words together and testing once, 14 instructions
-    /// more on a 50-byte head.)
+    /// more on a 50-byte head; comparing with the earlier head and testing
+    /// for ASCII in one pass, instead of `==` then this, 2 more.)
     #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Option<Self> {
         bytes.is_ascii().then_some(AsciiText(bytes))
