@@ -84,9 +84,10 @@ impl Field {
             }
             at += 1;
         }
-        if name_is(bytes, name_len, b"content-length")
-            || name_is(bytes, name_len, b"transfer-encoding")
-            || name_is(bytes, name_len, b"connection")
+        let name = name.as_bytes();
+        if name_is(name, b"content-length")
+            || name_is(name, b"transfer-encoding")
+            || name_is(name, b"connection")
         {
             panic!(
                 "keel::field!: Content-Length, Transfer-Encoding and Connection are the server's"
@@ -95,8 +96,8 @@ impl Field {
         Field {
             line,
             name_len,
-            is_date: name_is(bytes, name_len, b"date"),
-            is_server: name_is(bytes, name_len, b"server"),
+            is_date: name_is(name, b"date"),
+            is_server: name_is(name, b"server"),
         }
     }
 
@@ -111,15 +112,15 @@ impl Field {
     }
 }
 
-/// Whether the first `len` bytes of `line` are `lower`, ignoring ASCII
-/// case (a `const` form of `is_name`).
-const fn name_is(line: &[u8], len: usize, lower: &[u8]) -> bool {
-    if len != lower.len() {
+/// Whether `name` is `lower`, ignoring ASCII case (a `const` form of
+/// `is_name`).
+const fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
         return false;
     }
     let mut i = 0;
-    while i < len {
-        if line[i].to_ascii_lowercase() != lower[i] {
+    while i < name.len() {
+        if name[i].to_ascii_lowercase() != lower[i] {
             return false;
         }
         i += 1;
