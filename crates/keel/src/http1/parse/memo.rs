@@ -8,6 +8,14 @@
 //! connection's read buffer (`Conn::process`): it costs no memory per
 //! connection, and it compares only bytes of that connection's own stream,
 //! so it tells one connection nothing about another's requests.
+//!
+//! What makes a replay right: the offsets describe the bytes at `at` in
+//! the buffer, and within a pass nothing rewrites bytes before the request
+//! being handled (a `HTTP/1.2` rewrite, a chunked body's squeeze, a stream's
+//! feed all work at or after it; `compact` runs after the pass). The head
+//! compared against is therefore the head that was parsed; a replay is
+//! also checked against a fresh parse in tests and fuzzing
+//! ([`check_replay`]).
 
 use super::{BodyLength, Framing};
 use crate::server::sys::AsciiText;
