@@ -1,6 +1,6 @@
 //! Everything that talks to the OS beyond mio: listener sockets, reads into
 //! uninitialised buffer space, CPU pinning, starting a successor with our
-//! listening sockets; and ASCII bytes seen as text ([`AsciiText`]). All of
+//! listening sockets; and ASCII bytes seen as text ([`AsciiCopy`]). All of
 //! keel's `unsafe` lives here.
 
 use crate::peer::PeerCredentials;
@@ -14,7 +14,7 @@ use std::time::Duration;
 mod exec;
 mod text;
 pub(crate) use exec::exec_with_listeners;
-pub(crate) use text::AsciiText;
+pub(crate) use text::AsciiCopy;
 
 /// How the listeners are made; accepted sockets inherit the TCP options.
 #[derive(Clone, Copy, Debug)]

@@ -228,8 +228,8 @@ impl Conn {
     /// output is queued.
     pub(crate) fn process<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) {
         self.held_back = false;
-        // Only this pass may replay a head: `compact` below moves the bytes
-        // the memo points at, and the next pass may be another connection's.
+        // Only this pass may replay a head: the next pass may be another
+        // connection's, which must learn nothing from this one's heads.
         env.memo.forget();
         while self.phase == Phase::Open {
             let has_bytes = self.input.as_ref().is_some_and(|b| b.len() > self.start);

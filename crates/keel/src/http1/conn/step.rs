@@ -27,7 +27,7 @@ macro_rules! client {
 impl Conn {
     /// Handles the request at `start`. Returns whether it was complete (and
     /// answered); `false` means more bytes are needed or the connection is
-    /// closing. A head equal to the one before it in this pass over the
+    /// closing. A head equal to the last one parsed in this pass over the
     /// buffer replays that one's parse (`env.memo`).
     pub(super) fn step<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
         if self.stream_in.is_some() {
@@ -50,7 +50,7 @@ impl Conn {
         let framing = match awaiting {
             Some(AwaitingBody { framing, .. }) => *framing,
             None => {
-                if env.memo.precedes(start) {
+                if env.memo.holds_head() {
                     let mut replayed = memo_slots();
                     if let Some(hit) = env.memo.replay(input, start, &mut replayed) {
                         parse::check_replay(&input[start..], env.config, &hit);

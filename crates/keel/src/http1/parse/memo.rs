@@ -1,29 +1,34 @@
 //! A pipelined batch often repeats one head byte for byte (a client's
-//! polling loop, a health checker, a load generator): a head equal to the
-//! one just before it in the same read is not parsed again. Its parse is a
+//! polling loop, a health checker, a load generator): a head equal to one
+//! already parsed in the same read is not parsed again. Its parse is a
 //! function of its bytes and the [`crate::Config`] alone, so the earlier
 //! head's result, kept as offsets, is replayed onto the new bytes.
+//!
+//! The memo keeps its own copy of the head it remembers, and compares each
+//! later head with that copy: what a replay gives depends only on the
+//! memo, not on what became of the earlier head's bytes in the read buffer
+//! (a `HTTP/1.2` rewrite, a chunked body's squeeze, `compact`). The copy
+//! is kept only when it is ASCII, so a head equal to it needs no UTF-8
+//! decoding for its method, target and names to be text.
 //!
 //! The memo is the worker's, forgotten at the start of each pass over one
 //! connection's read buffer (`Conn::process`): it costs no memory per
 //! connection, and it compares only bytes of that connection's own stream,
-//! so it tells one connection nothing about another's requests.
-//!
-//! What makes a replay right: the offsets describe the bytes at `at` in
-//! the buffer, and within a pass nothing rewrites bytes before the request
-//! being handled (a `HTTP/1.2` rewrite, a chunked body's squeeze, a stream's
-//! feed all work at or after it; `compact` runs after the pass). The head
-//! compared against is therefore the head that was parsed; a replay is
-//! also checked against a fresh parse in tests and fuzzing
+//! so it tells one connection nothing about another's requests. A replay
+//! is also checked against a fresh parse in tests and fuzzing
 //! ([`check_replay`]).
 
 use super::{BodyLength, Framing};
-use crate::server::sys::AsciiText;
+use crate::server::sys::AsciiCopy;
 use crate::Config;
 
 /// The most header lines a remembered head may have: a load generator sends
 /// one to four, a browser a dozen or more (those are parsed each time).
 const MEMO_HEADERS: usize = 8;
+
+/// The longest head remembered, in bytes: wrk's is about 40, TechEmpower's
+/// plaintext request about 170.
+const MEMO_HEAD_BYTES: usize = 512;
 
 /// Where a piece of a head lies, from the head's first byte.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,12 +54,12 @@ impl Span {
     }
 }
 
-/// The last head parsed in this pass, if it had no body and few enough
-/// header lines to remember.
+/// The last head parsed in this pass, if it had no body, few enough header
+/// lines and bytes to remember, and was ASCII.
 #[derive(Debug, Default)]
 pub(crate) struct HeadMemo {
-    /// Where the remembered head starts in the input buffer.
-    at: usize,
+    /// The remembered head's bytes.
+    copy: AsciiCopy<MEMO_HEAD_BYTES>,
     /// Its framing; `None` when nothing is remembered.
     framing: Option<Framing>,
     method: Span,
@@ -80,8 +85,9 @@ impl HeadMemo {
     }
 
     /// Remembers `req`, the head at `at` in `input` that `framing` describes,
-    /// when it has no body, few enough header lines, and a request
-    /// follows it in `input` already (otherwise no replay could use it).
+    /// when it has no body, few enough header lines and bytes, is ASCII,
+    /// and a request follows it in `input` already (otherwise no replay
+    /// could use it).
     pub(crate) fn remember(
         &mut self,
         input: &[u8],
@@ -116,45 +122,37 @@ impl HeadMemo {
             };
             *slot = (name, value);
         }
-        self.at = at;
+        if !self.copy.set(head) {
+            return;
+        }
         self.method = method;
         self.target = target;
         self.count = req.headers.len();
         self.framing = Some(*framing);
     }
 
-    /// Whether the remembered head ends at `start`, where [`HeadMemo::replay`]
-    /// may find it again.
+    /// Whether a head is remembered, which [`HeadMemo::replay`] may find again.
     #[inline(always)]
-    pub(crate) fn precedes(&self, start: usize) -> bool {
-        self.framing.is_some_and(|f| self.at + f.head_len == start)
+    pub(crate) fn holds_head(&self) -> bool {
+        self.framing.is_some()
     }
 
     /// The parse of the head at `start` in `input`, when its bytes are those
-    /// of the remembered head, which ends exactly at `start`; its fields
-    /// are written into `slots`, and the memo moves on to it. `None` means:
-    /// parse it. Inlined into its one caller, which then builds the result
-    /// in place.
+    /// of the remembered head; its fields are written into `slots`. `None`
+    /// means: parse it. Inlined into its one caller, which then builds the
+    /// result in place.
     #[inline(always)]
     pub(crate) fn replay<'h, 'b>(
-        &mut self,
+        &self,
         input: &'b [u8],
         start: usize,
         slots: &'h mut MemoSlots<'b>,
     ) -> Option<(httparse::Request<'h, 'b>, Framing)> {
         let framing = self.framing?;
-        let len = framing.head_len;
-        if self.at + len != start {
-            return None;
-        }
-        let head = input.get(start..start + len)?;
-        if head != &input[self.at..start] {
-            return None;
-        }
-        // httparse gave the method, target and names as `str`; equal bytes
-        // are equal text, and an ASCII head (nearly every one) needs no UTF-8
-        // decoding to show it.
-        let text = AsciiText::new(head)?;
+        let head = input.get(start..start + framing.head_len)?;
+        // httparse gave the method, target and names as `str`; bytes equal
+        // to the ASCII copy are that text again.
+        let text = self.copy.matches(head)?;
         for (slot, (name, value)) in slots.iter_mut().zip(&self.headers[..self.count]) {
             *slot = httparse::Header {
                 name: text.get(name.range())?,
@@ -167,7 +165,6 @@ impl HeadMemo {
             version: Some(framing.minor),
             headers: &mut slots[..self.count],
         };
-        self.at = start;
         Some((req, framing))
     }
 }

@@ -68,7 +68,7 @@ fn a_repeated_head_replays_exactly_what_parsing_gives() {
         let first = parse_and_remember(&mut memo, &input, 0);
         for copy in 1..3 {
             let start = copy * head.len();
-            assert!(memo.precedes(start));
+            assert!(memo.holds_head());
             let mut slots = header_slots();
             let (req, framing) = parse_head(&input[start..], &mut slots, &Config::default())
                 .unwrap()
@@ -103,22 +103,30 @@ fn a_head_differing_in_any_byte_is_not_replayed() {
 }
 
 #[test]
-fn only_the_head_just_before_is_replayed() {
+fn only_the_last_head_parsed_is_replayed_wherever_it_repeats() {
     let other = b"GET /other HTTP/1.1\r\nHost: a\r\n\r\n";
-    let input = [HEAD, HEAD, other, HEAD].concat();
+    let input = [HEAD, HEAD, other, HEAD, other].concat();
     let mut memo = HeadMemo::default();
     parse_and_remember(&mut memo, &input, 0);
-    assert!(!memo.precedes(0) && memo.precedes(HEAD.len()));
-    assert!(replay(&mut memo, &input, HEAD.len()).is_some());
-    // The memo moved on to the head it replayed.
-    assert!(memo.precedes(2 * HEAD.len()) && !memo.precedes(HEAD.len()));
-    // A different head after it is compared, and parsed.
-    let after_other = 2 * HEAD.len() + other.len();
+    let first = replay(&mut memo, &input, HEAD.len()).expect("a repeat");
+    // Bytes that are not the head again, one byte in: not replayed.
+    assert_eq!(replay(&mut memo, &input, 1), None);
+    // A different head after it is compared, and parsed; it is remembered
+    // in the earlier one's place.
+    assert_eq!(replay(&mut memo, &input, 2 * HEAD.len()), None);
     parse_and_remember(&mut memo, &input, 2 * HEAD.len());
-    assert!(memo.precedes(after_other));
+    let after_other = 2 * HEAD.len() + other.len();
     assert_eq!(replay(&mut memo, &input, after_other), None);
+    assert!(replay(&mut memo, &input, after_other + HEAD.len()).is_some());
     memo.forget();
-    assert!(!memo.precedes(after_other));
+    assert!(!memo.holds_head());
+    assert_eq!(replay(&mut memo, &input, after_other + HEAD.len()), None);
+    // What a replay gives depends on the memo's copy, not on the earlier
+    // head's bytes: overwritten in the buffer, they change nothing.
+    let mut input = HEAD.repeat(2);
+    parse_and_remember(&mut memo, &input, 0);
+    input[..HEAD.len()].fill(b'\xff');
+    assert_eq!(replay(&mut memo, &input, HEAD.len()), Some(first));
 }
 
 #[test]
@@ -135,17 +143,26 @@ fn what_is_not_remembered_or_not_replayed() {
         let input = request.repeat(2);
         let mut memo = HeadMemo::default();
         parse_and_remember(&mut memo, &input, 0);
-        assert!(!(0..input.len()).any(|at| memo.precedes(at)));
+        assert!(!memo.holds_head());
     }
     // The last head in the buffer: no replay could use it.
     let mut memo = HeadMemo::default();
     parse_and_remember(&mut memo, HEAD, 0);
-    assert!(!memo.precedes(HEAD.len()));
+    assert!(!memo.holds_head());
     // A value with obs-text (RFC 9110 §5.5) is not ASCII: parsed each time.
     let latin1 = b"GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\xe9\r\n\r\n";
-    let input = latin1.repeat(2);
-    let mut memo = HeadMemo::default();
-    parse_and_remember(&mut memo, &input, 0);
-    assert!(memo.precedes(latin1.len()));
-    assert_eq!(replay(&mut memo, &input, latin1.len()), None);
+    // Longer than the memo's copy.
+    let long = [
+        &b"GET /"[..],
+        &[b'a'; MEMO_HEAD_BYTES],
+        b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]
+    .concat();
+    for head in [&latin1[..], &long] {
+        let input = head.repeat(2);
+        let mut memo = HeadMemo::default();
+        parse_and_remember(&mut memo, &input, 0);
+        assert!(!memo.holds_head());
+        assert_eq!(replay(&mut memo, &input, head.len()), None);
+    }
 }
