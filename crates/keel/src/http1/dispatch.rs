@@ -104,7 +104,7 @@ pub(crate) fn admit<H: Handler + ?Sized>(
         false,
         framing.is_head,
         framing.minor == 0,
-        env.server_line,
+        env.server,
     );
     let handler = env.handler;
     match catch_unwind(AssertUnwindSafe(|| handler.on_head(&request, &mut res))) {
@@ -209,7 +209,7 @@ fn handler_response<'a, 'e: 'a, H: Handler + ?Sized>(
         keep_alive,
         framing.is_head,
         framing.minor == 0,
-        env.server_line,
+        env.server,
     )
 }
 

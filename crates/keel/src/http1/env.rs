@@ -5,11 +5,13 @@
 use crate::deferred::{Deferral, Message};
 use crate::http1::budget::BodyBudget;
 use crate::http1::parse::HeadMemo;
+use crate::response::{FieldsMemo, ServerFields};
 use crate::server::pool::BufferPool;
 use crate::server::stats::WorkerCounters;
 use crate::Config;
 use crossbeam_channel::Sender;
 use mio::Waker;
+use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +25,8 @@ pub(crate) struct Services<H> {
     pub(crate) pool: BufferPool,
     /// `Server: ...\r\n`, or empty.
     server_line: Vec<u8>,
+    /// The server fields this worker wrote last (see [`ServerFields`]).
+    fields_memo: RefCell<FieldsMemo>,
     draining: Arc<AtomicBool>,
     deferral: Deferral,
     /// Body bytes in flight on this worker, against `max_body_in_flight`.
@@ -67,6 +71,7 @@ impl<H> Services<H> {
             counters,
             pool,
             server_line,
+            fields_memo: RefCell::default(),
             draining,
             deferral,
             budget,
@@ -83,7 +88,7 @@ impl<H> Services<H> {
             config: &self.config,
             counters: &self.counters,
             pool: &mut self.pool,
-            server_line: &self.server_line,
+            server: ServerFields::new(&self.server_line, &self.fields_memo),
             draining: &self.draining,
             deferral: &self.deferral,
             budget: &self.budget,
@@ -101,8 +106,8 @@ pub(crate) struct Env<'a, H: ?Sized> {
     pub(crate) config: &'a Config,
     pub(crate) counters: &'a WorkerCounters,
     pub(crate) pool: &'a mut BufferPool,
-    /// `Server: ...\r\n`, or empty.
-    pub(crate) server_line: &'a [u8],
+    /// `Server: ...\r\n`, and the memo of what was written last.
+    pub(crate) server: ServerFields<'a>,
     /// Set when the server starts shutting down: requests in progress are
     /// answered with `Connection: close` and no more are taken. Read after
     /// the handler returns, so a handler that was busy when shutdown began

@@ -55,28 +55,37 @@ impl Response<'_> {
         self.out[section_end..].rotate_right(fields_len);
     }
 
-    /// Appends the server's fields (framing, `Date`, `Server`,
+    /// Appends the server's fields (`Date`, `Server`, framing,
     /// `Connection`); returns their length.
     fn push_server_fields(&mut self, framing: Framing) -> usize {
         let mark = self.out.len();
         let out = &mut *self.out;
-        match framing {
-            _ if self.status.framing_implies_no_body() => {}
-            // A 205 carries no content, and says so (RFC 9110 §15.3.6).
-            Framing::Length(_) | Framing::Chunked | Framing::UntilClose
-                if self.status.forbids_body() =>
-            {
-                out.extend_from_slice(b"Content-Length: 0\r\n");
+        let from_memo = match framing {
+            // Most answers: the three lines in one copy.
+            Framing::Length(len) if !(self.has_date || self.has_server) => {
+                !self.status.forbids_body() && self.server.push_with_length(out, len)
             }
-            Framing::Length(len) => content_length_line(out, len),
-            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-            Framing::UntilClose => {}
-        }
-        if !self.has_date {
-            out.extend_from_slice(&date::current_line());
-        }
-        if !self.has_server {
-            out.extend_from_slice(self.server_line);
+            _ => false,
+        };
+        if !from_memo {
+            if !self.has_date {
+                out.extend_from_slice(&date::current_line());
+            }
+            if !self.has_server {
+                out.extend_from_slice(self.server.line);
+            }
+            match framing {
+                _ if self.status.framing_implies_no_body() => {}
+                // A 205 carries no content, and says so (RFC 9110 §15.3.6).
+                Framing::Length(_) | Framing::Chunked | Framing::UntilClose
+                    if self.status.forbids_body() =>
+                {
+                    out.extend_from_slice(b"Content-Length: 0\r\n");
+                }
+                Framing::Length(len) => content_length_line(out, len),
+                Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+                Framing::UntilClose => {}
+            }
         }
         if !self.keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -110,7 +119,7 @@ fn write_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
 }
 
 /// Appends `Content-Length: len\r\n`.
-fn content_length_line(out: &mut BytesMut, len: usize) {
+pub(super) fn content_length_line(out: &mut BytesMut, len: usize) {
     let mut digits = itoa::Buffer::new();
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(digits.format(len).as_bytes());

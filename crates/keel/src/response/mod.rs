@@ -23,12 +23,14 @@ mod file;
 mod head;
 mod headers;
 mod hold;
+mod server_fields;
 mod stream;
 mod upgrade;
 
 pub use field::Field;
 pub use headers::InvalidHeader;
 pub use hold::Held;
+pub(crate) use server_fields::{FieldsMemo, ServerFields};
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::output::Segment;
@@ -114,7 +116,7 @@ pub struct Response<'a> {
     http10: bool,
     has_date: bool,
     has_server: bool,
-    server_line: &'a [u8],
+    server: ServerFields<'a>,
     /// Where a deferred answer goes, and the connection's slab key.
     deferral: Option<(&'a Deferral, usize)>,
     /// Body bytes given so far (see [`Response::body_len`]).
@@ -150,7 +152,7 @@ impl<'a> Response<'a> {
         keep_alive: bool,
         is_head: bool,
         http10: bool,
-        server_line: &'a [u8],
+        server: ServerFields<'a>,
     ) -> Self {
         Response {
             start: out.len(),
@@ -164,7 +166,7 @@ impl<'a> Response<'a> {
             http10,
             has_date: false,
             has_server: false,
-            server_line,
+            server,
             deferral: None,
             body_len: 0,
             deferred_timeout: None,
@@ -191,7 +193,7 @@ impl<'a> Response<'a> {
             shape.keep_alive,
             shape.is_head,
             shape.http10,
-            server_line,
+            ServerFields::line_only(server_line),
         )
     }
 

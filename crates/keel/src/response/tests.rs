@@ -10,13 +10,14 @@ fn render(
 ) -> (String, Vec<(usize, Segment)>) {
     let mut out = BytesMut::from(&b"PREVIOUS"[..]);
     let mut large = Vec::new();
+    let memo = std::cell::RefCell::default();
     let mut res = Response::new(
         &mut out,
         &mut large,
         true,
         is_head,
         http10,
-        b"Server: t\r\n",
+        ServerFields::new(b"Server: t\r\n", &memo),
     );
     f(&mut res);
     res.finish();
@@ -37,7 +38,7 @@ fn body_in_one_call() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\r\nHello"
+        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: D\r\nServer: t\r\nContent-Length: 5\r\n\r\nHello"
     );
 }
 
@@ -47,7 +48,7 @@ fn status_can_change_while_buffering_and_length_is_computed() {
         r.header("X", "1").write(b"ab").write(b"cd");
         r.status(StatusCode::CREATED);
     });
-    assert_eq!(text, "PREVIOUSHTTP/1.1 201 Created\r\nX: 1\r\nContent-Length: 4\r\nDate: D\r\nServer: t\r\n\r\nabcd");
+    assert_eq!(text, "PREVIOUSHTTP/1.1 201 Created\r\nX: 1\r\nDate: D\r\nServer: t\r\nContent-Length: 4\r\n\r\nabcd");
 }
 
 #[test]
@@ -55,14 +56,14 @@ fn empty_response_and_head() {
     let (text, _) = render(false, false, |_| {});
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: D\r\nServer: t\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nContent-Length: 0\r\n\r\n"
     );
     let (text, _) = render(true, false, |r| {
         r.write(b"12345");
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: D\r\nServer: t\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nContent-Length: 5\r\n\r\n"
     );
 }
 
@@ -73,7 +74,7 @@ fn reset_content_says_it_has_no_body() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\nDate: D\r\nServer: t\r\n\r\n"
+        "PREVIOUSHTTP/1.1 205 Reset Content\r\nDate: D\r\nServer: t\r\nContent-Length: 0\r\n\r\n"
     );
 }
 
@@ -82,7 +83,15 @@ fn reset_content_says_it_has_no_body() {
 fn a_1xx_final_status_is_refused() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    Response::new(&mut out, &mut large, true, false, false, b"").status(StatusCode::CONTINUE);
+    Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    )
+    .status(StatusCode::CONTINUE);
 }
 
 #[test]
@@ -104,7 +113,7 @@ fn chunked_stream_and_http10_fallback() {
     assert_eq!(
         text,
         format!(
-            "PREVIOUSHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: D\r\nServer: t\r\n\r\n5\r\nhello\r\n11\r\n{}\r\n0\r\n\r\n",
+            "PREVIOUSHTTP/1.1 200 OK\r\nDate: D\r\nServer: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n11\r\n{}\r\n0\r\n\r\n",
             "x".repeat(17)
         )
     );
@@ -137,7 +146,7 @@ fn connection_and_framing_headers_are_the_servers() {
             .header("Connection", "close")
             .header("Date", "x");
     });
-    assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 0\r\nServer: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(text, "PREVIOUSHTTP/1.1 200 OK\r\nDate: x\r\nServer: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let (text, _) = render(false, true, |_| {});
     assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
 }
@@ -146,16 +155,44 @@ fn connection_and_framing_headers_are_the_servers() {
 fn body_len_counts_what_the_body_carries() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    );
     res.write(b"ab").write(b"cde");
     assert_eq!(res.body_len(), 5);
-    let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    );
     res.chunked().write(b"abc");
     assert_eq!(res.body_len(), 3);
-    let mut res = Response::new(&mut out, &mut large, true, true, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        true,
+        false,
+        ServerFields::line_only(b""),
+    );
     res.body(b"for HEAD");
     assert_eq!(res.body_len(), 0);
-    let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    );
     res.body_bytes(Bytes::from_static(b"shared"));
     assert_eq!(res.body_len(), 6);
 }
@@ -164,7 +201,14 @@ fn body_len_counts_what_the_body_carries() {
 fn header_injection_is_refused() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    );
     assert_eq!(
         res.try_header("Location", "/a\r\nSet-Cookie: x=1").err(),
         Some(InvalidHeader)
@@ -233,7 +277,14 @@ fn the_word_at_a_time_value_check_agrees_with_the_table() {
 fn discard_forgets_the_half_written_response() {
     let mut out = BytesMut::from(&b"PREVIOUS"[..]);
     let mut large = vec![(8, Segment::Shared(Bytes::from_static(b"earlier")))];
-    let mut res = Response::new(&mut out, &mut large, true, false, false, b"");
+    let mut res = Response::new(
+        &mut out,
+        &mut large,
+        true,
+        false,
+        false,
+        ServerFields::line_only(b""),
+    );
     res.header("A", "b").write(b"partial");
     res.discard();
     assert_eq!(&out[..], b"PREVIOUS");
@@ -276,7 +327,7 @@ fn a_held_body_waits_for_finish_and_can_be_rewritten() {
     assert_eq!(
         text,
         "PREVIOUSHTTP/1.1 200 OK\r\nETag: \"x\"\r\nX-New: v\r\n\
-         Content-Length: 5\r\nDate: D\r\nServer: t\r\n\r\nshort"
+         Date: D\r\nServer: t\r\nContent-Length: 5\r\n\r\nshort"
     );
 }
 
@@ -287,7 +338,8 @@ fn a_held_response_written_in_pieces_and_one_with_no_body() {
         r.status(StatusCode::CREATED).body(b"cd");
         assert_eq!(r.held().unwrap().body(), b"abcd");
     });
-    assert!(text.starts_with("PREVIOUSHTTP/1.1 201 Created\r\nContent-Length: 4\r\n"));
+    assert!(text.starts_with("PREVIOUSHTTP/1.1 201 Created\r\nDate: "));
+    assert!(text.contains("\r\nContent-Length: 4\r\n"));
     assert!(text.ends_with("\r\n\r\nabcd"));
 
     let (text, _) = render(false, false, |r| {
@@ -297,7 +349,7 @@ fn a_held_response_written_in_pieces_and_one_with_no_body() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 200 OK\r\nDate: then\r\nContent-Length: 0\r\nServer: t\r\n\r\n"
+        "PREVIOUSHTTP/1.1 200 OK\r\nDate: then\r\nServer: t\r\nContent-Length: 0\r\n\r\n"
     );
 }
 
@@ -345,7 +397,7 @@ fn a_held_head_answer_may_leave_its_length_out() {
     assert_eq!(
         head(false),
         "PREVIOUSHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
-         Content-Length: 5\r\nDate: D\r\nServer: t\r\n\r\n"
+         Date: D\r\nServer: t\r\nContent-Length: 5\r\n\r\n"
     );
     assert_eq!(
         head(true),
@@ -372,7 +424,7 @@ fn a_status_set_after_header_lines_rewrites_the_status_line() {
     assert_eq!(
         text,
         "PREVIOUSHTTP/1.1 422 Unprocessable Content\r\nA: 1\r\nB: 2\r\n\
-         Content-Length: 4\r\nDate: D\r\nServer: t\r\n\r\nabcd"
+         Date: D\r\nServer: t\r\nContent-Length: 4\r\n\r\nabcd"
     );
     // Shorter than the line it replaces, with the body given at once.
     let (text, _) = render(false, false, |r| {
@@ -381,7 +433,7 @@ fn a_status_set_after_header_lines_rewrites_the_status_line() {
     });
     assert_eq!(
         text,
-        "PREVIOUSHTTP/1.1 410 Gone\r\nA: 1\r\nContent-Length: 1\r\nDate: D\r\nServer: t\r\n\r\nx"
+        "PREVIOUSHTTP/1.1 410 Gone\r\nA: 1\r\nDate: D\r\nServer: t\r\nContent-Length: 1\r\n\r\nx"
     );
 }
 

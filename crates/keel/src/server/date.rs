@@ -51,13 +51,25 @@ pub(crate) fn refresh(now: Instant) {
     NEXT_SECOND.with(|next| next.set(Some(now + to_next_second)));
 }
 
-/// The cached `Date: ...\r\n` line. On a thread without an event loop,
-/// refreshes it first.
-pub(crate) fn current_line() -> [u8; DATE_LINE_LEN] {
+/// The cached `Date: ...\r\n` line and the unix second it says. On a
+/// thread without an event loop, refreshes it first.
+#[inline]
+pub(crate) fn current() -> (u64, [u8; DATE_LINE_LEN]) {
     if !LOOP_DRIVEN.with(Cell::get) {
         refresh(Instant::now());
     }
-    CACHE.with(Cell::get).1
+    CACHE.with(Cell::get)
+}
+
+/// The cached `Date: ...\r\n` line (see [`current`]).
+pub(crate) fn current_line() -> [u8; DATE_LINE_LEN] {
+    current().1
+}
+
+/// The second the cached line says (see [`current`]).
+#[inline]
+pub(crate) fn current_second() -> u64 {
+    current().0
 }
 
 /// Formats `unix_secs` as an IMF-fixdate (RFC 9110 §5.6.7).

@@ -59,7 +59,7 @@ impl Conn {
         env.answered(started);
         self.stream_in = None;
         let (out, large) = self.output.buf_and_large(env.pool);
-        let mut res = Response::new(out, large, false, is_head, false, env.server_line);
+        let mut res = Response::new(out, large, false, is_head, false, env.server);
         res.status(StatusCode::SERVICE_UNAVAILABLE)
             .field(field!("Retry-After", "1"))
             .field(field!("Content-Type", "text/plain; charset=utf-8"))

@@ -333,7 +333,7 @@ impl Conn {
         let status = error.status();
         env.counters.count_status(status.as_u16());
         let (out, large) = self.output.buf_and_large(env.pool);
-        let mut res = Response::new(out, large, false, false, false, env.server_line);
+        let mut res = Response::new(out, large, false, false, false, env.server);
         res.status(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.field(field!("Retry-After", "1"));
