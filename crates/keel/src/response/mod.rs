@@ -10,12 +10,13 @@
 //!
 //! The status line is written with the first header line (or the body),
 //! from the status set so far; a later [`Response::status`] rewrites it in
-//! place, a `memmove` of what follows. The server's own fields
-//! (`Content-Length`, `Date`, `Server`, `Connection`) come after the user's
-//! lines: appended with the body when its length is known then, else put
-//! in front of the header section's CRLF once the body is complete. The
-//! common answer (`header`, then `body`) is written front to back, with
-//! nothing moved.
+//! place, a `memmove` of what follows. The server's own fields (`Date`,
+//! `Server`, `Content-Length` or `Transfer-Encoding`, `Connection`) come
+//! after the user's lines: appended with the body when its length is known
+//! then, else put in front of the header section's CRLF once the body is
+//! complete. The common answer (`header`, then `body`) is written front to
+//! back, with nothing moved, and its first three server fields are one copy
+//! of a block the worker keeps ([`ServerFields`]).
 
 mod defer;
 mod field;
