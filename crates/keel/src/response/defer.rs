@@ -42,7 +42,7 @@ impl<'a> Response<'a> {
         };
         let (responder, ticket, watch) = deferral.responder(key, shape);
         self.stage = Stage::Deferred { ticket };
-        self.watch = Some(watch);
+        self.extras().watch = Some(watch);
         responder
     }
 
@@ -82,14 +82,14 @@ impl<'a> Response<'a> {
     /// );
     /// ```
     pub fn on_deferred_end(&mut self, observer: impl FnOnce(DeferredOutcome) + Send + 'static) {
-        if let Some(watch) = &mut self.watch {
+        if let Some(watch) = self.extras.as_mut().and_then(|e| e.watch.as_mut()) {
             watch.observe(observer);
         }
     }
 
     /// The worker's side of the deferral, for the connection to keep.
     pub(crate) fn take_watch(&mut self) -> Option<Watch> {
-        self.watch.take()
+        self.extras.as_mut()?.watch.take()
     }
 
     /// Runs `work` on the global [blocking pool](crate::blocking::global) and
@@ -131,7 +131,7 @@ impl<'a> Response<'a> {
         if let Err((_full, responder)) = crate::blocking::global().spawn_answer(responder, job) {
             // The pool being full deserves a 503, written here at once:
             // abandon the deferral first, so the responder goes quietly.
-            self.watch = None;
+            drop(self.take_watch());
             drop(responder);
             self.stage = Stage::Headers;
             self.status(StatusCode::SERVICE_UNAVAILABLE)

@@ -125,25 +125,33 @@ pub struct Response<'a> {
     /// This response's own deadline if it is deferred (see
     /// [`Response::deferred_timeout`]).
     deferred_timeout: Option<Duration>,
-    /// The worker's side of the deferral, once deferred.
-    watch: Option<Watch>,
     /// The request's body streams: the handler may take it (see
     /// [`Response::read_body`]).
     body_streams: bool,
-    /// Where the handler sent the streamed request body.
-    body_sink: Option<Box<dyn crate::body::BodySink>>,
-    /// The queue of this response's streamed body, once streaming.
-    stream: Option<std::sync::Arc<crate::stream::StreamShared>>,
     /// The request this response may switch protocols for (see
     /// [`Response::upgrade`]); `None` where it cannot.
     upgrade_request: Option<&'a crate::Request<'a>>,
-    /// Whom the connection goes to once this `101` is written.
-    on_upgrade: Option<crate::upgrade::OnUpgrade>,
+    /// What few responses carry; `None` for the rest.
+    extras: Option<Extras>,
     /// A layer holds the head until the response finishes (see [`Response::hold`]).
     held: bool,
     /// A held `HEAD` answer goes out without `Content-Length` (see
     /// [`Held::omit_length`]).
     omit_length: bool,
+}
+
+/// What few responses carry, kept together so that a plain response is
+/// dropped, and checked for them, with one test.
+#[derive(Default)]
+struct Extras {
+    /// The worker's side of the deferral, once deferred.
+    watch: Option<Watch>,
+    /// Where the handler sent the streamed request body.
+    body_sink: Option<Box<dyn crate::body::BodySink>>,
+    /// The queue of this response's streamed body, once streaming.
+    stream: Option<std::sync::Arc<crate::stream::StreamShared>>,
+    /// Whom the connection goes to once this `101` is written.
+    on_upgrade: Option<crate::upgrade::OnUpgrade>,
 }
 
 impl<'a> Response<'a> {
@@ -171,12 +179,9 @@ impl<'a> Response<'a> {
             deferral: None,
             body_len: 0,
             deferred_timeout: None,
-            watch: None,
             body_streams: false,
-            body_sink: None,
-            stream: None,
             upgrade_request: None,
-            on_upgrade: None,
+            extras: None,
             held: false,
             omit_length: false,
         }
@@ -409,6 +414,11 @@ impl<'a> Response<'a> {
     /// `keep_alive`: nothing written, and its status, connection, hold and
     /// deferred deadline as they were. A head-time hook that continued
     /// leaves it so, and the handler may then write the same response.
+    /// The extras, made empty the first time one is set.
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Extras::default)
+    }
+
     pub(crate) fn is_fresh(&self, keep_alive: bool) -> bool {
         self.is_untouched()
             && self.stage == Stage::Headers

@@ -75,8 +75,9 @@ impl Response<'_> {
             self.body_streams,
             "read_body() on a request whose body does not stream (see Handler::streams_body)"
         );
-        assert!(self.body_sink.is_none(), "read_body() twice");
-        self.body_sink = Some(Box::new(sink));
+        let sink_slot = &mut self.extras().body_sink;
+        assert!(sink_slot.is_none(), "read_body() twice");
+        *sink_slot = Some(Box::new(sink));
     }
 
     /// The request's streamed body as a blocking [`std::io::Read`], to read
@@ -95,7 +96,7 @@ impl Response<'_> {
 
     /// The sink the handler sent the body to.
     pub(crate) fn take_body_sink(&mut self) -> Option<Box<dyn BodySink>> {
-        self.body_sink.take()
+        self.extras.as_mut()?.body_sink.take()
     }
 
     /// Sends the head now (`Transfer-Encoding: chunked`; for an HTTP/1.0
@@ -154,13 +155,13 @@ impl Response<'_> {
             deferral.stream_window(),
             framing,
         );
-        self.stream = Some(std::sync::Arc::clone(&shared));
+        self.extras().stream = Some(std::sync::Arc::clone(&shared));
         BodyStream::new(shared)
     }
 
     /// The queue of the body this response streams, if it does.
     pub(crate) fn take_stream(&mut self) -> Option<std::sync::Arc<StreamShared>> {
-        self.stream.take()
+        self.extras.as_mut()?.stream.take()
     }
 
     /// Writes the head of a streamed body; returns how the body is framed.

@@ -94,7 +94,8 @@ impl<'a> Response<'a> {
         on_upgrade: impl FnOnce(Upgraded) + Send + 'static,
     ) -> Result<(), UpgradeError> {
         assert!(
-            self.stage == Stage::Headers && self.on_upgrade.is_none(),
+            self.stage == Stage::Headers
+                && !self.extras.as_ref().is_some_and(|e| e.on_upgrade.is_some()),
             "upgrade() after the response body began"
         );
         let request = self.upgrade_request.ok_or(UpgradeError::Unavailable)?;
@@ -126,12 +127,12 @@ impl<'a> Response<'a> {
         // A 1xx status: the head carries no length and no body follows.
         self.write_head(Framing::Length(0));
         self.stage = Stage::Done;
-        self.on_upgrade = Some(Box::new(on_upgrade));
+        self.extras().on_upgrade = Some(Box::new(on_upgrade));
         Ok(())
     }
 
     /// The callback of a response that switched protocols.
     pub(crate) fn take_upgrade(&mut self) -> Option<OnUpgrade> {
-        self.on_upgrade.take()
+        self.extras.as_mut()?.on_upgrade.take()
     }
 }
