@@ -3,6 +3,22 @@
 use super::headers::{is_field_value, FIELD_VALUE};
 use super::*;
 
+/// A keep-alive HTTP/1.1 response with no `Server` line and no memo.
+fn bare<'a>(
+    out: &'a mut BytesMut,
+    large: &'a mut Vec<(usize, Segment)>,
+    is_head: bool,
+) -> Response<'a> {
+    Response::new(
+        out,
+        large,
+        true,
+        is_head,
+        false,
+        ServerFields::line_only(b""),
+    )
+}
+
 fn render(
     is_head: bool,
     http10: bool,
@@ -83,15 +99,7 @@ fn reset_content_says_it_has_no_body() {
 fn a_1xx_final_status_is_refused() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    )
-    .status(StatusCode::CONTINUE);
+    bare(&mut out, &mut large, false).status(StatusCode::CONTINUE);
 }
 
 #[test]
@@ -155,44 +163,16 @@ fn connection_and_framing_headers_are_the_servers() {
 fn body_len_counts_what_the_body_carries() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, false);
     res.write(b"ab").write(b"cde");
     assert_eq!(res.body_len(), 5);
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, false);
     res.chunked().write(b"abc");
     assert_eq!(res.body_len(), 3);
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        true,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, true);
     res.body(b"for HEAD");
     assert_eq!(res.body_len(), 0);
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, false);
     res.body_bytes(Bytes::from_static(b"shared"));
     assert_eq!(res.body_len(), 6);
 }
@@ -201,14 +181,7 @@ fn body_len_counts_what_the_body_carries() {
 fn header_injection_is_refused() {
     let mut out = BytesMut::new();
     let mut large = Vec::new();
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, false);
     assert_eq!(
         res.try_header("Location", "/a\r\nSet-Cookie: x=1").err(),
         Some(InvalidHeader)
@@ -277,14 +250,7 @@ fn the_word_at_a_time_value_check_agrees_with_the_table() {
 fn discard_forgets_the_half_written_response() {
     let mut out = BytesMut::from(&b"PREVIOUS"[..]);
     let mut large = vec![(8, Segment::Shared(Bytes::from_static(b"earlier")))];
-    let mut res = Response::new(
-        &mut out,
-        &mut large,
-        true,
-        false,
-        false,
-        ServerFields::line_only(b""),
-    );
+    let mut res = bare(&mut out, &mut large, false);
     res.header("A", "b").write(b"partial");
     res.discard();
     assert_eq!(&out[..], b"PREVIOUS");
