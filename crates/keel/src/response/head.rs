@@ -125,7 +125,7 @@ fn write_other_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
 }
 
 /// Appends `Content-Length: len\r\n`.
-pub(super) fn content_length_line(out: &mut BytesMut, len: usize) {
+fn content_length_line(out: &mut BytesMut, len: usize) {
     let mut digits = itoa::Buffer::new();
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(digits.format(len).as_bytes());

@@ -410,15 +410,15 @@ impl<'a> Response<'a> {
         self.stage = Stage::Done;
     }
 
-    /// Whether nothing about this response changed since it was made with
-    /// `keep_alive`: nothing written, and its status, connection, hold and
-    /// deferred deadline as they were. A head-time hook that continued
-    /// leaves it so, and the handler may then write the same response.
     /// The extras, made empty the first time one is set.
     fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Extras::default)
     }
 
+    /// Whether nothing about this response changed since it was made with
+    /// `keep_alive`: nothing written, and its status, connection, hold and
+    /// deferred deadline as they were. A head-time hook that continued
+    /// leaves it so, and the handler may then write the same response.
     pub(crate) fn is_fresh(&self, keep_alive: bool) -> bool {
         self.is_untouched()
             && self.stage == Stage::Headers

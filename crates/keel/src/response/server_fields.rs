@@ -96,13 +96,13 @@ impl FieldsMemo {
     #[cold]
     fn fill(&mut self, server_line: &[u8]) -> bool {
         self.second = u64::MAX;
-        let (second, date_line) = date::current();
-        let length_at = date_line.len() + server_line.len();
+        let length_at = date::DATE_LINE_LEN + server_line.len();
         if length_at + LENGTH_LINE_MAX > FIELDS_MEMO_BYTES {
             return false;
         }
-        self.bytes[..date_line.len()].copy_from_slice(&date_line);
-        self.bytes[date_line.len()..length_at].copy_from_slice(server_line);
+        let (second, date_line) = date::current();
+        self.bytes[..date::DATE_LINE_LEN].copy_from_slice(&date_line);
+        self.bytes[date::DATE_LINE_LEN..length_at].copy_from_slice(server_line);
         self.length_at = length_at;
         self.set_length(self.length);
         self.second = second;
