@@ -3,7 +3,7 @@
 //! later), and the server's own fields after the user's lines (see the
 //! layout in the parent module).
 
-use super::{Framing, Response, Stage};
+use super::{server_fields, Framing, Response, Stage};
 use crate::server::date;
 use crate::StatusCode;
 use bytes::{BufMut, BytesMut};
@@ -82,7 +82,7 @@ impl Response<'_> {
                 {
                     out.extend_from_slice(b"Content-Length: 0\r\n");
                 }
-                Framing::Length(len) => content_length_line(out, len),
+                Framing::Length(len) => server_fields::push_length_line(out, len),
                 Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
                 Framing::UntilClose => {}
             }
@@ -122,26 +122,4 @@ fn write_other_status_line(out: &mut BytesMut, status: StatusCode) -> usize {
         out.extend_from_slice(b"\r\n");
     }
     out.len() - mark
-}
-
-/// Appends `Content-Length: len\r\n`.
-fn content_length_line(out: &mut BytesMut, len: usize) {
-    let mut digits = itoa::Buffer::new();
-    out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(digits.format(len).as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_length_lines_hold_every_digit() {
-        for len in [0, 1, 9, 10, 13, 99, 100, 4096, 1 << 20, usize::MAX] {
-            let mut out = BytesMut::from(&b"x"[..]);
-            content_length_line(&mut out, len);
-            assert_eq!(out, format!("xContent-Length: {len}\r\n").as_bytes());
-        }
-    }
 }

@@ -109,17 +109,34 @@ impl FieldsMemo {
         true
     }
 
-    /// Rewrites the block's last line to say `length`.
+    /// Rewrites the block's last line to say `length`. Out of line: inlined
+    /// into the copy's path it cost that path 5 instructions a response.
+    #[inline(never)]
     fn set_length(&mut self, length: usize) {
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(length).as_bytes();
-        let line = &mut self.bytes[self.length_at..][..LENGTH_LINE_MAX];
-        line[..16].copy_from_slice(b"Content-Length: ");
-        line[16..16 + digits.len()].copy_from_slice(digits);
-        line[16 + digits.len()..18 + digits.len()].copy_from_slice(b"\r\n");
+        let line_len = format_length_line(&mut self.bytes[self.length_at..], length);
         self.length = length;
-        self.used = self.length_at + 18 + digits.len();
+        self.used = self.length_at + line_len;
     }
+}
+
+/// Appends `Content-Length: length\r\n`, for a response written line by
+/// line.
+pub(super) fn push_length_line(out: &mut BytesMut, length: usize) {
+    let mut line = [0; LENGTH_LINE_MAX];
+    let line_len = format_length_line(&mut line, length);
+    out.extend_from_slice(&line[..line_len]);
+}
+
+/// Writes `Content-Length: length\r\n` at the start of `line`, which has
+/// room for the longest ([`LENGTH_LINE_MAX`]); returns its length.
+fn format_length_line(line: &mut [u8], length: usize) -> usize {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(length).as_bytes();
+    let line = &mut line[..LENGTH_LINE_MAX];
+    line[..16].copy_from_slice(b"Content-Length: ");
+    line[16..16 + digits.len()].copy_from_slice(digits);
+    line[16 + digits.len()..18 + digits.len()].copy_from_slice(b"\r\n");
+    18 + digits.len()
 }
 
 #[cfg(test)]
@@ -152,6 +169,15 @@ mod tests {
                     assert_eq!(out, want);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn length_lines_hold_every_digit() {
+        for len in [0, 1, 9, 10, 13, 99, 100, 4096, 1 << 20, usize::MAX] {
+            let mut out = BytesMut::from(&b"x"[..]);
+            push_length_line(&mut out, len);
+            assert_eq!(out, format!("xContent-Length: {len}\r\n").as_bytes());
         }
     }
 
