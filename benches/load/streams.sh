@@ -36,6 +36,8 @@
 # UPLOAD_DISCARD (1: upload to /discard, counted, not hashed),
 # SSE_CLIENTS (1000), SSE_SECONDS (10), SSE_PAUSE_MS (50), ROUNDS (1), WORKERS (1), PORT
 # (18090), SERVER_CPU (0), CLIENT_CPU (1), SERVER_QUOTA (unset: no cap),
+# KEEL_DOWNLOAD_FROM (thread, the default, or worker: keel_streams's
+# --download-from, where keel's download chunks are produced),
 # SKIP_BUILD=1 to use built binaries. Raises the descriptor limit for the
 # SSE clients (both processes hold one socket per client).
 set -euo pipefail
@@ -104,7 +106,9 @@ run_test() {
         download) args=(download --bytes "$DOWNLOAD_BYTES") ;;
         sse) args=(sse --clients "$SSE_CLIENTS" --seconds "$SSE_SECONDS" --pause-ms "$SSE_PAUSE_MS") ;;
     esac
-    start_server "$name" "$target/${name}_streams" --addr "127.0.0.1:$PORT" --workers "$WORKERS"
+    local own=()
+    [ "$name" = keel ] && own=(--download-from "${KEEL_DOWNLOAD_FROM:-thread}")
+    start_server "$name" "$target/${name}_streams" --addr "127.0.0.1:$PORT" --workers "$WORKERS" "${own[@]}"
     local before started ended
     before=$(proc_cpu_ticks "$server_pid")
     started=$(date +%s.%N)
@@ -143,7 +147,7 @@ echo
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "host: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "servers: ${present[*]} (--workers $WORKERS, taskset -c $SERVER_CPU${SERVER_QUOTA:+, CPU capped at $SERVER_QUOTA% of a core}); client: stream_client, taskset -c $CLIENT_CPU"
-echo "upload $UPLOAD_BYTES ($UPLOAD_FRAMING), download $DOWNLOAD_BYTES, SSE $SSE_CLIENTS clients for ${SSE_SECONDS}s (read pause ${SSE_PAUSE_MS} ms), $ROUNDS rounds, descriptor limit $(ulimit -n)"
+echo "upload $UPLOAD_BYTES ($UPLOAD_FRAMING), download $DOWNLOAD_BYTES (keel's produced on its ${KEEL_DOWNLOAD_FROM:-thread}), SSE $SSE_CLIENTS clients for ${SSE_SECONDS}s (read pause ${SSE_PAUSE_MS} ms), $ROUNDS rounds, descriptor limit $(ulimit -n)"
 echo
 
 : >"$logs/rows"

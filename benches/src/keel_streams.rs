@@ -4,17 +4,20 @@
 //! - `/upload` streams its body into a [`BodySink`] on the worker that
 //!   hashes each slice as it arrives (hyper: its `Incoming` body, frame by
 //!   frame, in the connection's task).
-//! - `/download` answers with a declared length and a [`keel::BodyStream`]
-//!   filled by a thread of its own with [`CHUNK`]-sized slices of one
-//!   pre-filled buffer, sent without a copy (`send_bytes`): every chunk pays
-//!   for the hand-off between threads, as hyper's channel body does.
+//! - `/download` answers with a declared length and [`CHUNK`]-sized slices
+//!   of one pre-filled buffer, sent without a copy (`send_bytes`), produced
+//!   as [`DownloadFrom`] says: by a thread of its own through a
+//!   [`keel::BodyStream`], every chunk paying for the hand-off between
+//!   threads (the default); or on the worker by a [`keel::BodySource`],
+//!   with no hand-off, as hyper's producer task shares its connection's
+//!   thread.
 //! - `/events`: each client's stream goes to one broadcaster thread, which
 //!   sends every event to every client in turn, waiting while a client's
 //!   stream is full (lockstep, as hyper's broadcaster).
 
 use crate::streams::{self, CHUNK};
 use keel::body::{BodyError, BodySink, SinkWaker, Trailers};
-use keel::{Bytes, Request, Responder, Response, Router, Routes, StatusCode};
+use keel::{Bytes, Pull, Request, Responder, Response, Router, Routes, StatusCode};
 use sha2::{Digest, Sha256};
 
 /// New SSE clients waiting for the broadcaster to take them in.
@@ -70,8 +73,17 @@ fn receive(hash: bool) -> impl Fn(&Request<'_>, &mut Response<'_>) + Send + Sync
     }
 }
 
+/// Where `/download`'s chunks are produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownloadFrom {
+    /// A thread of its own, through a [`keel::BodyStream`].
+    Thread,
+    /// The worker, by a [`keel::BodySource`].
+    Worker,
+}
+
 /// The routes, and the broadcaster thread behind `/events`.
-pub fn routes() -> Routes {
+pub fn routes(download_from: DownloadFrom) -> Routes {
     let chunk = Bytes::from(streams::pattern(CHUNK));
     let (subscribe, subscribers) = crossbeam_channel::bounded(SUBSCRIBE_QUEUE);
     std::thread::spawn(move || broadcast(subscribers));
@@ -91,14 +103,33 @@ pub fn routes() -> Routes {
                         .status(StatusCode::BAD_REQUEST)
                         .body(b"want /download?bytes=N\n");
                 };
-                let mut body = res
-                    .header("Content-Type", "application/octet-stream")
-                    .stream_with_length(total);
+                // `piece=N`: pieces of N bytes (at most CHUNK), copied when
+                // under 4 KiB, to show what each piece costs.
+                let piece = req
+                    .query_param("piece")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| (1..=CHUNK).contains(n))
+                    .unwrap_or(CHUNK);
+                res.header("Content-Type", "application/octet-stream");
                 let chunk = chunk.clone();
+                if download_from == DownloadFrom::Worker {
+                    let mut left = total;
+                    return res.stream_from_with_length(total, move |out: &mut Pull<'_>| {
+                        while left > 0 && out.room() > 0 {
+                            let n = left.min(piece);
+                            let _ = out.send_bytes(chunk.slice(..n));
+                            left -= n;
+                        }
+                        if left == 0 {
+                            let _ = out.finish();
+                        }
+                    });
+                }
+                let mut body = res.stream_with_length(total);
                 std::thread::spawn(move || {
                     let mut left = total;
                     while left > 0 {
-                        let n = left.min(CHUNK);
+                        let n = left.min(piece);
                         if body.send_bytes(chunk.slice(..n)).is_err() {
                             return; // the client left
                         }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use keel::Config;
+use keel_benches::keel_streams::{routes, DownloadFrom};
 use keel_benches::server_cli;
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ const USAGE: &str = "usage: keel_streams [--addr HOST:PORT] [--workers N]
   --window   bytes a stream may queue, Config::stream_window (default 262144)
   --unsent   bytes the kernel may hold unsent per socket, Config::max_unsent_per_socket
              (default 131072; 0: no limit)
+  --download-from  thread (default: a BodyStream fed by a thread of its own)
+             or worker (a BodySource asked on the worker)
 routes: POST /upload (answers the body's SHA-256), GET /download?bytes=N,
         GET /events (text/event-stream)";
 
@@ -25,7 +28,7 @@ fn main() -> ExitCode {
         "http",
         USAGE,
         "127.0.0.1:8084",
-        &["--window", "--unsent"],
+        &["--window", "--unsent", "--download-from"],
         |flags, server| {
             let mut config = Config::default();
             if let Some(window) = flags.get("--window") {
@@ -39,7 +42,12 @@ fn main() -> ExitCode {
                 let bytes: usize = unsent.parse().map_err(|_| "--unsent: a number of bytes")?;
                 config.max_unsent_per_socket = Some(bytes).filter(|&n| n > 0);
             }
-            Ok((server.config(config), keel_benches::keel_streams::routes()))
+            let download_from = match flags.get("--download-from") {
+                None | Some("thread") => DownloadFrom::Thread,
+                Some("worker") => DownloadFrom::Worker,
+                Some(_) => return Err("--download-from: thread or worker".into()),
+            };
+            Ok((server.config(config), routes(download_from)))
         },
     )
 }

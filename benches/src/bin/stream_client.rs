@@ -34,7 +34,8 @@ const USAGE: &str = "usage: stream_client MODE [--addr HOST:PORT] [options]
   upload   --bytes N [--chunked] [--discard]
                                   POST /upload of N bytes (Content-Length, or chunked);
                                   --discard: to /discard, counted rather than hashed
-  download --bytes N               GET /download?bytes=N
+  download --bytes N [--piece P]   GET /download?bytes=N[&piece=P]: the body asked for in
+                                  pieces of P bytes (servers that can, keel's)
   sse      --clients C --seconds S [--pause-ms P]
            C clients of GET /events for S seconds; a client that has read
            all there was waits P ms (default 50) before reading again
@@ -73,6 +74,8 @@ enum Mode {
     },
     Download {
         bytes: u64,
+        /// Asks for pieces of this many bytes (`&piece=N`), if given.
+        piece: Option<u64>,
     },
     Sse {
         clients: usize,
@@ -102,6 +105,7 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
     let (mut addr, mut bytes, mut chunked) = ("127.0.0.1:8083".to_owned(), None, false);
     let (mut clients, mut seconds, mut pause_ms) = (None, None, SSE_PAUSE_MS);
     let mut discard = false;
+    let mut piece = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
         match arg.as_str() {
@@ -109,6 +113,7 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
             "--bytes" => bytes = Some(parse_size(&value("--bytes")?)?),
             "--chunked" => chunked = true,
             "--discard" => discard = true,
+            "--piece" => piece = Some(parse_size(&value("--piece")?)?),
             "--clients" => clients = Some(parse_size(&value("--clients")?)?),
             "--seconds" => seconds = Some(parse_size(&value("--seconds")?)?),
             "--pause-ms" => pause_ms = parse_size(&value("--pause-ms")?)?,
@@ -124,6 +129,7 @@ fn parse_args() -> Result<(Mode, SocketAddr), String> {
         },
         "download" => Mode::Download {
             bytes: bytes.ok_or("download needs --bytes")?,
+            piece,
         },
         "sse" => Mode::Sse {
             clients: match clients.map(usize::try_from) {
@@ -253,12 +259,13 @@ fn upload(addr: SocketAddr, bytes: u64, chunked: bool, discard: bool) -> Result<
     Ok(())
 }
 
-fn download(addr: SocketAddr, bytes: u64) -> Result<(), String> {
+fn download(addr: SocketAddr, bytes: u64, piece: Option<u64>) -> Result<(), String> {
     let started = Instant::now();
     let mut stream = connect(addr).map_err(|e| format!("connect: {e}"))?;
     write!(
         stream,
-        "GET /download?bytes={bytes} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        "GET /download?bytes={bytes}{} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        piece.map(|n| format!("&piece={n}")).unwrap_or_default()
     )
     .map_err(|e| format!("sending: {e}"))?;
     let mut buf = ReadBuf::new(READ_BUFFER);
@@ -466,7 +473,7 @@ fn main() -> ExitCode {
             chunked,
             discard,
         } => upload(addr, bytes, chunked, discard),
-        Mode::Download { bytes } => download(addr, bytes),
+        Mode::Download { bytes, piece } => download(addr, bytes, piece),
         Mode::Sse {
             clients,
             seconds,

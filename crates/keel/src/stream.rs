@@ -26,6 +26,53 @@ pub(crate) enum StreamFraming {
     Nothing,
 }
 
+impl StreamFraming {
+    /// Counts a piece of `len` bytes against the framing: `Ok(false)` when
+    /// no body may be sent (the piece is dropped), an error past a declared
+    /// length (nothing of the piece is counted).
+    pub(crate) fn admit(&mut self, len: usize) -> Result<bool, StreamError> {
+        match self {
+            StreamFraming::Nothing => Ok(false),
+            StreamFraming::Length(left) if len > *left => Err(StreamError::WrongLength),
+            StreamFraming::Length(left) => {
+                *left -= len;
+                Ok(true)
+            }
+            StreamFraming::Chunked | StreamFraming::UntilClose => Ok(true),
+        }
+    }
+
+    /// Writes what goes before an admitted piece of `len` bytes: its chunk
+    /// size line, when chunked.
+    pub(crate) fn open_piece(self, len: usize, buf: &mut BytesMut) {
+        if self == StreamFraming::Chunked {
+            let mut digits = [0u8; 16];
+            buf.extend_from_slice(hex(len, &mut digits));
+            buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Writes what goes after a piece: its CRLF, when chunked.
+    pub(crate) fn close_piece(self, buf: &mut BytesMut) {
+        if self == StreamFraming::Chunked {
+            buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Ends the body: the last chunk when chunked; an error when a declared
+    /// length was not reached (the connection must then close).
+    pub(crate) fn finish(self, buf: &mut BytesMut) -> Result<(), StreamError> {
+        match self {
+            StreamFraming::Chunked => {
+                buf.extend_from_slice(b"0\r\n\r\n");
+                Ok(())
+            }
+            StreamFraming::Length(left) if left > 0 => Err(StreamError::WrongLength),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How a stream ended, as the worker sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StreamEnd {
@@ -56,7 +103,7 @@ struct State {
 
 /// The most bytes chunked framing adds to a piece: its size in hex (16
 /// digits at most) and two CRLFs.
-const CHUNK_FRAMING: usize = 16 + 4;
+pub(crate) const CHUNK_FRAMING: usize = 16 + 4;
 
 /// The queue a [`BodyStream`] shares with its connection.
 pub(crate) struct StreamShared {
@@ -276,21 +323,13 @@ impl BodyStream {
         if state.closed {
             return Err(StreamError::Closed);
         }
-        let result = match state.framing {
-            StreamFraming::Chunked => {
-                state.buf.extend_from_slice(b"0\r\n\r\n");
-                state.queued += 5;
-                state.end = StreamEnd::Finished;
-                Ok(())
-            }
-            StreamFraming::Length(left) if left > 0 => {
-                state.end = StreamEnd::Aborted;
-                Err(StreamError::WrongLength)
-            }
-            _ => {
-                state.end = StreamEnd::Finished;
-                Ok(())
-            }
+        let before = state.buf.len();
+        let framing = state.framing;
+        let result = framing.finish(&mut state.buf);
+        state.queued += state.buf.len() - before;
+        state.end = match result {
+            Ok(()) => StreamEnd::Finished,
+            Err(_) => StreamEnd::Aborted,
         };
         let wake = shared.notify(&mut state);
         drop(state);
@@ -341,10 +380,8 @@ impl BodyStream {
         }
         let state = &mut *guard;
         let start = state.buf.len();
-        match state.framing {
-            StreamFraming::Nothing => return Ok(true),
-            StreamFraming::Length(left) if len > left => return Err(StreamError::WrongLength),
-            _ => {}
+        if !state.framing.admit(len)? {
+            return Ok(true);
         }
         // Room for the whole framed piece at once: the size line, the copy
         // and the CRLF would otherwise grow a fresh queue three times.
@@ -353,15 +390,7 @@ impl BodyStream {
             Piece::Shared(_) => 0,
         };
         state.buf.reserve(copied + CHUNK_FRAMING);
-        match state.framing {
-            StreamFraming::Length(left) => state.framing = StreamFraming::Length(left - len),
-            StreamFraming::Chunked => {
-                let mut digits = [0u8; 16];
-                state.buf.extend_from_slice(hex(len, &mut digits));
-                state.buf.extend_from_slice(b"\r\n");
-            }
-            StreamFraming::UntilClose | StreamFraming::Nothing => {}
-        }
+        state.framing.open_piece(len, &mut state.buf);
         let shared_len = match piece {
             Piece::Copy(data) => {
                 state.buf.extend_from_slice(data);
@@ -372,9 +401,7 @@ impl BodyStream {
                 len
             }
         };
-        if state.framing == StreamFraming::Chunked {
-            state.buf.extend_from_slice(b"\r\n");
-        }
+        state.framing.close_piece(&mut state.buf);
         state.queued += state.buf.len() - start + shared_len;
         let wake = shared.notify(state);
         drop(guard);

@@ -18,6 +18,9 @@
 //!   queue, and the queue's buffer on the first piece), nothing per piece;
 //!   from a [`Responder::stream`]: 5 (the claim, the head's buffer, the
 //!   queue, its buffer, the head frozen when spliced);
+//! - a streamed response produced on the worker by a [`BodySource`]
+//!   ([`Response::stream_from`]): 1 per response (the source's box),
+//!   nothing per piece, and no message;
 //! - on top of these, the worker's channel (crossbeam-channel's unbounded
 //!   list flavour) allocates a block per 31 messages: an upload sends one
 //!   (its answer), a streamed response one per piece sent after the last
@@ -30,7 +33,7 @@
 
 use keel::body::{BodyError, BodySink, SinkWaker, Trailers};
 use keel::testing::{allocations, CountingAllocator, MemoryConn};
-use keel::{BodyStream, Handler, Request, Responder, Response};
+use keel::{BodySource, BodyStream, Handler, Pull, Request, Responder, Response};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +52,8 @@ const PER_UPLOAD: u64 = 5;
 const PER_STREAM: u64 = 2;
 /// Allocations per [`Responder::stream`]: see the module's comment.
 const PER_DEFERRED_STREAM: u64 = 5;
+/// Allocations per [`Response::stream_from`]: see the module's comment.
+const PER_SOURCE: u64 = 1;
 
 /// Counts a streamed body's bytes, then answers with the count.
 struct Counting {
@@ -242,6 +247,58 @@ fn a_streamed_response_costs_a_fixed_count_and_nothing_per_piece() {
     }
 }
 
+/// Sends `left` pieces, one a pull, then finishes.
+struct Pieces {
+    left: usize,
+}
+
+impl BodySource for Pieces {
+    fn pull(&mut self, out: &mut Pull<'_>) {
+        if self.left == 0 {
+            out.finish().expect("chunked");
+            return;
+        }
+        out.send(PIECE).expect("chunked");
+        self.left -= 1;
+    }
+}
+
+fn a_response_from_a_source_costs_its_box_and_nothing_per_piece() {
+    let pieces = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = {
+        let pieces = Arc::clone(&pieces);
+        move |_: &Request<'_>, res: &mut Response<'_>| {
+            let left = pieces.load(std::sync::atomic::Ordering::Relaxed);
+            res.stream_from(Pieces { left });
+        }
+    };
+    let mut conn = MemoryConn::new(handler);
+    let mut out = Vec::with_capacity(64 * 1024);
+    for count in [1usize, 100] {
+        pieces.store(count, std::sync::atomic::Ordering::Relaxed);
+        let mut counted = 0;
+        for round in 0..2 * ROUNDS {
+            let before = allocations();
+            conn.send(b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert!(conn.settle(Duration::from_secs(5)));
+            conn.recv_into(&mut out);
+            let spent = allocations() - before;
+            let body_len = out.windows(PIECE.len()).filter(|w| w == &PIECE).count();
+            assert_eq!(body_len, count, "{}", String::from_utf8_lossy(&out));
+            assert!(out.ends_with(b"\r\n0\r\n\r\n"));
+            out.clear();
+            if round >= ROUNDS {
+                counted += spent;
+            }
+        }
+        assert_eq!(
+            counted,
+            PER_SOURCE * ROUNDS,
+            "Response::stream_from, {count} pieces: {counted} allocations for {ROUNDS}"
+        );
+    }
+}
+
 /// One test: the counting allocator sees every thread, the test harness's
 /// included (it reports a finished test while the next runs).
 fn main() {
@@ -253,4 +310,5 @@ fn the_streamed_paths_hold_their_allocation_budgets() {
     a_streamed_upload_costs_a_fixed_count_and_nothing_per_piece();
     a_streamed_upload_read_in_many_sends_costs_nothing_per_read();
     a_streamed_response_costs_a_fixed_count_and_nothing_per_piece();
+    a_response_from_a_source_costs_its_box_and_nothing_per_piece();
 }

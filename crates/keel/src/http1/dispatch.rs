@@ -7,27 +7,24 @@ use crate::http1::conn::Env;
 use crate::http1::output::Output;
 use crate::http1::output::Segment;
 use crate::http1::parse::{BodyLength, Framing};
+use crate::http1::stream_out::Producer;
 use crate::middleware::Flow;
 use crate::peer::Client;
-use crate::stream::StreamShared;
 use crate::upgrade::OnUpgrade;
 use crate::{field, Handler, Request, Response, StatusCode, Version};
 use bytes::BytesMut;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What became of a request handed to the handler.
 pub(crate) enum Answer {
     /// The response is queued; the connection stays open or not.
     Written { keep_alive: bool },
-    /// The head is queued; the body streams through `shared` (see
-    /// [`crate::BodyStream`]), from this worker or another thread.
-    Streaming {
-        shared: Arc<StreamShared>,
-        keep_alive: bool,
-    },
+    /// The head is queued; the body streams from `from` (a
+    /// [`crate::BodyStream`]'s queue, filled on this worker or another
+    /// thread, or a [`crate::BodySource`] asked on this worker).
+    Streaming { from: Producer, keep_alive: bool },
     /// A [`crate::Responder`] will answer later.
     Deferred {
         ticket: u64,
@@ -251,11 +248,11 @@ fn handle<'a, 'e: 'a, H: Handler + ?Sized>(
                 env.answered(started);
                 return Answer::Upgrade { on_upgrade };
             }
-            if let Some(shared) = res.take_stream() {
+            if let Some(from) = res.take_stream() {
                 env.counters.count_status(res.status_code().as_u16());
                 env.answered(started);
                 let keep_alive = res.keeps_alive() && !env.draining.load(Relaxed);
-                return Answer::Streaming { shared, keep_alive };
+                return Answer::Streaming { from, keep_alive };
             }
             if let (Some(ticket), Some(watch)) = (res.deferred_ticket(), res.take_watch()) {
                 return Answer::Deferred {

@@ -11,4 +11,4 @@ pub(crate) mod error;
 pub(crate) mod output;
 pub(crate) mod parse;
 mod stream_in;
-mod stream_out;
+pub(crate) mod stream_out;

@@ -1,12 +1,21 @@
-//! A response body streaming through a connection: the queue it comes
+//! A response body streaming through a connection: where its pieces come
 //! from, and what to do when it ends.
 
+use crate::source::Source;
 use crate::stream::StreamShared;
 use std::sync::Arc;
 
-/// The connection's side of a [`crate::BodyStream`].
+/// Where a streamed response's pieces come from.
+pub(crate) enum Producer {
+    /// A [`crate::BodyStream`]'s queue, filled from any thread.
+    Queue(Arc<StreamShared>),
+    /// A [`crate::BodySource`], asked on the worker.
+    Source(Source),
+}
+
+/// The connection's side of a streamed response.
 pub(super) struct StreamOut {
-    pub(super) shared: Arc<StreamShared>,
+    pub(super) from: Producer,
     /// The connection stays open after the body.
     pub(super) keep_alive: bool,
 }
@@ -15,6 +24,8 @@ impl Drop for StreamOut {
     /// The connection is done with it (the body ended, or the connection
     /// closed): a producer still sending is told [`crate::StreamError::Closed`].
     fn drop(&mut self) {
-        self.shared.close();
+        if let Producer::Queue(shared) = &self.from {
+            shared.close();
+        }
     }
 }

@@ -148,8 +148,8 @@ struct Extras {
     watch: Option<Watch>,
     /// Where the handler sent the streamed request body.
     body_sink: Option<Box<dyn crate::body::BodySink>>,
-    /// The queue of this response's streamed body, once streaming.
-    stream: Option<std::sync::Arc<crate::stream::StreamShared>>,
+    /// Where this response's streamed body comes from, once streaming.
+    stream: Option<crate::http1::stream_out::Producer>,
     /// Whom the connection goes to once this `101` is written.
     on_upgrade: Option<crate::upgrade::OnUpgrade>,
 }

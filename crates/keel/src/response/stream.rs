@@ -3,6 +3,8 @@
 
 use super::{Framing, Response, Stage};
 use crate::body::{BodyReader, BodySink};
+use crate::http1::stream_out::Producer;
+use crate::source::{BodySource, Source};
 use crate::stream::{BodyStream, StreamFraming, StreamShared};
 
 impl Response<'_> {
@@ -155,12 +157,72 @@ impl Response<'_> {
             deferral.stream_window(),
             framing,
         );
-        self.extras().stream = Some(std::sync::Arc::clone(&shared));
+        self.extras().stream = Some(Producer::Queue(std::sync::Arc::clone(&shared)));
         BodyStream::new(shared)
     }
 
-    /// The queue of the body this response streams, if it does.
-    pub(crate) fn take_stream(&mut self) -> Option<std::sync::Arc<StreamShared>> {
+    /// Sends the head now, framed as for [`stream`](Response::stream), and
+    /// the body as `source` produces it, on this worker thread, each time
+    /// the connection has sent what was queued: see [`BodySource`]. For a
+    /// body whose pieces are always at hand (generated, computed, held in
+    /// memory): no thread, queue or hand-off between threads. Set the
+    /// status and headers first.
+    ///
+    /// Allocates the source's box; nothing per piece once the output
+    /// buffer has grown to the window.
+    ///
+    /// ```
+    /// use keel::testing::MemoryConn;
+    /// use keel::{Pull, Request, Response};
+    ///
+    /// let mut conn = MemoryConn::new(|_: &Request<'_>, res: &mut Response<'_>| {
+    ///     let mut line = 0;
+    ///     res.header("Content-Type", "text/csv").stream_from(move |out: &mut Pull<'_>| {
+    ///         while line < 1000 && out.room() > 0 {
+    ///             line += 1;
+    ///             let _ = out.send(format!("{line},{}\n", line * line).as_bytes());
+    ///         }
+    ///         if line == 1000 {
+    ///             let _ = out.finish();
+    ///         }
+    ///     });
+    /// });
+    /// conn.send(b"GET /squares.csv HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// assert!(conn.settle(std::time::Duration::from_secs(5)));
+    /// let reply = conn.responses().unwrap();
+    /// assert!(reply[0].body.starts_with(b"1,1\n2,4\n"));
+    /// assert!(reply[0].body.ends_with(b"1000,1000000\n"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`stream`](Response::stream).
+    pub fn stream_from(&mut self, source: impl BodySource) {
+        self.start_source(None, Box::new(source));
+    }
+
+    /// As [`stream_from`](Response::stream_from), with a declared
+    /// `Content-Length` of `len` bytes: the source's [`Pull`](crate::Pull) refuses more,
+    /// and a body finished short closes the connection.
+    ///
+    /// # Panics
+    ///
+    /// As [`stream`](Response::stream).
+    pub fn stream_from_with_length(&mut self, len: usize, source: impl BodySource) {
+        self.start_source(Some(len), Box::new(source));
+    }
+
+    fn start_source(&mut self, length: Option<usize>, source: Box<dyn BodySource>) {
+        assert!(
+            self.deferral.is_some(),
+            "stream_from() on a response that cannot stream: use Responder::stream"
+        );
+        let framing = self.begin_stream(length);
+        self.extras().stream = Some(Producer::Source(Source::new(source, framing)));
+    }
+
+    /// Where the body this response streams comes from, if it does.
+    pub(crate) fn take_stream(&mut self) -> Option<Producer> {
         self.extras.as_mut()?.stream.take()
     }
 

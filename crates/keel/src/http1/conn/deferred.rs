@@ -3,7 +3,7 @@
 
 use super::{Conn, Env, Pending, Phase};
 use crate::deferred::{Completion, DeferredOutcome};
-use crate::http1::stream_out::StreamOut;
+use crate::http1::stream_out::{Producer, StreamOut};
 use crate::{field, Handler, Response, StatusCode};
 
 impl Conn {
@@ -29,7 +29,7 @@ impl Conn {
         match done.stream {
             Some(shared) => {
                 self.stream_out = Some(StreamOut {
-                    shared,
+                    from: Producer::Queue(shared),
                     keep_alive: done.keep_alive,
                 })
             }

@@ -296,8 +296,8 @@ impl Conn {
         match answer {
             Answer::Written { keep_alive: true } => {}
             Answer::Written { keep_alive: false } => self.phase = Phase::Closing,
-            Answer::Streaming { shared, keep_alive } => {
-                self.stream_out = Some(StreamOut { shared, keep_alive })
+            Answer::Streaming { from, keep_alive } => {
+                self.stream_out = Some(StreamOut { from, keep_alive })
             }
             Answer::Deferred {
                 ticket,

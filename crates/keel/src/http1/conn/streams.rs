@@ -4,6 +4,7 @@
 
 use super::{Conn, Env, Phase};
 use crate::http1::stream_in::Fed;
+use crate::http1::stream_out::Producer;
 use crate::stream::StreamEnd;
 use crate::Handler;
 
@@ -56,31 +57,41 @@ impl Conn {
 
     /// Whether a streamed response with this ticket is in progress here.
     pub(crate) fn streams_out(&self, ticket: u64) -> bool {
-        self.stream_out
-            .as_ref()
-            .is_some_and(|out| out.shared.ticket() == ticket)
+        self.stream_out.as_ref().is_some_and(|out| match &out.from {
+            Producer::Queue(shared) => shared.ticket() == ticket,
+            Producer::Source(_) => false,
+        })
     }
 
-    /// Moves what a streamed response's producer queued into the output,
-    /// while the output has room. Returns whether anything moved or the
-    /// stream ended.
+    /// Moves what a streamed response's producer queued (or a source adds
+    /// now) into the output, while the output has room. Returns whether
+    /// anything moved or the stream ended.
     pub(crate) fn pull_stream<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
-        let Some(out) = &self.stream_out else {
+        let Some(out) = &mut self.stream_out else {
             return false;
         };
         // Past the window (`>`): with a window of 0, an empty output still
         // takes the next pieces.
-        if self.output.pending() > env.config.stream_window {
+        let pending = self.output.pending();
+        let window = env.config.stream_window;
+        if pending > window {
             return false;
         }
         let output = &mut self.output;
         let pool = &mut *env.pool;
-        let drained = out
-            .shared
-            .drain(|buf, large| output.append(buf, large, pool));
-        self.progress += drained.moved as u64;
-        match drained.end {
-            StreamEnd::Open => drained.moved > 0,
+        let (moved, end) = match &mut out.from {
+            Producer::Queue(shared) => {
+                let drained = shared.drain(|buf, large| output.append(buf, large, pool));
+                (drained.moved, drained.end)
+            }
+            Producer::Source(source) => {
+                let (buf, large) = output.buf_and_large(pool);
+                source.pull(buf, large, window - pending)
+            }
+        };
+        self.progress += moved as u64;
+        match end {
+            StreamEnd::Open => moved > 0,
             StreamEnd::Finished => {
                 let keep_alive = out.keep_alive;
                 self.stream_out = None;
