@@ -4,7 +4,7 @@
 mod util;
 
 use keel::middleware::{Compression, HandlerExt};
-use keel::{Request, Response, StatusCode};
+use keel::{Pull, Request, Response, StatusCode};
 use std::io::{Read, Write};
 use util::{parse_response, read_responses, read_to_close, Resp, TestServer};
 
@@ -96,6 +96,14 @@ fn other(req: &Request<'_>, res: &mut Response<'_>) {
             for piece in json(8192).chunks(2048) {
                 res.write(piece);
             }
+        }
+        "/from-worker" => {
+            let mut body = Some(json(8192));
+            res.header("Content-Type", "text/plain")
+                .stream_from(move |out: &mut Pull<'_>| match body.take() {
+                    Some(bytes) => out.send(&bytes).unwrap(),
+                    None => out.finish().unwrap(),
+                });
         }
         "/deferred-finished" => {
             // The layer's rule applied by the deferred answer itself.
@@ -390,6 +398,12 @@ fn streamed_and_deferred_answers_pass_through_untouched() {
     assert_eq!(resp.body, json(8192));
     let (head, resp) = ask(&server, "GET", "/deferred", GZIP);
     assert!(!head.contains("Content-Encoding"), "{head}");
+    assert_eq!(resp.body, json(8192));
+    let (head, resp) = ask(&server, "GET", "/from-worker", GZIP);
+    assert!(
+        head.contains("chunked") && !head.contains("Content-Encoding"),
+        "{head}"
+    );
     assert_eq!(resp.body, json(8192));
 }
 

@@ -24,8 +24,10 @@ use negotiate::{compressible, forbids_transform, varies_on_encoding, wants_gzip}
 ///   range is a range of the identity bytes);
 /// - its body was given with [`body`](Response::body),
 ///   [`body_bytes`](Response::body_bytes) or [`write`](Response::write).
-///   A [streamed](Response::stream), [chunked](Response::chunked) or
-///   [deferred](Response::defer) response passes through untouched: its
+///   A [streamed](Response::stream) (from a thread or, with
+///   [`stream_from`](Response::stream_from), from the worker),
+///   [chunked](Response::chunked) or [deferred](Response::defer) response
+///   passes through untouched: its
 ///   head is out before this layer's `after` runs (a deferred answer can
 ///   apply the same rule itself: [`finish`](Compression::finish)).
 ///
