@@ -140,15 +140,26 @@ impl Pull<'_> {
     }
 }
 
-/// A connection's [`BodySource`] and how its body is framed.
-pub(crate) struct Source {
-    source: Box<dyn BodySource>,
+impl std::fmt::Debug for Pull<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pull")
+            .field("room", &self.room())
+            .field("added", &self.added)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection's [`BodySource`] and how its body is framed, in one box
+/// (`Source<dyn BodySource>`): a response that streams from the worker
+/// allocates once, and what carries it stays two words wide.
+pub(crate) struct Source<S: ?Sized = dyn BodySource> {
     framing: StreamFraming,
+    source: S,
 }
 
 impl Source {
-    pub(crate) fn new(source: Box<dyn BodySource>, framing: StreamFraming) -> Self {
-        Source { source, framing }
+    pub(crate) fn boxed(source: impl BodySource, framing: StreamFraming) -> Box<Self> {
+        Box::new(Source { framing, source })
     }
 
     /// Asks the source for about `room` more bytes, framed into `buf` and
@@ -163,15 +174,15 @@ impl Source {
             // `HEAD`, `204`, `304`: no body, so the source is never asked.
             return (0, StreamEnd::Finished);
         }
+        let Source { framing, source } = self;
         let mut out = Pull {
             buf,
             large,
-            framing: &mut self.framing,
+            framing,
             room,
             added: 0,
             end: StreamEnd::Open,
         };
-        let source = &mut self.source;
         if catch_unwind(AssertUnwindSafe(|| source.pull(&mut out))).is_err() {
             return (out.added, StreamEnd::Aborted);
         }

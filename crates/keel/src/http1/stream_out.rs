@@ -10,7 +10,7 @@ pub(crate) enum Producer {
     /// A [`crate::BodyStream`]'s queue, filled from any thread.
     Queue(Arc<StreamShared>),
     /// A [`crate::BodySource`], asked on the worker.
-    Source(Source),
+    Source(Box<Source>),
 }
 
 /// The connection's side of a streamed response.

@@ -198,7 +198,7 @@ impl Response<'_> {
     ///
     /// As [`stream`](Response::stream).
     pub fn stream_from(&mut self, source: impl BodySource) {
-        self.start_source(None, Box::new(source));
+        self.start_source(None, source);
     }
 
     /// As [`stream_from`](Response::stream_from), with a declared
@@ -209,16 +209,16 @@ impl Response<'_> {
     ///
     /// As [`stream`](Response::stream).
     pub fn stream_from_with_length(&mut self, len: usize, source: impl BodySource) {
-        self.start_source(Some(len), Box::new(source));
+        self.start_source(Some(len), source);
     }
 
-    fn start_source(&mut self, length: Option<usize>, source: Box<dyn BodySource>) {
+    fn start_source(&mut self, length: Option<usize>, source: impl BodySource) {
         assert!(
             self.deferral.is_some(),
             "stream_from() on a response that cannot stream: use Responder::stream"
         );
         let framing = self.begin_stream(length);
-        self.extras().stream = Some(Producer::Source(Source::new(source, framing)));
+        self.extras().stream = Some(Producer::Source(Source::boxed(source, framing)));
     }
 
     /// Where the body this response streams comes from, if it does.

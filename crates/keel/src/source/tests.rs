@@ -17,8 +17,8 @@ fn pull_once(
     (text, added, end, large)
 }
 
-fn source(framing: StreamFraming, f: impl FnMut(&mut Pull<'_>) + Send + 'static) -> Source {
-    Source::new(Box::new(f), framing)
+fn source(framing: StreamFraming, f: impl FnMut(&mut Pull<'_>) + Send + 'static) -> Box<Source> {
+    Source::boxed(f, framing)
 }
 
 #[test]

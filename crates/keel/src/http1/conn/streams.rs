@@ -66,7 +66,15 @@ impl Conn {
     /// Moves what a streamed response's producer queued (or a source adds
     /// now) into the output, while the output has room. Returns whether
     /// anything moved or the stream ended.
+    #[inline(always)]
     pub(crate) fn pull_stream<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
+        // Called after every write; most connections stream nothing, and
+        // the worker's loop is kept free of the rest.
+        self.stream_out.is_some() && self.pull_streaming(env)
+    }
+
+    #[inline(never)]
+    fn pull_streaming<H: Handler + ?Sized>(&mut self, env: &mut Env<'_, H>) -> bool {
         let Some(out) = &mut self.stream_out else {
             return false;
         };
