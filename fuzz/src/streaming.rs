@@ -1,5 +1,6 @@
 //! The handler's streaming routes: a request body read by a sink on the
-//! worker (`/stream...`), a response sent in pieces (`/pieces`), and a
+//! worker (`/stream...`), a response sent in pieces (`/pieces`: from the
+//! test through a `BodyStream`, or produced on the worker), and a
 //! protocol switch (`/upgrade`); and what the harness does for them
 //! between and after `send`s (waking paused sinks, sending the rest of a
 //! streamed response).
@@ -7,7 +8,7 @@
 use super::{answer, BodyFraming, Call, Log, Reply};
 use keel::body::{BodyError, BodySink, SinkWaker, Trailers};
 use keel::testing::MemoryConn;
-use keel::{BodyStream, Handler, Request, Responder, Response, StatusCode};
+use keel::{BodyStream, Handler, Pull, Request, Responder, Response, StatusCode};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The prefix of the routes whose body streams to a [`FuzzSink`].
@@ -310,6 +311,9 @@ pub(crate) fn respond_in_pieces(
     http10: bool,
     streams: &Streams,
 ) -> Reply {
+    if body.len() % 4 == 3 {
+        return respond_from_worker(res, body, http10);
+    }
     let size = body.len() % 7 + 1;
     let pieces: Vec<Vec<u8>> = body.chunks(size).map(<[u8]>::to_vec).collect();
     let mut stream = res
@@ -337,6 +341,46 @@ pub(crate) fn respond_in_pieces(
         } else {
             BodyFraming::Chunked
         },
+        body: body.to_vec(),
+        keep_alive: res.keeps_alive(),
+        echoed: Vec::new(),
+        panicked: false,
+    }
+}
+
+/// `/pieces` with a body of 4k + 3 bytes: the same pieces produced on the
+/// worker by a [`keel::BodySource`], one to three a pull, with a declared
+/// length when the body is 8k + 7 bytes long (HTTP/1.1 only, so that the
+/// generator's rule for which answers close holds).
+fn respond_from_worker(res: &mut Response<'_>, body: &[u8], http10: bool) -> Reply {
+    let size = body.len() % 7 + 1;
+    let per_pull = body.len() % 3 + 1;
+    let mut pieces: std::collections::VecDeque<Vec<u8>> =
+        body.chunks(size).map(<[u8]>::to_vec).collect();
+    let source = move |out: &mut Pull<'_>| {
+        for _ in 0..per_pull {
+            match pieces.pop_front() {
+                Some(piece) => out.send(&piece).expect("within the declared length"),
+                None => return out.finish().expect("the whole body was sent"),
+            }
+        }
+    };
+    res.status(StatusCode::ACCEPTED).header("X-Mode", "source");
+    let declared = !http10 && body.len() % 8 == 7;
+    let framing = if declared {
+        res.stream_from_with_length(body.len(), source);
+        BodyFraming::Length
+    } else {
+        res.stream_from(source);
+        if http10 {
+            BodyFraming::UntilClose
+        } else {
+            BodyFraming::Chunked
+        }
+    };
+    Reply {
+        status: 202,
+        framing,
         body: body.to_vec(),
         keep_alive: res.keeps_alive(),
         echoed: Vec::new(),
