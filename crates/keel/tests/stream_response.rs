@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use util::{read_responses, TestServer};
+use util::{read_responses, read_until_ending, TestServer};
 
 /// What the producers of `/forever` saw when they stopped.
 type Stops = Arc<Mutex<mpsc::Sender<StreamError>>>;
@@ -200,14 +200,7 @@ fn http10_and_head_get_what_they_can_take() {
     stream
         .write_all(b"HEAD /words HTTP/1.1\r\nHost: a\r\n\r\nGET /n/5 HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
-    let mut got = Vec::new();
-    let started = Instant::now();
-    while !got.ends_with(b"\r\n\r\n5") && started.elapsed() < Duration::from_secs(5) {
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).unwrap();
-        got.extend_from_slice(&buf[..n]);
-    }
-    let got = String::from_utf8(got).unwrap();
+    let got = String::from_utf8(read_until_ending(&mut stream, b"\r\n\r\n5")).unwrap();
     assert!(
         got.starts_with("HTTP/1.1 200 OK\r\n") && got.contains("Transfer-Encoding: chunked"),
         "{got}"

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::{read_responses, read_to_close, TestServer};
+use util::{read_responses, read_to_close, read_until_ending, TestServer};
 
 /// The byte at position `at` of a generated body: a pattern that shows a
 /// piece lost, repeated or out of order.
@@ -201,15 +201,7 @@ fn http10_and_head_get_what_they_can_take() {
             b"HEAD /gen/100000 HTTP/1.1\r\nHost: a\r\n\r\nGET /n/5 HTTP/1.1\r\nHost: a\r\n\r\n",
         )
         .unwrap();
-    let mut got = Vec::new();
-    let started = Instant::now();
-    while !got.ends_with(b"\r\n\r\n5") && started.elapsed() < Duration::from_secs(5) {
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "closed after HEAD");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let got = String::from_utf8(got).unwrap();
+    let got = String::from_utf8(read_until_ending(&mut stream, b"\r\n\r\n5")).unwrap();
     assert!(got.contains("Transfer-Encoding: chunked"), "{got}");
     assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
     assert_eq!(

@@ -73,6 +73,27 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Reads until what arrived ends with `end` (a `HEAD` answer has no body to
+/// frame by, so a known last response marks the end); panics if the peer
+/// closes first, or after 5 s.
+pub fn read_until_ending(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while !got.ends_with(end) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no {:?} after 5 s; got {:?}",
+            String::from_utf8_lossy(end),
+            String::from_utf8_lossy(&got)
+        );
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 /// Whether the server closed the connection: a read sees end of stream.
 pub fn is_closed(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
