@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::{read_responses, read_to_close, read_until_ending, TestServer};
+use util::{read_responses, read_until_ending, TestServer};
 
 /// The byte at position `at` of a generated body: a pattern that shows a
 /// piece lost, repeated or out of order.
@@ -157,21 +157,17 @@ fn a_client_that_does_not_read_holds_the_source_at_the_window() {
 #[test]
 fn a_source_that_falls_short_or_panics_cuts_the_body_and_closes() {
     let (server, _) = start();
-    let mut stream = server.connect();
-    stream
-        .write_all(b"GET /short HTTP/1.1\r\nHost: a\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reply = String::from_utf8(read_to_close(&mut stream)).unwrap();
+    let reply = server
+        .exchange(b"GET /short HTTP/1.1\r\nHost: a\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let reply = String::from_utf8(reply).unwrap();
     assert!(
         reply.contains("\r\nContent-Length: 10\r\n") && reply.ends_with("\r\n\r\n0123"),
         "the client must see the body is short: {reply:?}"
     );
 
-    let mut stream = server.connect();
-    stream
-        .write_all(b"GET /panics HTTP/1.1\r\nHost: a\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reply = String::from_utf8(read_to_close(&mut stream)).unwrap();
+    let reply = server
+        .exchange(b"GET /panics HTTP/1.1\r\nHost: a\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let reply = String::from_utf8(reply).unwrap();
     assert!(
         reply.ends_with("\r\n\r\n5\r\nfirst\r\n"),
         "no last chunk, no next answer: {reply:?}"
