@@ -50,9 +50,11 @@ pub struct Pull<'o> {
 }
 
 impl Pull<'_> {
-    /// About how many more bytes the connection takes now. Adding more is
-    /// allowed (they are queued); the source is asked again once the
-    /// connection has sent what it has.
+    /// About how many more bytes the connection takes now: at least 1 when
+    /// a pull begins (even with a [`Config::stream_window`](crate::Config::stream_window)
+    /// of 0), so a source that adds while there is room always adds
+    /// something. Adding more is allowed (it is queued); the source is asked
+    /// again once the connection has sent what it has.
     pub fn room(&self) -> usize {
         self.room.saturating_sub(self.added)
     }
@@ -179,7 +181,7 @@ impl Source {
             buf,
             large,
             framing,
-            room,
+            room: room.max(1),
             added: 0,
             end: StreamEnd::Open,
         };

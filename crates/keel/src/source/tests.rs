@@ -44,6 +44,17 @@ fn chunked_pieces_are_framed_and_the_finish_is_the_last_chunk() {
 }
 
 #[test]
+fn a_pull_always_begins_with_room_for_something() {
+    let mut s = source(StreamFraming::UntilClose, |out| {
+        while out.room() > 0 {
+            out.send(b"x").unwrap();
+        }
+    });
+    let (text, added, end, _) = pull_once(&mut s, 0);
+    assert_eq!((text.as_str(), added, end), ("x", 1, StreamEnd::Open));
+}
+
+#[test]
 fn a_large_piece_is_a_segment_between_its_size_line_and_crlf() {
     let big = Bytes::from(vec![b'x'; WRITEV_THRESHOLD]);
     let piece = big.clone();
