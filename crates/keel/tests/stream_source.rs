@@ -1,12 +1,13 @@
 //! Streamed responses produced on the worker by a [`BodySource`], over real
 //! sockets: a large body arrives whole and in order, a client that does not
 //! read cannot make the server produce more than its window and the
-//! kernel's buffers hold, pipelined requests behind it are answered after
-//! it, and a source that fails or panics cuts the body short and closes.
+//! kernel's buffers hold (and is dropped at the write deadline, its source
+//! with it), pipelined requests behind it are answered after it, and a
+//! source that fails or panics cuts the body short and closes.
 
 mod util;
 
-use keel::{Pull, Request, Response, Router, Routes, StreamError};
+use keel::{Config, Pull, Request, Response, Router, Routes, StreamError};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -152,6 +153,32 @@ fn a_client_that_does_not_read_holds_the_source_at_the_window() {
     assert_eq!(made.load(Relaxed), after, "asked after the client left");
     let next = server.exchange(b"GET /n/7 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(next.ends_with(b"\r\n\r\n7"));
+}
+
+#[test]
+fn a_reader_that_stops_reading_is_dropped_at_the_write_deadline_with_its_source() {
+    // The write deadline judges what the peer takes, whatever produces the
+    // body: a reader that takes nothing for a 300 ms window is dropped.
+    let config = Config {
+        write_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let made = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::with(routes(Arc::clone(&made)), config, 1);
+    let mut stream = server.connect();
+    write!(stream, "GET /gen/{} HTTP/1.1\r\nHost: a\r\n\r\n", 1 << 30).unwrap();
+    let started = Instant::now();
+    while server.handle().stats().requests == 0 || server.handle().stats().connections_open > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(server.handle().stats().timeouts, 1);
+    let produced = made.load(Relaxed);
+    assert!(
+        produced < 4 << 20,
+        "{produced} bytes produced for a reader that stopped"
+    );
 }
 
 #[test]
