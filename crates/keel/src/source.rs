@@ -67,15 +67,7 @@ impl Pull<'_> {
     /// after [`finish`](Pull::finish); [`StreamError::Closed`] after
     /// [`abort`](Pull::abort). Nothing of `data` is sent then.
     pub fn send(&mut self, data: &[u8]) -> Result<(), StreamError> {
-        if !self.admit(data.len())? {
-            return Ok(());
-        }
-        self.buf.reserve(data.len() + CHUNK_FRAMING);
-        self.framing.open_piece(data.len(), self.buf);
-        self.buf.extend_from_slice(data);
-        self.framing.close_piece(self.buf);
-        self.added += data.len();
-        Ok(())
+        self.add(data.len(), data.len(), |buf, _| buf.extend_from_slice(data))
     }
 
     /// Adds `data` to the body without a copy when it is large (4 KiB or
@@ -88,15 +80,9 @@ impl Pull<'_> {
         if data.len() < WRITEV_THRESHOLD {
             return self.send(&data);
         }
-        if !self.admit(data.len())? {
-            return Ok(());
-        }
-        let len = data.len();
-        self.framing.open_piece(len, self.buf);
-        self.large.push((self.buf.len(), Segment::Shared(data)));
-        self.framing.close_piece(self.buf);
-        self.added += len;
-        Ok(())
+        self.add(data.len(), 0, |buf, large| {
+            large.push((buf.len(), Segment::Shared(data)));
+        })
     }
 
     /// Ends the body: the last chunk goes out after what was added, and the
@@ -125,6 +111,26 @@ impl Pull<'_> {
     /// sees a truncated body.
     pub fn abort(&mut self) {
         self.end = StreamEnd::Aborted;
+    }
+
+    /// Adds one piece of `len` bytes, framed: `body` puts it after its
+    /// size line (`copied` of its bytes into the buffer, room for which is
+    /// made with the framing's at once).
+    fn add(
+        &mut self,
+        len: usize,
+        copied: usize,
+        body: impl FnOnce(&mut BytesMut, &mut Vec<(usize, Segment)>),
+    ) -> Result<(), StreamError> {
+        if !self.admit(len)? {
+            return Ok(());
+        }
+        self.buf.reserve(copied + CHUNK_FRAMING);
+        self.framing.open_piece(len, self.buf);
+        body(self.buf, self.large);
+        self.framing.close_piece(self.buf);
+        self.added += len;
+        Ok(())
     }
 
     /// Counts a piece against the framing; `Ok(false)`: drop it (no body

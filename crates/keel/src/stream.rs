@@ -6,7 +6,7 @@
 //! its window.
 
 use crate::deferred::{Message, Notifier};
-use crate::response::{hex, WRITEV_THRESHOLD};
+use crate::response::WRITEV_THRESHOLD;
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 use std::fmt;
@@ -64,11 +64,31 @@ impl StreamFraming {
     pub(crate) fn finish(self, buf: &mut BytesMut) -> Result<(), StreamError> {
         match self {
             StreamFraming::Chunked => {
-                buf.extend_from_slice(b"0\r\n\r\n");
+                self.end_chunks(buf);
                 Ok(())
             }
             StreamFraming::Length(left) if left > 0 => Err(StreamError::WrongLength),
             _ => Ok(()),
+        }
+    }
+
+    /// Writes the last chunk (with no trailers), when chunked.
+    pub(crate) fn end_chunks(self, buf: &mut BytesMut) {
+        if self == StreamFraming::Chunked {
+            buf.extend_from_slice(b"0\r\n\r\n");
+        }
+    }
+}
+
+/// `n` in lowercase hex, into `buf`; returns the digits.
+fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
         }
     }
 }

@@ -35,6 +35,7 @@ pub(crate) use server_fields::{FieldsMemo, ServerFields};
 
 use crate::deferred::{Deferral, Watch};
 use crate::http1::output::Segment;
+use crate::stream::StreamFraming;
 use crate::StatusCode;
 use bytes::{Bytes, BytesMut};
 use std::fmt;
@@ -393,7 +394,7 @@ impl<'a> Response<'a> {
             }
             Stage::Streaming => {
                 if !self.http10 && !self.is_head && !self.status.forbids_body() {
-                    self.out.extend_from_slice(b"0\r\n\r\n");
+                    StreamFraming::Chunked.end_chunks(self.out);
                 }
                 self.stage = Stage::Done;
             }
@@ -469,12 +470,9 @@ impl<'a> Response<'a> {
             self.out.extend_from_slice(bytes);
             return;
         }
-        let mut size = [0u8; 16];
-        let digits = hex(bytes.len(), &mut size);
-        self.out.extend_from_slice(digits);
-        self.out.extend_from_slice(b"\r\n");
+        StreamFraming::Chunked.open_piece(bytes.len(), self.out);
         self.out.extend_from_slice(bytes);
-        self.out.extend_from_slice(b"\r\n");
+        StreamFraming::Chunked.close_piece(self.out);
     }
 }
 
@@ -493,19 +491,6 @@ impl fmt::Write for Response<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         Response::write(self, s.as_bytes());
         Ok(())
-    }
-}
-
-/// `n` in lowercase hex, into `buf`; returns the digits.
-pub(crate) fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 
