@@ -20,7 +20,8 @@
 #
 # Environment: BYTES (8G; K, M, G are powers of 1024), PIECE (download in
 # pieces of this many bytes, where the server can: keel_streams), ROUNDS (3), PORT
-# (18091), SERVER_CPU, CLIENT_CPU, SERVER_BIN_DIR, SKIP_BUILD=1.
+# (18091), SERVER_CPU, CLIENT_CPU, SERVER_QUOTA (as in run.sh, common.sh),
+# SERVER_BIN_DIR, SKIP_BUILD=1.
 set -euo pipefail
 
 mode=${1:?usage: stream_cpu.sh upload|download SPEC...}
@@ -34,62 +35,47 @@ esac
 BYTES=${BYTES:-8G}
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18091}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}/release
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+NEED_WRK=0
+# shellcheck source=common.sh
+source "$here/common.sh"
+
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p keel-benches \
+    cargo build --release --quiet -p keel-benches \
         --bin keel_streams --bin hyper_streams --bin stream_client
 fi
 bins=${SERVER_BIN_DIR:-$target}
-clk_tck=$(getconf CLK_TCK)
 gb=$(numfmt --from=iec "$BYTES" | awk '{ print $1 / 1e9 }')
 
-ticks_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# Busy ticks of the whole machine (all CPUs, idle and iowait left out): on
-# loopback, work on one socket can be done by either side's process (an ACK
-# handled by whoever holds the socket), so the server's share alone can
-# move without the work changing.
-busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# Busy ticks of the whole machine (core_ticks of all cores): on loopback,
+# work on one socket can be done by either side's process (an ACK handled
+# by whoever holds the socket), so the server's share alone can move
+# without the work changing.
+busy_ticks() { core_ticks "" | awk '{ print $1 }'; }
+per_gb() { awk -v t="$1" -v hz="$clk_tck" -v g="$gb" 'BEGIN { printf "%.3f", t / hz / g }'; }
 
-rows=$(mktemp)
-trap 'rm -f "$rows"' EXIT
-echo "# $mode of $BYTES, server CPU per GB, $ROUNDS interleaved rounds ($(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+echo "# $mode of $BYTES, server CPU per GB, $ROUNDS interleaved rounds ($(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 for round in $(seq "$ROUNDS"); do
     for spec in "$@"; do
         IFS=, read -r -a server <<<"$spec"
         server[0]=$bins/${server[0]}
-        taskset -c "$SERVER_CPU" "${server[@]}" --workers 1 --addr "127.0.0.1:$PORT" >/dev/null 2>&1 &
-        pid=$!
-        for _ in $(seq 50); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-            sleep 0.1
-        done
-        before=$(ticks_of "$pid")
+        start_server "$spec" "${server[@]}" --workers 1 --addr "127.0.0.1:$PORT"
+        before=$(proc_cpu_ticks "$server_pid")
         busy_before=$(busy_ticks)
-        result=$(taskset -c "$CLIENT_CPU" "$target/stream_client" "${client_args[@]}" \
+        result=$("${pin_client[@]}" "$target/stream_client" "${client_args[@]}" \
             --bytes "$BYTES" --addr "127.0.0.1:$PORT" | grep '^RESULT')
-        after=$(ticks_of "$pid")
+        ticks=$(($(proc_cpu_ticks "$server_pid") - before))
         busy=$(($(busy_ticks) - busy_before))
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
+        stop_server
         mb=$(tr ' ' '\n' <<<"$result" | awk -F= '$1 == "mb_per_s" { print $2 }')
-        per_gb=$(awk -v t=$((after - before)) -v hz="$clk_tck" -v g="$gb" 'BEGIN { printf "%.3f", t / hz / g }')
-        all_gb=$(awk -v t="$busy" -v hz="$clk_tck" -v g="$gb" 'BEGIN { printf "%.3f", t / hz / g }')
-        echo "round $round  $spec  ticks $((after - before))  CPU s/GB $per_gb  machine CPU s/GB $all_gb  MB/s $mb"
-        echo "$spec $per_gb $all_gb" >>"$rows"
+        echo "round $round  $spec  ticks $ticks  CPU s/GB $(per_gb "$ticks")  machine CPU s/GB $(per_gb "$busy")  MB/s $mb"
+        echo "$spec $(per_gb "$ticks") $(per_gb "$busy")" >>"$logs/rows"
     done
 done
 echo
-# median COLUMN SPEC: the median of one column of a server's rows.
-median() {
-    awk -v s="$2" -v c="$1" '$1 == s { print $c }' "$rows" | sort -n |
-        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 echo "| server and flags | median server CPU s/GB | median machine CPU s/GB |"
 echo "| --- | ---: | ---: |"
 for spec in "$@"; do
-    echo "| $spec | $(median 2 "$spec") | $(median 3 "$spec") |"
+    echo "| $spec | $(median_of 2 "\$1 == \"$spec\"" "$logs/rows") | $(median_of 3 "\$1 == \"$spec\"" "$logs/rows") |"
 done
